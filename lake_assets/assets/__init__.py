@@ -1,0 +1,20 @@
+"""The asset graph, one module per layer: raw -> processed -> masked -> curated -> warehouse."""
+
+from dagster import AssetsDefinition
+
+from lake_assets.assets.curated import build_curated_assets
+from lake_assets.assets.masked import build_masked_assets
+from lake_assets.assets.processed import build_processed_assets
+from lake_assets.assets.raw import build_raw_assets
+from lake_assets.assets.warehouse import build_warehouse_assets
+from lake_assets.config import PipelineConfig
+
+
+def build_all_assets(config: PipelineConfig) -> list[AssetsDefinition]:
+    return [
+        *build_raw_assets(config),
+        *build_processed_assets(config),
+        *build_masked_assets(config),
+        *build_curated_assets(config),
+        *build_warehouse_assets(config),
+    ]

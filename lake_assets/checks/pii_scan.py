@@ -1,0 +1,52 @@
+"""PII scan of values that reached the curated layer or the warehouse (pure Python, for SQL results).
+
+Finds e-mail addresses, SSNs (`123-45-6789`) and Luhn-valid 13-19 digit card numbers. Reports counts
+and column names only, never the values themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
+CARD_CANDIDATE = re.compile(r"(?<![\d*])(?:\d[ -]?){12,18}\d(?![\d*])")
+
+
+def luhn_valid(number: str) -> bool:
+    digits = [int(d) for d in number if d.isdigit()]
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for i, digit in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def pii_kinds(value: str) -> set[str]:
+    kinds = set()
+    if EMAIL.search(value):
+        kinds.add("email")
+    if SSN.search(value):
+        kinds.add("ssn")
+    if any(luhn_valid(m.group(0)) for m in CARD_CANDIDATE.finditer(value)):
+        kinds.add("card_number")
+    return kinds
+
+
+def scan_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, int]]:
+    """{column: {kind: count}} over every string value of `rows`; empty when nothing is found."""
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            if isinstance(value, str):
+                for kind in pii_kinds(value):
+                    found.setdefault(column, {}).setdefault(kind, 0)
+                    found[column][kind] += 1
+    return found

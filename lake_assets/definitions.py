@@ -1,0 +1,34 @@
+"""The code location: one `Definitions` built from the pipeline config (`LAKE_CONFIG`)."""
+
+from __future__ import annotations
+
+from dagster import Definitions, definitions, in_process_executor
+
+from lake_assets.assets import build_all_assets
+from lake_assets.config import PipelineConfig, load_config
+from lake_assets.io_managers import ParquetLakeIOManager, WarehouseIOManager
+from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_resource
+
+
+def build_definitions(config: PipelineConfig) -> Definitions:
+    lake = LakeStorage(url=config.lake.url)
+    pyspark = build_spark_resource(config.spark)
+    warehouse = WarehouseResource(url=config.warehouse.url, schema_name=config.warehouse.schema_name)
+    return Definitions(
+        assets=build_all_assets(config),
+        resources={
+            "lake": lake,
+            "pyspark": pyspark,
+            "warehouse": warehouse,
+            "io_manager": ParquetLakeIOManager(lake=lake, pyspark=pyspark),
+            "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        },
+        # One process per run: one SparkSession (~6 s to start) serves every step.
+        executor=in_process_executor,
+    )
+
+
+@definitions
+def defs() -> Definitions:
+    """Loaded by `dagster dev` / `-m lake_assets.definitions`; the config is read at load time."""
+    return build_definitions(load_config())

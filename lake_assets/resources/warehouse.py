@@ -1,0 +1,195 @@
+"""The warehouse: a SQLAlchemy engine (SQLite, PostgreSQL, MySQL/MariaDB) with bulk, atomic loads.
+
+Guarantees:
+* Every load is one transaction: readers see the old rows or the new rows, never half a load.
+* Bulk paths only, never a row per round trip: PostgreSQL `COPY FROM STDIN (FORMAT csv)`, MySQL
+  multi-row `INSERT` batches (PyMySQL rewrites `executemany` into multi-row statements), SQLite
+  `executemany` inside one transaction.
+* Table and column names come from the DDL in `sql/<dialect>/` and are quoted by the dialect; values
+  are always bound or streamed, never formatted into SQL.
+* Errors name the warehouse by its URL with the password hidden.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+INSERT_BATCH_ROWS = 5_000
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot be reached or refused the connection."""
+
+
+class WarehouseResource(ConfigurableResource):
+    """A SQL warehouse addressed by a SQLAlchemy URL; `schema_name` qualifies every table."""
+
+    url: str
+    schema_name: str | None = None
+
+    _engine: Any = PrivateAttr(default=None)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def dialect(self) -> str:
+        name = make_url(self.url).get_backend_name()
+        return {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}.get(
+            name, name
+        )
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            if self.dialect == "sqlite":
+                database = make_url(self.url).database
+                if database and database != ":memory:":
+                    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            connect_args: dict[str, Any] = {}
+            if self.dialect == "mysql":
+                connect_args["connect_timeout"] = 10
+            elif self.dialect == "postgresql":
+                connect_args["connect_timeout"] = 10
+            self._engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        return self._engine
+
+    def connect_checked(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except OperationalError as exc:
+            cause = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise WarehouseUnavailable(f"warehouse {self.safe_url} is unreachable: {cause}") from None
+
+    def qualified(self, table: str) -> str:
+        quote = self.engine.dialect.identifier_preparer.quote
+        if self.schema_name and self.dialect != "sqlite":
+            return f"{quote(self.schema_name)}.{quote(table)}"
+        return quote(table)
+
+    # ------------------------------------------------------------------ DDL
+    def _schema_prefix(self) -> str:
+        if self.schema_name and self.dialect != "sqlite":
+            return self.engine.dialect.identifier_preparer.quote(self.schema_name) + "."
+        return ""
+
+    def render_sql_file(self, name: str) -> list[str]:
+        """Statements of `sql/<dialect>/<name>` with `{schema}` replaced by the quoted schema prefix."""
+        path = SQL_DIR / self.dialect / name
+        if not path.is_file():
+            raise FileNotFoundError(f"no DDL for dialect {self.dialect!r}: {path} is missing")
+        body = path.read_text(encoding="utf-8").replace("{schema}", self._schema_prefix())
+        body = re.sub(r"^\s*--.*$", "", body, flags=re.MULTILINE)
+        return [stmt.strip() for stmt in body.split(";\n") if stmt.strip().rstrip(";").strip()]
+
+    def run_sql_file(self, name: str) -> int:
+        """Run one DDL file in one transaction (PostgreSQL, SQLite) and return the statement count."""
+        statements = self.render_sql_file(name)
+        with self.connect_checked() as conn, conn.begin():
+            for stmt in statements:
+                conn.exec_driver_sql(stmt.rstrip(";"))
+        return len(statements)
+
+    def ensure_schema(self) -> None:
+        """Create the schema (MySQL: the database) and every star-schema table if missing."""
+        if self.schema_name and self.dialect in ("postgresql", "mysql"):
+            keyword = "SCHEMA" if self.dialect == "postgresql" else "DATABASE"
+            quoted = self.engine.dialect.identifier_preparer.quote(self.schema_name)
+            with self.connect_checked() as conn, conn.begin():
+                conn.exec_driver_sql(f"CREATE {keyword} IF NOT EXISTS {quoted}")
+        self.run_sql_file("tables.sql")
+
+    # ------------------------------------------------------------------ loads
+    def replace_rows(
+        self,
+        table: str,
+        rows: pa.Table,
+        where: tuple[str, Any] | None = None,
+    ) -> int:
+        """Replace the rows of `table` (all of them, or those where `column = value`) by `rows`.
+
+        One transaction: delete, then bulk insert. Returns the number of rows inserted.
+        """
+        target = self.qualified(table)
+        rows = _naive_utc_timestamps(rows)
+        with self.connect_checked() as conn, conn.begin():
+            if where is None:
+                conn.exec_driver_sql(f"DELETE FROM {target}")
+            else:
+                column = self.engine.dialect.identifier_preparer.quote(where[0])
+                conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
+            self._bulk_insert(conn, target, rows)
+        return rows.num_rows
+
+    def _bulk_insert(self, conn: Connection, target: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        quote = self.engine.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(c) for c in rows.column_names)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            if self.dialect == "postgresql":
+                buffer = io.BytesIO()
+                pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+                buffer.seek(0)
+                cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+            else:
+                marker = "%s" if self.dialect == "mysql" else "?"
+                placeholders = ", ".join([marker] * rows.num_columns)
+                statement = f"INSERT INTO {target} ({columns}) VALUES ({placeholders})"
+                for batch in rows.to_batches(max_chunksize=INSERT_BATCH_ROWS):
+                    cursor.executemany(statement, list(_python_rows(batch, self.dialect)))
+        finally:
+            cursor.close()
+
+    def fetch_all(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.connect_checked() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params or {})]
+
+    def table_columns(self, table: str) -> Sequence[str]:
+        with self.connect_checked() as conn:
+            result = conn.exec_driver_sql(f"SELECT * FROM {self.qualified(table)} WHERE 1 = 0")
+            return list(result.keys())
+
+
+def _naive_utc_timestamps(table: pa.Table) -> pa.Table:
+    """Warehouse TIMESTAMP/DATETIME columns hold UTC wall time without a zone (Spark writes UTC)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            naive = table.column(i).cast(pa.timestamp(field.type.unit, tz="UTC")).cast(pa.timestamp(field.type.unit))
+            table = table.set_column(i, field.name, naive)
+    return table
+
+
+def _python_rows(batch: pa.RecordBatch, dialect: str) -> Iterable[tuple[Any, ...]]:
+    columns = [col.to_pylist() for col in batch.columns]
+    if dialect == "sqlite":
+        # sqlite3 binds neither Decimal nor (from 3.12) datetime by default.
+        columns = [[_sqlite_value(v) for v in col] for col in columns]
+    return zip(*columns, strict=True)
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
+    return value

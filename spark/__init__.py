@@ -1,0 +1,1 @@
+"""Pure PySpark transformations (DataFrame in, DataFrame out). No Dagster imports here."""

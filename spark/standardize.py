@@ -1,0 +1,148 @@
+"""Standardization (the processed layer): pure PySpark, built-in functions only, no Dagster.
+
+Grain in = grain out: one row per source record, minus exact re-deliveries, minus rows that cannot
+be standardized (returned separately with a reason, never dropped silently).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+# Formats seen in the wild for one timestamp column; the first that parses wins, so the unambiguous
+# ISO forms come first and day-first European forms before US month-first ones is a config choice.
+DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
+    "yyyy-MM-dd HH:mm:ss",
+    "yyyy-MM-dd'T'HH:mm:ss'Z'",
+    "yyyy-MM-dd'T'HH:mm:ss",
+    "yyyy-MM-dd'T'HH:mm:ssXXX",
+    "yyyy-MM-dd",
+    "yyyy/MM/dd HH:mm:ss",
+    "yyyy/MM/dd",
+    "dd/MM/yyyy HH:mm",
+    "dd/MM/yyyy",
+    "MMM d yyyy",
+)
+
+REJECT_REASON = "_reject_reason"
+
+
+def to_snake_case(name: str) -> str:
+    """`Customer ID` / `customerId` / `CUSTOMER-ID` -> `customer_id`."""
+    name = name.strip()
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    name = re.sub(r"[^0-9A-Za-z]+", "_", name)
+    return name.strip("_").lower()
+
+
+def snake_case_columns(df: DataFrame) -> DataFrame:
+    """Rename every column to snake_case; two source columns colliding on one name is an error."""
+    mapping = {c: to_snake_case(c) if not c.startswith("_") else c for c in df.columns}
+    targets = list(mapping.values())
+    duplicates = sorted({t for t in targets if targets.count(t) > 1})
+    if duplicates:
+        raise ValueError(f"columns collide after snake_case: {duplicates} (from {df.columns})")
+    return df.select([F.col(f"`{src}`").alias(dst) for src, dst in mapping.items()])
+
+
+def rename_columns(df: DataFrame, renames: Mapping[str, str]) -> DataFrame:
+    """Apply `source -> canonical` renames (keys compared in snake_case); unknown keys are ignored."""
+    lookup = {to_snake_case(k): v for k, v in renames.items()}
+    return df.select([F.col(c).alias(lookup.get(c, c)) for c in df.columns])
+
+
+def parse_timestamp(column: Column, formats: Sequence[str] = DEFAULT_TIMESTAMP_FORMATS) -> Column:
+    """First format that parses, else NULL (try_to_timestamp never raises under ANSI mode)."""
+    trimmed = F.trim(column)
+    return F.coalesce(*[F.try_to_timestamp(trimmed, F.lit(fmt)) for fmt in formats])
+
+
+def _typed(column: Column, spark_type: str, formats: Sequence[str]) -> Column:
+    if spark_type == "timestamp":
+        return parse_timestamp(column, formats)
+    if spark_type == "date":
+        return F.to_date(parse_timestamp(column, formats))
+    if spark_type == "string":
+        return F.trim(column)
+    # Money and counts: strip currency symbols and thousands separators before the cast.
+    cleaned = F.regexp_replace(F.trim(column), r"[$€£,\s]", "")
+    return cleaned.try_cast(spark_type)
+
+
+def cast_to_schema(
+    df: DataFrame,
+    schema: Mapping[str, str],
+    *,
+    lowercase: Sequence[str] = (),
+    uppercase: Sequence[str] = (),
+    digits_only: Sequence[str] = (),
+    timestamp_formats: Sequence[str] = DEFAULT_TIMESTAMP_FORMATS,
+) -> DataFrame:
+    """Type every schema column (missing ones become typed NULLs) and record unparsable values.
+
+    Adds `_parse_errors`: an array naming each column whose non-blank input did not parse. Columns not
+    in the schema pass through as trimmed strings so PII detection can still see them.
+    Empty strings are treated as NULL.
+    """
+    out: list[Column] = []
+    errors: list[Column] = []
+    present = set(df.columns)
+    for name, spark_type in schema.items():
+        if name not in present:
+            out.append(F.lit(None).cast(spark_type).alias(name))
+            continue
+        raw = F.col(name).cast("string")
+        blank_to_null = F.when(F.trim(raw) == "", None).otherwise(raw)
+        value = _typed(blank_to_null, spark_type, timestamp_formats)
+        if name in lowercase:
+            value = F.lower(value)
+        if name in uppercase:
+            value = F.upper(value)
+        if name in digits_only:
+            value = F.when(value.isNull(), None).otherwise(F.regexp_replace(value, r"\D", ""))
+            value = F.when(value == "", None).otherwise(value)
+        out.append(value.alias(name))
+        errors.append(F.when(blank_to_null.isNotNull() & value.isNull(), F.lit(name)))
+    passthrough = [
+        F.trim(F.col(c).cast("string")).alias(c) if not c.startswith("_") else F.col(c)
+        for c in df.columns
+        if c not in schema
+    ]
+    parse_errors = F.filter(F.array(*errors), lambda e: e.isNotNull()) if errors else F.array()
+    return df.select(*out, *passthrough, parse_errors.cast("array<string>").alias("_parse_errors"))
+
+
+def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, DataFrame]:
+    """(good rows, rejected rows with `_reject_reason`): a row is rejected when a required column is
+    NULL or any column failed to parse. The reason lists every problem of the row."""
+    missing = [F.when(F.col(c).isNull(), F.lit(f"missing {c}")) for c in required]
+    unparsable = F.transform(F.col("_parse_errors"), lambda c: F.concat(F.lit("unparsable "), c))
+    reasons = F.array_compact(F.concat(F.array(*missing), unparsable)) if missing else unparsable
+    flagged = df.withColumn(REJECT_REASON, F.array_join(reasons, "; "))
+    good = flagged.filter(F.col(REJECT_REASON) == "").drop(REJECT_REASON, "_parse_errors")
+    bad = flagged.filter(F.col(REJECT_REASON) != "").drop("_parse_errors")
+    return good, bad
+
+
+def deduplicate_latest(df: DataFrame, key: Sequence[str], order_by: Sequence[str]) -> DataFrame:
+    """One row per `key`: the one with the greatest `order_by` values (NULLs last, ties stable)."""
+    window = Window.partitionBy(*key).orderBy(*[F.col(c).desc_nulls_last() for c in order_by])
+    return df.withColumn("_rank", F.row_number().over(window)).filter("_rank = 1").drop("_rank")
+
+
+def row_hash(columns: Sequence[str]) -> Column:
+    """SHA-256 over the business columns; NULL and empty string hash differently."""
+    parts = [F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in columns]
+    return F.sha2(F.concat_ws("\u001f", *parts), 256)
+
+
+def add_audit_columns(df: DataFrame, business_columns: Sequence[str], run_id: str) -> DataFrame:
+    """`_processed_at`, `_run_id`, `_row_hash` (over the business columns); `_source` is kept."""
+    return (
+        df.withColumn("_processed_at", F.current_timestamp())
+        .withColumn("_run_id", F.lit(run_id))
+        .withColumn("_row_hash", row_hash(business_columns))
+    )
