@@ -1,6 +1,6 @@
 """The code location: one `Definitions` built from the pipeline config (`LAKE_CONFIG`)."""
 
-from __future__ import annotations
+from typing import Any
 
 from dagster import Definitions, definitions, in_process_executor
 
@@ -10,19 +10,23 @@ from lake_assets.io_managers import ParquetLakeIOManager, WarehouseIOManager
 from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_resource
 
 
-def build_definitions(config: PipelineConfig) -> Definitions:
+def build_resources(config: PipelineConfig) -> dict[str, Any]:
     lake = LakeStorage(url=config.lake.url)
     pyspark = build_spark_resource(config.spark)
     warehouse = WarehouseResource(url=config.warehouse.url, schema_name=config.warehouse.schema_name)
+    return {
+        "lake": lake,
+        "pyspark": pyspark,
+        "warehouse": warehouse,
+        "io_manager": ParquetLakeIOManager(lake=lake, pyspark=pyspark),
+        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+    }
+
+
+def build_definitions(config: PipelineConfig) -> Definitions:
     return Definitions(
         assets=build_all_assets(config),
-        resources={
-            "lake": lake,
-            "pyspark": pyspark,
-            "warehouse": warehouse,
-            "io_manager": ParquetLakeIOManager(lake=lake, pyspark=pyspark),
-            "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
-        },
+        resources=build_resources(config),
         # One process per run: one SparkSession (~6 s to start) serves every step.
         executor=in_process_executor,
     )

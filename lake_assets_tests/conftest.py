@@ -1,0 +1,144 @@
+"""Shared fixtures: real services on loopback (PostgreSQL, MariaDB, moto S3 over HTTP) and one
+SparkSession for the whole test session.
+
+A missing service skips the tests that need it on a laptop, and fails them under CI (`CI=true`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO / "data" / "sample"
+TEST_MASKING_KEY = "test-masking-key-0123456789abcdef"
+PG_ADMIN_URL = os.environ.get("LAKE_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+MARIADB_ADMIN_URL = os.environ.get("LAKE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_missing(what: str, why: str) -> None:
+    """Skip locally, fail under CI: a CI run that silently skipped its services proves nothing."""
+    message = f"{what} is not available: {why}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services must be running)")
+    pytest.skip(message)
+
+
+def _reachable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+# --------------------------------------------------------------------------- environment
+@pytest.fixture(autouse=True)
+def _pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from the bundled config's defaults with a test masking key, no retry delay."""
+    for name in ("LAKE_CONFIG", "LAKE_URL", "WAREHOUSE_URL", "WAREHOUSE_SCHEMA", "SAMPLE_DROP_PATH", "SPARK_MASTER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LAKE_MASKING_KEY", TEST_MASKING_KEY)
+    monkeypatch.setenv("SAMPLE_DROP_PATH", str(SAMPLE_DIR))
+    monkeypatch.setenv("LAKE_RETRY_MAX", "0")
+    monkeypatch.setenv("LAKE_RETRY_DELAY_SECONDS", "0")
+    monkeypatch.setenv("SPARK_SHUFFLE_PARTITIONS", "4")
+
+
+# --------------------------------------------------------------------------- spark
+@pytest.fixture(scope="session")
+def spark():
+    """The one SparkSession of the test session; Dagster's PySparkResource reuses it (getOrCreate)."""
+    from pyspark.sql import SparkSession
+
+    from lake_assets.config import SparkConfig
+    from lake_assets.resources.spark import spark_conf_for
+
+    conf = spark_conf_for(
+        SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false"})
+    )
+    builder = SparkSession.builder.appName("lake_assets_tests")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    yield session
+    session.stop()
+
+
+# --------------------------------------------------------------------------- databases
+@dataclass(frozen=True)
+class Warehouse:
+    url: str
+    schema: str
+
+
+@pytest.fixture
+def postgres_warehouse() -> Iterator[Warehouse]:
+    """A fresh schema in the real PostgreSQL server, dropped afterwards."""
+    if not _reachable("127.0.0.1", 5432):
+        service_missing("PostgreSQL on 127.0.0.1:5432", "nothing listens there")
+    schema = f"lake_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG_ADMIN_URL)
+    yield Warehouse(url=PG_ADMIN_URL, schema=schema)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def mariadb_warehouse() -> Iterator[Warehouse]:
+    """A fresh database in the real MariaDB server, dropped afterwards."""
+    if not _reachable("127.0.0.1", 3306):
+        service_missing("MariaDB on 127.0.0.1:3306", "nothing listens there")
+    schema = f"lake_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(MARIADB_ADMIN_URL)
+    yield Warehouse(url=MARIADB_ADMIN_URL, schema=schema)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{schema}`"))
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- S3 (moto over HTTP)
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    make_bucket: Callable[[], str]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+        service_missing("moto server", str(exc))
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """AWS env pointed at the moto server; `make_bucket()` creates an encrypted, versioned bucket."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    def make_bucket() -> str:
+        name = f"lake-{uuid.uuid4().hex[:12]}"
+        client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+        client.create_bucket(Bucket=name)
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        return name
+
+    return S3Server(endpoint=moto_server, make_bucket=make_bucket)

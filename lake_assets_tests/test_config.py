@@ -1,0 +1,83 @@
+"""The pipeline config: interpolation, validation, and error messages that name file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lake_assets.config import BUNDLED_CONFIG, ConfigError, load_config
+
+from .conftest import TEST_MASKING_KEY
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _bundled_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = BUNDLED_CONFIG.read_text(encoding="utf-8")
+    assert old in text, f"test setup: {old!r} not in bundled config"
+    return _write(tmp_path, text.replace(old, new, 1))
+
+
+def test_bundled_config_loads_with_defaults_and_env() -> None:
+    config = load_config()
+    assert config.lake.url == "./.lake"
+    assert config.warehouse.url.startswith("sqlite:///")
+    assert config.masking.key == TEST_MASKING_KEY
+    assert [t.entity for t in config.sources[0].tables] == ["customer", "product", "location", "sale"]
+    assert config.retries.max == 0  # from LAKE_RETRY_MAX in the test environment
+
+
+def test_env_default_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKE_URL", "s3://bucket/prefix")
+    assert load_config().lake.url == "s3://bucket/prefix"
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = _bundled_with(tmp_path, "lake:\n", "lake:\n  colour: blue\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+    assert "lake.colour" in str(error.value) and "unknown key" in str(error.value)
+
+
+def test_missing_env_var_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAKE_MASKING_KEY")
+    with pytest.raises(ConfigError) as error:
+        load_config()
+    assert "masking.key" in str(error.value)
+    assert "LAKE_MASKING_KEY" in str(error.value)
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    path = _bundled_with(tmp_path, 'start_date: "2024-01-01"', 'start_date: "first of January"')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "start_date" in str(error.value)
+
+
+def test_unknown_entity_and_bad_retry_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _bundled_with(tmp_path, "entity: product", "entity: produce")
+    monkeypatch.setenv("LAKE_RETRY_MAX", "-1")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "sources.0.tables.1.entity" in message and "produce" in message
+    assert "retries.max" in message
+
+
+def test_short_masking_key_rejected_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKE_MASKING_KEY", "tooshort")
+    with pytest.raises(ConfigError) as error:
+        load_config()
+    assert "masking.key" in str(error.value)
+    assert "tooshort" not in str(error.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
