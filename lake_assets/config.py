@@ -117,8 +117,32 @@ class MaskingConfig(_Strict):
 
 
 class ScheduleConfig(_Strict):
+    """When the daily job runs (issue 6); the Airflow export uses the same values."""
+
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
+    max_runtime_seconds: int = Field(default=3 * 3600, gt=0, description="runs longer than this are stopped")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        # Dagster's own parser: what it accepts is exactly what the schedule will run.
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError("must be a 5-field cron expression such as '0 2 * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as 'UTC' or 'Europe/Berlin'") from None
+        return value
 
 
 class RetriesConfig(_Strict):
@@ -126,8 +150,36 @@ class RetriesConfig(_Strict):
     delay_seconds: float = Field(default=300, ge=0)
 
 
+class SmtpConfig(_Strict):
+    """SMTP delivery; every value comes from LAKE_SMTP_* variables through interpolation."""
+
+    host: str = ""
+    port: int = Field(default=25, gt=0, lt=65536)
+    user: str = ""
+    password: str = ""
+    sender: str = Field(default="lake-assets@localhost", alias="from")
+    starttls: bool = False
+    timeout_seconds: float = Field(default=10, gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class NotifyConfig(_Strict):
+    """Where run notifications go: e-mail recipients (through `smtp`) and an optional webhook."""
+
     email: list[str] = Field(default_factory=list)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    webhook_url: str = ""
+    on_completion: bool = True
+    ui_base_url: str = "http://127.0.0.1:3000"
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if "@" not in address]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {bad}")
+        return value
 
 
 class PipelineConfig(_Strict):
