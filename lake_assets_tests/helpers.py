@@ -9,8 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from sqlalchemy import create_engine, text
 
 from lake_assets.checks.pii_scan import scan_rows
+from lake_assets.config import PipelineConfig
+from lake_assets.resources.lake_storage import LakeStorage
+
+from .conftest import SAMPLE_DIR
 
 SALES_FIELDS = 10
 
@@ -59,3 +64,74 @@ def pii_in_parquet_files(files: list[str], filesystem) -> dict[str, dict[str, in
         for column, kinds in scan_rows(table.column_names, rows).items():
             found.setdefault(column, {}).update(kinds)
     return found
+
+
+DAY = "2024-01-01"
+STAR_TABLES = ("dim_customer", "dim_product", "dim_location", "dim_date", "fact_sales")
+FK_COLUMNS = {
+    "customer_key": "dim_customer",
+    "product_key": "dim_product",
+    "location_key": "dim_location",
+    "date_key": "dim_date",
+}
+
+
+def warehouse_snapshot(config: PipelineConfig) -> dict[str, list[tuple]]:
+    engine = create_engine(config.warehouse.url)
+    prefix = (
+        f"{config.warehouse.schema_name}."
+        if config.warehouse.schema_name and "sqlite" not in config.warehouse.url
+        else ""
+    )
+    snapshot = {}
+    with engine.connect() as conn:
+        for table in STAR_TABLES:
+            key = "sale_line_id" if table == "fact_sales" else table.replace("dim_", "") + "_key"
+            result = conn.execute(text(f"SELECT * FROM {prefix}{table} ORDER BY {key}"))
+            # Audit columns (_batch_id ...) legitimately change per run; business columns must not.
+            business = [i for i, c in enumerate(result.keys()) if not c.startswith("_")]
+            snapshot[table] = [tuple(r[i] for i in business) for r in result.fetchall()]
+        columns = conn.execute(text(f"SELECT * FROM {prefix}fact_sales")).keys()
+        snapshot["_columns_fact_sales"] = [tuple(c for c in columns if not c.startswith("_"))]
+        for column, dim in FK_COLUMNS.items():
+            orphans = conn.execute(
+                text(
+                    f"SELECT COUNT(*) FROM {prefix}fact_sales f LEFT JOIN {prefix}{dim} d ON d.{column} = f.{column} "
+                    f"WHERE d.{column} IS NULL"
+                )
+            ).scalar()
+            assert orphans == 0, f"{orphans} fact rows have no {dim} row"
+        views = conn.execute(text(f"SELECT SUM(net_amount) FROM {prefix}v_sales_daily")).scalar()
+        # SQLite sums NUMERIC as floating point: compare to the cent.
+        snapshot["_view_total"] = [(Decimal(str(views)).quantize(Decimal("0.01")),)]
+    engine.dispose()
+    return snapshot
+
+
+def assert_graph_correct(config: PipelineConfig, lake: LakeStorage) -> dict[str, list[tuple]]:
+    sales = source_sales(SAMPLE_DIR, DAY)
+    raw_rows = lake.read_manifest(["raw", "shop_files", "sales"], DAY).rows
+    quarantined = lake.read_manifest(["quarantine", "raw", "shop_files", "sales"], DAY).rows
+    assert quarantined == malformed_sales_rows(SAMPLE_DIR, DAY) > 0
+    processed = lake.read_manifest(["processed", "sale"], DAY).rows
+    masked = lake.read_manifest(["masked", "sale"], DAY).rows
+    fact = lake.read_manifest(["curated", "fact_sales"], DAY).rows
+    # raw keeps re-delivered lines; processed removes exactly those; nothing is lost after that.
+    assert raw_rows > len(sales)
+    assert processed == masked == fact == len(sales)
+
+    snapshot = warehouse_snapshot(config)
+    assert len(snapshot["fact_sales"]) == fact
+    columns = snapshot["_columns_fact_sales"][0]
+    net = columns.index("net_amount")
+    warehouse_total = sum((Decimal(str(r[net])) for r in snapshot["fact_sales"]), Decimal("0"))
+    assert warehouse_total == expected_net_total(SAMPLE_DIR, DAY)
+    assert snapshot["_view_total"][0][0] == warehouse_total
+
+    # No e-mail, SSN or full card number in the curated layer or in the warehouse.
+    for table in STAR_TABLES:
+        partition = DAY if table == "fact_sales" else None
+        files = lake.committed_files(["curated", table], partition)
+        assert pii_in_parquet_files(files, lake.filesystem) == {}, f"PII in curated/{table}"
+        assert pii_in_rows([f"c{i}" for i in range(len(snapshot[table][0]))], snapshot[table]) == {}, table
+    return snapshot
