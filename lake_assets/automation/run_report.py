@@ -1,0 +1,141 @@
+"""What happened in one run, read back from the Dagster instance's event log.
+
+Grain: one report per run. Rows per layer are the sum of `dagster/row_count` over the run's
+materializations, grouped by the first part of the asset key (raw, processed, masked, curated,
+warehouse); stage time is first step start to last step end per layer; checks are the run's
+asset-check evaluations. Nothing here touches the lake: it only reads what the assets reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from dagster import DagsterEventType, DagsterInstance
+
+PARTITION_TAG = "dagster/partition"
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    job_name: str
+    status: str
+    partition: str | None
+    ui_url: str
+    duration_seconds: float | None = None
+    rows_per_layer: dict[str, int] = field(default_factory=dict)
+    quarantined_rows: int = 0
+    seconds_per_stage: dict[str, float] = field(default_factory=dict)
+    checks_passed: list[str] = field(default_factory=list)
+    checks_failed: list[str] = field(default_factory=list)
+    failed_steps: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def quality_score(self) -> float | None:
+        total = len(self.checks_passed) + len(self.checks_failed)
+        return round(len(self.checks_passed) / total, 4) if total else None
+
+    def subject(self) -> str:
+        day = f" [{self.partition}]" if self.partition else ""
+        if self.status == "FAILURE":
+            return f"[lake_assets] FAILED: {self.job_name}{day} run {self.run_id[:8]}"
+        if self.checks_failed:
+            return f"[lake_assets] quality checks failed: {self.job_name}{day} run {self.run_id[:8]}"
+        return f"[lake_assets] succeeded: {self.job_name}{day} run {self.run_id[:8]}"
+
+    def as_text(self) -> str:
+        lines = [
+            f"Run:       {self.run_id}",
+            f"Job:       {self.job_name}",
+            f"Status:    {self.status}",
+            f"Partition: {self.partition or '-'}",
+            f"Duration:  {self.duration_seconds:.1f} s" if self.duration_seconds is not None else "Duration:  -",
+            f"Link:      {self.ui_url}",
+        ]
+        for step, message in self.failed_steps:
+            lines += ["", f"Failed step: {step}", f"Error: {message}"]
+        if self.error and not self.failed_steps:
+            lines += ["", f"Error: {self.error}"]
+        if self.rows_per_layer:
+            lines += ["", "Rows per layer:"] + [f"  {k}: {v}" for k, v in sorted(self.rows_per_layer.items())]
+            lines.append(f"  quarantined: {self.quarantined_rows}")
+        if self.seconds_per_stage:
+            lines += ["", "Seconds per stage:"] + [f"  {k}: {v:.1f}" for k, v in self.seconds_per_stage.items()]
+        lines += ["", f"Checks passed: {len(self.checks_passed)}, failed: {len(self.checks_failed)}"]
+        lines += [f"  FAILED {name}" for name in self.checks_failed]
+        if self.quality_score is not None:
+            lines.append(f"Quality score: {self.quality_score:.2%}")
+        return "\n".join(lines) + "\n"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id,
+            "job": self.job_name,
+            "status": self.status,
+            "partition": self.partition,
+            "url": self.ui_url,
+            "duration_seconds": self.duration_seconds,
+            "rows_per_layer": self.rows_per_layer,
+            "quarantined_rows": self.quarantined_rows,
+            "seconds_per_stage": self.seconds_per_stage,
+            "checks_passed": self.checks_passed,
+            "checks_failed": self.checks_failed,
+            "quality_score": self.quality_score,
+            "failed_steps": [{"step": s, "error": e} for s, e in self.failed_steps],
+            "error": self.error,
+        }
+
+
+def _int(value: object) -> int | None:
+    raw = getattr(value, "value", value)
+    return int(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+
+
+def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, error: str | None = None) -> RunReport:
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise ValueError(f"run {run_id} is not in this Dagster instance")
+    report = RunReport(
+        run_id=run_id,
+        job_name=run.job_name,
+        status=run.status.value,
+        partition=run.tags.get(PARTITION_TAG),
+        ui_url=f"{ui_base_url.rstrip('/')}/runs/{run_id}",
+        error=error,
+    )
+    stats = instance.get_run_stats(run_id)
+    if stats.start_time and stats.end_time:
+        report.duration_seconds = round(stats.end_time - stats.start_time, 3)
+    rows: dict[str, int] = defaultdict(int)
+    stage_bounds: dict[str, list[float]] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type
+        if kind == DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            layer = materialization.asset_key.path[0]
+            count = _int(materialization.metadata.get("dagster/row_count"))
+            if count is not None:
+                rows[layer] += count
+            quarantined = _int(materialization.metadata.get("quarantined_rows"))
+            report.quarantined_rows += quarantined or 0
+        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            (report.checks_passed if evaluation.passed else report.checks_failed).append(name)
+        elif kind == DagsterEventType.STEP_FAILURE:
+            error_info = event.event_specific_data.error
+            message = error_info.message.strip() if error_info else event.message or ""
+            report.failed_steps.append((event.step_key or "?", message))
+        if event.step_key and kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS,
+                                       DagsterEventType.STEP_FAILURE):
+            stage = event.step_key.split("__")[0]
+            bounds = stage_bounds.setdefault(stage, [entry.timestamp, entry.timestamp])
+            bounds[0], bounds[1] = min(bounds[0], entry.timestamp), max(bounds[1], entry.timestamp)
+    report.rows_per_layer = dict(rows)
+    report.seconds_per_stage = {k: round(v[1] - v[0], 3) for k, v in stage_bounds.items()}
+    return report
