@@ -1,0 +1,171 @@
+"""SCD Type 2 scenarios over three daily batches, with the expected dimension rows written out.
+
+Members: C1 changes address; C2 changes twice on one day (delivered out of order, plus an exact
+duplicate); C3 changes and changes back; C4 is deleted then re-appears; C5 arrives late (a sale
+references it on day 1, its row comes on day 2) and is completed in place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from spark.scd2 import add_inferred_members, empty_scd2_dimension, scd2_merge
+from spark.star_schema import build_fact_sales, scd1_merge
+
+ATTRS = {"city": "string", "segment": "string"}
+B, E = datetime(1900, 1, 1), datetime(9999, 12, 31)
+CHANGE_SCHEMA = "customer_id string, city string, segment string, updated_at timestamp, _deleted boolean"
+
+
+def t(day: int, hour: int) -> datetime:
+    return datetime(2024, 1, day, hour)
+
+
+DAY1 = [
+    ("C1", "Boston", "vip", t(1, 1), False),
+    ("C2", "Austin", "vip", t(1, 1), False),
+    ("C2", "Austin", "vip", t(1, 1), False),  # exact duplicate
+    ("C3", "Austin", "vip", t(1, 1), False),
+    ("C4", "Portland", "vip", t(1, 1), False),
+]
+DAY2 = [
+    ("C1", "Denver", "vip", t(2, 10), False),
+    ("C2", "Houston", "vip", t(2, 12), False),  # delivered before the earlier change
+    ("C2", "Dallas", "vip", t(2, 8), False),
+    ("C2", "Houston", "vip", t(2, 12), False),
+    ("C3", "Reno", "vip", t(2, 9), False),
+    ("C4", None, None, t(2, 11), True),  # hard delete
+    ("C5", "Boise", "vip", t(2, 7), False),  # the late-arriving member's real row
+]
+DAY3 = [
+    ("C3", "Austin", "vip", t(3, 9), False),  # change back
+    ("C4", "Portland", "vip", t(3, 11), False),  # re-appears
+]
+
+
+def _changes(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(rows, CHANGE_SCHEMA)
+
+
+def _merge(dim: DataFrame, changes: DataFrame, **kwargs) -> DataFrame:
+    return scd2_merge(
+        dim, changes, key_col="customer_key", natural_key="customer_id", attributes=ATTRS,
+        effective_col="updated_at", **kwargs,
+    ).localCheckpoint()
+
+
+def _rows(dim: DataFrame) -> list[tuple]:
+    cols = ["customer_key", "customer_id", "city", "segment", "version", "valid_from", "valid_to",
+            "is_current", "is_deleted", "is_inferred"]
+    return sorted(tuple(r) for r in dim.select(*cols).collect())
+
+
+def _run_days(spark: SparkSession, policy: str, days=(DAY1, DAY2, DAY3), **kwargs) -> list[DataFrame]:
+    dim = empty_scd2_dimension(spark, "customer_key", "customer_id", ATTRS)
+    states = []
+    for i, day in enumerate(days):
+        dim = _merge(dim, _changes(spark, day), delete_policy=policy, **kwargs)
+        if i == 0:  # day 1's sales reference C5 before its row exists
+            sold_to = spark.createDataFrame([("C5",), ("C1",), (None,)], "customer_id string")
+            dim = add_inferred_members(
+                dim, sold_to, key_col="customer_key", natural_key="customer_id", attributes=ATTRS
+            ).localCheckpoint()
+        states.append(dim)
+    return states
+
+
+UNKNOWN = (-1, "UNKNOWN", "Unknown", "Unknown", 0, B, E, True, False, False)
+
+
+def test_scd2_scenarios_close_policy(spark: SparkSession) -> None:
+    day1, day2, day3 = _run_days(spark, "close")
+    assert _rows(day1) == [
+        UNKNOWN,
+        (1, "C1", "Boston", "vip", 1, B, E, True, False, False),
+        (2, "C2", "Austin", "vip", 1, B, E, True, False, False),
+        (3, "C3", "Austin", "vip", 1, B, E, True, False, False),
+        (4, "C4", "Portland", "vip", 1, B, E, True, False, False),
+        (5, "C5", "Unknown", "Unknown", 1, B, E, True, False, True),  # inferred
+    ]
+    assert _rows(day3) == [
+        UNKNOWN,
+        (1, "C1", "Boston", "vip", 1, B, t(2, 10), False, False, False),
+        (2, "C2", "Austin", "vip", 1, B, t(2, 8), False, False, False),
+        (3, "C3", "Austin", "vip", 1, B, t(2, 9), False, False, False),
+        (4, "C4", "Portland", "vip", 1, B, t(2, 11), False, False, False),  # closed by the delete
+        (5, "C5", "Boise", "vip", 1, B, E, True, False, False),  # completed in place, same key
+        (6, "C1", "Denver", "vip", 2, t(2, 10), E, True, False, False),
+        (7, "C2", "Dallas", "vip", 2, t(2, 8), t(2, 12), False, False, False),
+        (8, "C2", "Houston", "vip", 3, t(2, 12), E, True, False, False),
+        (9, "C3", "Reno", "vip", 2, t(2, 9), t(3, 9), False, False, False),
+        (10, "C3", "Austin", "vip", 3, t(3, 9), E, True, False, False),  # change back is a version
+        (11, "C4", "Portland", "vip", 2, t(3, 11), E, True, False, False),  # re-appeared
+    ]
+    # Re-applying already applied batches changes nothing (reruns are no-ops).
+    again = _merge(_merge(day3, _changes(spark, DAY2), delete_policy="close"), _changes(spark, DAY3),
+                   delete_policy="close")
+    assert _rows(again) == _rows(day3)
+
+
+def test_scd2_mark_deleted_and_ignore_policies(spark: SparkSession) -> None:
+    *_, marked = _run_days(spark, "mark_deleted")
+    c4 = [r for r in _rows(marked) if r[1] == "C4"]
+    assert c4 == [
+        (4, "C4", "Portland", "vip", 1, B, t(2, 11), False, False, False),
+        (10, "C4", "Portland", "vip", 2, t(2, 11), t(3, 11), False, True, False),  # the delete, marked
+        (12, "C4", "Portland", "vip", 3, t(3, 11), E, True, False, False),  # re-appeared
+    ]
+    *_, ignored = _run_days(spark, "ignore")
+    assert [r for r in _rows(ignored) if r[1] == "C4"] == [(4, "C4", "Portland", "vip", 1, B, E, True, False, False)]
+
+
+def test_type1_columns_overwrite_all_versions(spark: SparkSession) -> None:
+    day4 = [("C1", "Denver", "corporate", t(4, 9), False)]  # only the Type-1 column changes
+    *_, dim = _run_days(spark, "close", days=(DAY1, DAY2, DAY3, day4), type1_columns=("segment",))
+    c1 = [r for r in _rows(dim) if r[1] == "C1"]
+    assert c1 == [
+        (1, "C1", "Boston", "corporate", 1, B, t(2, 10), False, False, False),
+        (6, "C1", "Denver", "corporate", 2, t(2, 10), E, True, False, False),
+    ]
+
+
+def test_never_two_current_rows_or_overlaps(spark: SparkSession) -> None:
+    # Many changes, duplicates and two different rows at one instant for one member in one batch.
+    rows = [("C9", f"city{i % 3}", "vip", t(1 + i // 5, i % 5), False) for i in range(15)]
+    rows += [("C9", "cityX", "vip", t(1, 0), False), ("C9", "city0", "vip", t(2, 2), False)]
+    *_, dim = _run_days(spark, "close", days=([r for r in rows if r[3].day == 1], rows))
+    versions = sorted((r[5], r[6], r[7]) for r in _rows(dim) if r[1] == "C9")
+    assert sum(1 for v in versions if v[2]) == 1
+    for (_, end, _), (start, _, _) in zip(versions, versions[1:], strict=False):
+        assert end == start  # contiguous, no overlap
+    assert versions[0][0] == B and versions[-1][1] == E
+
+
+@pytest.mark.parametrize("policy", ["close"])
+def test_facts_resolve_to_the_version_valid_at_sale_time(spark: SparkSession, policy: str) -> None:
+    *_, customers = _run_days(spark, policy)
+    products = empty_scd2_dimension(spark, "product_key", "product_id", {"category": "string"})
+    stores = spark.createDataFrame([("S1", "MA")], "location_id string, region string")
+    locations = scd1_merge(None, stores, key_col="location_key", natural_key="location_id",
+                           attributes={"region": "string"})
+    sales = spark.createDataFrame(
+        [
+            ("L1", "C2", t(2, 10), "S1"),  # between C2's two changes on day 2 -> Dallas (7)
+            ("L2", "C3", t(2, 23), "S1"),  # C3 was in Reno then -> 9
+            ("L3", "C3", t(3, 23), "S1"),  # changed back -> 10
+            ("L4", "C4", t(2, 20), "S2"),  # C4 deleted at that time; unknown store
+            ("L5", "C5", t(1, 5), "S1"),  # late-arriving member: its (completed) inferred key 5
+            ("L6", None, t(1, 5), None),
+            ("L7", "C1", t(1, 23), "S1"),  # before the address change -> Boston (1)
+        ],
+        "sale_line_id string, customer_id string, sold_at timestamp, location_id string",
+    ).selectExpr("*", "'O1' as order_id", "'P1' as product_id", "1 as quantity",
+                 "cast(10 as decimal(12,2)) as unit_price", "cast(1 as decimal(12,2)) as discount",
+                 "'tok' as card_number", "'src' as _source", "'b1' as _batch_id")
+    facts = build_fact_sales(sales, customers, products, locations)
+    got = sorted((r.sale_line_id, r.customer_key, r.location_key) for r in facts.collect())
+    assert got == [("L1", 7, 1), ("L2", 9, 1), ("L3", 10, 1), ("L4", -1, -1), ("L5", 5, 1), ("L6", -1, -1),
+                   ("L7", 1, 1)]

@@ -1,0 +1,291 @@
+"""SCD Type 2 merge, inferred (late-arriving) members and the unknown member: pure PySpark.
+
+Grain of an SCD2 dimension: one row per member version. Columns: surrogate key, natural key, the
+attributes, then `version`, `valid_from`, `valid_to` (half-open: valid_from <= t < valid_to),
+`is_current`, `is_deleted`, `is_inferred`, `row_hash` (SHA-256 over the Type-2 attributes).
+
+Guarantees of `scd2_merge` (each is tested in lake_assets_tests/test_scd2.py):
+* Surrogate keys never change; new versions get `max(existing key) + n`. The unknown member is -1.
+* Per natural key: at most one current row and no overlapping validity, whatever the batch holds
+  (several changes of one member are ordered by their effective time; exact duplicates and
+  re-deliveries collapse; two different rows at the same instant keep the later-delivered one).
+* A change becomes a version only when the Type-2 attributes differ from the previous state, so
+  A -> B -> A makes three versions and re-applying an already applied batch is a no-op (events not
+  later than the member's last recorded change are ignored).
+* Type-1 columns are overwritten on every version of the member with the latest delivered value.
+* Hard deletes are rows whose `_deleted` column is true (see `DELETE_FLAG`); the policy decides:
+  `ignore` drops them, `close` ends the current version at the delete time (no current row until the
+  member re-appears, which opens a new version), `mark_deleted` adds a version with `is_deleted`.
+* Inferred members (created by `add_inferred_members` when a fact references a member not delivered
+  yet) are completed in place when the real row arrives: same key, same validity, `is_inferred`
+  false, so facts already pointing at them keep their key and now see the real attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Literal
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from spark.standardize import row_hash
+
+UNKNOWN_KEY = -1
+BEGINNING_OF_TIME = datetime(1900, 1, 1)
+END_OF_TIME = datetime(9999, 12, 31)
+SCD2_META = ("version", "valid_from", "valid_to", "is_current", "is_deleted", "is_inferred", "row_hash")
+DELETE_FLAG = "_deleted"
+DELIVERY_ORDER = "_ingested_at"
+DeletePolicy = Literal["ignore", "close", "mark_deleted"]
+_CLOSED = "<deleted>"
+_INFERRED_HASH = "inferred"
+
+
+def _ts(value: datetime) -> Column:
+    return F.lit(value).cast("timestamp")
+
+
+def _placeholder_attributes(attributes: Mapping[str, str]) -> list[Column]:
+    # Strings read "Unknown" in BI tools; other types stay NULL.
+    return [
+        (F.lit("Unknown") if spark_type == "string" else F.lit(None)).cast(spark_type).alias(name)
+        for name, spark_type in attributes.items()
+    ]
+
+
+def unknown_member(
+    spark: SparkSession, key_col: str, natural_key: str, attributes: Mapping[str, str], scd2: bool
+) -> DataFrame:
+    """The one row with key -1 that facts point to when their member is missing (NULL natural key)."""
+    values = [F.lit(UNKNOWN_KEY).cast("bigint").alias(key_col), F.lit("UNKNOWN").alias(natural_key)]
+    values += _placeholder_attributes(attributes)
+    if scd2:
+        values += [
+            F.lit(0).alias("version"),
+            _ts(BEGINNING_OF_TIME).alias("valid_from"),
+            _ts(END_OF_TIME).alias("valid_to"),
+            F.lit(True).alias("is_current"),
+            F.lit(False).alias("is_deleted"),
+            F.lit(False).alias("is_inferred"),
+            F.lit("unknown").alias("row_hash"),
+        ]
+    else:
+        values.append(F.lit(False).alias("is_inferred"))
+    return spark.range(1).select(*values)
+
+
+def empty_scd2_dimension(
+    spark: SparkSession, key_col: str, natural_key: str, attributes: Mapping[str, str]
+) -> DataFrame:
+    """A dimension holding only its unknown member."""
+    return unknown_member(spark, key_col, natural_key, attributes, scd2=True)
+
+
+def _max_key(dim: DataFrame, key_col: str) -> int:
+    value = dim.agg(F.max(key_col)).collect()[0][0]
+    return max(int(value) if value is not None else 0, 0)
+
+
+def add_inferred_members(
+    dim: DataFrame,
+    referenced: DataFrame,
+    *,
+    key_col: str,
+    natural_key: str,
+    attributes: Mapping[str, str],
+    scd2: bool = True,
+) -> DataFrame:
+    """Add an inferred row for every natural key in `referenced` that the dimension has never seen.
+
+    The row is valid for all time (1900-01-01 .. 9999-12-31) so every fact resolves to it; its
+    attributes are placeholders until `scd2_merge` / `scd1_merge` completes it in place.
+    """
+    missing = (
+        referenced.select(natural_key)
+        .filter(F.col(natural_key).isNotNull())
+        .distinct()
+        .join(dim.select(natural_key), natural_key, "left_anti")
+    )
+    base_key = _max_key(dim, key_col)
+    values = [
+        (F.lit(base_key) + F.row_number().over(Window.orderBy(natural_key))).cast("bigint").alias(key_col),
+        F.col(natural_key),
+        *_placeholder_attributes(attributes),
+    ]
+    if scd2:
+        values += [
+            F.lit(1).alias("version"),
+            _ts(BEGINNING_OF_TIME).alias("valid_from"),
+            _ts(END_OF_TIME).alias("valid_to"),
+            F.lit(True).alias("is_current"),
+            F.lit(False).alias("is_deleted"),
+            F.lit(True).alias("is_inferred"),
+            F.lit(_INFERRED_HASH).alias("row_hash"),
+        ]
+    else:
+        values.append(F.lit(True).alias("is_inferred"))
+    return dim.unionByName(missing.select(*values))
+
+
+def _events(
+    changes: DataFrame, natural_key: str, attr_cols: Sequence[str], effective_col: str, policy: DeletePolicy
+) -> DataFrame:
+    """One event per member and instant: (natural key, attributes, _effective, _deleted)."""
+    deleted = F.coalesce(F.col(DELETE_FLAG), F.lit(False)) if DELETE_FLAG in changes.columns else F.lit(False)
+    delivered = F.col(DELIVERY_ORDER) if DELIVERY_ORDER in changes.columns else F.lit(None).cast("timestamp")
+    events = changes.filter(F.col(natural_key).isNotNull()).select(
+        natural_key,
+        *attr_cols,
+        F.coalesce(F.col(effective_col).cast("timestamp"), _ts(BEGINNING_OF_TIME)).alias("_effective"),
+        deleted.alias("_deleted"),
+        delivered.alias("_delivered"),
+        row_hash([*attr_cols]).alias("_content"),
+    )
+    if policy == "ignore":
+        events = events.filter(~F.col("_deleted"))
+    # Two different rows at one instant would give a version with empty validity: keep the one
+    # delivered last, then a deterministic choice so reruns pick the same row.
+    same_instant = Window.partitionBy(natural_key, "_effective").orderBy(
+        F.col("_delivered").desc_nulls_last(), F.col("_deleted").desc(), F.col("_content").desc()
+    )
+    return events.withColumn("_r", F.row_number().over(same_instant)).filter("_r = 1").drop("_r", "_delivered")
+
+
+def scd2_merge(
+    current: DataFrame,
+    changes: DataFrame,
+    *,
+    key_col: str,
+    natural_key: str,
+    attributes: Mapping[str, str],
+    effective_col: str,
+    type1_columns: Sequence[str] = (),
+    delete_policy: DeletePolicy = "ignore",
+) -> DataFrame:
+    """Apply one batch of changes (and deletes) to an SCD Type 2 dimension; see the module docstring."""
+    attr_cols = list(attributes)
+    unknown_type1 = set(type1_columns) - set(attr_cols)
+    if unknown_type1:
+        raise ValueError(f"type1 columns {sorted(unknown_type1)} are not attributes of the dimension")
+    type2_cols = [c for c in attr_cols if c not in type1_columns]
+    columns = [key_col, natural_key, *attr_cols, *SCD2_META]
+    current = current.select(*columns)
+    known = current.filter(F.col(key_col) != UNKNOWN_KEY)
+
+    # The member's latest version is the anchor the batch continues from.
+    by_version = Window.partitionBy(natural_key).orderBy(F.col("version").desc())
+    anchors = (
+        known.withColumn("_r", F.row_number().over(by_version))
+        .filter("_r = 1")
+        .select(
+            natural_key,
+            F.col(key_col).alias("_a_key"),
+            F.col("version").alias("_a_version"),
+            F.col("valid_from").alias("_a_from"),
+            F.col("is_current").alias("_a_current"),
+            F.col("is_inferred").alias("_a_inferred"),
+            F.struct(*attr_cols).alias("_a_attrs"),
+            # The last recorded change: a closed member's delete time, else its version start.
+            F.greatest("valid_from", F.when(F.col("valid_to") != _ts(END_OF_TIME), F.col("valid_to"))).alias("_a_time"),
+            F.when(F.col("is_current"), F.col("row_hash")).otherwise(F.lit(_CLOSED)).alias("_a_hash"),
+        )
+    )
+    events = _events(changes, natural_key, attr_cols, effective_col, delete_policy)
+    events = events.join(anchors, natural_key, "left").filter(
+        F.col("_a_time").isNull() | (F.col("_effective") > F.col("_a_time"))
+    )
+
+    ordered = Window.partitionBy(natural_key).orderBy("_effective")
+    if delete_policy == "mark_deleted":
+        # A deleted version repeats the attributes the member had just before the delete.
+        running = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        last_attrs = F.coalesce(
+            F.last(F.when(~F.col("_deleted"), F.struct(*attr_cols)), ignorenulls=True).over(running),
+            F.col("_a_attrs"),
+        )
+        events = events.withColumn("_attrs", last_attrs).select(
+            *[c for c in events.columns if c not in attr_cols], *[F.col(f"_attrs.{c}").alias(c) for c in attr_cols]
+        )
+    type2_hash = row_hash(type2_cols)
+    event_hash = (
+        F.when(~F.col("_deleted"), type2_hash)
+        .when(F.lit(delete_policy == "close"), F.lit(_CLOSED))
+        .otherwise(F.sha2(F.concat(type2_hash, F.lit("|deleted")), 256))
+    )
+    events = events.withColumn("row_hash", event_hash)
+    previous = F.coalesce(F.lag("row_hash").over(ordered), F.col("_a_hash"))
+    changed = (
+        events.withColumn("_previous", previous)
+        # Keep real state changes only; a delete of a member never seen is nothing to record.
+        .filter(F.col("_previous").isNull() | (F.col("_previous") != F.col("row_hash")))
+        .filter(~(F.col("_deleted") & F.col("_previous").isNull()))
+        .withColumn("_next", F.lead("_effective").over(ordered))
+        .withColumn("_seq", F.row_number().over(ordered))
+        # An inferred member's first real row completes the inferred row instead of adding a version.
+        .withColumn(
+            "_in_place", F.coalesce(F.col("_a_inferred"), F.lit(False)) & (F.col("_seq") == 1) & ~F.col("_deleted")
+        )
+    )
+    first_change = changed.filter("_seq = 1").select(
+        natural_key, F.col("_effective").alias("_closed_at"), F.col("_in_place").alias("_fill")
+    )
+
+    # Under `close` a delete only ends the version before it; every other change is a new row.
+    rows = changed.filter(~(F.col("_deleted") & F.lit(delete_policy == "close")))
+    rows = rows.withColumn("_n", F.row_number().over(ordered))
+    in_place = F.col("_in_place")
+    base_key = _max_key(current, key_col)
+    new_key = F.lit(base_key) + F.row_number().over(Window.partitionBy(in_place).orderBy(natural_key, "_effective"))
+    version_shift = F.max(F.col("_in_place").cast("int")).over(Window.partitionBy(natural_key))
+    rows = rows.select(
+        F.when(in_place, F.col("_a_key")).otherwise(new_key).cast("bigint").alias(key_col),
+        natural_key,
+        *attr_cols,
+        (F.coalesce(F.col("_a_version"), F.lit(0)) + F.col("_n") - version_shift)
+        .cast("int")
+        .alias("version"),
+        F.when(in_place, F.col("_a_from"))
+        .when(F.col("_a_key").isNull() & (F.col("_seq") == 1), _ts(BEGINNING_OF_TIME))
+        .otherwise(F.col("_effective"))
+        .alias("valid_from"),
+        F.coalesce(F.col("_next"), _ts(END_OF_TIME)).alias("valid_to"),
+        F.col("_next").isNull().alias("is_current"),
+        F.col("_deleted").alias("is_deleted"),
+        F.lit(False).alias("is_inferred"),
+        "row_hash",
+    )
+
+    # Close the anchor version at the first change, or drop it when it is completed in place.
+    existing = (
+        current.join(first_change, natural_key, "left")
+        .filter(~(F.coalesce(F.col("_fill"), F.lit(False)) & F.col("is_current")))
+        .withColumn(
+            "valid_to",
+            F.when(F.col("is_current") & F.col("_closed_at").isNotNull(), F.col("_closed_at")).otherwise(
+                F.col("valid_to")
+            ),
+        )
+        .withColumn("is_current", F.col("is_current") & F.col("_closed_at").isNull())
+        .select(*columns)
+    )
+    merged = existing.unionByName(rows.select(*columns))
+    if type1_columns:
+        merged = _overwrite_type1(merged, events, natural_key, type1_columns, columns)
+    return merged
+
+
+def _overwrite_type1(
+    merged: DataFrame, events: DataFrame, natural_key: str, type1_columns: Sequence[str], columns: Sequence[str]
+) -> DataFrame:
+    """Every version of a member takes the latest delivered value of each Type-1 column."""
+    latest = Window.partitionBy(natural_key).orderBy(F.col("_effective").desc())
+    latest_type1 = (
+        events.filter(~F.col("_deleted"))
+        .withColumn("_r", F.row_number().over(latest))
+        .filter("_r = 1")
+        .select(natural_key, F.lit(True).alias("_has_new"), *[F.col(c).alias(f"_new_{c}") for c in type1_columns])
+    )
+    overwrite = {c: F.when(F.col("_has_new"), F.col(f"_new_{c}")).otherwise(F.col(c)).alias(c) for c in type1_columns}
+    return merged.join(latest_type1, natural_key, "left").select(*[overwrite.get(c, F.col(c)) for c in columns])
