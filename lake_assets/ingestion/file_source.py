@@ -114,7 +114,8 @@ class FileSource:
 
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(encoding=self.table.encoding),
+            # Single-threaded parsing is what lets pyarrow report the line number of a bad row.
+            read_options=pacsv.ReadOptions(encoding=self.table.encoding, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=self.table.delimiter, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header}, strings_can_be_null=False
