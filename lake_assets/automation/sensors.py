@@ -38,10 +38,9 @@ def build_file_drop_sensor(config: PipelineConfig, job: UnresolvedAssetJobDefini
                                 cursor=json.dumps(current, sort_keys=True))
         seen: dict[str, str] = json.loads(context.cursor)
         new = [f for f in files if seen.get(f.path) != f.signature]
-        valid_days = set(partitions.get_partition_keys(dynamic_partitions_store=None))
         by_day: dict[str, list[DroppedFile]] = {}
         for dropped in new:
-            if dropped.day in valid_days:
+            if partitions.has_partition_key(dropped.day):
                 by_day.setdefault(dropped.day, []).append(dropped)
             else:
                 context.log.warning(f"{dropped.path}: day {dropped.day} is not a partition yet (or before start_date)")
