@@ -63,6 +63,9 @@ try:
 except ImportError:
     from airflow.operators.bash import BashOperator
     from airflow.operators.empty import EmptyOperator
+# Explicitly interval-based on both majors: a run at 02:00 on day D+1 has ds = D, the day it
+# processes (3.x would default a cron string to CronTriggerTimetable, where ds = D+1).
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 default_args = {{
     "owner": "data-platform",
@@ -76,7 +79,7 @@ default_args = {{
 with DAG(
     dag_id={dag_id!r},
     description="Retail data lake: ingest -> standardize -> mask -> star schema -> quality checks",
-    schedule={cron!r},
+    schedule=CronDataIntervalTimetable({cron!r}, timezone={timezone!r}),
     start_date=datetime({start_year}, {start_month}, {start_day}, tzinfo=pendulum.timezone({timezone!r})),
     catchup=False,
     max_active_runs=1,

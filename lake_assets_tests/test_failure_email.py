@@ -1,0 +1,224 @@
+"""Run notifications against real local servers: an aiosmtpd SMTP server and an HTTP webhook
+receiver on 127.0.0.1. The runs are real lake_assets runs (raw ingestion of the sample drop)."""
+
+import json
+import logging
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    build_run_status_sensor_context,
+    instance_for_test,
+    materialize,
+)
+
+from lake_assets.assets import build_all_assets
+from lake_assets.automation.notifications import COMPLETION_SENSOR_NAME, FAILURE_SENSOR_NAME, LOGGER
+from lake_assets.config import load_config
+from lake_assets.definitions import build_definitions, build_resources
+from lake_assets.resources.lake_storage import LakeStorage
+
+from .conftest import SAMPLE_DIR
+
+RAW_KEYS = [AssetKey(["raw", "shop_files", t]) for t in ("customers", "products", "stores", "sales")]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, list[Message]]]:
+    from aiosmtpd.controller import Controller
+
+    received: list[Message] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            message = message_from_bytes(envelope.content)
+            message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+            received.append(message)
+            return "250 OK"
+
+    port = _free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, received
+    controller.stop()
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[tuple[str, list[dict]]]:
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def log_records() -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect(level=logging.ERROR)
+    LOGGER.addHandler(handler)
+    yield records
+    LOGGER.removeHandler(handler)
+
+
+@pytest.fixture
+def lake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A drop with only 2024-01-01 (2024-01-02 is missing: its ingestion fails)."""
+    drop = tmp_path / "drop"
+    shutil.copytree(SAMPLE_DIR / "2024-01-01", drop / "2024-01-01")
+    monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'wh.db'}")
+    monkeypatch.setenv("LAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LAKE_SMTP_FROM", "lake@example.test")
+    monkeypatch.setenv("DAGSTER_UI_URL", "http://dagster.example.test:3000")
+    return tmp_path
+
+
+def _config_with_recipients(tmp_path: Path, recipients: list[str]) -> Path:
+    """The bundled config with `notify.email` filled in (recipients are config, not environment)."""
+    import yaml
+
+    from lake_assets.config import BUNDLED_CONFIG
+
+    raw = yaml.safe_load(BUNDLED_CONFIG.read_text())
+    raw["notify"]["email"] = recipients
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _run_raw(instance: DagsterInstance, day: str) -> str:
+    config = load_config()
+    result = materialize(
+        build_all_assets(config), selection=RAW_KEYS, partition_key=day, resources=build_resources(config),
+        instance=instance, raise_on_error=False,
+    )
+    return result.run_id
+
+
+def _status_context(instance: DagsterInstance, run_id: str, event_type: DagsterEventType, sensor_name: str):
+    (entry,) = instance.all_logs(run_id, of_type=event_type)
+    return build_run_status_sensor_context(
+        sensor_name=sensor_name, dagster_event=entry.dagster_event, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run_id),
+    )
+
+
+def test_failure_email_has_run_id_step_error_and_link(
+    lake_env: Path, smtp_server, webhook_server, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    port, mails = smtp_server
+    hook_url, hooks = webhook_server
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_NOTIFY_WEBHOOK_URL", hook_url)
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(lake_env, ["ops@example.test", "data@example.test"])))
+    defs = build_definitions(load_config())
+    with instance_for_test() as instance:
+        run_id = _run_raw(instance, "2024-01-02")
+        assert instance.get_run_by_id(run_id).status.value == "FAILURE"
+        sensor = defs.get_sensor_def(FAILURE_SENSOR_NAME)
+        sensor(_status_context(instance, run_id, DagsterEventType.RUN_FAILURE, FAILURE_SENSOR_NAME).for_run_failure())
+
+    (mail,) = mails
+    assert mail["X-Envelope-To"] == "ops@example.test, data@example.test"
+    assert mail["From"] == "lake@example.test"
+    assert "FAILED" in mail["Subject"] and "2024-01-02" in mail["Subject"]
+    body = mail.get_payload(decode=True).decode()
+    assert f"Run:       {run_id}" in body
+    assert "Failed step: raw__shop_files__" in body
+    assert "no file matches" in body and "2024-01-02" in body
+    assert f"Link:      http://dagster.example.test:3000/runs/{run_id}" in body
+    (hook,) = hooks
+    assert hook["run_id"] == run_id and hook["status"] == "FAILURE"
+    assert hook["failed_steps"] and "no file matches" in hook["failed_steps"][0]["error"]
+
+
+def test_completion_summary_rows_per_layer_and_checks(
+    lake_env: Path, smtp_server, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    port, mails = smtp_server
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(lake_env, ["ops@example.test"])))
+    config = load_config()
+    defs = build_definitions(config)
+    with instance_for_test() as instance:
+        run_id = _run_raw(instance, "2024-01-01")
+        assert instance.get_run_by_id(run_id).status.value == "SUCCESS"
+        context = _status_context(instance, run_id, DagsterEventType.RUN_SUCCESS, COMPLETION_SENSOR_NAME)
+        defs.get_sensor_def(COMPLETION_SENSOR_NAME)(context)
+
+        # Off in config: a clean run sends nothing.
+        monkeypatch.setenv("LAKE_NOTIFY_ON_COMPLETION", "false")
+        quiet = build_definitions(load_config())
+        quiet.get_sensor_def(COMPLETION_SENSOR_NAME)(
+            _status_context(instance, run_id, DagsterEventType.RUN_SUCCESS, COMPLETION_SENSOR_NAME)
+        )
+
+    (mail,) = mails
+    body = mail.get_payload(decode=True).decode()
+    assert "succeeded" in mail["Subject"] and "2024-01-01" in mail["Subject"]
+    lake = LakeStorage(url=config.lake.url)
+    raw_rows = sum(lake.read_manifest(list(k.path), "2024-01-01").rows for k in RAW_KEYS)
+    quarantined = sum(lake.read_manifest(["quarantine", *k.path], "2024-01-01").rows for k in RAW_KEYS)
+    assert raw_rows > 0 and quarantined > 0
+    assert f"  raw: {raw_rows}\n" in body
+    assert f"  quarantined: {quarantined}\n" in body
+    assert "Partition: 2024-01-01" in body
+    assert "Duration:  " in body and "Duration:  -" not in body
+    assert "Checks passed: " in body and "  raw:" in body.split("Seconds per stage:")[1]
+
+
+def test_broken_smtp_does_not_hide_the_failure(
+    lake_env: Path, webhook_server, log_records, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    hook_url, hooks = webhook_server
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(_free_port()))  # nothing listens there
+    monkeypatch.setenv("LAKE_NOTIFY_WEBHOOK_URL", hook_url)
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(lake_env, ["ops@example.test"])))
+    defs = build_definitions(load_config())
+    with instance_for_test() as instance:
+        run_id = _run_raw(instance, "2024-01-02")
+        sensor = defs.get_sensor_def(FAILURE_SENSOR_NAME)
+        sensor(_status_context(instance, run_id, DagsterEventType.RUN_FAILURE, FAILURE_SENSOR_NAME).for_run_failure())
+
+    messages = [r.getMessage() for r in log_records]
+    # The run failure itself is logged, and so is the delivery problem, naming the failed run.
+    assert any(run_id in m and "failed" in m and "SMTP" not in m for m in messages), messages
+    assert any("SMTP delivery to 127.0.0.1" in m and run_id[:8] in m for m in messages), messages
+    # The other channel still delivered.
+    assert [h["run_id"] for h in hooks] == [run_id]
