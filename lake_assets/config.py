@@ -12,7 +12,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,6 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_METRIC = re.compile(r"^\s*(sum|count|min|max|avg|count_distinct)\(\s*([A-Za-z_][A-Za-z0-9_]*|\*)\s*\)\s*$")
 
 
 class ConfigError(ValueError):
@@ -38,9 +39,25 @@ class LakeConfig(_Strict):
     url: str = Field(description="Local directory or s3://bucket/prefix")
 
 
+class RowLevelSecurityConfig(_Strict):
+    """BI roles (PostgreSQL roles / MySQL users) and the location regions each may see ("*" = all)."""
+
+    enabled: bool = False
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("roles")
+    @classmethod
+    def _role_identifiers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role in value:
+            if not _IDENTIFIER.match(role):
+                raise ValueError(f"role names must be plain SQL identifiers, got {role!r}")
+        return value
+
+
 class WarehouseConfig(_Strict):
     url: str = Field(description="SQLAlchemy URL: sqlite:///, postgresql+psycopg2://, mysql+pymysql://")
     schema_name: str | None = Field(default=None, alias="schema")
+    row_level_security: RowLevelSecurityConfig = Field(default_factory=lambda: RowLevelSecurityConfig())
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -57,16 +74,16 @@ class SparkConfig(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
-class FileTableConfig(_Strict):
-    """One file pattern of a file-drop source; `{date}` in the pattern is the partition day."""
+class _TableBase(_Strict):
+    """What every source table shares: its asset name, the entity it feeds and how to map it."""
 
     name: str
     entity: str
-    pattern: str
-    format: Literal["csv", "json", "jsonl", "parquet"] = "csv"
-    delimiter: str = ","
-    encoding: str = "utf-8"
     columns: dict[str, str] = Field(default_factory=dict, description="source column -> entity column")
+    key: list[str] = Field(
+        default_factory=list, description="source columns identifying a record; default: the entity key via `columns`"
+    )
+    schema_drift: Literal["evolve", "fail"] = "evolve"
 
     @field_validator("entity")
     @classmethod
@@ -83,11 +100,8 @@ class FileTableConfig(_Strict):
         return value
 
 
-class FileSourceConfig(_Strict):
+class _SourceBase(_Strict):
     name: str
-    kind: Literal["file"]
-    path: str
-    tables: list[FileTableConfig]
 
     @field_validator("name")
     @classmethod
@@ -97,7 +111,117 @@ class FileSourceConfig(_Strict):
         return value
 
 
-SourceConfig = FileSourceConfig
+class FileTableConfig(_TableBase):
+    """One file pattern of a file-drop source; `{date}` in the pattern is the partition day."""
+
+    pattern: str
+    format: Literal["csv", "json", "jsonl", "parquet"] = "csv"
+    delimiter: str = ","
+    quote_char: str = '"'
+    encoding: str = "utf-8"
+    header: bool = Field(default=True, description="CSV: the first line names the columns")
+    column_names: list[str] = Field(default_factory=list, description="CSV without header: the column names")
+
+
+class FileSourceConfig(_SourceBase):
+    kind: Literal["file"]
+    path: str = Field(description="Local directory or s3://bucket/prefix")
+    tables: list[FileTableConfig]
+
+
+class DatabaseIncrementalConfig(_Strict):
+    cursor: str = Field(description="Source column that only grows: an update timestamp or an increasing id")
+
+
+class DatabaseTableConfig(_TableBase):
+    """A table (`schema.table`) or a SQL query; full load, or incremental on a cursor column."""
+
+    table: str | None = None
+    query: str | None = None
+    incremental: DatabaseIncrementalConfig | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> DatabaseTableConfig:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+
+class DatabaseSourceConfig(_SourceBase):
+    kind: Literal["database"]
+    url: str = Field(description="SQLAlchemy URL; put the password in an environment variable")
+    chunk_rows: int = Field(default=50_000, ge=1, description="rows fetched and written per chunk")
+    connect_timeout_seconds: int = Field(default=10, ge=1)
+    tables: list[DatabaseTableConfig]
+
+    @field_validator("url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database)") from None
+        return value
+
+
+class ApiAuthConfig(_Strict):
+    """Secrets are read from the named environment variable at request time, never stored here."""
+
+    type: Literal["none", "bearer", "api_key"] = "none"
+    token_env: str | None = Field(default=None, description="environment variable holding the token / key")
+    header: str = "X-API-Key"
+    query_param: str | None = Field(default=None, description="api_key: send as this query parameter instead")
+
+    @model_validator(mode="after")
+    def _token_named(self) -> ApiAuthConfig:
+        if self.type != "none" and not self.token_env:
+            raise ValueError(f"auth type {self.type!r} needs 'token_env'")
+        return self
+
+
+class PaginationConfig(_Strict):
+    type: Literal["none", "page", "offset", "cursor", "link"] = "none"
+    page_size: int = Field(default=100, ge=1)
+    page_param: str = "page"
+    first_page: int = 1
+    size_param: str | None = "per_page"
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    cursor_param: str = "cursor"
+    cursor_path: str = Field(default="next_cursor", description="dotted path of the next cursor in the body")
+
+
+class ApiIncrementalConfig(_Strict):
+    param: str = Field(description="query parameter sent with the high-water mark, e.g. updated_since")
+    field: str = Field(description="record field the high-water mark is taken from, e.g. updated_at")
+
+
+class ApiEndpointConfig(_TableBase):
+    path: str
+    params: dict[str, str] = Field(default_factory=dict)
+    records_path: str = Field(default="", description="dotted path of the record list in the body; '' = body")
+    pagination: PaginationConfig = Field(default_factory=PaginationConfig)
+    incremental: ApiIncrementalConfig | None = None
+
+
+class ApiSourceConfig(_SourceBase):
+    kind: Literal["api"]
+    base_url: str
+    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
+    timeout_seconds: float = Field(default=30, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    max_backoff_seconds: float = Field(default=60, ge=0)
+    tables: list[ApiEndpointConfig]
+
+
+SourceConfig = Annotated[FileSourceConfig | DatabaseSourceConfig | ApiSourceConfig, Field(discriminator="kind")]
+SourceKindConfig = FileSourceConfig | DatabaseSourceConfig | ApiSourceConfig
+TableConfig = FileTableConfig | DatabaseTableConfig | ApiEndpointConfig
+_SOURCE_KINDS = ("file", "database", "api")
 
 MaskTechnique = Literal["hmac_sha256", "sha256", "md5", "last4", "tokenize", "redact", "postal_prefix", "keep"]
 
@@ -107,6 +231,8 @@ class MaskingConfig(_Strict):
     key_id: str = "k1"
     columns: dict[str, MaskTechnique]
     on_unknown_pii: Literal["fail", "mask"] = "fail"
+    # Per-entity overrides of `columns` (e.g. customer postal_code: postal_prefix, store zip kept).
+    entities: dict[str, dict[str, MaskTechnique]] = Field(default_factory=dict)
 
     @field_validator("key")
     @classmethod
@@ -114,6 +240,93 @@ class MaskingConfig(_Strict):
         if len(value) < 16:
             raise ValueError("must be at least 16 characters (set LAKE_MASKING_KEY to a long random secret)")
         return value
+
+    @field_validator("key_id")
+    @classmethod
+    def _key_id_identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", value):
+            raise ValueError("must be 1-32 letters, digits, '_', '.' or '-' (it is stored with every row)")
+        return value
+
+    @field_validator("entities")
+    @classmethod
+    def _known_entities(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = sorted(set(value) - ENTITY_NAMES)
+        if unknown:
+            raise ValueError(f"unknown entities {unknown}; expected some of {sorted(ENTITY_NAMES)}")
+        return value
+
+    def rules_for(self, entity: str) -> dict[str, str]:
+        """Column -> technique for one entity: global `columns` overlaid with `entities[entity]`."""
+        return {**self.columns, **self.entities.get(entity, {})}
+
+
+class NullRuleConfig(_Strict):
+    """What a NULL (or null token) in one column means: keep it, reject the row, or use a default."""
+
+    rule: Literal["keep", "reject", "default"] = "keep"
+    value: str | None = Field(default=None, description="the default, as text (cast to the column type)")
+
+    @model_validator(mode="after")
+    def _default_needs_value(self) -> NullRuleConfig:
+        if (self.rule == "default") != (self.value is not None):
+            raise ValueError("'value' is required with rule: default and allowed only there")
+        return self
+
+
+class AggregationConfig(_Strict):
+    """An aggregate of one processed entity, e.g. daily sales per store: `metrics` are `fn(column)`."""
+
+    name: str
+    group_by: list[str] = Field(min_length=1)
+    metrics: dict[str, str] = Field(min_length=1, description="output column -> fn(column)")
+
+    @field_validator("name")
+    @classmethod
+    def _name_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"must be letters, digits and underscores, got {value!r}")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_syntax(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, expression in value.items():
+            if not _IDENTIFIER.match(name) or not _METRIC.match(expression):
+                raise ValueError(
+                    f"metric {name}: {expression!r} is not '<sum|count|min|max|avg|count_distinct>(column)'"
+                )
+        return value
+
+
+class EntityStandardizeConfig(_Strict):
+    nulls: dict[str, NullRuleConfig] = Field(default_factory=dict)
+    timestamp_formats: list[str] | None = None
+    aggregations: list[AggregationConfig] = Field(default_factory=list)
+
+
+class StandardizeConfig(_Strict):
+    """Processed-layer rules; None/absent means the built-in defaults in spark/standardize.py."""
+
+    timestamp_formats: list[str] | None = Field(default=None, min_length=1)
+    null_tokens: list[str] | None = None
+    entities: dict[str, EntityStandardizeConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _columns_exist(self) -> StandardizeConfig:
+        from lake_assets.entities import ENTITIES
+
+        for entity, rules in self.entities.items():
+            if entity not in ENTITIES:
+                raise ValueError(f"unknown entity {entity!r}; expected one of {sorted(ENTITIES)}")
+            columns = set(ENTITIES[entity].columns)
+            used = set(rules.nulls)
+            for agg in rules.aggregations:
+                used |= set(agg.group_by) | {_METRIC.match(m).group(2) for m in agg.metrics.values()} - {"*"}
+            unknown = sorted(used - columns)
+            if unknown:
+                raise ValueError(f"{entity}: unknown column(s) {unknown}; entity columns are {sorted(columns)}")
+        return self
 
 
 class ScheduleConfig(_Strict):
@@ -182,6 +395,36 @@ class NotifyConfig(_Strict):
         return value
 
 
+class DimensionConfig(_Strict):
+    """SCD2 behaviour of one dimension (see docs/star_schema.md)."""
+
+    type1_columns: list[str] = Field(default_factory=list, description="overwritten on every version")
+    delete_policy: Literal["ignore", "close", "mark_deleted"] = "close"
+    delete_detection: Literal["none", "snapshot"] = Field(
+        default="none", description="snapshot: each day's delivery is complete; absent members are deleted"
+    )
+
+
+class StarSchemaConfig(_Strict):
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
+    dimensions: dict[Literal["customer", "product"], DimensionConfig] = Field(default_factory=dict)
+
+    def dimension(self, entity: str) -> DimensionConfig:
+        return self.dimensions.get(entity, DimensionConfig())  # type: ignore[call-overload]
+
+    @model_validator(mode="after")
+    def _known_type1_columns(self) -> StarSchemaConfig:
+        from lake_assets.entities import ENTITIES
+
+        for entity, dim in self.dimensions.items():
+            schema = ENTITIES[entity]
+            attributes = set(schema.columns) - set(schema.key) - {schema.cursor}
+            unknown = sorted(set(dim.type1_columns) - attributes)
+            if unknown:
+                raise ValueError(f"dimensions.{entity}.type1_columns: {unknown} are not attributes of {entity}")
+        return self
+
+
 class PipelineConfig(_Strict):
     """The whole pipeline configuration, validated."""
 
@@ -191,9 +434,11 @@ class PipelineConfig(_Strict):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     sources: list[SourceConfig]
     masking: MaskingConfig
+    standardize: StandardizeConfig = Field(default_factory=lambda: StandardizeConfig())
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    star_schema: StarSchemaConfig = Field(default_factory=lambda: StarSchemaConfig())
     retention_days: dict[Literal["raw", "processed", "masked", "curated"], int] = Field(
         default_factory=lambda: {"raw": 90, "processed": 180, "masked": 180, "curated": 365}
     )
@@ -207,7 +452,7 @@ class PipelineConfig(_Strict):
             seen.add(source.name)
         return self
 
-    def tables_for_entity(self, entity: str) -> list[tuple[FileSourceConfig, FileTableConfig]]:
+    def tables_for_entity(self, entity: str) -> list[tuple[SourceKindConfig, TableConfig]]:
         """Every (source, table) pair configured to feed `entity`, in config order."""
         return [(s, t) for s in self.sources for t in s.tables if t.entity == entity]
 
@@ -233,10 +478,19 @@ def _interpolate(node: Any, path: str, file: Path) -> Any:
     return _ENV_PATTERN.sub(substitute, node)
 
 
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """Dotted key path; drops the union tag pydantic inserts after `sources.N` (`file`, `database`, `api`)."""
+    parts = [
+        str(p) for i, p in enumerate(loc)
+        if not (i == 2 and loc[0] == "sources" and isinstance(loc[1], int) and p in _SOURCE_KINDS)
+    ]
+    return ".".join(parts)
+
+
 def _format_validation_error(file: Path, error: ValidationError) -> str:
     lines = [f"{file}: invalid pipeline config"]
     for problem in error.errors():
-        key = ".".join(str(p) for p in problem["loc"]) or "<root>"
+        key = _key_path(problem["loc"]) or "<root>"
         if problem["type"] == "extra_forbidden":
             lines.append(f"  key '{key}': unknown key")
         elif problem["type"] == "missing":

@@ -1,50 +1,72 @@
-"""raw/<source>/<table>: one asset per configured source table, daily partitioned.
+"""raw/<source>/<table>: one asset per configured source table (file pattern, database table or
+query, API endpoint), daily partitioned.
 
-Grain: one row per delivered record, as delivered (all CSV/JSON values as strings) plus
-`_ingested_at`, `_source`, `_batch_id`, `_source_file`. Rows that cannot be parsed go to
+Grain: one row per delivered record, every value as text, plus `_ingested_at`, `_source`, `_batch_id`
+and the origin (`_source_file` / `_source_query` / `_source_url`). The ingestion pipeline streams the
+rows into the lake and commits the partition itself (with its cursor / file fingerprints), so the asset
+returns no value; downstream assets read the committed files. Rows that fail validation go to
 `quarantine/raw/<source>/<table>/ingest_date=D` with the reason; they do not stop the good rows.
 """
 
 
-import pyarrow as pa
-from dagster import AssetExecutionContext, AssetsDefinition, Failure, RetryPolicy, asset
+from dagster import AssetExecutionContext, AssetsDefinition, Failure, Output, RetryPolicy, asset
+from sqlalchemy.engine import make_url
 
 from lake_assets.assets.partitions import daily_partitions
-from lake_assets.config import FileSourceConfig, FileTableConfig, PipelineConfig
-from lake_assets.ingestion import DataIngestionPipeline, FileSource, SourceUnavailable
+from lake_assets.config import (
+    ApiSourceConfig,
+    DatabaseSourceConfig,
+    PipelineConfig,
+    SourceKindConfig,
+    TableConfig,
+)
+from lake_assets.ingestion import DataIngestionPipeline, IngestionError, make_source, raw_key
+from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.resources.lake_storage import LakeStorage
 
 
-def raw_asset_key(source: FileSourceConfig, table: FileTableConfig) -> list[str]:
-    return ["raw", source.name, table.name]
+def raw_asset_key(source: SourceKindConfig, table: TableConfig) -> list[str]:
+    return raw_key(source.name, table.name)
 
 
-def _build_raw_asset(config: PipelineConfig, source: FileSourceConfig, table: FileTableConfig) -> AssetsDefinition:
+def _describe(source: SourceKindConfig, table: TableConfig) -> str:
+    if isinstance(source, DatabaseSourceConfig):
+        where = make_url(source.url).render_as_string(hide_password=True)
+        what = f"table `{table.table}`" if table.table else "a SQL query"  # type: ignore[union-attr]
+        mode = f"incremental on `{table.incremental.cursor}`" if table.incremental else "full load"  # type: ignore[union-attr]
+        return f"Rows of {what} in `{where}` ({mode})"
+    if isinstance(source, ApiSourceConfig):
+        return f"Records of `{source.base_url.rstrip('/')}/{table.path.lstrip('/')}`"  # type: ignore[union-attr]
+    return f"{table.format.upper()} files `{table.pattern}` from `{source.path}`"  # type: ignore[union-attr]
+
+
+def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: TableConfig) -> AssetsDefinition:
     @asset(
         key=raw_asset_key(source, table),
         group_name="ingest",
         partitions_def=daily_partitions(config),
         kinds={"python", "parquet"},
-        description=f"{table.format.upper()} files `{table.pattern}` from `{source.path}`, as delivered "
-        f"(feeds entity `{table.entity}`). Grain: one row per delivered record.",
+        description=f"{_describe(source, table)}, as delivered (feeds entity `{table.entity}`). "
+        "Grain: one row per delivered record.",
         metadata={"entity": table.entity, "source_kind": source.kind},
         retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
     )
-    def _raw(context: AssetExecutionContext, lake: LakeStorage) -> pa.Table:
+    def _raw(context: AssetExecutionContext, lake: LakeStorage):  # noqa: ANN202 - Output[None]
         day = context.partition_key
         try:
-            result = DataIngestionPipeline(FileSource(source, table)).run(day)
-        except SourceUnavailable as exc:
-            # A missing or unreadable file does not fix itself within a retry delay.
-            raise Failure(description=str(exc), allow_retries=False) from exc
-        # Written (possibly empty) on every run so a rerun clears the previous run's rejects.
-        lake.write_arrow(["quarantine", *raw_asset_key(source, table)], day, result.rejects)
-        context.add_output_metadata(
-            {"quarantined_rows": result.rejects.num_rows, "source_files": ", ".join(result.origins)}
-        )
-        if result.rejects.num_rows:
-            context.log.warning(f"{result.rejects.num_rows} unparsable rows quarantined for {source.name}.{table.name}")
-        return result.rows
+            result = DataIngestionPipeline(make_source(source, table), lake).run(day)
+        except IngestionError as exc:
+            # Deterministic failures (credentials, 401, missing table, drift under `fail`) must not
+            # burn retries; transient ones (refused connection, 5xx after retries) may be retried.
+            raise Failure(description=str(exc), allow_retries=exc.retryable) from None
+        if result.quarantined:
+            context.log.warning(f"{result.quarantined} rows quarantined for {source.name}.{table.name}")
+        if result.new_columns or result.missing_columns:
+            drift = f"new {result.new_columns}, missing {result.missing_columns}"
+            context.log.warning(f"schema drift in {source.name}.{table.name}: {drift}")
+        metadata = result.metadata()
+        metadata["dagster/column_schema"] = table_schema_metadata(result.schema)
+        return Output(None, metadata=metadata)
 
     return _raw
 

@@ -1,6 +1,36 @@
-"""Sources and the ingestion pipeline. Knows sources; knows nothing of the lake layout."""
+"""Sources and the ingestion pipeline: databases, REST APIs and file drops into raw Parquet partitions."""
 
-from lake_assets.ingestion.file_source import FileSource, SourceUnavailable
-from lake_assets.ingestion.pipeline import DataIngestionPipeline, IngestionResult
+from lake_assets.ingestion.api_source import APISource
+from lake_assets.ingestion.database_source import DatabaseSource
+from lake_assets.ingestion.errors import (
+    IngestionError,
+    SchemaDriftError,
+    SourceTemporarilyUnavailable,
+    SourceUnavailable,
+)
+from lake_assets.ingestion.file_source import FileSource, SourceFile
+from lake_assets.ingestion.pipeline import (
+    DataIngestionPipeline,
+    IngestionResult,
+    make_source,
+    pending_files,
+    quarantine_key,
+    raw_key,
+)
 
-__all__ = ["DataIngestionPipeline", "FileSource", "IngestionResult", "SourceUnavailable"]
+__all__ = [
+    "APISource",
+    "DataIngestionPipeline",
+    "DatabaseSource",
+    "FileSource",
+    "IngestionError",
+    "IngestionResult",
+    "SchemaDriftError",
+    "SourceFile",
+    "SourceTemporarilyUnavailable",
+    "SourceUnavailable",
+    "make_source",
+    "pending_files",
+    "quarantine_key",
+    "raw_key",
+]

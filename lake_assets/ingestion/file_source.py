@@ -1,142 +1,268 @@
-"""FileSource: CSV, JSON (array or JSON Lines) and Parquet files from a file-drop directory.
+"""FileSource: CSV, JSON (array), JSON Lines and Parquet files from a local directory or an S3 prefix.
 
-One table of a file source is a file pattern; `{date}` in it is replaced by the partition day
-(`2024-01-15`), and glob wildcards are allowed. CSV is read with every column as a string (the raw
-layer keeps data as delivered; typing happens in the processed layer). Rows that do not parse (wrong
-number of fields) are returned as rejects with the file, line and reason instead of failing the batch.
+One table of a file source is a file pattern relative to the source path; `{date}` in it stands for
+the partition day (`2024-01-15`) and glob wildcards (`*`, `?`) are allowed. S3 (`s3://bucket/prefix`)
+is listed with boto3 and read with pyarrow, both honouring `AWS_ENDPOINT_URL`.
+
+Each file has a fingerprint (`size:mtime_ns` locally, `size:ETag` on S3); the pipeline records the
+fingerprints of the files a partition holds in its manifest, so a file is ingested once, and a file
+re-delivered with new content counts as new.
+
+Reading streams: CSV through `pyarrow.csv.open_csv` block by block, JSON Lines and Parquet in
+batches; only a JSON array file is parsed whole. Every value is kept as text (see text.py). Rows that
+do not parse (wrong number of fields, invalid JSON line) are returned as rejects with file, line and
+reason instead of failing the batch.
 """
 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
+import io
 import json
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from lake_assets.config import FileSourceConfig, FileTableConfig
+from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
+from lake_assets.ingestion.text import records_as_text, table_as_text
+from lake_assets.ingestion.validation import reject_record
+
+_DAY_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+JSON_LINES_CHUNK = 50_000
+CSV_BLOCK_BYTES = 4 << 20
 
 
-class SourceUnavailable(RuntimeError):
-    """The source cannot be read at all (missing files, unreachable host, bad credentials)."""
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # local path or s3://bucket/key
+    fingerprint: str
+    size: int
+    day: str | None  # the `{date}` the path matched; None for patterns without `{date}`
 
 
 @dataclass
-class Extract:
-    """What one extraction produced: the rows as delivered, where they came from, and the rejects."""
-
-    table: pa.Table
-    origins: list[str]
+class FileChunk:
+    rows: pa.Table  # every delivered column as text, plus `_source_file`
     rejects: list[dict[str, str]] = field(default_factory=list)
 
 
+def s3_filesystem() -> pafs.S3FileSystem:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    kwargs: dict[str, Any] = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme)
+    return pafs.S3FileSystem(**kwargs)
+
+
+def _day_regex(pattern: str) -> re.Pattern[str]:
+    """Regex over the path relative to the source root, capturing `{date}` as `day`."""
+    out = []
+    for token in re.split(r"(\{date\}|\*|\?)", pattern):
+        out.append({"{date}": r"(?P<day>\d{4}-\d{2}-\d{2})", "*": r"[^/]*", "?": r"[^/]"}.get(token, re.escape(token)))
+    return re.compile("^" + "".join(out) + "$")
+
+
 class FileSource:
+    kind = "file"
+
     def __init__(self, source: FileSourceConfig, table: FileTableConfig) -> None:
         self.source = source
         self.table = table
+        self._fs: pafs.FileSystem | None = None
 
     @property
     def name(self) -> str:
         return f"{self.source.name}.{self.table.name}"
 
-    def files_for(self, day: str) -> list[str]:
-        pattern = os.path.join(self.source.path, self.table.pattern.replace("{date}", day))
-        return sorted(glob.glob(pattern))
+    @property
+    def is_s3(self) -> bool:
+        return self.source.path.startswith("s3://")
 
-    def extract(self, day: str) -> Extract:
-        pattern = os.path.join(self.source.path, self.table.pattern.replace("{date}", day))
-        files = self.files_for(day)
-        if not files:
-            raise SourceUnavailable(f"source {self.name}: no file matches {pattern} for partition {day}")
-        tables: list[pa.Table] = []
-        rejects: list[dict[str, str]] = []
-        for path in files:
-            table, file_rejects = self._read_one(path)
-            tables.append(table.append_column("_source_file", pa.array([path] * table.num_rows, pa.string())))
-            rejects.extend(file_rejects)
-        combined = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-        return Extract(table=combined, origins=files, rejects=rejects)
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        if self._fs is None:
+            self._fs = s3_filesystem() if self.is_s3 else pafs.LocalFileSystem()
+        return self._fs
 
-    def _read_one(self, path: str) -> tuple[pa.Table, list[dict[str, str]]]:
+    def describe(self, day: str | None) -> str:
+        pattern = self.table.pattern if day is None else self.table.pattern.replace("{date}", day)
+        return f"{self.source.path.rstrip('/')}/{pattern}"
+
+    # ------------------------------------------------------------------ listing
+    def list_files(self, day: str | None = None) -> list[SourceFile]:
+        """Files matching the pattern for `day` (every day when None), sorted by path."""
+        pattern = self.table.pattern if day is None else self.table.pattern.replace("{date}", day)
+        regex = _day_regex(self.table.pattern)
+        listed = self._list_s3(pattern) if self.is_s3 else self._list_local(pattern)
+        files = []
+        for relative, path, fingerprint, size in listed:
+            match = regex.match(relative)
+            if match is None:
+                continue
+            files.append(SourceFile(path, fingerprint, size, match.groupdict().get("day")))
+        return sorted(files, key=lambda f: f.path)
+
+    def _list_local(self, pattern: str) -> list[tuple[str, str, str, int]]:
+        root = self.source.path
+        found = []
+        for path in glob.glob(os.path.join(root, pattern.replace("{date}", _DAY_GLOB))):
+            if os.path.isfile(path):
+                stat = os.stat(path)
+                relative = os.path.relpath(path, root).replace(os.sep, "/")
+                found.append((relative, path, f"{stat.st_size}:{stat.st_mtime_ns}", stat.st_size))
+        return found
+
+    def _list_s3(self, pattern: str) -> list[tuple[str, str, str, int]]:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+        bucket, _, prefix = self.source.path[len("s3://") :].partition("/")
+        prefix = prefix.strip("/")
+        static = re.split(r"[*?\[{]", pattern, maxsplit=1)[0]
+        list_prefix = "/".join(p for p in (prefix, static) if p)
+        glob_pattern = pattern.replace("{date}", "*")
+        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        found = []
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=list_prefix):
+                for item in page.get("Contents", []):
+                    relative = item["Key"][len(prefix) + 1 :] if prefix else item["Key"]
+                    if fnmatch.fnmatchcase(relative, glob_pattern):
+                        etag = item["ETag"].strip('"')
+                        found.append((relative, f"s3://{bucket}/{item['Key']}", f"{item['Size']}:{etag}", item["Size"]))
+        except EndpointConnectionError as exc:
+            raise SourceTemporarilyUnavailable(f"source {self.name}: {self.source.path}: {exc}") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise SourceUnavailable(f"source {self.name}: cannot list {self.source.path}: {exc}") from None
+        return found
+
+    # ------------------------------------------------------------------ reading
+    def _open(self, path: str) -> Any:
+        try:
+            return self.filesystem.open_input_stream(path[len("s3://") :] if self.is_s3 else path)
+        except OSError as exc:
+            raise SourceUnavailable(f"source {self.name}: cannot read {path}: {exc}") from None
+
+    def header(self, file: SourceFile) -> list[str]:
+        """The column names of a CSV file (from its first line, or from config when there is no header)."""
+        if not self.table.header and self.table.column_names:
+            return list(self.table.column_names)
+        with self._open(file.path) as stream:
+            head = stream.read(1 << 16).decode(self.table.encoding, errors="replace")
+        lines = csv.reader(io.StringIO(head), delimiter=self.table.delimiter, quotechar=self.table.quote_char)
+        first = next(lines, None)
+        if not first:
+            raise SourceUnavailable(f"source {self.name}: {file.path} is empty (no header row)")
+        return list(first) if self.table.header else [f"f{i}" for i in range(len(first))]
+
+    def read(self, file: SourceFile) -> Iterator[FileChunk]:
         fmt = self.table.format
         if fmt == "csv":
-            return self._read_csv(path)
-        if fmt == "jsonl":
-            return self._read_json_lines(path)
-        if fmt == "json":
-            with open(path, encoding=self.table.encoding) as handle:
-                try:
-                    records = json.load(handle)
-                except json.JSONDecodeError as exc:
-                    raise SourceUnavailable(f"source {self.name}: {path} is not valid JSON: {exc}") from None
-            if not isinstance(records, list):
-                raise SourceUnavailable(f"source {self.name}: {path} is not a JSON array of records")
-            good = [r for r in records if isinstance(r, dict)]
-            rejects = [_reject(path, i + 1, json.dumps(r), "record is not a JSON object")
-                       for i, r in enumerate(records) if not isinstance(r, dict)]
-            return _records_as_strings(good), rejects
-        return pq.read_table(path), []
+            chunks = self._read_csv(file)
+        elif fmt == "jsonl":
+            chunks = self._read_json_lines(file)
+        elif fmt == "json":
+            chunks = self._read_json(file)
+        else:
+            chunks = self._read_parquet(file)
+        for chunk in chunks:
+            rows = chunk.rows
+            chunk.rows = rows.append_column("_source_file", pa.array([file.path] * rows.num_rows, pa.string()))
+            yield chunk
 
-    def _read_json_lines(self, path: str) -> tuple[pa.Table, list[dict[str, str]]]:
-        records: list[dict[str, object]] = []
+    def _read_csv(self, file: SourceFile) -> Iterator[FileChunk]:
+        names = self.header(file)
         rejects: list[dict[str, str]] = []
-        with open(path, encoding=self.table.encoding) as handle:
-            for number, line in enumerate(handle, start=1):
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            line = "" if row.number is None or row.number < 0 else str(row.number)
+            reason = f"expected {row.expected_columns} fields, got {row.actual_columns}"
+            rejects.append(reject_record(file.path, line, row.text, reason))
+            return "skip"
+
+        read_options = pacsv.ReadOptions(
+            encoding=self.table.encoding,
+            block_size=CSV_BLOCK_BYTES,
+            column_names=None if self.table.header else names,
+            use_threads=False,
+        )
+        with self._open(file.path) as stream:
+            try:
+                reader = pacsv.open_csv(
+                    stream,
+                    read_options=read_options,
+                    parse_options=pacsv.ParseOptions(
+                        delimiter=self.table.delimiter, quote_char=self.table.quote_char, invalid_row_handler=on_invalid
+                    ),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={name: pa.string() for name in names}, strings_can_be_null=False
+                    ),
+                )
+                for batch in reader:
+                    yield FileChunk(pa.Table.from_batches([batch]), rejects[:])
+                    rejects.clear()
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise SourceUnavailable(f"source {self.name}: {file.path} is not readable CSV: {exc}") from None
+        if rejects:
+            yield FileChunk(pa.table({n: pa.array([], pa.string()) for n in names}), rejects)
+
+    def _read_json_lines(self, file: SourceFile) -> Iterator[FileChunk]:
+        records: list[dict[str, Any]] = []
+        rejects: list[dict[str, str]] = []
+        with self._open(file.path) as stream:
+            text = io.TextIOWrapper(stream, encoding=self.table.encoding)  # type: ignore[arg-type]
+            for number, line in enumerate(text, start=1):
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    rejects.append(_reject(path, number, line.rstrip("\n"), f"invalid JSON: {exc.msg}"))
+                    rejects.append(reject_record(file.path, str(number), line.rstrip("\n"), f"invalid JSON: {exc.msg}"))
                     continue
                 if isinstance(record, dict):
                     records.append(record)
                 else:
-                    rejects.append(_reject(path, number, line.rstrip("\n"), "line is not a JSON object"))
-        return _records_as_strings(records), rejects
+                    reason = "line is not a JSON object"
+                    rejects.append(reject_record(file.path, str(number), line.rstrip("\n"), reason))
+                if len(records) >= JSON_LINES_CHUNK:
+                    yield FileChunk(records_as_text(records), rejects)
+                    records, rejects = [], []
+        if records or rejects:
+            yield FileChunk(records_as_text(records), rejects)
 
-    def _read_csv(self, path: str) -> tuple[pa.Table, list[dict[str, str]]]:
-        with open(path, encoding=self.table.encoding, newline="") as handle:
-            header = next(csv.reader(handle, delimiter=self.table.delimiter), None)
-        if not header:
-            raise SourceUnavailable(f"source {self.name}: {path} is empty (no header row)")
-        rejects: list[dict[str, str]] = []
+    def _read_json(self, file: SourceFile) -> Iterator[FileChunk]:
+        with self._open(file.path) as stream:
+            raw = stream.read().decode(self.table.encoding)
+        try:
+            records = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SourceUnavailable(f"source {self.name}: {file.path} is not valid JSON: {exc}") from None
+        if not isinstance(records, list):
+            raise SourceUnavailable(f"source {self.name}: {file.path} is not a JSON array of records")
+        good = [r for r in records if isinstance(r, dict)]
+        rejects = [
+            reject_record(file.path, str(i + 1), json.dumps(r), "record is not a JSON object")
+            for i, r in enumerate(records)
+            if not isinstance(r, dict)
+        ]
+        yield FileChunk(records_as_text(good), rejects)
 
-        def on_invalid(row: pacsv.InvalidRow) -> str:
-            rejects.append(
-                _reject(path, row.number, row.text, f"expected {row.expected_columns} fields, got {row.actual_columns}")
-            )
-            return "skip"
-
-        table = pacsv.read_csv(
-            path,
-            # Single-threaded parsing is what lets pyarrow report the line number of a bad row.
-            read_options=pacsv.ReadOptions(encoding=self.table.encoding, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=self.table.delimiter, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=False
-            ),
-        )
-        return table, rejects
-
-
-def _reject(path: str, line: int | None, raw: str, reason: str) -> dict[str, str]:
-    return {"_source_file": path, "_line": "" if line is None else str(line), "_raw": raw, "_reject_reason": reason}
-
-
-def _as_text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)  # numbers, booleans, nested values: as JSON text
-
-
-def _records_as_strings(records: list[dict[str, object]]) -> pa.Table:
-    """JSON records as delivered, every value as text; columns in order of first appearance."""
-    columns: dict[str, None] = {}
-    for record in records:
-        columns.update(dict.fromkeys(record))
-    return pa.table({c: pa.array([_as_text(r.get(c)) for r in records], pa.string()) for c in columns})
+    def _read_parquet(self, file: SourceFile) -> Iterator[FileChunk]:
+        path = file.path[len("s3://") :] if self.is_s3 else file.path
+        try:
+            parquet = pq.ParquetFile(path, filesystem=self.filesystem)
+            for batch in parquet.iter_batches(batch_size=JSON_LINES_CHUNK):
+                yield FileChunk(table_as_text(pa.Table.from_batches([batch])))
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise SourceUnavailable(f"source {self.name}: {file.path} is not readable Parquet: {exc}") from None

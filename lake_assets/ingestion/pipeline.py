@@ -1,51 +1,283 @@
-"""DataIngestionPipeline: connect -> extract -> validate -> add metadata, for one source table and day.
+"""DataIngestionPipeline: connect -> extract -> validate -> add metadata -> write raw, for one source
+table and one daily partition.
 
-It knows sources, not the lake layout: it returns the raw rows (as delivered, plus `_ingested_at`,
-`_source`, `_batch_id`, `_source_file`) and the rejected rows; the raw asset stores both.
+Grain of the raw partition `raw/<source>/<table>/ingest_date=D`: one row per delivered record, every
+value as text (see text.py), plus `_ingested_at`, `_source`, `_batch_id` and the origin
+(`_source_file`, `_source_query` or `_source_url`).
+
+Guarantees:
+* Streaming: chunks go straight into a staged Parquet file; memory holds one chunk.
+* Atomic and idempotent: the partition (data, cursor, file fingerprints, column list) is published by
+  one manifest commit; a crash before it leaves the previous commit visible and the staged files are
+  removed by the next commit. Running D again replaces D.
+* Incremental (database / API): starts from the cursor of the newest committed partition before D
+  (cursor.py); file sources skip the files already held by another committed partition.
+* Bad rows go to `quarantine/raw/<source>/<table>/ingest_date=D` with the reason, committed (possibly
+  empty) on every run so a rerun clears old rejects.
+* Schema drift against the previous committed partition is reported; policy `fail` aborts before
+  anything is committed.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import pyarrow as pa
 
-from lake_assets.ingestion.file_source import Extract, FileSource
+from lake_assets.config import (
+    ApiSourceConfig,
+    DatabaseSourceConfig,
+    FileSourceConfig,
+    SourceKindConfig,
+    TableConfig,
+)
+from lake_assets.ingestion.api_source import APISource
+from lake_assets.ingestion.cursor import CursorState, CursorTracker
+from lake_assets.ingestion.database_source import DatabaseSource
+from lake_assets.ingestion.errors import SchemaDriftError, SourceUnavailable
+from lake_assets.ingestion.file_source import FileSource, SourceFile
+from lake_assets.ingestion.mapping import key_columns
+from lake_assets.ingestion.text import records_as_text
+from lake_assets.ingestion.validation import REJECT_SCHEMA, RowValidator, reject_record
+from lake_assets.ingestion.writer import ChunkWriter
+from lake_assets.resources.lake_storage import LakeStorage, Manifest
+
+Source = FileSource | DatabaseSource | APISource
+
+
+def raw_key(source_name: str, table_name: str) -> list[str]:
+    return ["raw", source_name, table_name]
+
+
+def quarantine_key(source_name: str, table_name: str) -> list[str]:
+    return ["quarantine", *raw_key(source_name, table_name)]
+
+
+def make_source(source: SourceKindConfig, table: TableConfig) -> Source:
+    if isinstance(source, DatabaseSourceConfig):
+        return DatabaseSource(source, table)  # type: ignore[arg-type]
+    if isinstance(source, ApiSourceConfig):
+        return APISource(source, table)  # type: ignore[arg-type]
+    return FileSource(source, table)  # type: ignore[arg-type]
+
+
+def previous_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, Manifest] | None:
+    """The newest committed partition strictly before `day` (the one a run for `day` continues from)."""
+    for partition in reversed(lake.committed_partitions(key)):
+        if partition < day:
+            manifest = lake.read_manifest(key, partition)
+            if manifest is not None:
+                return partition, manifest
+    return None
+
+
+def ingested_fingerprints(lake: LakeStorage, key: list[str], except_day: str | None = None) -> dict[str, set[str]]:
+    """path -> fingerprints held by committed partitions (other than `except_day`)."""
+    held: dict[str, set[str]] = {}
+    for partition in lake.committed_partitions(key):
+        if partition == except_day:
+            continue
+        manifest = lake.read_manifest(key, partition)
+        for path, fingerprint in ((manifest.extra if manifest else {}).get("files") or {}).items():
+            held.setdefault(path, set()).add(fingerprint)
+    return held
+
+
+def pending_files(
+    lake: LakeStorage, source: FileSourceConfig, table: TableConfig, day: str | None = None
+) -> list[SourceFile]:
+    """Files of a file-source table that no committed raw partition holds yet (same path and fingerprint).
+
+    For the new-file sensor: each `SourceFile` has `.path`, `.fingerprint` (`size:mtime_ns` or
+    `size:ETag`) and `.day` (the `{date}` it matched, None for patterns without `{date}`); run the raw
+    asset for that day (or today). Restrict to one day with `day`.
+    """
+    held = ingested_fingerprints(lake, raw_key(source.name, table.name))
+    files = FileSource(source, table).list_files(day)  # type: ignore[arg-type]
+    return [f for f in files if f.fingerprint not in held.get(f.path, set())]
 
 
 @dataclass
 class IngestionResult:
-    rows: pa.Table
-    rejects: pa.Table
-    origins: list[str]
+    rows: int
+    quarantined: int
     batch_id: str
+    path: str
+    schema: pa.Schema
+    origins: list[str]
+    cursor: dict[str, Any] | None
+    previous_cursor: dict[str, Any] | None
+    boundary_duplicates_skipped: int
+    new_columns: list[str]
+    missing_columns: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "dagster/row_count": self.rows,
+            "quarantined_rows": self.quarantined,
+            "batch_id": self.batch_id,
+            "path": self.path,
+            "origins": ", ".join(self.origins[:20]) + (" ..." if len(self.origins) > 20 else ""),
+            "schema_new_columns": ", ".join(self.new_columns) or "-",
+            "schema_missing_columns": ", ".join(self.missing_columns) or "-",
+        }
+        if self.cursor is not None:
+            data["cursor"] = f"{self.cursor['column']} = {self.cursor['value']}"
+            data["boundary_duplicates_skipped"] = self.boundary_duplicates_skipped
+        if self.previous_cursor is not None:
+            data["previous_cursor"] = f"{self.previous_cursor['column']} = {self.previous_cursor['value']}"
+        return data
+
+
+@dataclass
+class _Piece:
+    rows: pa.Table
+    rejects: list[dict[str, str]]
+    cursor_values: list[Any] | None
 
 
 class DataIngestionPipeline:
-    def __init__(self, source: FileSource) -> None:
+    def __init__(self, source: Source, lake: LakeStorage) -> None:
         self.source = source
+        self.lake = lake
+        self.table = source.table
+        self.key = raw_key(source.source.name, source.table.name)
+        self._columns_hint: list[str] = []
+        self._files: list[SourceFile] = []
 
+    @property
+    def _origin_column(self) -> str:
+        return {"file": "_source_file", "database": "_source_query", "api": "_source_url"}[self.source.kind]
+
+    def _incremental_field(self) -> str | None:
+        incremental = getattr(self.table, "incremental", None)
+        if incremental is None:
+            return None
+        return incremental.cursor if isinstance(self.source, DatabaseSource) else incremental.field
+
+    # ------------------------------------------------------------------ extraction, per kind
+    def _pieces(self, day: str, previous: CursorState | None) -> Iterator[_Piece]:
+        source = self.source
+        if isinstance(source, DatabaseSource):
+            with source.open(previous) as (columns, chunks):
+                self._columns_hint = columns
+                for chunk in chunks:
+                    yield _Piece(chunk.rows, [], chunk.cursor_values)
+        elif isinstance(source, APISource):
+            cursor_field = self._incremental_field()
+            for page in source.pages(previous):
+                good = [r for r in page.records if isinstance(r, dict)]
+                rejects = [
+                    reject_record(page.url, "", str(r), "record is not a JSON object")
+                    for r in page.records
+                    if not isinstance(r, dict)
+                ]
+                values = [r.get(cursor_field) for r in good] if cursor_field else None
+                yield _Piece(records_as_text(good), rejects, values)
+        else:
+            listed = source.list_files(day)
+            if not listed:
+                raise SourceUnavailable(f"source {source.name}: no file matches {source.describe(day)}")
+            held = ingested_fingerprints(self.lake, self.key, except_day=day)
+            self._files = [f for f in listed if f.fingerprint not in held.get(f.path, set())]
+            if source.table.format == "csv":
+                columns: dict[str, None] = {}
+                for file in self._files:
+                    columns.update(dict.fromkeys(source.header(file)))
+                self._columns_hint = list(columns)
+            for file in self._files:
+                for chunk in source.read(file):
+                    yield _Piece(chunk.rows, chunk.rejects, None)
+
+    # ------------------------------------------------------------------ the run
     def run(self, day: str) -> IngestionResult:
-        extract: Extract = self.source.extract(day)
-        batch_id = uuid.uuid4().hex
+        lake, table = self.lake, self.table
+        previous = previous_commit(lake, self.key, day)
+        previous_extra = previous[1].extra if previous else {}
+        cursor_field = self._incremental_field()
+        previous_cursor = CursorState.from_json(previous_extra.get("cursor")) if cursor_field else None
+        if previous_cursor is not None and previous_cursor.column != cursor_field:
+            previous_cursor = None  # the cursor column changed in config: start over with a full load
+        validator = RowValidator(table)
         ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
-        table = extract.table
-        n = table.num_rows
-        table = (
-            table.append_column("_ingested_at", pa.array([ingested_at] * n, pa.timestamp("us")))
+        rejects: list[dict[str, str]] = []
+        seen: dict[str, None] = {}
+        tracker: CursorTracker | None = None
+        origin = getattr(self.source, "origin", "")
+        with lake.staged_batch(self.key, day) as batch:
+            writer = ChunkWriter(batch.local_dir)
+            for piece in self._pieces(day, previous_cursor):
+                rows = piece.rows
+                seen.update(dict.fromkeys(c for c in rows.column_names if not c.startswith("_")))
+                if cursor_field and piece.cursor_values is not None:
+                    if tracker is None:
+                        tracker = CursorTracker(cursor_field, key_columns(table, rows.column_names), previous_cursor)
+                    rows = tracker.accept(rows, piece.cursor_values)
+                good, bad = validator.split(rows, origin)
+                rejects.extend(piece.rejects)
+                rejects.extend(bad)
+                writer.write(self._with_metadata(good, ingested_at, batch.batch_id, origin))
+            columns = list(dict.fromkeys([*self._columns_hint, *seen]))
+            old_columns = previous_extra.get("columns")
+            new_columns = [c for c in columns if old_columns is not None and c not in old_columns]
+            missing_columns = [c for c in (old_columns or []) if c not in columns]
+            if (new_columns or missing_columns) and table.schema_drift == "fail":
+                raise SchemaDriftError(
+                    f"source {self.source.name}: columns changed since partition {previous[0] if previous else '?'} "
+                    f"(new: {', '.join(new_columns) or '-'}; missing: {', '.join(missing_columns) or '-'}) "
+                    "and schema_drift is 'fail'"
+                )
+            writer.close(self._empty_schema(columns))
+            cursor = tracker.state() if tracker else previous_cursor
+            origins = [f.path for f in self._files] if isinstance(self.source, FileSource) else [origin]
+            extra: dict[str, Any] = {
+                "source": self.source.name,
+                "kind": self.source.kind,
+                "columns": columns,
+                "cursor": cursor.to_json() if cursor else None,
+                "files": {f.path: f.fingerprint for f in self._files},
+                "origin": origin if not isinstance(self.source, FileSource) else self.source.describe(day),
+                "quarantined_rows": len(rejects),
+            }
+            reject_table = pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
+            lake.write_arrow(["quarantine", *self.key], day, reject_table, extra={"raw_batch_id": batch.batch_id})
+            manifest = batch.commit(rows=writer.rows, extra=extra)
+        return IngestionResult(
+            rows=manifest.rows,
+            quarantined=len(rejects),
+            batch_id=manifest.batch_id,
+            path=lake.uri(lake.dataset_dir(self.key, day)),
+            schema=writer.schema or pa.schema([]),
+            origins=origins,
+            cursor=extra["cursor"],
+            previous_cursor=previous_cursor.to_json() if previous_cursor else None,
+            boundary_duplicates_skipped=tracker.skipped if tracker else 0,
+            new_columns=new_columns,
+            missing_columns=missing_columns,
+            extra=extra,
+        )
+
+    def _with_metadata(self, rows: pa.Table, ingested_at: datetime, batch_id: str, origin: str) -> pa.Table:
+        n = rows.num_rows
+        lineage = rows.column("_source_file") if "_source_file" in rows.column_names else None
+        if lineage is not None:
+            rows = rows.drop_columns(["_source_file"])
+        rows = (
+            rows.append_column("_ingested_at", pa.array([ingested_at] * n, pa.timestamp("us")))
             .append_column("_source", pa.array([self.source.name] * n, pa.string()))
             .append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
         )
-        if "_source_file" in table.column_names:
-            # keep the lineage column last, next to the other metadata
-            origin = table.column("_source_file")
-            table = table.drop_columns(["_source_file"]).append_column("_source_file", origin)
-        rejects = pa.Table.from_pylist(
-            extract.rejects,
-            schema=pa.schema(
-                [("_source_file", pa.string()), ("_line", pa.string()), ("_raw", pa.string()), ("_reject_reason", pa.string())]
-            ),
+        if lineage is None:
+            lineage = pa.array([origin] * n, pa.string())
+        return rows.append_column(self._origin_column, lineage)
+
+    def _empty_schema(self, columns: list[str]) -> pa.Schema:
+        return pa.schema(
+            [(c, pa.string()) for c in columns]
+            + [("_ingested_at", pa.timestamp("us")), ("_source", pa.string()), ("_batch_id", pa.string()),
+               (self._origin_column, pa.string())]
         )
-        return IngestionResult(rows=table, rejects=rejects, origins=extract.origins, batch_id=batch_id)

@@ -1,0 +1,148 @@
+"""DatabaseSource: one table or SQL query of a PostgreSQL / MySQL / MariaDB database (any SQLAlchemy URL).
+
+Full load (`SELECT *`) or incremental on a cursor column (`WHERE cursor >= :mark`, see cursor.py).
+Rows are streamed with a server-side cursor (`stream_results` + `yield_per`, i.e. a named cursor on
+psycopg2 and an unbuffered SSCursor on PyMySQL), `chunk_rows` at a time, so memory does not grow
+with the table. A query is wrapped as a sub-select, so a `sale` may come from a join of header and
+line tables.
+
+Errors name the source and the URL with the password hidden. Bad credentials, unknown databases,
+missing tables and SQL errors are deterministic (`SourceUnavailable`); refused connections and
+timeouts are transient (`SourceTemporarilyUnavailable`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from lake_assets.config import DatabaseSourceConfig, DatabaseTableConfig
+from lake_assets.ingestion.cursor import CursorState
+from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
+from lake_assets.ingestion.text import rows_as_text
+
+# Driver messages that mean "this will fail again": credentials, names, permissions, SQL.
+_DETERMINISTIC = (
+    "password authentication failed",
+    "authentication failed",
+    "access denied",
+    "does not exist",
+    "unknown database",
+    "no pg_hba.conf entry",
+    "permission denied",
+    "syntax error",
+    "doesn't exist",
+    "unknown column",
+    "unknown table",
+    "invalid input syntax",
+)
+
+
+@dataclass
+class DatabaseChunk:
+    rows: pa.Table  # every column as text
+    cursor_values: list[Any] | None  # native cursor values, aligned with rows (incremental only)
+
+
+class DatabaseSource:
+    kind = "database"
+
+    def __init__(self, source: DatabaseSourceConfig, table: DatabaseTableConfig) -> None:
+        self.source = source
+        self.table = table
+        self.url: URL = make_url(source.url)
+
+    @property
+    def name(self) -> str:
+        return f"{self.source.name}.{self.table.name}"
+
+    @property
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def origin(self) -> str:
+        """What `_source_query` records: the table name or the query text."""
+        return f"table {self.table.table}" if self.table.table else self.table.query or ""
+
+    def _engine(self) -> Engine:
+        connect_args: dict[str, Any] = {}
+        if self.url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+            connect_args["connect_timeout"] = self.source.connect_timeout_seconds
+        return create_engine(self.url, connect_args=connect_args, poolclass=NullPool)
+
+    def _sql(self, engine: Engine, incremental: bool) -> str:
+        quote = engine.dialect.identifier_preparer.quote
+        if self.table.table:
+            relation = ".".join(quote(part) for part in self.table.table.split("."))
+            base = f"SELECT * FROM {relation}"
+        else:
+            base = f"SELECT * FROM ({self.table.query.rstrip().rstrip(';')}) src"  # type: ignore[union-attr]
+        if incremental and self.table.incremental:
+            if self.table.table:
+                base = f"SELECT * FROM ({base}) src"
+            base += f" WHERE src.{quote(self.table.incremental.cursor)} >= :mark"
+        return base
+
+    def _fail(self, exc: Exception) -> Exception:
+        orig = getattr(exc, "orig", None) or exc
+        cause = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        if self.url.password:
+            cause = cause.replace(str(self.url.password), "***")
+        message = f"source {self.name} ({self.safe_url}): {cause}"
+        lowered = cause.lower()
+        deterministic = isinstance(exc, ProgrammingError) or any(m in lowered for m in _DETERMINISTIC)
+        if isinstance(exc, OperationalError | DBAPIError) and not deterministic:
+            return SourceTemporarilyUnavailable(message)
+        return SourceUnavailable(message)
+
+    @contextmanager
+    def open(self, previous: CursorState | None) -> Iterator[tuple[list[str], Iterator[DatabaseChunk]]]:
+        """(column names, chunk iterator) of one extraction; the connection closes with the block."""
+        engine = self._engine()
+        incremental = self.table.incremental is not None and previous is not None
+        try:
+            try:
+                connection = engine.connect()
+                sql = self._sql(engine, incremental)
+                result = connection.execution_options(stream_results=True, yield_per=self.source.chunk_rows).execute(
+                    text(sql), {"mark": previous.native()} if incremental else {}
+                )
+            except SQLAlchemyError as exc:
+                raise self._fail(exc) from None
+            columns = list(result.keys())
+            cursor_index = None
+            if self.table.incremental:
+                if self.table.incremental.cursor not in columns:
+                    raise SourceUnavailable(
+                        f"source {self.name}: cursor column {self.table.incremental.cursor!r} is not in the result "
+                        f"({', '.join(columns)})"
+                    )
+                cursor_index = columns.index(self.table.incremental.cursor)
+            try:
+                yield columns, self._chunks(result, columns, cursor_index)
+            finally:
+                result.close()
+                connection.close()
+        finally:
+            engine.dispose()
+
+    def _chunks(self, result: Any, columns: list[str], cursor_index: int | None) -> Iterator[DatabaseChunk]:
+        partitions = result.partitions()
+        while True:
+            try:
+                rows = next(partitions)
+            except StopIteration:
+                return
+            except SQLAlchemyError as exc:
+                raise self._fail(exc) from None
+            cursor_values = [row[cursor_index] for row in rows] if cursor_index is not None else None
+            yield DatabaseChunk(rows_as_text(columns, rows), cursor_values)
