@@ -223,11 +223,22 @@ class LakeStorage(ConfigurableResource):
             shutil.rmtree(path, ignore_errors=True)
 
     def _list_batch_dirs(self, target_dir: str) -> list[str]:
+        if self.is_s3:
+            # List keys, not "directories": with bucket versioning, delimiter listings (pyarrow's) can
+            # still show prefixes whose objects only have delete markers left.
+            prefix = self._key(target_dir).rstrip("/") + "/"
+            dirs: set[str] = set()
+            for page in self.s3_client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    first = obj["Key"][len(prefix) :].split("/", 1)[0]
+                    if first.startswith("batch-") and "/" in obj["Key"][len(prefix) :]:
+                        dirs.add(f"{target_dir.rstrip('/')}/{first}")
+            return sorted(dirs)
         infos = self.filesystem.get_file_info(pafs.FileSelector(target_dir, allow_not_found=True))
         return [
             i.path.rstrip("/")
             for i in infos
-            if i.type == pafs.FileType.Directory and i.path.rstrip("/").rsplit("/", 1)[-1].startswith("batch-")
+            if i.type == pafs.FileType.Directory and i.base_name.startswith("batch-")
         ]
 
 
