@@ -158,7 +158,7 @@ def test_failure_email_has_run_id_step_error_and_link(
     assert mail["X-Envelope-To"] == "ops@example.test, data@example.test"
     assert mail["From"] == "lake@example.test"
     assert "FAILED" in mail["Subject"] and "2024-01-02" in mail["Subject"]
-    body = mail.get_payload(decode=True).decode()
+    body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
     assert f"Run:       {run_id}" in body
     assert "Failed step: raw__shop_files__" in body
     assert "no file matches" in body and "2024-01-02" in body
@@ -190,7 +190,7 @@ def test_completion_summary_rows_per_layer_and_checks(
         )
 
     (mail,) = mails
-    body = mail.get_payload(decode=True).decode()
+    body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
     assert "succeeded" in mail["Subject"] and "2024-01-01" in mail["Subject"]
     lake = LakeStorage(url=config.lake.url)
     raw_rows = sum(lake.read_manifest(list(k.path), "2024-01-01").rows for k in RAW_KEYS)
