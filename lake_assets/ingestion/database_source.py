@@ -136,7 +136,7 @@ class DatabaseSource:
             engine.dispose()
 
     def _chunks(self, result: Any, columns: list[str], cursor_index: int | None) -> Iterator[DatabaseChunk]:
-        partitions = result.partitions()
+        partitions = result.partitions(self.source.chunk_rows)
         while True:
             try:
                 rows = next(partitions)

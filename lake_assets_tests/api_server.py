@@ -1,0 +1,120 @@
+"""A real local HTTP/JSON API (http.server in a thread on 127.0.0.1:<free port>) for ingestion tests.
+
+It serves one list of sale-line records four ways (page number, offset, cursor in body, Link header),
+filters by `updated_since`, checks a bearer token or an API key, and can be told to answer the next
+requests with 429 (+ Retry-After), 500, or to stall past the client's timeout. It records every
+request it saw (path and query) so tests can assert on what the client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class ApiState:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    token: str | None = None  # bearer token required when set
+    api_key: str | None = None  # X-API-Key header or api_key query parameter required when set
+    faults: list[tuple[str, str]] = field(default_factory=list)  # (kind, arg) consumed one per request
+    requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def visible(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        since = query.get("updated_since", [None])[0]
+        rows = sorted(self.records, key=lambda r: (r["updated_at"], r["line_id"]))
+        return [r for r in rows if since is None or r["updated_at"] >= since]
+
+
+def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            with state.lock:
+                state.requests.append((url.path, query))
+                fault = state.faults.pop(0) if state.faults else None
+            if fault is not None:
+                kind, arg = fault
+                if kind == "429":
+                    return self._send(429, {"error": "slow down"}, {"Retry-After": arg})
+                if kind == "500":
+                    return self._send(500, {"error": "boom"})
+                if kind == "stall":
+                    time.sleep(float(arg))
+            if state.token and self.headers.get("Authorization") != f"Bearer {state.token}":
+                return self._send(401, {"error": "unauthorized"})
+            if state.api_key and state.api_key not in (self.headers.get("X-API-Key"), query.get("api_key", [None])[0]):
+                return self._send(401, {"error": "bad key"})
+            rows = state.visible(query)
+            if url.path == "/v1/page":
+                page, size = int(query["page"][0]), int(query["per_page"][0])
+                return self._send(200, {"data": {"items": rows[(page - 1) * size : page * size]}, "page": page})
+            if url.path == "/v1/offset":
+                offset, limit = int(query["offset"][0]), int(query["limit"][0])
+                return self._send(200, {"results": rows[offset : offset + limit], "total": len(rows)})
+            if url.path == "/v1/cursor":
+                start = int(query.get("cursor", ["0"])[0])
+                chunk = rows[start : start + 3]
+                following = start + 3 if start + 3 < len(rows) else None
+                return self._send(
+                    200, {"items": chunk, "meta": {"next_cursor": None if following is None else str(following)}}
+                )
+            if url.path == "/v1/link":
+                page = int(query.get("page", ["1"])[0])
+                chunk = rows[(page - 1) * 4 : page * 4]
+                headers = {}
+                if page * 4 < len(rows):
+                    rest = "&".join(f"{k}={v[0]}" for k, v in query.items() if k not in ("page", "api_key"))
+                    headers["Link"] = f'</v1/link?page={page + 1}{"&" + rest if rest else ""}>; rel="next"'
+                return self._send(200, chunk, headers)
+            return self._send(404, {"error": "no such endpoint"})
+
+    return Handler
+
+
+@contextmanager
+def serve_api(state: ApiState) -> Iterator[str]:
+    """Serve `state` on a free loopback port; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def sale_record(n: int, updated_at: str, qty: Any = 2) -> dict[str, Any]:
+    return {
+        "line_id": f"L{n:05d}",
+        "order_no": f"O{n // 3:05d}",
+        "sold": "2024-03-01 10:00:00",
+        "qty": qty,
+        "price": 9.5,
+        "updated_at": updated_at,
+        "tags": ["a", "b"],
+    }
