@@ -1,4 +1,8 @@
-"""Sub-keys derived from the one masking secret. The secret never leaves this object's repr."""
+"""Sub-keys derived from the one masking secret. The secret never leaves this object's repr.
+
+`MaskingKeys.from_config` is called when the asset definitions are built (i.e. before any run step),
+so a missing or unusable key stops the run at start. There is no unkeyed fallback anywhere.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ from dataclasses import dataclass, field
 
 from lake_assets.config import MaskingConfig
 from spark.masking import derive_key
+
+
+class MaskingKeyError(ValueError):
+    """The masking key is missing or unusable; the message never contains the key."""
 
 
 @dataclass(frozen=True)
@@ -16,10 +24,19 @@ class MaskingKeys:
     vault_key: bytes = field(repr=False)
 
     @classmethod
-    def from_config(cls, masking: MaskingConfig) -> MaskingKeys:
+    def from_secret(cls, secret: str | None, key_id: str) -> MaskingKeys:
+        if not secret or len(secret) < 16:
+            raise MaskingKeyError(
+                f"masking.key (key id {key_id!r}) is missing or shorter than 16 characters: set LAKE_MASKING_KEY "
+                "to the long random secret; masking never falls back to an unkeyed hash"
+            )
         return cls(
-            key_id=masking.key_id,
-            hash_key=derive_key(masking.key, "hash"),
-            token_key=derive_key(masking.key, "token"),
-            vault_key=derive_key(masking.key, "vault"),
+            key_id=key_id,
+            hash_key=derive_key(secret, "hash"),
+            token_key=derive_key(secret, "token"),
+            vault_key=derive_key(secret, "vault"),
         )
+
+    @classmethod
+    def from_config(cls, masking: MaskingConfig) -> MaskingKeys:
+        return cls.from_secret(masking.key, masking.key_id)

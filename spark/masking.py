@@ -1,22 +1,30 @@
 """PII masking with Spark built-in functions only (no Python UDFs on the per-row path).
 
+Grain: one output row per input row; only the configured columns change, plus `_mask_key_id`.
+
 Techniques (per column, chosen in config):
-* `hmac_sha256` keyed hash: same input + same key -> same output; without the key a dictionary of
-  candidate values cannot be matched. Byte-for-byte equal to Python's `hmac.new(key, v, sha256)`.
-* `sha256`, `md5`: unkeyed digests, reversible by dictionary attack; only when explicitly configured.
+* `hmac_sha256` keyed hash, lower-case hex: same input + same key -> same output; without the key a
+  dictionary of candidate values cannot be matched. Byte-for-byte equal to Python's
+  `hmac.new(key, value.encode("utf-8"), sha256).hexdigest()` (the value is hashed as its UTF-8 text).
+* `sha256`, `md5`: unkeyed digests, reversible by dictionary attack; only when explicitly configured
+  (the masked asset logs a warning for each such column).
 * `last4`: every digit but the last four becomes `*`, separators stay (`***-**-6789`).
-* `tokenize`: `tok_<16 hex>_<last4>`; the hex part is an HMAC of the digits under a token key, so
-  the same card always gets the same token and the token reveals at most the last four digits.
-  The mapping token -> card is kept only in the vault, AES-GCM encrypted (`vault_entries`).
-* `redact`: the value becomes `[REDACTED]` (NULL stays NULL).
+* `tokenize`: `tok_<20 letters>_<last4>`. The letter part is an HMAC of the card digits under the
+  token key, written in the alphabet a-p (hex with digits mapped to letters), so the same card always
+  gets the same token, the token cannot be computed without the key, and the only digits a token
+  contains are the card's last four (PCI DSS: at most the last four). Values with fewer than 12
+  digits (not a card) show no digits at all. The token -> card mapping exists only in the token vault,
+  AES-256-GCM encrypted (`vault_entries`), readable with `detokenize` and the vault key.
+* `redact`: the value becomes `[REDACTED]`.
 * `postal_prefix`: keep the first three characters (generalization).
+* `keep`: unchanged (an explicit decision that a column named like PII is not PII).
 NULL in -> NULL out for every technique.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -24,55 +32,73 @@ from pyspark.sql import functions as F
 BLOCK_SIZE = 64  # SHA-256 block size in bytes (RFC 2104)
 REDACTED = "[REDACTED]"
 TECHNIQUES = ("hmac_sha256", "sha256", "md5", "last4", "tokenize", "redact", "postal_prefix", "keep")
+UNKEYED_TECHNIQUES = ("sha256", "md5")
+TOKEN_PREFIX = "tok_"
+TOKEN_BODY_CHARS = 20  # 80 bits: collisions need ~2^40 distinct cards
+MIN_CARD_DIGITS_FOR_LAST4 = 12
+KEY_ID_COLUMN = "_mask_key_id"
 
 
 def derive_key(master: str, purpose: str) -> bytes:
-    """Independent 32-byte sub-keys (hashing, tokens, vault) from one master secret."""
+    """Independent 32-byte sub-keys (hashing, tokens, vault) from one master secret.
+
+    SHA-256 over a per-purpose label and the secret (domain separation): knowing one sub-key reveals
+    neither the master nor the other sub-keys. Changing this changes every hash and token ever
+    written: bump `masking.key_id` if it is ever changed.
+    """
     return hashlib.sha256(f"lake_assets:{purpose}:".encode() + master.encode("utf-8")).digest()
 
 
+def _utf8(column: Column) -> Column:
+    # Through string first: casting an int straight to binary would hash its 4-byte encoding.
+    return column.cast("string").cast("binary")
+
+
 def hmac_sha256(column: Column, key: bytes) -> Column:
-    """HMAC-SHA256 as a hex string, built from `sha2` over binary."""
+    """HMAC-SHA256 (RFC 2104) of the column's UTF-8 text as lower-case hex, from `sha2` over binary."""
     if len(key) > BLOCK_SIZE:
         key = hashlib.sha256(key).digest()
     key = key.ljust(BLOCK_SIZE, b"\x00")
     ipad = bytes(b ^ 0x36 for b in key).hex()
     opad = bytes(b ^ 0x5C for b in key).hex()
-    inner = F.sha2(F.concat(F.unhex(F.lit(ipad)), column.cast("binary")), 256)
+    inner = F.sha2(F.concat(F.unhex(F.lit(ipad)), _utf8(column)), 256)
     return F.sha2(F.concat(F.unhex(F.lit(opad)), F.unhex(inner)), 256)
 
 
 def last4(column: Column) -> Column:
-    """Mask every digit that has at least four more digits after it."""
-    return F.regexp_replace(column, r"\d(?=(?:\D*\d){4})", "*")
+    """Mask every digit that has at least four more digits after it; separators and letters stay."""
+    return F.regexp_replace(column.cast("string"), r"\d(?=(?:\D*\d){4})", "*")
 
 
 def digits(column: Column) -> Column:
-    return F.regexp_replace(column, r"\D", "")
+    return F.regexp_replace(column.cast("string"), r"\D", "")
 
 
 def token_for(column: Column, token_key: bytes) -> Column:
+    """`tok_<letters>_<last4>` for the digits of `column`; NULL when it holds no digit."""
     card = digits(column)
-    return F.when(
-        column.isNull() | (card == ""), F.lit(None).cast("string")
-    ).otherwise(F.concat(F.lit("tok_"), F.substring(hmac_sha256(card, token_key), 1, 16), F.lit("_"), F.substring(card, -4, 4)))
+    body = F.translate(F.substring(hmac_sha256(card, token_key), 1, TOKEN_BODY_CHARS), "0123456789", "ghijklmnop")
+    tail = F.when(F.length(card) >= MIN_CARD_DIGITS_FOR_LAST4, F.concat(F.lit("_"), F.substring(card, -4, 4)))
+    token = F.concat(F.lit(TOKEN_PREFIX), body, F.coalesce(tail, F.lit("")))
+    return F.when(column.isNull() | (card == ""), F.lit(None).cast("string")).otherwise(token)
 
 
 def mask_column(column: Column, technique: str, *, hash_key: bytes, token_key: bytes) -> Column:
+    """One column masked with one technique (see the module docstring)."""
     if technique == "hmac_sha256":
         return hmac_sha256(column, hash_key)
     if technique == "sha256":
-        return F.sha2(column.cast("binary"), 256)
+        return F.sha2(_utf8(column), 256)
     if technique == "md5":
-        return F.md5(column.cast("binary"))
+        return F.md5(_utf8(column))
     if technique == "last4":
         return last4(column)
     if technique == "tokenize":
         return token_for(column, token_key)
     if technique == "redact":
-        return F.when(column.isNull(), None).otherwise(F.lit(REDACTED))
+        return F.when(column.isNull(), F.lit(None).cast("string")).otherwise(F.lit(REDACTED))
     if technique == "postal_prefix":
-        return F.substring(column, 1, 3)
+        return F.substring(F.trim(column.cast("string")), 1, 3)
     if technique == "keep":
         return column
     raise ValueError(f"unknown masking technique {technique!r}; expected one of {TECHNIQUES}")
@@ -85,20 +111,40 @@ def apply_masking(
     hash_key: bytes,
     token_key: bytes,
     key_id: str,
+    rehash_columns: Sequence[str] = ("_row_hash",),
 ) -> DataFrame:
-    """Mask every column named in `rules` that the frame has; adds `_mask_key_id`."""
-    masked = [
-        mask_column(F.col(c), rules[c], hash_key=hash_key, token_key=token_key).alias(c) if c in rules else F.col(c)
-        for c in df.columns
-    ]
-    return df.select(*masked, F.lit(key_id).alias("_mask_key_id"))
+    """Mask every column named in `rules` that the frame has; add `_mask_key_id`.
+
+    `rehash_columns` (default `_row_hash`, an unkeyed digest over the unmasked business columns)
+    are replaced by their HMAC under the hash key: equal rows still get equal hashes, but the digest
+    can no longer be matched against guessed rows without the key.
+    """
+    unknown = sorted(set(rules.values()) - set(TECHNIQUES))
+    if unknown:
+        raise ValueError(f"unknown masking technique(s) {unknown}; expected one of {TECHNIQUES}")
+    out = []
+    for name in df.columns:
+        column = F.col(f"`{name}`")
+        if name in rules:
+            column = mask_column(column, rules[name], hash_key=hash_key, token_key=token_key)
+        elif name in rehash_columns:
+            column = hmac_sha256(column, hash_key)
+        if name != KEY_ID_COLUMN:
+            out.append(column.alias(name))
+    return df.select(*out, F.lit(key_id).alias(KEY_ID_COLUMN))
 
 
-def vault_entries(df: DataFrame, column: str, *, token_key: bytes, vault_key: bytes) -> DataFrame:
-    """Distinct (token, encrypted card) pairs for the token vault; AES-256-GCM, base64 text."""
-    card = digits(F.col(column))
+def vault_entries(
+    df: DataFrame, column: str, *, token_key: bytes, vault_key: bytes, key_id: str
+) -> DataFrame:
+    """Distinct (token, encrypted card, key id) rows for the token vault.
+
+    Grain: one row per distinct token. `encrypted_value` is AES-256-GCM (random IV, authenticated)
+    of the card digits, base64 text: readable only with the vault key.
+    """
+    card = digits(F.col(f"`{column}`"))
     return (
-        df.select(token_for(F.col(column), token_key).alias("token"), card.alias("_card"))
+        df.select(token_for(F.col(f"`{column}`"), token_key).alias("token"), card.alias("_card"))
         .filter(F.col("token").isNotNull())
         .dropDuplicates(["token"])
         .select(
@@ -106,13 +152,20 @@ def vault_entries(df: DataFrame, column: str, *, token_key: bytes, vault_key: by
             F.base64(F.aes_encrypt(F.col("_card").cast("binary"), F.lit(vault_key), F.lit("GCM"))).alias(
                 "encrypted_value"
             ),
+            F.lit(key_id).alias(KEY_ID_COLUMN),
         )
     )
 
 
-def detokenize(vault: DataFrame, tokens: list[str], *, vault_key: bytes) -> DataFrame:
-    """(token, value) for the given tokens; needs the vault key (AES-GCM fails with another key)."""
-    return vault.filter(F.col("token").isin(tokens)).select(
+def detokenize(vault: DataFrame, tokens: Sequence[str], *, vault_key: bytes) -> DataFrame:
+    """(token, value) for the given tokens found in the vault.
+
+    `value` is NULL when the entry cannot be decrypted with `vault_key` (wrong key: GCM
+    authentication fails) - never garbage, never an exception that could echo ciphertext.
+    """
+    return vault.filter(F.col("token").isin(list(tokens))).select(
         "token",
-        F.aes_decrypt(F.unbase64(F.col("encrypted_value")), F.lit(vault_key), F.lit("GCM")).cast("string").alias("value"),
+        F.try_aes_decrypt(F.unbase64(F.col("encrypted_value")), F.lit(vault_key), F.lit("GCM"))
+        .cast("string")
+        .alias("value"),
     )

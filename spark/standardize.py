@@ -2,6 +2,10 @@
 
 Grain in = grain out: one row per source record, minus exact re-deliveries, minus rows that cannot
 be standardized (returned separately with a reason, never dropped silently).
+
+Order of operations (processed asset): snake_case -> renames -> `cast_to_schema` (types, trims,
+case, digits, null tokens; records unparsable values) -> `apply_null_defaults` -> `split_rejects`
+(missing required/`reject` columns, unparsable values) -> `deduplicate_latest` -> `add_audit_columns`.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from pyspark.sql import functions as F
 # Formats seen in the wild for one timestamp column; the first that parses wins, so the unambiguous
 # ISO forms come first and day-first European forms before US month-first ones is a config choice.
 DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
-    "yyyy-MM-dd HH:mm:ss",
-    "yyyy-MM-dd'T'HH:mm:ss'Z'",
+    "yyyy-MM-dd HH:mm:ss[.SSSSSS]",
+    "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]'Z'",
     "yyyy-MM-dd'T'HH:mm:ss",
     "yyyy-MM-dd'T'HH:mm:ssXXX",
     "yyyy-MM-dd",
@@ -28,13 +32,17 @@ DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
 )
 
 REJECT_REASON = "_reject_reason"
+# Texts that mean "no value" in the feeds seen so far; compared after trimming, case-sensitively
+# (a surname "Null" is a real name; the all-caps database dump token is not).
+DEFAULT_NULL_TOKENS: tuple[str, ...] = ("", "NULL", "null", "N/A")
 
 
 def to_snake_case(name: str) -> str:
     """`Customer ID` / `customerId` / `CUSTOMER-ID` -> `customer_id`."""
     name = name.strip()
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    name = re.sub(r"[^0-9A-Za-z]+", "_", name)
+    # Unicode letters stay (`Prénom` -> `prénom`); every run of other characters becomes one `_`.
+    name = re.sub(r"[\W_]+", "_", name)
     return name.strip("_").lower()
 
 
@@ -61,6 +69,7 @@ def parse_timestamp(column: Column, formats: Sequence[str] = DEFAULT_TIMESTAMP_F
 
 
 def _typed(column: Column, spark_type: str, formats: Sequence[str]) -> Column:
+    """Typed value, or NULL when the text does not parse as `spark_type`."""
     if spark_type == "timestamp":
         return parse_timestamp(column, formats)
     if spark_type == "date":
@@ -80,12 +89,13 @@ def cast_to_schema(
     uppercase: Sequence[str] = (),
     digits_only: Sequence[str] = (),
     timestamp_formats: Sequence[str] = DEFAULT_TIMESTAMP_FORMATS,
+    null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS,
 ) -> DataFrame:
     """Type every schema column (missing ones become typed NULLs) and record unparsable values.
 
-    Adds `_parse_errors`: an array naming each column whose non-blank input did not parse. Columns not
+    Adds `_parse_errors`: an array naming each column whose non-null input did not parse. Columns not
     in the schema pass through as trimmed strings so PII detection can still see them.
-    Empty strings are treated as NULL.
+    A value equal to one of `null_tokens` after trimming is NULL (not a parse error).
     """
     out: list[Column] = []
     errors: list[Column] = []
@@ -95,7 +105,7 @@ def cast_to_schema(
             out.append(F.lit(None).cast(spark_type).alias(name))
             continue
         raw = F.col(name).cast("string")
-        blank_to_null = F.when(F.trim(raw) == "", None).otherwise(raw)
+        blank_to_null = F.when(F.trim(raw).isin(*null_tokens), None).otherwise(raw)
         value = _typed(blank_to_null, spark_type, timestamp_formats)
         if name in lowercase:
             value = F.lower(value)
@@ -115,6 +125,29 @@ def cast_to_schema(
     return df.select(*out, *passthrough, parse_errors.cast("array<string>").alias("_parse_errors"))
 
 
+def apply_null_defaults(df: DataFrame, defaults: Mapping[str, str]) -> DataFrame:
+    """Replace NULLs of the named columns with a default given as text, cast to the column's type.
+
+    Raises ValueError (naming column and default) when the default does not parse as that type,
+    so a bad rule fails before any data is written.
+    """
+    if not defaults:
+        return df
+    types = dict(df.dtypes)
+    missing = sorted(set(defaults) - set(types))
+    if missing:
+        raise ValueError(f"null default for unknown column(s) {missing}")
+    literals = {}
+    for name, text in defaults.items():
+        value = df.sparkSession.range(1).select(F.lit(text).try_cast(types[name]).alias("v")).first()["v"]
+        if value is None:
+            raise ValueError(f"null default {text!r} for column {name!r} is not a valid {types[name]}")
+        literals[name] = F.lit(text).try_cast(types[name])
+    return df.select(
+        [F.coalesce(F.col(c), literals[c]).alias(c) if c in literals else F.col(c) for c in df.columns]
+    )
+
+
 def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, DataFrame]:
     """(good rows, rejected rows with `_reject_reason`): a row is rejected when a required column is
     NULL or any column failed to parse. The reason lists every problem of the row."""
@@ -127,9 +160,17 @@ def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, Da
     return good, bad
 
 
-def deduplicate_latest(df: DataFrame, key: Sequence[str], order_by: Sequence[str]) -> DataFrame:
-    """One row per `key`: the one with the greatest `order_by` values (NULLs last, ties stable)."""
-    window = Window.partitionBy(*key).orderBy(*[F.col(c).desc_nulls_last() for c in order_by])
+def deduplicate_latest(
+    df: DataFrame, key: Sequence[str], order_by: Sequence[str], tie_breakers: Sequence[str] = ()
+) -> DataFrame:
+    """One row per `key`: the one with the greatest `order_by` values (NULLs last).
+
+    Deterministic: rows tied on `order_by` are ordered by `tie_breakers` (e.g. the source file name),
+    then by a hash of all their values, so every rerun keeps the same row.
+    """
+    tie_hash = row_hash([c for c in df.columns])
+    order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [tie_hash.desc()]
+    window = Window.partitionBy(*key).orderBy(*order)
     return df.withColumn("_rank", F.row_number().over(window)).filter("_rank = 1").drop("_rank")
 
 
@@ -140,7 +181,10 @@ def row_hash(columns: Sequence[str]) -> Column:
 
 
 def add_audit_columns(df: DataFrame, business_columns: Sequence[str], run_id: str) -> DataFrame:
-    """`_processed_at`, `_run_id`, `_row_hash` (over the business columns); `_source` is kept."""
+    """`_processed_at`, `_run_id`, `_row_hash` (over the business columns); `_source` is kept (NULL
+    when the input had none, so the column always exists)."""
+    if "_source" not in df.columns:
+        df = df.withColumn("_source", F.lit(None).cast("string"))
     return (
         df.withColumn("_processed_at", F.current_timestamp())
         .withColumn("_run_id", F.lit(run_id))

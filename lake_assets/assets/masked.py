@@ -1,10 +1,13 @@
 """masked/<entity>: the processed entity with PII masked; the only input of the curated layer.
 
-Grain: same as processed/<entity>. Guarantees: every column named in `masking.columns` is masked
-with its technique; every other column is scanned (names and values) and an unconfigured PII column
-fails the run (`on_unknown_pii: fail`, the default) or is masked by its detected kind (`mask`).
-Tokenized values are written to the token vault (`vault/<entity>/<column>/ingest_date=D`),
-AES-GCM encrypted. The masking key never appears in logs, metadata or errors.
+Grain: same as processed/<entity>. Guarantees: every column named in `masking.columns` (overlaid with
+`masking.entities.<entity>`) is masked with its technique; every other column is scanned (names and
+every value) and an unconfigured PII column fails the run (`on_unknown_pii: fail`, the default) with a
+message naming the column and the kind of PII, never a value; with `mask` it is masked: a column
+found by name with the technique for its kind, a column found by its values (free text) redacted.
+`_mask_key_id` records the key version; `_row_hash` is re-keyed (HMAC) so it cannot be matched
+against guessed rows. Tokenized values go to the token vault (`vault/<entity>/<column>/ingest_date=D`),
+AES-256-GCM encrypted. The masking key never appears in logs, metadata or errors.
 """
 
 
@@ -17,10 +20,10 @@ from lake_assets.entities import ENTITIES, EntitySchema
 from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
-from spark.masking import apply_masking, vault_entries
-from spark.pii_detection import find_unconfigured_pii
+from spark.masking import UNKEYED_TECHNIQUES, apply_masking, vault_entries
+from spark.pii_detection import Finding, detect_unconfigured_pii
 
-# Technique used for an unconfigured column when `on_unknown_pii: mask`, by detected kind.
+# Technique used for an unconfigured column when `on_unknown_pii: mask`, by the kind its name shows.
 DEFAULT_TECHNIQUE_BY_KIND = {
     "email": "hmac_sha256",
     "phone": "last4",
@@ -30,14 +33,22 @@ DEFAULT_TECHNIQUE_BY_KIND = {
 }
 
 
-def _technique_for(reason: str) -> str:
-    for kind, technique in DEFAULT_TECHNIQUE_BY_KIND.items():
-        if kind in reason:
-            return technique
+def technique_for(finding: Finding) -> str:
+    """By name: the technique of the kind. By value: redact (free text with PII somewhere inside)."""
+    if finding.by == "name":
+        return DEFAULT_TECHNIQUE_BY_KIND.get(finding.kind, "redact")
     return "redact"
 
 
+def vault_key_path(entity: str, column: str) -> list[str]:
+    return ["vault", entity, column]
+
+
 def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsDefinition:
+    # Built with the definitions: a missing/short key fails before any step runs.
+    keys = MaskingKeys.from_config(config.masking)
+    configured = config.masking.rules_for(entity.name)
+
     @asset(
         key=["masked", entity.name],
         group_name="mask",
@@ -45,32 +56,40 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         partitions_def=daily_partitions(config),
         kinds={"spark", "parquet"},
         description=f"`{entity.name}` with PII masked. Grain: as processed/{entity.name}.",
+        metadata={"mask_key_id": keys.key_id},
     )
     def _masked(context: AssetExecutionContext, lake: LakeStorage, processed: DataFrame) -> DataFrame:
-        keys = MaskingKeys.from_config(config.masking)
-        rules = {c: t for c, t in config.masking.columns.items() if c in processed.columns}
-        findings = find_unconfigured_pii(processed, configured=rules)
+        rules = {c: t for c, t in configured.items() if c in processed.columns}
+        findings = detect_unconfigured_pii(processed, configured=rules)
         if findings:
-            described = "; ".join(f"{col}: {why}" for col, why in sorted(findings.items()))
+            described = "; ".join(f"{f.column}: {f.reason}" for f in findings)
             if config.masking.on_unknown_pii == "fail":
                 raise Failure(
-                    description=f"masked/{entity.name}: unconfigured PII found ({described}). Add the columns to "
-                    "masking.columns (or set masking.on_unknown_pii: mask).",
+                    description=f"masked/{entity.name}: unconfigured PII in column(s) "
+                    f"{', '.join(f.column for f in findings)} ({described}). Add them to masking.columns "
+                    "(or masking.entities) with a technique, or set masking.on_unknown_pii: mask.",
                     allow_retries=False,
                 )
             context.log.warning(f"masking unconfigured PII by default: {described}")
-            rules.update({col: _technique_for(why) for col, why in findings.items()})
-        for column, technique in rules.items():
-            if technique in ("sha256", "md5"):
-                context.log.warning(f"{column}: unkeyed {technique} is reversible by dictionary attack")
-        for column in [c for c, t in rules.items() if t == "tokenize"]:
-            entries = vault_entries(processed, column, token_key=keys.token_key, vault_key=keys.vault_key)
-            write_spark(entries, lake, ["vault", entity.name, column], context.partition_key)
+            rules.update({f.column: technique_for(f) for f in findings})
+        for column, technique in sorted(rules.items()):
+            if technique in UNKEYED_TECHNIQUES:
+                context.log.warning(
+                    f"{entity.name}.{column}: unkeyed {technique} is explicitly configured; it is reversible by "
+                    "dictionary attack (prefer hmac_sha256)"
+                )
+        vault_rows = 0
+        for column in sorted(c for c, t in rules.items() if t == "tokenize"):
+            entries = vault_entries(
+                processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
+            )
+            vault_rows += write_spark(entries, lake, vault_key_path(entity.name, column), context.partition_key).rows
         context.add_output_metadata(
             {
                 "masked_columns": ", ".join(f"{c}={t}" for c, t in sorted(rules.items())),
                 "mask_key_id": keys.key_id,
-                "unconfigured_pii_columns": len(findings),
+                "unconfigured_pii_columns": ", ".join(f.column for f in findings) or "none",
+                "vault_entries": vault_rows,
             }
         )
         return apply_masking(

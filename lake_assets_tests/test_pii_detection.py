@@ -1,0 +1,108 @@
+"""spark/pii_detection.py: name patterns, value patterns (e-mail, SSN, Luhn-valid cards) on small
+DataFrames, agreement with the pure-Python scanner used on curated/warehouse tables, and findings
+that never contain values."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+
+from lake_assets.checks.pii_scan import luhn_valid as py_luhn_valid
+from spark.pii_detection import (
+    contains_card_number,
+    detect_unconfigured_pii,
+    find_unconfigured_pii,
+    luhn_valid,
+    pii_kind_by_name,
+    scan_values,
+)
+
+
+def test_pii_kind_by_name() -> None:
+    assert pii_kind_by_name("e_mail") == "email"
+    assert pii_kind_by_name("contact_email") == "email"
+    assert pii_kind_by_name("mobile") == "phone"
+    assert pii_kind_by_name("social_security") == "ssn"
+    assert pii_kind_by_name("cc_num") == "card_number"
+    assert pii_kind_by_name("street") == "street_address"
+    assert pii_kind_by_name("segment") is None
+    assert pii_kind_by_name("updated_at") is None
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(numbers=st.lists(st.text(alphabet="0123456789", min_size=1, max_size=22), min_size=30, max_size=60))
+def test_spark_luhn_agrees_with_python(spark, numbers: list[str]) -> None:
+    known = ["4111111111111111", "4111111111111112", "79927398713", "0000000000000", "5500000000000004",
+             "340000000000009", "6011000000000004", "12345678901234567890"]
+    values = numbers + known
+    df = spark.createDataFrame([(i, v) for i, v in enumerate(values)], "i int, v string")
+    got = [r["ok"] for r in df.select("i", luhn_valid(F.col("v")).alias("ok")).orderBy("i").collect()]
+    assert got == [py_luhn_valid(v) for v in values]
+
+
+VALUE_CASES = [
+    ("pay with 4111 1111 1111 1111 today", True),
+    ("4111-1111-1111-1111", True),
+    ("4111111111111112", False),  # Luhn-invalid
+    ("ref 1234 then 4111111111111111", True),  # the second candidate counts
+    ("order 0000000000000", True),  # 13 zeros are Luhn-valid: better a false alarm than a leak
+    ("************1111", False),  # already masked
+    ("tok_abcdefghijklmnopabcd_1111", False),
+    (hmac.new(b"k", b"x", hashlib.sha256).hexdigest(), False),
+    (None, False),
+]
+
+
+def test_contains_card_number(spark) -> None:
+    df = spark.createDataFrame([(i, v) for i, (v, _) in enumerate(VALUE_CASES)], "i int, v string")
+    got = [r["c"] for r in df.select("i", F.coalesce(contains_card_number(F.col("v")), F.lit(False)).alias("c"))
+           .orderBy("i").collect()]
+    assert got == [expected for _, expected in VALUE_CASES]
+
+
+def test_hex_digests_never_look_like_cards(spark) -> None:
+    # 0.4% of random 64-hex digests hold a Luhn-valid 13-19 digit run that a digit-bounded pattern flags.
+    naive = re.compile(r"(?<![\d*])(?:\d[ -]?){12,18}\d(?![\d*])")
+    digests = [hmac.new(b"k", str(i).encode(), hashlib.sha256).hexdigest() for i in range(5000)]
+    tricky = [h for h in digests if any(py_luhn_valid(m.group(0)) for m in naive.finditer(h))]
+    assert len(tricky) >= 5
+    df = spark.createDataFrame([(h,) for h in tricky], "v string")
+    assert scan_values(df, ["v"]) == {}
+
+
+def test_scan_values_counts_per_kind_and_type(spark) -> None:
+    df = spark.createDataFrame(
+        [("ana@example.com", "ssn 123-45-6789", 4111111111111111, "nothing"),
+         ("x", "1234-56-789", None, "call 555-1234"),
+         (None, "987-65-4321 and bob@x.org", 42, "")],
+        "a string, b string, n bigint, c string",
+    )
+    assert scan_values(df, df.columns) == {"a": {"email": 1}, "b": {"ssn": 2, "email": 1}, "n": {"card_number": 1}}
+    assert scan_values(df, ["c"]) == {}
+
+
+def test_unconfigured_pii_by_name_and_by_value_never_shows_values(spark) -> None:
+    df = spark.createDataFrame(
+        [("C1", "ana@example.com", "ana2@example.org", "123-45-6789", "fine", "x@y.zz")],
+        "customer_id string, email string, notes string, e_mail_2 string, segment string, _source_file string",
+    )
+    findings = {f.column: f for f in detect_unconfigured_pii(df, configured=["email"])}
+    assert set(findings) == {"notes", "e_mail_2"}  # configured and `_` columns are not candidates
+    assert (findings["notes"].by, findings["notes"].kind) == ("values", "email")
+    assert (findings["e_mail_2"].by, findings["e_mail_2"].kind) == ("name", "email")
+    reasons = find_unconfigured_pii(df, configured=["email"])
+    assert reasons == {"e_mail_2": "name looks like email", "notes": "values look like email (1 rows)"}
+    assert not any("@" in r or "6789" in r for r in reasons.values())
+    assert find_unconfigured_pii(df, configured=["email", "notes", "e_mail_2"]) == {}
+
+
+def test_scan_covers_every_row_by_default(spark) -> None:
+    rows = [(f"note {i}",) for i in range(20_000)] + [("contact me: late@example.com",)]
+    df = spark.createDataFrame(rows, "notes string").coalesce(1)
+    assert find_unconfigured_pii(df, configured=[]) == {"notes": "values look like email (1 rows)"}
+    assert find_unconfigured_pii(df, configured=[], sample_rows=100) == {}
