@@ -1,5 +1,5 @@
 """The UI end to end: dagster-webserver on a free port with workspace.yaml and the repository's
-dagster.yaml (PostgreSQL), one materialization launched through GraphQL, then the asset graph page
+dagster.yaml (PostgreSQL), a two-day backfill of the daily job launched through GraphQL, then the asset graph page
 opened in headless Chromium (Debian `chromium`): a screenshot and the rendered DOM."""
 
 import json
@@ -16,22 +16,20 @@ import pytest
 from .conftest import REPO, service_missing
 from .dagster_home import env_with, postgres_dagster_home
 
-DAY = "2024-01-01"
 STORES = ["raw", "shop_files", "stores"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                   "--hide-scrollbars", "--virtual-time-budget=10000", "--window-size=1600,1000"]
 
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
+BACKFILL = """
+mutation Backfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
     __typename
-    ... on LaunchRunSuccess { run { runId } }
+    ... on LaunchBackfillSuccess { backfillId launchedRunIds }
     ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
   }
 }"""
+TAGS = """query Tags($runId: ID!) { runOrError(runId: $runId) { ... on Run { tags { key value } } } }"""
 STATUS = """query Status($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }"""
 
 
@@ -42,8 +40,8 @@ def _free_port() -> int:
 
 
 def _graphql(base: str, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    payload = json.dumps({"query": query, "variables": variables}).encode()
+    request = urllib.request.Request(f"{base}/graphql", data=payload, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         body = json.loads(response.read())
     assert "errors" not in body, body
@@ -61,6 +59,16 @@ def _wait_until_up(base: str, server: subprocess.Popen, log: Path, timeout: floa
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"dagster-webserver did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _wait_for_run(base: str, run_id: str, timeout: float = 180) -> str:
+    status, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _graphql(base, STATUS, {"runId": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    return status
 
 
 def _chromium() -> str:
@@ -92,24 +100,26 @@ def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Pa
             )
         try:
             _wait_until_up(base, server, log)
-            launched = _graphql(base, LAUNCH, {"params": {
-                "selector": {"repositoryLocationName": "lake_assets", "repositoryName": "__repository__",
-                             "jobName": "__ASSET_JOB", "assetSelection": [{"path": STORES}]},
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY}]},
-                "runConfigData": {},
-            }})["launchRun"]
-            assert launched["__typename"] == "LaunchRunSuccess", launched
-            run_id = launched["run"]["runId"]
-
-            status, deadline = "", time.monotonic() + 180
-            while time.monotonic() < deadline:
-                status = _graphql(base, STATUS, {"runId": run_id})["runOrError"]["status"]
-                if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                    break
-                time.sleep(1)
-            assert status == "SUCCESS", log.read_text()[-3000:]
-            # The run really wrote the lake partition.
-            assert list((tmp_path / "lake" / "raw" / "shop_files" / "stores").rglob("*.parquet"))
+            # A backfill over a date range of the daily job (restricted to one asset to stay fast),
+            # submitted synchronously: one run per day, each for its own partition.
+            backfill = _graphql(base, BACKFILL, {"params": {
+                "selector": {"partitionSetName": "daily_lake_job_partition_set",
+                             "repositorySelector": {"repositoryLocationName": "lake_assets",
+                                                    "repositoryName": "__repository__"}},
+                "partitionNames": ["2024-01-01", "2024-01-02"],
+                "assetSelection": [{"path": STORES}],
+                "forceSynchronousSubmission": True,
+            }})["launchPartitionBackfill"]
+            assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
+            assert len(backfill["launchedRunIds"]) == 2
+            runs = backfill["launchedRunIds"]
+            assert [_wait_for_run(base, r) for r in runs] == ["SUCCESS"] * 2, log.read_text()[-3000:]
+            tags = [_graphql(base, TAGS, {"runId": r})["runOrError"]["tags"] for r in runs]
+            assert sorted(t["value"] for run_tags in tags for t in run_tags if t["key"] == "dagster/partition") == [
+                "2024-01-01", "2024-01-02"]
+            days = {p.name for p in (tmp_path / "lake" / "raw" / "shop_files" / "stores").iterdir()}
+            assert {f"ingest_date={d}" for d in ("2024-01-01", "2024-01-02")} <= days, days
+            assert len(list((tmp_path / "lake" / "raw" / "shop_files" / "stores").rglob("*.parquet"))) >= 2
 
             graph_url = f"{base}/locations/lake_assets/asset-groups/ingest/lineage"
             screenshot = tmp_path / "asset_graph.png"
