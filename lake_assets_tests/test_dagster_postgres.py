@@ -39,8 +39,8 @@ def test_runs_events_and_schedules_live_in_postgres(tmp_path: Path, monkeypatch:
         with engine.connect() as conn:
             status = conn.execute(text("SELECT status FROM runs WHERE run_id = :r"), {"r": result.run_id}).scalar()
             materialized = conn.execute(
-                text("SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = 'ASSET_MATERIALIZATION'"
-                     " AND asset_key = :k"),
+                text("SELECT count(*) FROM event_logs WHERE run_id = :r"
+                     " AND dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = :k"),
                 {"r": result.run_id, "k": STORES.to_string()},
             ).scalar()
             tables = set(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())

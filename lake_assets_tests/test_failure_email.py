@@ -222,3 +222,49 @@ def test_broken_smtp_does_not_hide_the_failure(
     assert any("SMTP delivery to 127.0.0.1" in m and run_id[:8] in m for m in messages), messages
     # The other channel still delivered.
     assert [h["run_id"] for h in hooks] == [run_id]
+
+
+def test_quality_alert_even_with_completion_notifications_off(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster import AssetCheckResult, DailyPartitionsDefinition, asset, asset_check
+
+    port, mails = smtp_server
+    monkeypatch.setenv("LAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_NOTIFY_ON_COMPLETION", "false")
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(tmp_path, ["ops@example.test"])))
+    defs = build_definitions(load_config())
+
+    @asset(partitions_def=DailyPartitionsDefinition(start_date="2024-01-01"))
+    def scored() -> int:
+        return 1
+
+    @asset_check(asset=scored)
+    def never_negative() -> AssetCheckResult:
+        return AssetCheckResult(passed=True)
+
+    @asset_check(asset=scored)
+    def no_orphans() -> AssetCheckResult:
+        return AssetCheckResult(passed=False, metadata={"orphans": 3})
+
+    with instance_for_test() as instance:
+        result = materialize([scored, never_negative, no_orphans], partition_key="2024-01-05", instance=instance)
+        assert result.success  # a failed (non-blocking) check does not fail the run ...
+        defs.get_sensor_def(COMPLETION_SENSOR_NAME)(
+            _status_context(instance, result.run_id, DagsterEventType.RUN_SUCCESS, COMPLETION_SENSOR_NAME)
+        )
+
+        # ... but it is reported, and the Airflow quality gate refuses the day.
+        from lake_assets.automation.quality_gate import latest_check_outcomes
+
+        assert latest_check_outcomes(instance, "2024-01-05") == {"scored:never_negative": True,
+                                                                 "scored:no_orphans": False}
+        assert latest_check_outcomes(instance, "2024-01-06") == {}
+
+    (mail,) = mails
+    body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert "quality checks failed" in mail["Subject"]
+    assert "Checks passed: 1, failed: 1" in body
+    assert "  FAILED scored:no_orphans" in body
+    assert "Quality score: 50.00%" in body
