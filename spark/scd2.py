@@ -2,7 +2,7 @@
 
 Grain of an SCD2 dimension: one row per member version. Columns: surrogate key, natural key, the
 attributes, then `version`, `valid_from`, `valid_to` (half-open: valid_from <= t < valid_to),
-`is_current`, `is_deleted`, `is_inferred`, `row_hash` (SHA-256 over the Type-2 attributes).
+`is_current`, `is_deleted`, `is_inferred`, `row_hash` (SHA-256 over the Type-2 attributes, base64).
 
 Guarantees of `scd2_merge` (each is tested in lake_assets_tests/test_scd2.py):
 * Surrogate keys never change; new versions get `max(existing key) + n`. The unknown member is -1.
@@ -209,10 +209,12 @@ def scd2_merge(
             *[c for c in events.columns if c not in attr_cols], *[F.col(f"_attrs.{c}").alias(c) for c in attr_cols]
         )
     type2_hash = row_hash(type2_cols)
+    # Stored base64, not hex: 64 hex characters often hold a Luhn-valid run of digits, which the
+    # warehouse PII scan would rightly report as a card number.
     event_hash = (
-        F.when(~F.col("_deleted"), type2_hash)
+        F.when(~F.col("_deleted"), F.base64(F.unhex(type2_hash)))
         .when(F.lit(delete_policy == "close"), F.lit(_CLOSED))
-        .otherwise(F.sha2(F.concat(type2_hash, F.lit("|deleted")), 256))
+        .otherwise(F.base64(F.unhex(F.sha2(F.concat(type2_hash, F.lit("|deleted")), 256))))
     )
     events = events.withColumn("row_hash", event_hash)
     previous = F.coalesce(F.lag("row_hash").over(ordered), F.col("_a_hash"))

@@ -2,7 +2,11 @@
 
 * dim_customer, dim_product: SCD Type 2, one row per member version, unpartitioned. Each run applies
   the masked partitions committed since the last applied one (up to the run's partition), reading the
-  previous dimension state plus those days only, never the raw history.
+  previous dimension state plus those days only, never the raw history. Type-1 columns and the
+  hard-delete policy come from `star_schema.dimensions` in the config.
+* Late-arriving members: the same run reads the day's masked sales and adds an inferred row for every
+  customer/product/location a sale references that the dimension has never seen; the real row, when
+  it arrives, completes that row in place (same key), so facts never need re-pointing.
 * dim_location: SCD Type 1, one row per location.
 * dim_date: generated calendar, one row per day.
 * fact_sales: one row per sale line, daily partitioned; keys resolved as of the sale time.
@@ -32,6 +36,7 @@ from lake_assets.entities import CUSTOMER, LOCATION, PRODUCT, EntitySchema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.io_managers.spark_lake import read_spark, read_spark_if_exists, write_spark
 from lake_assets.resources.lake_storage import LakeStorage
+from spark.scd2 import DELETE_FLAG, add_inferred_members, unknown_member
 from spark.star_schema import (
     UNKNOWN_KEY,
     build_dim_date,
@@ -43,6 +48,7 @@ from spark.star_schema import (
 
 STAR = "star_schema"
 DIMENSION_KEYS = {"dim_customer": "customer_key", "dim_product": "product_key", "dim_location": "location_key"}
+SALE_SOURCE = ["masked", "sale"]
 
 
 def _attributes(entity: EntitySchema, exclude: tuple[str, ...]) -> dict[str, str]:
@@ -63,12 +69,21 @@ def _pending_partitions(
     return pending
 
 
+def _applied_state(manifest: object | None) -> dict[str, dict[str, str]]:
+    """{source: {day: batch_id}} already applied to a dimension (kept in its manifest's extra)."""
+    extra = getattr(manifest, "extra", None) or {}
+    applied = extra.get("applied", {})
+    if applied and all(isinstance(v, str) for v in applied.values()):
+        applied = {"changes": applied}  # the layout before sales were tracked
+    return {k: dict(v) for k, v in applied.items()}
+
+
 def _key_checks(name: str, key_col: str, natural_key: str, scd2: bool) -> list[AssetCheckSpec]:
     specs = [AssetCheckSpec("surrogate_key_unique", asset=["curated", name], blocking=True,
                             description=f"{key_col} is unique and not null")]
     if scd2:
         specs.append(AssetCheckSpec("one_current_row_per_member", asset=["curated", name], blocking=True,
-                                    description=f"exactly one is_current row per {natural_key}, no overlaps"))
+                                    description=f"at most one is_current row per {natural_key}, no overlaps"))
     return specs
 
 
@@ -82,57 +97,120 @@ def _key_check_results(df: DataFrame, key_col: str, natural_key: str, scd2: bool
         AssetCheckResult(
             check_name="surrogate_key_unique",
             passed=bool(stats["rows"] == stats["distinct_keys"] and not stats["null_keys"]),
-            metadata={"rows": stats["rows"], "distinct_keys": stats["distinct_keys"], "null_keys": stats["null_keys"] or 0},
+            metadata={"rows": stats["rows"], "distinct_keys": stats["distinct_keys"],
+                      "null_keys": stats["null_keys"] or 0},
         )
     ]
     if scd2:
         per_member = df.groupBy(natural_key).agg(F.sum(F.col("is_current").cast("int")).alias("current"))
-        bad_current = per_member.filter("current != 1").count()
+        bad_current = per_member.filter("current > 1").count()
         ordered = df.selectExpr(
-            natural_key, "valid_from", "valid_to",
+            natural_key, "valid_from", "valid_to", "is_current",
             f"lead(valid_from) over (partition by {natural_key} order by valid_from) as next_from",
         )
-        overlaps = ordered.filter("next_from is not null and next_from != valid_to").count()
+        # A gap is legitimate (a member closed by a delete, then re-appearing); an overlap never is.
+        overlaps = ordered.filter("valid_from >= valid_to or (next_from is not null and next_from < valid_to)")
+        overlaps = overlaps.count()
+        open_not_current = ordered.filter("next_from is null and not is_current and valid_to = '9999-12-31'").count()
         results.append(
             AssetCheckResult(
                 check_name="one_current_row_per_member",
-                passed=bad_current == 0 and overlaps == 0,
-                metadata={"members_without_exactly_one_current": bad_current, "gaps_or_overlaps": overlaps},
+                passed=bad_current == 0 and overlaps == 0 and open_not_current == 0,
+                metadata={"members_with_several_current_rows": bad_current, "overlaps": overlaps,
+                          "open_versions_not_current": open_not_current},
             )
         )
     return results
+
+
+def _snapshot_deletes(
+    state: DataFrame, changes: DataFrame, natural_key: str, attributes: dict[str, str], effective: str, day: str
+) -> DataFrame:
+    """Members current in the dimension but absent from a complete daily delivery: deleted that day.
+
+    The delete takes effect at the end of the delivery's day, so that day's sales still resolve.
+    """
+    live = state.filter(
+        F.col("is_current") & ~F.col("is_deleted") & ~F.col("is_inferred") & (F.col(natural_key) != "UNKNOWN")
+    )
+    gone = live.select(natural_key).join(changes.select(natural_key), natural_key, "left_anti")
+    return gone.select(
+        natural_key,
+        *[F.lit(None).cast(t).alias(c) for c, t in attributes.items()],
+        (F.to_timestamp(F.lit(day)) + F.expr("INTERVAL 1 DAY")).alias(effective),
+        F.lit(True).alias(DELETE_FLAG),
+    )
+
+
+def _scd2_changes(
+    state: DataFrame, changes: DataFrame, natural_key: str, attributes: dict[str, str], effective: str,
+    detection: str, day: str,
+) -> DataFrame:
+    """The day's change rows (plus synthesized delete rows when the delivery is a full snapshot)."""
+    delivered = [F.col("_ingested_at")] if "_ingested_at" in changes.columns else []
+    rows = changes.select(natural_key, *attributes, effective, *delivered, F.lit(False).alias(DELETE_FLAG))
+    if detection == "snapshot":
+        deletes = _snapshot_deletes(state, changes, natural_key, attributes, effective, day)
+        if delivered:
+            deletes = deletes.withColumn("_ingested_at", F.lit(None).cast("timestamp"))
+        rows = rows.unionByName(deletes)
+    return rows
+
+
+def _pending_days(
+    lake: LakeStorage, sources: dict[str, list[str]], applied: dict[str, dict[str, str]], up_to: str | None
+) -> list[tuple[str, dict[str, str]]]:
+    """[(day, {source name: batch_id to apply})], oldest day first, across several masked datasets."""
+    days: dict[str, dict[str, str]] = {}
+    for name, key in sources.items():
+        for partition, batch_id in _pending_partitions(lake, key, applied.get(name, {}), up_to):
+            days.setdefault(partition, {})[name] = batch_id
+    return sorted(days.items())
 
 
 def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchema, key_col: str) -> AssetsDefinition:
     attributes = _attributes(entity, exclude=(entity.cursor,) if entity.cursor else ())
     natural_key = entity.key[0]
     source_key = ["masked", entity.name]
+    settings = config.star_schema.dimension(entity.name)
+    effective = entity.cursor or "_ingested_at"
 
     @asset(
         key=["curated", name],
         group_name=STAR,
-        deps=[AssetKey(source_key)],
+        deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
         check_specs=_key_checks(name, key_col, natural_key, scd2=True),
         description=f"SCD Type 2 dimension of {entity.name}. Grain: one row per {natural_key} version; "
-        f"{key_col} stable across runs; unknown member {key_col} = {UNKNOWN_KEY}.",
+        f"{key_col} stable across runs; unknown member {key_col} = {UNKNOWN_KEY}; Type-1 columns: "
+        f"{', '.join(settings.type1_columns) or 'none'}; deletes: {settings.delete_policy} "
+        f"(detection: {settings.delete_detection}); late-arriving members inferred from sales.",
     )
     def _dimension(context: AssetExecutionContext, pyspark: PySparkResource, lake: LakeStorage):
         spark = pyspark.spark_session
         own_key = ["curated", name]
         manifest = lake.read_manifest(own_key)
-        applied: dict[str, str] = dict(manifest.extra.get("applied", {})) if manifest else {}
+        applied = _applied_state(manifest)
         state = read_spark_if_exists(spark, lake, own_key)
         if state is None:
             state = empty_scd2_dimension(spark, key_col, natural_key, attributes)
-        pending = _pending_partitions(lake, source_key, applied, run_partition(context))
-        for partition, batch_id in pending:
-            changes = read_spark(spark, lake, source_key, partition)
-            state = scd2_merge(
-                state, changes, key_col=key_col, natural_key=natural_key,
-                attributes=attributes, effective_col=entity.cursor or "_ingested_at",
-            ).localCheckpoint()  # cut the lineage: each day's merge builds on the last
-            applied[partition] = batch_id
+        pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
+        for day, batches in pending:
+            if "changes" in batches:
+                changes = _scd2_changes(state, read_spark(spark, lake, source_key, day), natural_key, attributes,
+                                        effective, settings.delete_detection, day)
+                state = scd2_merge(
+                    state, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
+                    effective_col=effective, type1_columns=settings.type1_columns,
+                    delete_policy=settings.delete_policy,
+                ).localCheckpoint()  # cut the lineage: each day's merge builds on the last
+            if "sales" in batches:
+                sold = read_spark(spark, lake, SALE_SOURCE, day)
+                state = add_inferred_members(
+                    state, sold, key_col=key_col, natural_key=natural_key, attributes=attributes
+                ).localCheckpoint()
+            for source, batch_id in batches.items():
+                applied.setdefault(source, {})[day] = batch_id
         written = write_spark(state, lake, own_key, None, extra={"applied": applied})
         result = read_spark(spark, lake, own_key, None)
         yield Output(
@@ -140,7 +218,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             metadata={
                 "dagster/row_count": written.rows,
                 "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
-                "applied_partitions": ", ".join(p for p, _ in pending) or "none (up to date)",
+                "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
             },
         )
         yield from _key_check_results(result, key_col, natural_key, scd2=True)
@@ -155,7 +233,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
     @asset(
         key=["curated", "dim_location"],
         group_name=STAR,
-        deps=[AssetKey(source_key)],
+        deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
         check_specs=_key_checks("dim_location", "location_key", "location_id", scd2=False),
         description="SCD Type 1 dimension of store locations. Grain: one row per location_id; "
@@ -165,15 +243,24 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
         spark = pyspark.spark_session
         own_key = ["curated", "dim_location"]
         manifest = lake.read_manifest(own_key)
-        applied: dict[str, str] = dict(manifest.extra.get("applied", {})) if manifest else {}
+        applied = _applied_state(manifest)
         state = read_spark_if_exists(spark, lake, own_key)
-        pending = _pending_partitions(lake, source_key, applied, run_partition(context))
-        for partition, batch_id in pending:
-            changes = read_spark(spark, lake, source_key, partition)
-            state = scd1_merge(
-                state, changes, key_col="location_key", natural_key="location_id", attributes=attributes
-            ).localCheckpoint()
-            applied[partition] = batch_id
+        pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
+        for day, batches in pending:
+            if "changes" in batches:
+                changes = read_spark(spark, lake, source_key, day)
+                state = scd1_merge(
+                    state, changes, key_col="location_key", natural_key="location_id", attributes=attributes
+                ).localCheckpoint()
+            if "sales" in batches:
+                if state is None:
+                    state = unknown_member(spark, "location_key", "location_id", attributes, scd2=False)
+                state = add_inferred_members(
+                    state, read_spark(spark, lake, SALE_SOURCE, day), key_col="location_key",
+                    natural_key="location_id", attributes=attributes, scd2=False,
+                ).localCheckpoint()
+            for source, batch_id in batches.items():
+                applied.setdefault(source, {})[day] = batch_id
         if state is None:
             state = scd1_merge(
                 None, spark.createDataFrame([], "location_id string").select(
@@ -195,15 +282,16 @@ def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
         kinds={"spark", "parquet"},
         check_specs=[AssetCheckSpec("date_key_unique", asset=["curated", "dim_date"], blocking=True)],
         description="Generated calendar. Grain: one row per day, date_key = YYYYMMDD, from 1 January of the "
-        "start year to 31 December of the year after the latest run.",
+        "year before the start year to 31 December of the year after the latest run; fiscal year from config.",
     )
     def dim_date(context: AssetExecutionContext, pyspark: PySparkResource):
         partition = run_partition(context)
         latest = date.fromisoformat(partition) if partition else datetime.now(timezone.utc).date()
         latest = max(latest, datetime.now(timezone.utc).date())
-        start = date(config.start_date.year, 1, 1)
+        # One year before the first partition too: sales delivered late are dated before it.
+        start = date(config.start_date.year - 1, 1, 1)
         end = date(latest.year + 1, 12, 31)
-        calendar = build_dim_date(pyspark.spark_session, start, end)
+        calendar = build_dim_date(pyspark.spark_session, start, end, config.star_schema.fiscal_year_start_month)
         rows = (end - start).days + 1
         distinct = calendar.select("date_key").distinct().count()
         yield Output(calendar, metadata={"first_day": start.isoformat(), "last_day": end.isoformat()})

@@ -1,13 +1,15 @@
 """warehouse/<table>: the curated star schema loaded into the SQL warehouse, plus BI views.
 
-Dimensions are replaced whole, fact_sales one ingest day at a time, each in one transaction (see
-WarehouseIOManager). After the tables, `warehouse/bi_views` re-creates the BI views. Every table is
-scanned for e-mails, SSNs and card numbers after the load; finding any fails the check.
+Dimensions are upserted by surrogate key, fact_sales replaced one ingest day at a time (delete the
+day + COPY/multi-row insert), each in one transaction (see WarehouseIOManager). The pipeline creates
+and migrates the tables itself (`sql/<dialect>/tables.sql`). After the tables, `warehouse/bi_views`
+re-creates the BI views, applies row-level security for the configured BI roles and, in
+PostgreSQL, refreshes the materialized views CONCURRENTLY. Every table is scanned for e-mails, SSNs
+and card numbers after the load; finding any fails the check.
 """
 
 
 import pyarrow as pa
-from sqlalchemy import text
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -20,15 +22,23 @@ from dagster import (
     RetryPolicy,
     asset,
 )
+from sqlalchemy import text
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.checks.pii_scan import scan_rows
 from lake_assets.config import PipelineConfig
-from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY
+from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_KEY
 from lake_assets.resources.warehouse import WarehouseResource
+from lake_assets.resources.warehouse_security import apply_row_level_security, refresh_materialized_views
 
 WAREHOUSE_TABLES = ("dim_customer", "dim_product", "dim_location", "dim_date", "fact_sales")
+PRIMARY_KEYS = {"dim_customer": "customer_key", "dim_product": "product_key", "dim_location": "location_key",
+                "dim_date": "date_key"}
 PII_SCAN_ROW_LIMIT = 200_000
+
+
+def _warehouse_kind(url: str) -> str:
+    return "postgres" if url.startswith("postgres") else "mysql" if "mysql" in url else "sqlite"
 
 
 def _pii_check(warehouse: WarehouseResource, table: str, where: tuple[str, str] | None) -> AssetCheckResult:
@@ -57,12 +67,12 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
         ins={"curated": AssetIn(key=["curated", table])},
         partitions_def=daily_partitions(config) if partitioned else None,
         io_manager_key="warehouse_io_manager",
-        kinds={"sql", "postgres" if config.warehouse.url.startswith("postgres") else "mysql" if "mysql" in config.warehouse.url else "sqlite"},
-        metadata={PARTITION_COLUMN_KEY: "ingest_date"} if partitioned else {},
+        kinds={"sql", _warehouse_kind(config.warehouse.url)},
+        metadata={PARTITION_COLUMN_KEY: "ingest_date"} if partitioned else {PRIMARY_KEY_KEY: PRIMARY_KEYS[table]},
         retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
         check_specs=[AssetCheckSpec("no_pii_in_warehouse", asset=["warehouse", table], blocking=True)],
         description=f"curated/{table} in the warehouse"
-        + (", replaced one ingest_date at a time." if partitioned else ", replaced whole on each load."),
+        + (", replaced one ingest_date at a time." if partitioned else ", upserted by surrogate key on each load."),
     )
     def _warehouse_table(context: AssetExecutionContext, warehouse: WarehouseResource, curated: pa.Table):
         yield Output(curated)
@@ -79,11 +89,18 @@ def _build_bi_views(config: PipelineConfig) -> AssetsDefinition:
         deps=[AssetKey(["warehouse", t]) for t in WAREHOUSE_TABLES],
         kinds={"sql"},
         description="BI views (sales by day / month+category / product / location / customer segment, "
-        "current customers), re-created after each load.",
+        "current customers) re-created after each load; row-level security for the BI roles of "
+        "warehouse.row_level_security; PostgreSQL materialized views refreshed CONCURRENTLY.",
     )
     def bi_views(warehouse: WarehouseResource) -> MaterializeResult:
+        warehouse.ensure_schema()
         statements = warehouse.run_sql_file("views.sql")
-        return MaterializeResult(metadata={"statements": statements})
+        security = apply_row_level_security(warehouse, config.warehouse.row_level_security)
+        refreshed = refresh_materialized_views(warehouse)
+        return MaterializeResult(
+            metadata={"statements": statements, "materialized_views_refreshed": ", ".join(refreshed) or "none",
+                      **security}
+        )
 
     return bi_views
 

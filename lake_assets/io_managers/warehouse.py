@@ -1,8 +1,10 @@
 """The warehouse IO manager: writes an asset's Arrow table into the warehouse table of the same name.
 
-Unpartitioned assets replace the whole table; partitioned assets replace the rows whose
-`partition_column` (definition metadata `warehouse/partition_column`) equals the partition key. Both
-are one transaction (delete + bulk insert), so BI users never see a half-loaded table or day.
+Unpartitioned assets with a primary key (definition metadata `warehouse/primary_key`, the
+dimensions) are upserted: staged, merged by key, vanished keys deleted. Other unpartitioned assets
+replace the whole table. Partitioned assets replace the rows whose `partition_column` (definition
+metadata `warehouse/partition_column`) equals the partition key. Each is one transaction, so BI users
+never see a half-loaded table or day.
 """
 
 
@@ -14,6 +16,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext, Resource
 from lake_assets.resources.warehouse import WarehouseResource
 
 PARTITION_COLUMN_KEY = "warehouse/partition_column"
+PRIMARY_KEY_KEY = "warehouse/primary_key"
 
 
 class WarehouseIOManager(ConfigurableIOManager):
@@ -25,6 +28,13 @@ class WarehouseIOManager(ConfigurableIOManager):
         table = context.asset_key.path[-1]
         self.warehouse.ensure_schema()
         where = None
+        primary_key = (context.definition_metadata or {}).get(PRIMARY_KEY_KEY)
+        if primary_key and not context.has_asset_partitions:
+            rows = self.warehouse.upsert_rows(table, obj, [str(primary_key)])
+            context.add_output_metadata(
+                {"dagster/row_count": rows, "load": "upsert", "warehouse": self.warehouse.safe_url}
+            )
+            return
         if context.has_asset_partitions:
             column = (context.definition_metadata or {}).get(PARTITION_COLUMN_KEY)
             if not column:

@@ -7,6 +7,10 @@ Guarantees:
   `executemany` inside one transaction.
 * Table and column names come from the DDL in `sql/<dialect>/` and are quoted by the dialect; values
   are always bound or streamed, never formatted into SQL.
+* Dimensions are upserted: bulk-loaded into a temporary staging table, then merged into the target
+  (PostgreSQL/SQLite `INSERT ... ON CONFLICT DO UPDATE`, MySQL `ON DUPLICATE KEY UPDATE`), rows
+  whose key vanished deleted, all in one transaction. Unchanged rows are not rewritten in PostgreSQL.
+* `ensure_schema` creates missing tables and adds columns the DDL declares but an older table lacks.
 * Errors name the warehouse by its URL with the password hidden.
 """
 
@@ -107,13 +111,40 @@ class WarehouseResource(ConfigurableResource):
         return len(statements)
 
     def ensure_schema(self) -> None:
-        """Create the schema (MySQL: the database) and every star-schema table if missing."""
+        """Create the schema (MySQL: the database) and every star-schema table if missing, and add
+        the columns `tables.sql` declares that an existing (older) table lacks."""
         if self.schema_name and self.dialect in ("postgresql", "mysql"):
             keyword = "SCHEMA" if self.dialect == "postgresql" else "DATABASE"
             quoted = self.engine.dialect.identifier_preparer.quote(self.schema_name)
             with self.connect_checked() as conn, conn.begin():
                 conn.exec_driver_sql(f"CREATE {keyword} IF NOT EXISTS {quoted}")
         self.run_sql_file("tables.sql")
+        self._add_missing_columns()
+
+    def declared_columns(self) -> dict[str, dict[str, str]]:
+        """{table: {column: its DDL definition}} parsed from `tables.sql` (one column per line)."""
+        tables: dict[str, dict[str, str]] = {}
+        for stmt in self.render_sql_file("tables.sql"):
+            match = re.match(r"CREATE TABLE IF NOT EXISTS \S*?(\w+)\s*\((.*)\)", stmt, flags=re.S)
+            if not match:
+                continue
+            columns = tables.setdefault(match.group(1), {})
+            for line in match.group(2).splitlines():
+                line = line.strip().rstrip(",")
+                word = line.split(" ", 1)[0] if line else ""
+                if word and word.upper() not in ("PRIMARY", "INDEX", "UNIQUE", "KEY", "CONSTRAINT", "FOREIGN"):
+                    columns[word] = line
+        return tables
+
+    def _add_missing_columns(self) -> None:
+        # The migration rule: new columns are only ever added, with a default, never changed or dropped.
+        for table, columns in self.declared_columns().items():
+            existing = set(self.table_columns(table))
+            missing = [definition for name, definition in columns.items() if name not in existing]
+            if missing:
+                with self.connect_checked() as conn, conn.begin():
+                    for definition in missing:
+                        conn.exec_driver_sql(f"ALTER TABLE {self.qualified(table)} ADD COLUMN {definition}")
 
     # ------------------------------------------------------------------ loads
     def replace_rows(
@@ -136,6 +167,60 @@ class WarehouseResource(ConfigurableResource):
                 conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
             self._bulk_insert(conn, target, rows)
         return rows.num_rows
+
+    def upsert_rows(self, table: str, rows: pa.Table, key: Sequence[str], delete_missing: bool = True) -> int:
+        """Insert or update `rows` by primary key `key`; with `delete_missing`, delete the target rows
+        whose key is not in `rows` (the table then equals `rows`). One transaction."""
+        target = self.qualified(table)
+        rows = _naive_utc_timestamps(rows)
+        quote = self.engine.dialect.identifier_preparer.quote
+        # MySQL temporary tables live in a database; PostgreSQL/SQLite ones in their temp schema.
+        stage = self.qualified(f"stg_{table}") if self.dialect == "mysql" else quote(f"stg_{table}")
+        cols = [quote(c) for c in rows.column_names]
+        keys = [quote(k) for k in key]
+        others = [c for c in cols if c not in keys]
+        col_list = ", ".join(cols)
+        with self.connect_checked() as conn, conn.begin():
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
+            elif self.dialect == "mysql":
+                conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
+                conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} LIKE {target}")
+            else:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{stage}")
+                conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {target} WHERE 0")
+            self._bulk_insert(conn, stage, rows)
+            if self.dialect == "mysql":
+                updates = ", ".join(f"{c} = VALUES({c})" for c in others)
+                conn.exec_driver_sql(
+                    f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {stage} "
+                    f"ON DUPLICATE KEY UPDATE {updates}"
+                )
+                if delete_missing:
+                    self._delete_vanished(conn, target, stage, keys)
+                conn.exec_driver_sql(f"DROP TEMPORARY TABLE {stage}")
+            else:
+                updates = ", ".join(f"{c} = excluded.{c}" for c in others)
+                changed = ""
+                if self.dialect == "postgresql":
+                    # Skip rows that did not change: no dead tuples, no WAL for an unchanged dimension.
+                    mine = ", ".join(f"{target}.{c}" for c in others)
+                    theirs = ", ".join(f"excluded.{c}" for c in others)
+                    changed = f" WHERE ({mine}) IS DISTINCT FROM ({theirs})"
+                conn.exec_driver_sql(
+                    f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {stage} WHERE true "
+                    f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}{changed}"
+                )
+                if delete_missing:
+                    self._delete_vanished(conn, target, stage, keys)
+                if self.dialect == "sqlite":
+                    conn.exec_driver_sql(f"DROP TABLE temp.{stage}")
+        return rows.num_rows
+
+    @staticmethod
+    def _delete_vanished(conn: Connection, target: str, stage: str, keys: Sequence[str]) -> None:
+        match = " AND ".join(f"s.{k} = {target}.{k}" for k in keys)
+        conn.exec_driver_sql(f"DELETE FROM {target} WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})")
 
     def _bulk_insert(self, conn: Connection, target: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:

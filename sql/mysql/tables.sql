@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_customer (
     valid_from      DATETIME(6) NOT NULL,
     valid_to        DATETIME(6) NOT NULL,
     is_current      BOOLEAN NOT NULL,
+    is_deleted      BOOLEAN NOT NULL DEFAULT FALSE,
+    is_inferred     BOOLEAN NOT NULL DEFAULT FALSE,
     row_hash        CHAR(64) NOT NULL,
     INDEX ix_dim_customer_id (customer_id, valid_from)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_product (
     valid_from      DATETIME(6) NOT NULL,
     valid_to        DATETIME(6) NOT NULL,
     is_current      BOOLEAN NOT NULL,
+    is_deleted      BOOLEAN NOT NULL DEFAULT FALSE,
+    is_inferred     BOOLEAN NOT NULL DEFAULT FALSE,
     row_hash        CHAR(64) NOT NULL,
     INDEX ix_dim_product_id (product_id, valid_from)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
@@ -42,7 +46,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_location (
     city            VARCHAR(255),
     region          VARCHAR(255),
     country         VARCHAR(64),
-    postal_code     VARCHAR(32)
+    postal_code     VARCHAR(32),
+    is_inferred     BOOLEAN NOT NULL DEFAULT FALSE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 CREATE TABLE IF NOT EXISTS {schema}dim_date (
     date_key        INT PRIMARY KEY,
@@ -58,7 +63,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_date (
     year            SMALLINT NOT NULL,
     is_weekend      BOOLEAN NOT NULL,
     fiscal_year     SMALLINT NOT NULL,
-    fiscal_quarter  SMALLINT NOT NULL
+    fiscal_quarter  SMALLINT NOT NULL,
+    fiscal_month    SMALLINT NOT NULL DEFAULT 1
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 CREATE TABLE IF NOT EXISTS {schema}fact_sales (
     sale_line_id    VARCHAR(191) PRIMARY KEY,
@@ -82,4 +88,11 @@ CREATE TABLE IF NOT EXISTS {schema}fact_sales (
     INDEX ix_fact_sales_customer (customer_key),
     INDEX ix_fact_sales_product (product_key),
     INDEX ix_fact_sales_location (location_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+-- Row-level security: which BI role (PostgreSQL role / MySQL user) may see which store regions.
+-- Filled from `warehouse.row_level_security` in the config on every load; '*' means all.
+CREATE TABLE IF NOT EXISTS {schema}bi_region_access (
+    grantee         VARCHAR(191) NOT NULL,
+    region          VARCHAR(191) NOT NULL,
+    PRIMARY KEY (grantee, region)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_customer (
     valid_from      TIMESTAMP NOT NULL,
     valid_to        TIMESTAMP NOT NULL,
     is_current      BOOLEAN NOT NULL,
+    is_deleted      BOOLEAN NOT NULL DEFAULT FALSE,
+    is_inferred     BOOLEAN NOT NULL DEFAULT FALSE,
     row_hash        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_dim_customer_id ON {schema}dim_customer (customer_id, valid_from);
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_product (
     valid_from      TIMESTAMP NOT NULL,
     valid_to        TIMESTAMP NOT NULL,
     is_current      BOOLEAN NOT NULL,
+    is_deleted      BOOLEAN NOT NULL DEFAULT FALSE,
+    is_inferred     BOOLEAN NOT NULL DEFAULT FALSE,
     row_hash        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_dim_product_id ON {schema}dim_product (product_id, valid_from);
@@ -42,7 +46,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_location (
     city            TEXT,
     region          TEXT,
     country         TEXT,
-    postal_code     TEXT
+    postal_code     TEXT,
+    is_inferred     BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE TABLE IF NOT EXISTS {schema}dim_date (
     date_key        INTEGER PRIMARY KEY,
@@ -58,7 +63,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_date (
     year            SMALLINT NOT NULL,
     is_weekend      BOOLEAN NOT NULL,
     fiscal_year     SMALLINT NOT NULL,
-    fiscal_quarter  SMALLINT NOT NULL
+    fiscal_quarter  SMALLINT NOT NULL,
+    fiscal_month    SMALLINT NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS {schema}fact_sales (
     sale_line_id    TEXT PRIMARY KEY,
@@ -83,3 +89,10 @@ CREATE INDEX IF NOT EXISTS ix_fact_sales_date ON {schema}fact_sales (date_key);
 CREATE INDEX IF NOT EXISTS ix_fact_sales_customer ON {schema}fact_sales (customer_key);
 CREATE INDEX IF NOT EXISTS ix_fact_sales_product ON {schema}fact_sales (product_key);
 CREATE INDEX IF NOT EXISTS ix_fact_sales_location ON {schema}fact_sales (location_key);
+-- Row-level security: which BI role (PostgreSQL role / MySQL user) may see which store regions.
+-- Filled from `warehouse.row_level_security` in the config on every load; '*' means all.
+CREATE TABLE IF NOT EXISTS {schema}bi_region_access (
+    grantee         TEXT NOT NULL,
+    region          TEXT NOT NULL,
+    PRIMARY KEY (grantee, region)
+);

@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_customer (
     valid_from      TEXT NOT NULL,
     valid_to        TEXT NOT NULL,
     is_current      INTEGER NOT NULL,
+    is_deleted      INTEGER NOT NULL DEFAULT 0,
+    is_inferred     INTEGER NOT NULL DEFAULT 0,
     row_hash        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_dim_customer_id ON {schema}dim_customer (customer_id, valid_from);
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_product (
     valid_from      TEXT NOT NULL,
     valid_to        TEXT NOT NULL,
     is_current      INTEGER NOT NULL,
+    is_deleted      INTEGER NOT NULL DEFAULT 0,
+    is_inferred     INTEGER NOT NULL DEFAULT 0,
     row_hash        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_dim_product_id ON {schema}dim_product (product_id, valid_from);
@@ -42,7 +46,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_location (
     city            TEXT,
     region          TEXT,
     country         TEXT,
-    postal_code     TEXT
+    postal_code     TEXT,
+    is_inferred     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS {schema}dim_date (
     date_key        INTEGER PRIMARY KEY,
@@ -58,7 +63,8 @@ CREATE TABLE IF NOT EXISTS {schema}dim_date (
     year            INTEGER NOT NULL,
     is_weekend      INTEGER NOT NULL,
     fiscal_year     INTEGER NOT NULL,
-    fiscal_quarter  INTEGER NOT NULL
+    fiscal_quarter  INTEGER NOT NULL,
+    fiscal_month    INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS {schema}fact_sales (
     sale_line_id    TEXT PRIMARY KEY,

@@ -1,0 +1,115 @@
+"""Warehouse loads on SQLite, PostgreSQL and MariaDB: DDL created and migrated by the pipeline,
+dimensions upserted, one fact day replaced without touching the others, reloads idempotent, BI views
+and (PostgreSQL) materialized views refreshed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from lake_assets.config import RowLevelSecurityConfig
+from lake_assets.resources.warehouse import WarehouseResource
+from lake_assets.resources.warehouse_security import apply_row_level_security, refresh_materialized_views
+
+from . import warehouse_rows as rows
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseResource:
+    if request.param == "sqlite":
+        return WarehouseResource(url=f"sqlite:///{tmp_path / 'wh.db'}")
+    fixture = "postgres_warehouse" if request.param == "postgresql" else "mariadb_warehouse"
+    server = request.getfixturevalue(fixture)
+    return WarehouseResource(url=server.url, schema_name=server.schema)
+
+
+def _q(warehouse: WarehouseResource, table: str) -> str:
+    return warehouse.qualified(table)
+
+
+def _customers(warehouse: WarehouseResource) -> list[tuple]:
+    return [
+        (int(k), i, c, int(v), bool(cur), bool(inf))
+        for k, i, c, v, cur, inf in warehouse.fetch_all(
+            f"SELECT customer_key, customer_id, city, version, is_current, is_inferred FROM {_q(warehouse, 'dim_customer')} "
+            "ORDER BY customer_key"
+        )
+    ]
+
+
+def _fact_days(warehouse: WarehouseResource) -> list[tuple]:
+    return [
+        (str(d), s, int(k), Decimal(str(n)))
+        for d, s, k, n in warehouse.fetch_all(
+            f"SELECT ingest_date, sale_line_id, customer_key, net_amount FROM {_q(warehouse, 'fact_sales')} "
+            "ORDER BY sale_line_id"
+        )
+    ]
+
+
+def test_load_upsert_replace_day_and_views(warehouse: WarehouseResource) -> None:
+    rows.load_star(warehouse)
+    assert _customers(warehouse) == [
+        (-1, "UNKNOWN", "Unknown", 0, True, False),
+        (1, "C1", "Boston", 1, False, False),
+        (2, "C2", "Austin", 1, True, False),
+        (3, "C1", "Denver", 2, True, False),
+        (4, "C9", "Unknown", 1, True, True),
+    ]
+    before = _fact_days(warehouse)
+    assert before == [
+        ("2024-01-01", "L1", 1, Decimal("19.00")),
+        ("2024-01-01", "L2", 2, Decimal("29.00")),
+        ("2024-01-02", "L3", 3, Decimal("9.00")),
+        ("2024-01-02", "L4", 4, Decimal("49.00")),
+    ]
+    # Reloading everything is idempotent.
+    rows.load_star(warehouse)
+    assert _fact_days(warehouse) == before
+
+    # A dimension upsert updates changed rows in place and deletes vanished keys; keys stay.
+    changed = rows.dim_customer("Miami").filter([True, True, True, True, False])
+    warehouse.upsert_rows("dim_customer", changed, ["customer_key"])
+    assert [c for c in _customers(warehouse) if c[0] == 3] == [(3, "C1", "Miami", 2, True, False)]
+    assert 4 not in [c[0] for c in _customers(warehouse)]
+
+    # Rebuilding day 2 replaces day 2 only.
+    warehouse.replace_rows("fact_sales", rows.fact_sales(2, [("L5", 2, 1, 4)]), ("ingest_date", "2024-01-02"))
+    assert _fact_days(warehouse) == [*before[:2], ("2024-01-02", "L5", 2, Decimal("39.00"))]
+
+    warehouse.run_sql_file("views.sql")
+    apply_row_level_security(warehouse, RowLevelSecurityConfig())
+    refreshed = refresh_materialized_views(warehouse)
+    daily = warehouse.fetch_all(
+        f"SELECT full_date, net_amount FROM {_q(warehouse, 'v_sales_daily')} ORDER BY full_date"
+    )
+    assert [Decimal(str(n)).quantize(Decimal("0.01")) for _, n in daily] == [Decimal("48.00"), Decimal("39.00")]
+    current = warehouse.fetch_all(f"SELECT customer_id, city FROM {_q(warehouse, 'v_current_customers')} ORDER BY 1")
+    assert current == [("C1", "Miami"), ("C2", "Austin")]
+    if warehouse.dialect == "postgresql":
+        assert refreshed == ["mv_sales_daily_location", "mv_sales_monthly_category"]
+        mv = warehouse.fetch_all(
+            f"SELECT date_key, location_key, net_amount FROM {_q(warehouse, 'mv_sales_daily_location')} ORDER BY 1, 2"
+        )
+        assert mv == [(20240101, 1, Decimal("19.00")), (20240101, 2, Decimal("29.00")), (20240102, 1, Decimal("39.00"))]
+
+
+def test_schema_migration_adds_new_columns(warehouse: WarehouseResource) -> None:
+    """A warehouse created by an older DDL (no is_inferred / fiscal_month) is migrated in place."""
+    warehouse.ensure_schema()
+    with warehouse.connect_checked() as conn, conn.begin():
+        conn.exec_driver_sql(f"DROP TABLE {_q(warehouse, 'dim_location')}")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {_q(warehouse, 'dim_location')} (location_key BIGINT PRIMARY KEY, location_id VARCHAR(64) NOT NULL,"
+            " store_name VARCHAR(64), city VARCHAR(64), region VARCHAR(64), country VARCHAR(64), postal_code VARCHAR(32))"
+        )
+        conn.execute(text(f"INSERT INTO {_q(warehouse, 'dim_location')} (location_key, location_id) VALUES (7, 'S7')"))
+    warehouse.ensure_schema()
+    assert "is_inferred" in warehouse.table_columns("dim_location")
+    assert warehouse.fetch_all(f"SELECT location_id, is_inferred FROM {_q(warehouse, 'dim_location')}") in (
+        [("S7", False)],
+        [("S7", 0)],
+    )
