@@ -6,6 +6,7 @@ import logging
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -268,3 +269,46 @@ def test_quality_alert_even_with_completion_notifications_off(
     assert "Checks passed: 1, failed: 1" in body
     assert "  FAILED scored:no_orphans" in body
     assert "Quality score: 50.00%" in body
+
+
+def test_long_running_run_alerts_once(tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster import asset, build_sensor_context
+
+    from lake_assets.automation.jobs import MAX_RUNTIME_TAG
+    from lake_assets.automation.notifications import LONG_RUN_SENSOR_NAME
+
+    port, mails = smtp_server
+    monkeypatch.setenv("LAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(tmp_path, ["ops@example.test"])))
+    sensor = build_definitions(load_config()).get_sensor_def(LONG_RUN_SENSOR_NAME)
+    release, started = threading.Event(), threading.Event()
+
+    @asset
+    def slow() -> int:
+        started.set()
+        assert release.wait(60)
+        return 1
+
+    with instance_for_test() as instance:
+        outcome: list[bool] = []
+        worker = threading.Thread(target=lambda: outcome.append(
+            materialize([slow], instance=instance, tags={MAX_RUNTIME_TAG: "1"}).success))
+        worker.start()
+        try:
+            assert started.wait(60)
+            first = sensor.evaluate_tick(build_sensor_context(instance=instance))
+            assert mails == []  # not over the limit yet
+            time.sleep(1.5)
+            second = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=first.cursor))
+            third = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=second.cursor))
+        finally:
+            release.set()
+            worker.join(60)
+        assert outcome == [True]
+        (run,) = instance.get_runs()
+
+    (mail,) = mails  # once, not on every tick
+    assert "running longer than 1 s" in mail["Subject"] and run.run_id[:8] in mail["Subject"]
+    assert run.run_id in mail.get_payload(decode=True).decode()
+    assert json.loads(third.cursor) == [run.run_id]

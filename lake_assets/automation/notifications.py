@@ -7,26 +7,34 @@ A delivery problem (SMTP down, webhook refusing) never hides the run failure: bo
 together, to the sensor's log (visible in the UI tick) and to the `lake_assets.notifications` logger.
 """
 
+import json
 import logging
+import time
 
 from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
+    RunsFilter,
     RunStatusSensorContext,
     SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
     run_failure_sensor,
     run_status_sensor,
 )
+from dagster import sensor as _sensor
 
 from lake_assets.automation.channels import deliver
+from lake_assets.automation.jobs import MAX_RUNTIME_TAG
 from lake_assets.automation.run_report import RunReport, build_run_report
 from lake_assets.config import NotifyConfig, PipelineConfig
 
 LOGGER = logging.getLogger("lake_assets.notifications")
 FAILURE_SENSOR_NAME = "notify_on_run_failure"
 COMPLETION_SENSOR_NAME = "notify_on_run_success"
+LONG_RUN_SENSOR_NAME = "alert_on_long_runs"
 
 
 def notify_run(
@@ -68,4 +76,29 @@ def build_notification_sensors(config: PipelineConfig) -> list[SensorDefinition]
         for problem in problems:
             context.log.error(f"{problem} -- while reporting run {run_id}")
 
-    return [notify_on_run_failure, notify_on_run_success]
+    @_sensor(name=LONG_RUN_SENSOR_NAME, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+             description="Alert once per run that runs longer than its dagster/max_runtime tag "
+             "(schedule.max_runtime_seconds); run monitoring then stops it.")
+    def alert_on_long_runs(context: SensorEvaluationContext) -> SkipReason:
+        alerted: set[str] = set(json.loads(context.cursor or "[]"))
+        running = context.instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+        still_running, now, sent = set(), time.time(), []
+        for record in running:
+            run = record.dagster_run
+            still_running.add(run.run_id)
+            limit = float(run.tags.get(MAX_RUNTIME_TAG, config.schedule.max_runtime_seconds))
+            if record.start_time is None or now - record.start_time <= limit or run.run_id in alerted:
+                continue
+            report = build_run_report(context.instance, run.run_id, notify.ui_base_url)
+            report.headline = f"running longer than {limit:g} s"
+            report.duration_seconds = round(now - record.start_time, 1)
+            for problem in deliver(report, notify):
+                context.log.error(f"{problem} -- while alerting on long run {run.run_id}")
+            context.log.warning(f"run {run.run_id} has run {now - record.start_time:.0f} s (limit {limit:g} s)")
+            alerted.add(run.run_id)
+            sent.append(run.run_id)
+        # Only runs still going need remembering: the cursor stays small.
+        context.update_cursor(json.dumps(sorted(alerted & still_running)))
+        return SkipReason(f"alerted on {sent}" if sent else f"{len(still_running)} runs in progress, none too long")
+
+    return [notify_on_run_failure, notify_on_run_success, alert_on_long_runs]

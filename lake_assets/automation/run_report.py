@@ -31,6 +31,7 @@ class RunReport:
     checks_failed: list[str] = field(default_factory=list)
     failed_steps: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    headline: str | None = None  # overrides the subject's verdict (e.g. "running longer than 3600 s")
 
     @property
     def quality_score(self) -> float | None:
@@ -39,6 +40,8 @@ class RunReport:
 
     def subject(self) -> str:
         day = f" [{self.partition}]" if self.partition else ""
+        if self.headline:
+            return f"[lake_assets] {self.headline}: {self.job_name}{day} run {self.run_id[:8]}"
         if self.status == "FAILURE":
             return f"[lake_assets] FAILED: {self.job_name}{day} run {self.run_id[:8]}"
         if self.checks_failed:
@@ -85,6 +88,7 @@ class RunReport:
             "quality_score": self.quality_score,
             "failed_steps": [{"step": s, "error": e} for s, e in self.failed_steps],
             "error": self.error,
+            "headline": self.headline,
         }
 
 
