@@ -87,7 +87,9 @@ def apply_row_level_security(warehouse: WarehouseResource, rls: RowLevelSecurity
             for role, hosts in present.items():
                 names = list(views) if "*" not in rls.roles[role] else [*BI_TABLES, *views]
                 for host in hosts:
-                    account = f"'{role}'@'{host}'"  # role is a validated identifier, host from mysql.user
+                    # role is a validated identifier, host comes from mysql.user; the driver formats
+                    # the statement with %, so a '%' host is escaped.
+                    account = f"'{role}'@'{host}'".replace("%", "%%")
                     for name in names:
                         conn.exec_driver_sql(f"GRANT SELECT ON {warehouse.qualified(name)} TO {account}")
     missing = sorted(set(rls.roles) - set(present))

@@ -1,0 +1,106 @@
+"""Row-level security: a BI role configured for region MA sees only MA's sales, connecting as itself.
+
+PostgreSQL: RLS policies (through security_invoker views too). MariaDB: the view-based equivalent
+(views filtered on the session login; no access to the base tables). Roles are created here with
+unique names and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from lake_assets.config import RowLevelSecurityConfig
+from lake_assets.resources.warehouse import WarehouseResource
+from lake_assets.resources.warehouse_security import apply_row_level_security, refresh_materialized_views
+
+from . import warehouse_rows as rows
+from .conftest import Warehouse
+
+PASSWORD = "bi-test-password"
+
+
+def _prepare(url: str, schema: str, role: str) -> WarehouseResource:
+    warehouse = WarehouseResource(url=url, schema_name=schema)
+    rows.load_star(warehouse)  # L1, L3 sold in S1 (MA); L2, L4 in S2 (OR)
+    warehouse.run_sql_file("views.sql")
+    config = RowLevelSecurityConfig(enabled=True, roles={role: ["MA"], "bi_nobody_configured": ["OR"]})
+    result = apply_row_level_security(warehouse, config)
+    assert result["roles_granted"] == role and result["roles_missing"] == "bi_nobody_configured"
+    refresh_materialized_views(warehouse)
+    return warehouse
+
+
+def _as(url: str, role: str, sql: str) -> list[tuple]:
+    login = make_url(url).set(username=role, password=PASSWORD)
+    engine = create_engine(login)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_role(postgres_warehouse: Warehouse) -> Iterator[str]:
+    role = f"bi_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_warehouse.url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"))
+    yield role
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP OWNED BY {role}"))
+        conn.execute(text(f"DROP ROLE {role}"))
+    admin.dispose()
+
+
+@pytest.fixture
+def mariadb_user(mariadb_warehouse: Warehouse) -> Iterator[str]:
+    user = f"bi_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(mariadb_warehouse.url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}'"))
+    yield user
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP USER '{user}'@'%'"))
+    admin.dispose()
+
+
+def test_postgres_rls_hides_other_regions(postgres_warehouse: Warehouse, pg_role: str) -> None:
+    s = postgres_warehouse.schema
+    _prepare(postgres_warehouse.url, s, pg_role)
+    url = postgres_warehouse.url
+    assert _as(url, pg_role, f"SELECT sale_line_id FROM {s}.fact_sales ORDER BY 1") == [("L1",), ("L3",)]
+    assert _as(url, pg_role, f"SELECT location_id FROM {s}.dim_location") == [("S1",)]
+    daily = _as(url, pg_role, f"SELECT full_date, net_amount FROM {s}.v_sales_daily ORDER BY 1")
+    assert [n for _, n in daily] == [Decimal("19.00"), Decimal("9.00")]
+    # The owner (the pipeline) still sees every region.
+    admin = WarehouseResource(url=url, schema_name=s)
+    assert admin.fetch_all(f"SELECT COUNT(*) FROM {s}.fact_sales") == [(4,)]
+    # Materialized views are not filtered by RLS, so a restricted role cannot read them.
+    with pytest.raises(DBAPIError, match="permission denied"):
+        _as(url, pg_role, f"SELECT * FROM {s}.mv_sales_daily_location")
+
+
+def test_mariadb_view_based_security_hides_other_regions(mariadb_warehouse: Warehouse, mariadb_user: str) -> None:
+    s = mariadb_warehouse.schema
+    _prepare(mariadb_warehouse.url, s, mariadb_user)
+    url = mariadb_warehouse.url
+    visible = _as(url, mariadb_user, f"SELECT sale_line_id FROM {s}.v_fact_sales_visible ORDER BY 1")
+    assert visible == [("L1",), ("L3",)]
+    daily = _as(url, mariadb_user, f"SELECT full_date, net_amount FROM {s}.v_sales_daily ORDER BY 1")
+    assert [n for _, n in daily] == [Decimal("19.00"), Decimal("9.00")]
+    by_location = _as(url, mariadb_user, f"SELECT location_id FROM {s}.v_sales_by_location")
+    assert by_location == [("S1",)]
+    # The base table is not granted: the views are the only way in.
+    with pytest.raises(DBAPIError, match="denied"):
+        _as(url, mariadb_user, f"SELECT * FROM {s}.fact_sales")
+    # The pipeline's own login sees everything through the same views.
+    admin = WarehouseResource(url=url, schema_name=s)
+    assert admin.fetch_all(f"SELECT COUNT(*) FROM {s}.v_fact_sales_visible") == [(4,)]
