@@ -138,7 +138,7 @@ def test_split_rejects_lists_every_reason(spark) -> None:
         [("1", 5, []), (None, 5, []), (None, None, ["qty"]), ("4", None, ["qty", "day"])],
         "id string, qty int, _parse_errors array<string>",
     )
-    good, bad = split_rejects(df, ["id"])
+    good, bad = split_rejects(df, ["id", "qty"])
     assert [r["id"] for r in good.collect()] == ["1"] and "_parse_errors" not in good.columns
     reasons = sorted(r[REJECT_REASON] for r in bad.collect())
     assert reasons == ["missing id", "missing id; unparsable qty", "unparsable qty; unparsable day"]

@@ -151,7 +151,11 @@ def apply_null_defaults(df: DataFrame, defaults: Mapping[str, str]) -> DataFrame
 def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, DataFrame]:
     """(good rows, rejected rows with `_reject_reason`): a row is rejected when a required column is
     NULL or any column failed to parse. The reason lists every problem of the row."""
-    missing = [F.when(F.col(c).isNull(), F.lit(f"missing {c}")) for c in required]
+    # A required value that was present but did not parse is reported once, as unparsable.
+    missing = [
+        F.when(F.col(c).isNull() & ~F.array_contains(F.col("_parse_errors"), c), F.lit(f"missing {c}"))
+        for c in required
+    ]
     unparsable = F.transform(F.col("_parse_errors"), lambda c: F.concat(F.lit("unparsable "), c))
     reasons = F.array_compact(F.concat(F.array(*missing), unparsable)) if missing else unparsable
     flagged = df.withColumn(REJECT_REASON, F.array_join(reasons, "; "))

@@ -1,0 +1,221 @@
+"""Standardize + mask through Dagster on copies of the sample day (raw -> processed -> masked):
+oracles come from the source files and Python's `hmac`, never from the pipeline's own functions.
+
+* planted PII in an unexpected column stops the run at masked/<entity>, naming the column, not values;
+  `on_unknown_pii: mask` masks it instead;
+* e-mails are HMACs under the key, card tokens round-trip through `detokenize` with the key only;
+* unparsable values are quarantined with a reason and counted in metadata;
+* the masking key appears nowhere in the event log, metadata or errors; a missing key stops at load.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from dagster import AssetKey, DagsterInstance, materialize
+
+from lake_assets.assets import build_all_assets
+from lake_assets.config import BUNDLED_CONFIG, ConfigError, load_config
+from lake_assets.definitions import build_resources
+from lake_assets.detokenize import main as detokenize_main
+from lake_assets.masking_keys import MaskingKeyError, MaskingKeys
+from lake_assets.resources.lake_storage import LakeStorage
+
+from .conftest import SAMPLE_DIR, TEST_MASKING_KEY
+
+DAY = "2024-01-01"
+CUSTOMER_KEYS = ("raw/shop_files/customers", "processed/customer", "masked/customer")
+SALE_KEYS = ("raw/shop_files/sales", "processed/sale", "masked/sale")
+
+
+def _copy_day(tmp_path: Path) -> Path:
+    drop = tmp_path / "drop"
+    shutil.copytree(SAMPLE_DIR / DAY, drop / DAY)
+    return drop
+
+
+def _add_column(path: Path, name: str, values: list[str]) -> None:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    rows[0].append(name)
+    for i, row in enumerate(rows[1:]):
+        row.append(values[i % len(values)])
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _run(config, keys: tuple[str, ...]):
+    wanted = {AssetKey(k.split("/")) for k in keys}
+    assets = [a for a in build_all_assets(config) if set(a.keys) & wanted]
+    instance = DagsterInstance.ephemeral()
+    result = materialize(assets, resources=build_resources(config), partition_key=DAY, instance=instance,
+                         raise_on_error=False)
+    log_text = "\n".join(repr(entry) for entry in instance.all_logs(result.run_id))
+    return result, log_text
+
+
+def _source_rows(drop: Path, name: str) -> list[dict[str, str]]:
+    with open(drop / DAY / name, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _assert_no_secret(text: str) -> None:
+    keys = MaskingKeys.from_secret(TEST_MASKING_KEY, "k1")
+    assert TEST_MASKING_KEY not in text
+    for sub_key in (keys.hash_key, keys.token_key, keys.vault_key):
+        assert sub_key.hex() not in text and repr(sub_key) not in text
+
+
+def _config_with(tmp_path: Path, **masking: object) -> Path:
+    raw = yaml.safe_load(BUNDLED_CONFIG.read_text(encoding="utf-8"))
+    raw["masking"].update(masking)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    drop = _copy_day(tmp_path)
+    planted = ["call me at jane.roe@example.net", "ssn 078-05-1120 on file", "ok"]
+    _add_column(drop / DAY / "customers.csv", "Notes", planted)
+    monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    config = load_config()
+
+    result, log_text = _run(config, CUSTOMER_KEYS)
+    assert not result.success
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert done == {"raw/shop_files/customers", "processed/customer"}
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["masked__customer"]
+    message = failures[0].event_specific_data.error.to_string()
+    assert "unconfigured PII in column(s) notes" in message and "email" in message and "ssn" in message
+    for text in (message, log_text):
+        assert "jane.roe" not in text and "078-05-1120" not in text
+        _assert_no_secret(text)
+    lake = LakeStorage(url=config.lake.url)
+    assert lake.read_manifest(["masked", "customer"], DAY) is None  # nothing half-written
+
+    # The same input with `on_unknown_pii: mask`: the free-text column is redacted, the run succeeds.
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with(tmp_path, on_unknown_pii="mask")))
+    result, log_text = _run(load_config(), CUSTOMER_KEYS)
+    assert result.success
+    masked = lake.read_arrow(["masked", "customer"], DAY).to_pylist()
+    assert masked and {r["notes"] for r in masked} == {"[REDACTED]"}
+    assert "masking unconfigured PII by default: notes" in log_text
+    _assert_no_secret(log_text)
+
+
+def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drop = _copy_day(tmp_path)
+    sales_file = drop / DAY / "sales_001.csv"
+    # Two rows that pass the raw layer's shape checks but cannot be standardized: a date that does not
+    # exist, and a non-required money column with text in it.
+    with open(sales_file, "a", encoding="utf-8") as handle:
+        handle.write("LBAD0001,O9,2024-02-30 10:00:00,C0000001,P00001,S001,3,$1.00,0.00,\n")
+        handle.write("LBAD0002,O9,2024-01-01 10:00:00,C0000001,P00001,S001,3,$1.00,n.a.,\n")
+    monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    config = load_config()
+    result, log_text = _run(config, CUSTOMER_KEYS + SALE_KEYS)
+    assert result.success
+    lake = LakeStorage(url=config.lake.url)
+    keys = MaskingKeys.from_secret(TEST_MASKING_KEY, "k1")
+
+    # Quarantine: exactly the planted rows, each with its reason, and the count in metadata.
+    quarantine = lake.read_arrow(["quarantine", "processed", "sale"], DAY).to_pylist()
+    assert {r["sale_line_id"]: r["_reject_reason"] for r in quarantine} == {
+        "LBAD0001": "unparsable sold_at", "LBAD0002": "unparsable discount"}
+    processed_meta = result.asset_materializations_for_node("processed__sale")[0].metadata
+    assert processed_meta["quarantined_rows"].value == 2
+    assert "unparsable discount: 1" in processed_meta["quarantine_reasons"].value
+
+    # Customers: e-mails are HMAC-SHA256 under the derived key of the normalized source e-mail.
+    source = _source_rows(drop, "customers.csv")
+    expected_emails = {hmac.new(keys.hash_key, r["E-Mail"].strip().lower().encode(), hashlib.sha256).hexdigest()
+                       for r in source if r["E-Mail"].strip()}
+    masked = lake.read_arrow(["masked", "customer"], DAY).to_pylist()
+    assert {r["email"] for r in masked if r["email"]} == expected_emails
+    for row in masked:
+        assert row["_mask_key_id"] == "k1"
+        assert row["ssn"] is None or row["ssn"].startswith("***-**-")
+        assert row["street_address"] in (None, "[REDACTED]")
+        assert row["postal_code"] is None or len(row["postal_code"]) <= 3
+        assert {"_processed_at", "_run_id", "_source", "_row_hash"} <= set(row)
+    # keep_versions: one row per (customer_id, updated_at), never two for the same version.
+    versions = [(r["customer_id"], r["updated_at"]) for r in masked]
+    assert len(versions) == len(set(versions))
+
+    # Sales: tokens show only the last four digits; detokenize with the key gives the source digits.
+    sales = {r["Line_ID"].strip(): "".join(c for c in r["Card"] if c.isdigit())
+             for r in _source_rows(drop, "sales_001.csv") if r["Line_ID"] and r["Card"]}
+    masked_sales = {r["sale_line_id"]: r["card_number"] for r in lake.read_arrow(["masked", "sale"], DAY).to_pylist()}
+    pairs = {masked_sales[line]: card for line, card in sales.items() if line in masked_sales and card}
+    assert len(pairs) >= 5
+    for token, card in pairs.items():
+        assert "".join(c for c in token if c.isdigit()) == card[-4:]
+    vault_files = lake.committed_files(["vault", "sale", "card_number"], DAY)
+    stored = " ".join(str(pq.read_table(f).to_pylist()) for f in vault_files)
+    assert not any(card in stored for card in pairs.values())
+
+    wanted = sorted(pairs)[:5]
+    capsys.readouterr()
+    assert detokenize_main(["--entity", "sale", "--column", "card_number", *wanted]) == 0
+    out, err = capsys.readouterr()
+    assert dict(line.split("\t") for line in out.splitlines()) == {t: pairs[t] for t in wanted}
+    assert "resolved 5 of 5" in err
+    _assert_no_secret(out + err + log_text)
+
+    # Another key: nothing is revealed (GCM authentication fails), exit status 1.
+    monkeypatch.setenv("LAKE_MASKING_KEY", "a-different-secret-0123456789")
+    assert detokenize_main(["--entity", "sale", "--column", "card_number", *wanted]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "not decryptable" in err
+    assert not any(pairs[t] in err for t in wanted)
+
+
+def test_missing_or_short_key_fails_before_any_step_and_never_echoes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LAKE_MASKING_KEY")
+    with pytest.raises(ConfigError, match=r"masking\.key.*LAKE_MASKING_KEY is not set"):
+        load_config()
+    assert detokenize_main(["tok_x"]) == 2
+    assert "masking.key" in capsys.readouterr().err
+
+    short = "short-secret-1"
+    monkeypatch.setenv("LAKE_MASKING_KEY", short)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert "masking.key" in str(caught.value) and short not in str(caught.value)
+    with pytest.raises(MaskingKeyError) as caught_keys:
+        MaskingKeys.from_secret(short, "k1")
+    assert short not in str(caught_keys.value) and "unkeyed" in str(caught_keys.value)
+    assert short not in repr(MaskingKeys.from_secret(short * 2, "k1"))
+
+
+def test_unkeyed_hash_only_when_configured_and_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    columns = {**load_config().masking.columns, "email": "sha256"}
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with(tmp_path, columns=columns)))
+    config = load_config()
+    result, log_text = _run(config, CUSTOMER_KEYS)
+    assert result.success
+    assert "customer.email: unkeyed sha256 is explicitly configured" in log_text
+    masked = LakeStorage(url=config.lake.url).read_arrow(["masked", "customer"], DAY).to_pylist()
+    source = _source_rows(SAMPLE_DIR, "customers.csv")
+    assert {r["email"] for r in masked if r["email"]} == {
+        hashlib.sha256(r["E-Mail"].strip().lower().encode()).hexdigest() for r in source if r["E-Mail"].strip()}
