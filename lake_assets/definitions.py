@@ -5,7 +5,7 @@ from typing import Any
 from dagster import Definitions, definitions, in_process_executor
 
 from lake_assets.assets import build_all_assets
-from lake_assets.automation import build_automation
+from lake_assets.automation import build_automation, monitoring_assets
 from lake_assets.config import PipelineConfig, load_config
 from lake_assets.io_managers import ParquetLakeIOManager, WarehouseIOManager
 from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_resource
@@ -27,7 +27,7 @@ def build_resources(config: PipelineConfig) -> dict[str, Any]:
 def build_definitions(config: PipelineConfig) -> Definitions:
     jobs, schedules, sensors = build_automation(config)
     return Definitions(
-        assets=build_all_assets(config),
+        assets=[*build_all_assets(config), *monitoring_assets()],
         resources=build_resources(config),
         jobs=jobs,
         schedules=schedules,

@@ -183,6 +183,12 @@ def test_completion_summary_rows_per_layer_and_checks(
         context = _status_context(instance, run_id, DagsterEventType.RUN_SUCCESS, COMPLETION_SENSOR_NAME)
         defs.get_sensor_def(COMPLETION_SENSOR_NAME)(context)
 
+        # The same figures are recorded as an observation of the metrics asset (plotted in the UI).
+        from lake_assets.automation.metrics import METRICS_KEY
+
+        (record,) = instance.fetch_observations(METRICS_KEY, limit=5).records
+        metrics = {k: getattr(v, "value", v) for k, v in record.asset_observation.metadata.items()}
+
         # Off in config: a clean run sends nothing.
         monkeypatch.setenv("LAKE_NOTIFY_ON_COMPLETION", "false")
         quiet = build_definitions(load_config())
@@ -202,6 +208,9 @@ def test_completion_summary_rows_per_layer_and_checks(
     assert "Partition: 2024-01-01" in body
     assert "Duration:  " in body and "Duration:  -" not in body
     assert "Checks passed: " in body and "  raw:" in body.split("Seconds per stage:")[1]
+    assert metrics["rows_raw"] == raw_rows and metrics["quarantined_rows"] == quarantined
+    assert metrics["partition"] == "2024-01-01" and metrics["status"] == "SUCCESS"
+    assert metrics["duration_seconds"] > 0 and metrics["seconds_raw"] >= 0
 
 
 def test_broken_smtp_does_not_hide_the_failure(

@@ -28,6 +28,7 @@ from dagster import sensor as _sensor
 
 from lake_assets.automation.channels import deliver
 from lake_assets.automation.jobs import MAX_RUNTIME_TAG
+from lake_assets.automation.metrics import record_run_metrics
 from lake_assets.automation.run_report import RunReport, build_run_report
 from lake_assets.config import NotifyConfig, PipelineConfig
 
@@ -42,6 +43,7 @@ def notify_run(
 ) -> tuple[RunReport, list[str]]:
     """Build the report of `run_id` and deliver it (unless `force` is off and nothing is wrong)."""
     report = build_run_report(instance, run_id, notify.ui_base_url, error)
+    record_run_metrics(instance, report)
     if not force and not report.checks_failed:
         return report, []
     problems = deliver(report, notify)
