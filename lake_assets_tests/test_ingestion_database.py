@@ -346,3 +346,14 @@ def test_kill_mid_write_then_rerun_leaves_no_duplicates(tmp_path: Path) -> None:
 
 def raw_rows_of(lake: LakeStorage) -> list[dict[str, Any]]:
     return lake.read_arrow(["raw", "shop_db", "lines"], "2024-03-01").select(["line_id"]).to_pylist()
+
+
+def test_two_columns_mapped_to_one_entity_column_fail_clearly(shop_db: ShopDb, tmp_path: Path) -> None:
+    table = {
+        "name": "products",
+        "entity": "product",
+        "table": f"{shop_db.schema}.products",
+        "columns": {"sku": "product_id"},
+    }
+    with pytest.raises(SourceUnavailable, match=r"shop_db\.products: .*\(product_id, sku -> product_id\)"):
+        ingest(LakeStorage(url=str(tmp_path / "lake")), db_source(shop_db.url, [table]), "2024-03-01")

@@ -33,6 +33,15 @@ def source_columns_for(table: TableConfig, columns: list[str]) -> dict[str, str]
     return found
 
 
+def mapping_conflicts(table: TableConfig, columns: list[str]) -> dict[str, list[str]]:
+    """Entity columns that more than one delivered column maps to (the processed layer cannot choose)."""
+    targets: dict[str, list[str]] = {}
+    for column in columns:
+        if not column.startswith("_"):
+            targets.setdefault(entity_column(table, column), []).append(column)
+    return {target: sources for target, sources in targets.items() if len(sources) > 1}
+
+
 def key_columns(table: TableConfig, columns: list[str]) -> list[str]:
     """The delivered columns identifying a record: the configured `key`, else the entity key mapped back."""
     if table.key:

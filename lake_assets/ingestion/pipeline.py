@@ -39,7 +39,7 @@ from lake_assets.ingestion.cursor import CursorState, CursorTracker
 from lake_assets.ingestion.database_source import DatabaseSource
 from lake_assets.ingestion.errors import SchemaDriftError, SourceUnavailable
 from lake_assets.ingestion.file_source import FileSource, SourceFile
-from lake_assets.ingestion.mapping import key_columns
+from lake_assets.ingestion.mapping import key_columns, mapping_conflicts
 from lake_assets.ingestion.text import records_as_text
 from lake_assets.ingestion.validation import REJECT_SCHEMA, RowValidator, reject_record
 from lake_assets.ingestion.writer import ChunkWriter
@@ -222,6 +222,13 @@ class DataIngestionPipeline:
                 rejects.extend(bad)
                 writer.write(self._with_metadata(good, ingested_at, batch.batch_id, origin))
             columns = list(dict.fromkeys([*self._columns_hint, *seen]))
+            conflicts = mapping_conflicts(table, columns)
+            if conflicts:
+                clash = "; ".join(f"{', '.join(s)} -> {t}" for t, s in conflicts.items())
+                raise SourceUnavailable(
+                    f"source {self.source.name}: several delivered columns map to one entity column ({clash}); "
+                    "rename one of them in `columns`"
+                )
             old_columns = previous_extra.get("columns")
             new_columns = [c for c in columns if old_columns is not None and c not in old_columns]
             missing_columns = [c for c in (old_columns or []) if c not in columns]
