@@ -16,6 +16,7 @@ reason instead of failing the batch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import glob
@@ -149,9 +150,23 @@ class FileSource:
 
     # ------------------------------------------------------------------ reading
     def _open(self, path: str) -> Any:
+        """A plain Python binary stream. pyarrow's CSV reader reads far ahead of a native Arrow stream
+        (about the whole file); through a Python file object its memory stays at a few blocks."""
+        if not self.is_s3:
+            try:
+                return open(path, "rb")  # noqa: SIM115 - closed by the caller's `with`
+            except OSError as exc:
+                raise SourceUnavailable(f"source {self.name}: cannot read {path}: {exc}") from None
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+        bucket, _, key = path[len("s3://") :].partition("/")
+        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
         try:
-            return self.filesystem.open_input_stream(path[len("s3://") :] if self.is_s3 else path)
-        except OSError as exc:
+            return contextlib.closing(client.get_object(Bucket=bucket, Key=key)["Body"])
+        except EndpointConnectionError as exc:
+            raise SourceTemporarilyUnavailable(f"source {self.name}: {path}: {exc}") from None
+        except (ClientError, BotoCoreError) as exc:
             raise SourceUnavailable(f"source {self.name}: cannot read {path}: {exc}") from None
 
     def header(self, file: SourceFile) -> list[str]:
@@ -200,7 +215,7 @@ class FileSource:
         with self._open(file.path) as stream:
             try:
                 reader = pacsv.open_csv(
-                    stream,
+                    pa.PythonFile(stream, mode="r"),
                     read_options=read_options,
                     parse_options=pacsv.ParseOptions(
                         delimiter=self.table.delimiter, quote_char=self.table.quote_char, invalid_row_handler=on_invalid

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -25,6 +26,8 @@ def text_of(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
+    if isinstance(value, Decimal):
+        return format(value, "f")
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
@@ -58,6 +61,12 @@ def array_as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
 
 def values_as_text(values: Sequence[Any]) -> pa.Array:
     """Python values (one column of fetched rows) as a string array."""
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, Decimal):
+        # Arrow's decimal inference is ~15x slower than formatting in Python; "f" avoids exponents.
+        return pa.array(
+            [v if v is None else format(v, "f") if isinstance(v, Decimal) else text_of(v) for v in values], pa.string()
+        )
     try:
         array = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError):
