@@ -150,36 +150,40 @@ def test_selections_resolve_against_the_real_graph() -> None:
     assert len(covered) == len(set(covered)) == len(graph.materializable_asset_keys)
 
 
-def test_quality_gate_cli_exit_codes(tmp_path: Path) -> None:
+def test_quality_gate_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """The DAG's last stage: exit 0 when every check of the day passed, 1 on a failed check or none."""
+    from dagster import AssetCheckResult, DagsterInstance, DailyPartitionsDefinition, asset, asset_check, materialize
+
+    from lake_assets.automation.quality_gate import main as gate
+
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry: {enabled: false}\n")  # SQLite storage in DAGSTER_HOME
-    script = tmp_path / "run_checks.py"
-    script.write_text(
-        "from dagster import AssetCheckResult, DagsterInstance, DailyPartitionsDefinition, asset, asset_check,"
-        " materialize\n"
-        "@asset(partitions_def=DailyPartitionsDefinition(start_date='2024-01-01'))\n"
-        "def scored() -> int:\n    return 1\n"
-        "@asset_check(asset=scored)\n"
-        "def fine() -> AssetCheckResult:\n    return AssetCheckResult(passed=True)\n"
-        "import sys\n"
-        "@asset_check(asset=scored)\n"
-        "def by_day(context) -> AssetCheckResult:\n"
-        "    return AssetCheckResult(passed=context.run.tags['dagster/partition'] != sys.argv[1])\n"
-        "with DagsterInstance.get() as instance:\n"
-        "    for day in ('2024-01-01', '2024-01-02'):\n"
-        "        assert materialize([scored, fine, by_day], partition_key=day, instance=instance).success\n"
-    )
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    subprocess.run([sys.executable, str(script), "2024-01-02"], env=env, check=True, timeout=120, cwd=tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
 
-    def gate(day: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "lake_assets.automation.quality_gate", "--partition", day],
-                              env=env, capture_output=True, text=True, timeout=120)
+    @asset(partitions_def=DailyPartitionsDefinition(start_date="2024-01-01"))
+    def scored() -> int:
+        return 1
 
-    good, bad, none = gate("2024-01-01"), gate("2024-01-02"), gate("2024-01-03")
-    assert (good.returncode, bad.returncode, none.returncode) == (0, 1, 1)
-    assert "2 checks passed, 0 failed" in good.stdout
-    assert "FAILED scored:by_day" in bad.stdout and "1 checks passed, 1 failed" in bad.stdout
-    assert "no asset check ran" in none.stdout
+    @asset_check(asset=scored)
+    def fine() -> AssetCheckResult:
+        return AssetCheckResult(passed=True)
+
+    @asset_check(asset=scored)
+    def by_day(context) -> AssetCheckResult:
+        return AssetCheckResult(passed=context.run.tags["dagster/partition"] != "2024-01-02")
+
+    with DagsterInstance.get() as instance:
+        for day in ("2024-01-01", "2024-01-02"):
+            assert materialize([scored, fine, by_day], partition_key=day, instance=instance).success
+
+    def run_gate(day: str) -> tuple[int, str]:
+        code = gate(["--partition", day])
+        return code, capsys.readouterr().out
+
+    days = ("2024-01-01", "2024-01-02", "2024-01-03")
+    (good, good_out), (bad, bad_out), (none, none_out) = (run_gate(day) for day in days)
+    assert (good, bad, none) == (0, 1, 1)
+    assert "2 checks passed, 0 failed" in good_out
+    assert "FAILED scored:by_day" in bad_out and "1 checks passed, 1 failed" in bad_out
+    assert "no asset check ran" in none_out
