@@ -80,8 +80,14 @@ def _run_days(spark: SparkSession, policy: str, days=(DAY1, DAY2, DAY3), **kwarg
 UNKNOWN = (-1, "UNKNOWN", "Unknown", "Unknown", 0, B, E, True, False, False)
 
 
-def test_scd2_scenarios_close_policy(spark: SparkSession) -> None:
-    day1, day2, day3 = _run_days(spark, "close")
+@pytest.fixture(scope="module")
+def close_days(spark: SparkSession) -> list[DataFrame]:
+    """The three days under the `close` delete policy (shared: Spark work is the test's cost)."""
+    return _run_days(spark, "close")
+
+
+def test_scd2_scenarios_close_policy(spark: SparkSession, close_days: list[DataFrame]) -> None:
+    day1, day2, day3 = close_days
     assert _rows(day1) == [
         UNKNOWN,
         (1, "C1", "Boston", "vip", 1, B, E, True, False, False),
@@ -144,9 +150,8 @@ def test_never_two_current_rows_or_overlaps(spark: SparkSession) -> None:
     assert versions[0][0] == B and versions[-1][1] == E
 
 
-@pytest.mark.parametrize("policy", ["close"])
-def test_facts_resolve_to_the_version_valid_at_sale_time(spark: SparkSession, policy: str) -> None:
-    *_, customers = _run_days(spark, policy)
+def test_facts_resolve_to_the_version_valid_at_sale_time(spark: SparkSession, close_days: list[DataFrame]) -> None:
+    customers = close_days[-1]
     products = empty_scd2_dimension(spark, "product_key", "product_id", {"category": "string"})
     stores = spark.createDataFrame([("S1", "MA")], "location_id string, region string")
     locations = scd1_merge(None, stores, key_col="location_key", natural_key="location_id",

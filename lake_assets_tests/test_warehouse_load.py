@@ -34,8 +34,8 @@ def _customers(warehouse: WarehouseResource) -> list[tuple]:
     return [
         (int(k), i, c, int(v), bool(cur), bool(inf))
         for k, i, c, v, cur, inf in warehouse.fetch_all(
-            f"SELECT customer_key, customer_id, city, version, is_current, is_inferred FROM {_q(warehouse, 'dim_customer')} "
-            "ORDER BY customer_key"
+            "SELECT customer_key, customer_id, city, version, is_current, is_inferred "
+            f"FROM {_q(warehouse, 'dim_customer')} ORDER BY customer_key"
         )
     ]
 
@@ -103,8 +103,9 @@ def test_schema_migration_adds_new_columns(warehouse: WarehouseResource) -> None
     with warehouse.connect_checked() as conn, conn.begin():
         conn.exec_driver_sql(f"DROP TABLE {_q(warehouse, 'dim_location')}")
         conn.exec_driver_sql(
-            f"CREATE TABLE {_q(warehouse, 'dim_location')} (location_key BIGINT PRIMARY KEY, location_id VARCHAR(64) NOT NULL,"
-            " store_name VARCHAR(64), city VARCHAR(64), region VARCHAR(64), country VARCHAR(64), postal_code VARCHAR(32))"
+            f"CREATE TABLE {_q(warehouse, 'dim_location')} (location_key BIGINT PRIMARY KEY,"
+            " location_id VARCHAR(64) NOT NULL, store_name VARCHAR(64), city VARCHAR(64), region VARCHAR(64),"
+            " country VARCHAR(64), postal_code VARCHAR(32))"
         )
         conn.execute(text(f"INSERT INTO {_q(warehouse, 'dim_location')} (location_key, location_id) VALUES (7, 'S7')"))
     warehouse.ensure_schema()
@@ -113,3 +114,21 @@ def test_schema_migration_adds_new_columns(warehouse: WarehouseResource) -> None
         [("S7", False)],
         [("S7", 0)],
     )
+
+
+def test_bulk_paths_keep_awkward_values(warehouse: WarehouseResource) -> None:
+    """COPY CSV / LOAD DATA TSV / executemany: NULL stays NULL, '' stays '', escapes survive."""
+    import pyarrow as pa
+
+    names = ["tab\there", "new\nline", "back\\slash \\N", "", None, 'quote " , comma', "Ünïcødé ✓"]
+    table = pa.table({
+        "location_key": list(range(1, len(names) + 1)),
+        "location_id": [f"S{i}" for i in range(len(names))],
+        "store_name": names,
+        "is_inferred": [True, False, True, False, True, False, True],
+    })
+    warehouse.ensure_schema()
+    warehouse.upsert_rows("dim_location", table, ["location_key"])
+    got = warehouse.fetch_all(f"SELECT store_name, is_inferred FROM {_q(warehouse, 'dim_location')} ORDER BY location_key")
+    assert [n for n, _ in got] == names
+    assert [bool(i) for _, i in got] == [True, False, True, False, True, False, True]
