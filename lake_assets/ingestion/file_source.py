@@ -24,6 +24,7 @@ import io
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,37 @@ def _day_regex(pattern: str) -> re.Pattern[str]:
     for token in re.split(r"(\{date\}|\*|\?)", pattern):
         out.append({"{date}": r"(?P<day>\d{4}-\d{2}-\d{2})", "*": r"[^/]*", "?": r"[^/]"}.get(token, re.escape(token)))
     return re.compile("^" + "".join(out) + "$")
+
+
+class _ReadAheadLimit(io.RawIOBase):
+    """A binary stream that lets pyarrow's CSV read-ahead run at most `ahead` blocks before the consumer.
+
+    `pyarrow.csv.open_csv` reads the whole input in its background thread as fast as it can, so
+    memory would grow with the file. Each `read` here waits (GIL released) until the consumer has
+    taken enough batches; after `patience` seconds it reads anyway, so an unusual block/batch ratio
+    (a line longer than a block) costs time, never a deadlock.
+    """
+
+    def __init__(self, raw: Any, ahead: int = 4, patience: float = 1.0) -> None:
+        super().__init__()
+        self.raw, self.ahead, self.patience = raw, ahead, patience
+        self.reads = 0
+        self.consumed = 0
+        self._cond = threading.Condition()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with self._cond:
+            self._cond.wait_for(lambda: self.reads < self.consumed + self.ahead, timeout=self.patience)
+            self.reads += 1
+        return self.raw.read(size)
+
+    def batch_taken(self) -> None:
+        with self._cond:
+            self.consumed += 1
+            self._cond.notify_all()
 
 
 class FileSource:
@@ -150,8 +182,7 @@ class FileSource:
 
     # ------------------------------------------------------------------ reading
     def _open(self, path: str) -> Any:
-        """A plain Python binary stream. pyarrow's CSV reader reads far ahead of a native Arrow stream
-        (about the whole file); through a Python file object its memory stays at a few blocks."""
+        """A plain Python binary stream (read-ahead for CSV is then bounded by `_ReadAheadLimit`)."""
         if not self.is_s3:
             try:
                 return open(path, "rb")  # noqa: SIM115 - closed by the caller's `with`
@@ -213,9 +244,10 @@ class FileSource:
             use_threads=False,
         )
         with self._open(file.path) as stream:
+            limited = _ReadAheadLimit(stream)
             try:
                 reader = pacsv.open_csv(
-                    pa.PythonFile(stream, mode="r"),
+                    pa.PythonFile(limited, mode="r"),
                     read_options=read_options,
                     parse_options=pacsv.ParseOptions(
                         delimiter=self.table.delimiter, quote_char=self.table.quote_char, invalid_row_handler=on_invalid
@@ -225,6 +257,7 @@ class FileSource:
                     ),
                 )
                 for batch in reader:
+                    limited.batch_taken()
                     yield FileChunk(pa.Table.from_batches([batch]), rejects[:])
                     rejects.clear()
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
