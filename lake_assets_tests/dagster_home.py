@@ -1,4 +1,4 @@
-"""A DAGSTER_HOME using the repository's dagster.yaml on a fresh PostgreSQL database (dropped after)."""
+"""A DAGSTER_HOME using deploy/postgres/dagster.yaml on a fresh PostgreSQL database (dropped after)."""
 
 import os
 import shutil
@@ -26,7 +26,7 @@ def postgres_dagster_home(directory: Path) -> Iterator[tuple[Path, str]]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     home = directory / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield home, url
