@@ -129,6 +129,8 @@ def test_bulk_paths_keep_awkward_values(warehouse: WarehouseResource) -> None:
     })
     warehouse.ensure_schema()
     warehouse.upsert_rows("dim_location", table, ["location_key"])
-    got = warehouse.fetch_all(f"SELECT store_name, is_inferred FROM {_q(warehouse, 'dim_location')} ORDER BY location_key")
+    got = warehouse.fetch_all(
+        f"SELECT store_name, is_inferred FROM {_q(warehouse, 'dim_location')} ORDER BY location_key"
+    )
     assert [n for n, _ in got] == names
     assert [bool(i) for _, i in got] == [True, False, True, False, True, False, True]
