@@ -211,6 +211,7 @@ def _pipeline_config(source: DatabaseSourceConfig, lake_dir: Path) -> PipelineCo
             "warehouse": {"url": "sqlite://"},
             "sources": [source.model_dump(by_alias=True)],
             "masking": {"key": TEST_MASKING_KEY, "columns": {"email": "hmac_sha256"}},
+            "retries": {"max": 1, "delay_seconds": 0},
         }
     )
 
@@ -237,13 +238,15 @@ def test_dagster_asset_metadata_and_failures_name_source_without_password(tmp_pa
     description = failure.description if failure else error.message
     assert "shop_db.orders" in description and "no_such_db_x" in description and "does not exist" in description
     assert "Hunter2Secret" not in str(result.all_events) and "***" in description
-    # Nothing listens on port 1: transient, so the asset's retry policy may retry it.
+    retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retried == []  # deterministic: the retry policy (max 1) is not used
+    # Nothing listens on port 1: transient, so the asset's retry policy retries it.
+    unreachable = db_source("postgresql+psycopg2://u:pw@127.0.0.1:1/db", [table])
     with pytest.raises(SourceTemporarilyUnavailable, match=r"shop_db\.orders .*127\.0\.0\.1:1"):
-        ingest(
-            LakeStorage(url=str(tmp_path / "l2")),
-            db_source("postgresql+psycopg2://u:pw@127.0.0.1:1/db", [table]),
-            "2024-03-01",
-        )
+        ingest(LakeStorage(url=str(tmp_path / "l2")), unreachable, "2024-03-01")
+    result = _materialize_raw(_pipeline_config(unreachable, tmp_path / "l3"), "2024-03-01")
+    assert not result.success
+    assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 1
 
 
 def test_dagster_asset_reports_cursor_and_quarantine(shop_db: ShopDb, tmp_path: Path) -> None:
