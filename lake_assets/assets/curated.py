@@ -322,7 +322,8 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         kinds={"spark", "parquet"},
         check_specs=checks,
         description="Sales fact. Grain: one row per sale line (sale_line_id). Customer and product keys are "
-        "the dimension versions valid at sold_at; unresolvable members point to key -1. Partition "
+        "the dimension versions valid at sold_at; members not delivered yet resolve to their inferred row; "
+        "a NULL member (or one deleted at sold_at) points to key -1. Partition "
         "ingest_date = the day the sale was ingested; rebuilding a day replaces that day only.",
     )
     def fact_sales(
