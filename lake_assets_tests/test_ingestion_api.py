@@ -195,3 +195,15 @@ def test_bad_records_are_quarantined_with_reasons(api, tmp_path: Path) -> None:
         "unparsable datetime in sold (sold_at)",
         "unparsable number in qty (quantity)",
     ]
+
+
+def test_unreachable_host_is_retried_then_transient(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config, _ = api_source(f"http://127.0.0.1:{port}", "page", max_retries=2)
+    with pytest.raises(SourceTemporarilyUnavailable, match=r"connection failed .* after 3 attempts") as err:
+        ingest(LakeStorage(url=str(tmp_path / "lake")), config, "2024-03-01")
+    assert err.value.retryable
