@@ -197,9 +197,10 @@ def test_bad_records_are_quarantined_with_reasons(api, tmp_path: Path) -> None:
     ]
 
 
-def test_unreachable_host_is_retried_then_transient(tmp_path: Path) -> None:
+def test_unreachable_host_is_retried_then_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
+    monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
