@@ -73,9 +73,11 @@ def _assert_no_secret(text: str) -> None:
         assert sub_key.hex() not in text and repr(sub_key) not in text
 
 
-def _config_with(tmp_path: Path, **masking: object) -> Path:
+def _config_with(tmp_path: Path, standardize: dict | None = None, **masking: object) -> Path:
     raw = yaml.safe_load(BUNDLED_CONFIG.read_text(encoding="utf-8"))
     raw["masking"].update(masking)
+    if standardize is not None:
+        raw["standardize"] = standardize
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
@@ -205,17 +207,61 @@ def test_missing_or_short_key_fails_before_any_step_and_never_echoes(
     assert short not in repr(MaskingKeys.from_secret(short * 2, "k1"))
 
 
-def test_unkeyed_hash_only_when_configured_and_with_a_warning(
+def test_unkeyed_hash_only_when_configured_and_with_a_warning_and_config_rules_apply(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
 ) -> None:
+    drop = _copy_day(tmp_path)
+    with open(drop / DAY / "customers.csv", newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    for row in table[1:4]:  # three customers without a segment (blank, spaces, the null token)
+        row[11] = ["", "   ", "NULL"][table.index(row) - 1]
+    with open(drop / DAY / "customers.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(table)
+    monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
     monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
     columns = {**load_config().masking.columns, "email": "sha256"}
-    monkeypatch.setenv("LAKE_CONFIG", str(_config_with(tmp_path, columns=columns)))
+    rules = {"entities": {"customer": {
+        "nulls": {"segment": {"rule": "default", "value": "unassigned"}},
+        "aggregations": [{"name": "customers_by_country", "group_by": ["country"],
+                          "metrics": {"versions": "count(*)", "customers": "count_distinct(customer_id)"}}],
+    }}}
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with(tmp_path, standardize=rules, columns=columns)))
     config = load_config()
-    result, log_text = _run(config, CUSTOMER_KEYS)
+    result, log_text = _run(config, (*CUSTOMER_KEYS, "processed/agg/customers_by_country"))
     assert result.success
     assert "customer.email: unkeyed sha256 is explicitly configured" in log_text
-    masked = LakeStorage(url=config.lake.url).read_arrow(["masked", "customer"], DAY).to_pylist()
-    source = _source_rows(SAMPLE_DIR, "customers.csv")
+    lake = LakeStorage(url=config.lake.url)
+    masked = lake.read_arrow(["masked", "customer"], DAY).to_pylist()
+    source = _source_rows(drop, "customers.csv")
     assert {r["email"] for r in masked if r["email"]} == {
         hashlib.sha256(r["E-Mail"].strip().lower().encode()).hexdigest() for r in source if r["E-Mail"].strip()}
+    # Null rule from config: blank segments became the default, no NULL left.
+    blank = {r["Cust_No"].strip() for r in source if r["Customer Segment"].strip() in ("", "NULL")}
+    assert len(blank) == 3
+    assert all(r["segment"] == "unassigned" for r in masked if r["customer_id"] in blank)
+    assert all(r["segment"] is not None for r in masked)
+    # The configured aggregate: per country, versions and distinct customers as in the processed rows.
+    rows = lake.read_arrow(["processed", "agg", "customers_by_country"], DAY).to_pylist()
+    aggregate = {r["country"]: r for r in rows}
+    assert sum(r["versions"] for r in aggregate.values()) == len(masked)
+    assert {c: r["customers"] for c, r in aggregate.items()} == {
+        c: len({m["customer_id"] for m in masked if m["country"] == c}) for c in {m["country"] for m in masked}}
+
+
+@pytest.mark.parametrize(
+    ("standardize", "message"),
+    [
+        ({"entities": {"customer": {"nulls": {"shoe_size": {"rule": "keep"}}}}}, "unknown column(s) ['shoe_size']"),
+        ({"entities": {"customer": {"nulls": {"segment": {"rule": "default"}}}}}, "'value' is required"),
+        ({"entities": {"sale": {"aggregations": [{"name": "x", "group_by": ["location_id"],
+                                                  "metrics": {"n": "sum(quantity); drop table t"}}]}}}, "metric n"),
+        ({"entities": {"martian": {}}}, "unknown entity"),
+    ],
+)
+def test_bad_standardize_rules_fail_at_load_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, standardize: dict, message: str
+) -> None:
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with(tmp_path, standardize=standardize)))
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert "standardize" in str(caught.value) and message in str(caught.value)
