@@ -124,16 +124,19 @@ def test_scd2_mark_deleted_and_ignore_policies(spark: SparkSession) -> None:
         (10, "C4", "Portland", "vip", 2, t(2, 11), t(3, 11), False, True, False),  # the delete, marked
         (12, "C4", "Portland", "vip", 3, t(3, 11), E, True, False, False),  # re-appeared
     ]
-    *_, ignored = _run_days(spark, "ignore")
+    *_, ignored = _run_days(spark, "ignore", days=(DAY1, DAY2))
     assert [r for r in _rows(ignored) if r[1] == "C4"] == [(4, "C4", "Portland", "vip", 1, B, E, True, False, False)]
 
 
 def test_type1_columns_overwrite_all_versions(spark: SparkSession) -> None:
-    day4 = [("C1", "Denver", "corporate", t(4, 9), False)]  # only the Type-1 column changes
-    *_, dim = _run_days(spark, "close", days=(DAY1, DAY2, DAY3, day4), type1_columns=("segment",))
-    c1 = [r for r in _rows(dim) if r[1] == "C1"]
-    assert c1 == [
+    day2 = [
+        ("C1", "Denver", "corporate", t(2, 10), False),  # Type-2 change (city) plus a Type-1 change
+        ("C2", "Austin", "corporate", t(2, 9), False),  # only the Type-1 column changes: no version
+    ]
+    *_, dim = _run_days(spark, "close", days=(DAY1, day2), type1_columns=("segment",))
+    assert [r for r in _rows(dim) if r[1] in ("C1", "C2")] == [
         (1, "C1", "Boston", "corporate", 1, B, t(2, 10), False, False, False),
+        (2, "C2", "Austin", "corporate", 1, B, E, True, False, False),
         (6, "C1", "Denver", "corporate", 2, t(2, 10), E, True, False, False),
     ]
 
