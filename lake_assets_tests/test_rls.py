@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from lake_assets.config import RowLevelSecurityConfig
 from lake_assets.resources.warehouse import WarehouseResource
-from lake_assets.resources.warehouse_security import apply_row_level_security, refresh_materialized_views
+from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
 
 from . import warehouse_rows as rows
 from .conftest import Warehouse
@@ -29,9 +29,9 @@ PASSWORD = "bi-test-password"
 def _prepare(url: str, schema: str, role: str) -> WarehouseResource:
     warehouse = WarehouseResource(url=url, schema_name=schema)
     rows.load_star(warehouse)  # L1, L3 sold in S1 (MA); L2, L4 in S2 (OR)
-    warehouse.run_sql_file("views.sql")
     config = RowLevelSecurityConfig(enabled=True, roles={role: ["MA"], "bi_nobody_configured": ["OR"]})
-    result = apply_row_level_security(warehouse, config)
+    recreate_views_and_security(warehouse, config)
+    result = recreate_views_and_security(warehouse, config)  # the next load: views dropped, re-granted
     assert result["roles_granted"] == role and result["roles_missing"] == "bi_nobody_configured"
     refresh_materialized_views(warehouse)
     return warehouse

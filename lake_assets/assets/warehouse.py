@@ -29,7 +29,7 @@ from lake_assets.checks.pii_scan import scan_rows
 from lake_assets.config import PipelineConfig
 from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_KEY
 from lake_assets.resources.warehouse import WarehouseResource
-from lake_assets.resources.warehouse_security import apply_row_level_security, refresh_materialized_views
+from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
 
 WAREHOUSE_TABLES = ("dim_customer", "dim_product", "dim_location", "dim_date", "fact_sales")
 PRIMARY_KEYS = {"dim_customer": "customer_key", "dim_product": "product_key", "dim_location": "location_key",
@@ -94,12 +94,10 @@ def _build_bi_views(config: PipelineConfig) -> AssetsDefinition:
     )
     def bi_views(warehouse: WarehouseResource) -> MaterializeResult:
         warehouse.ensure_schema()
-        statements = warehouse.run_sql_file("views.sql")
-        security = apply_row_level_security(warehouse, config.warehouse.row_level_security)
+        views_and_security = recreate_views_and_security(warehouse, config.warehouse.row_level_security)
         refreshed = refresh_materialized_views(warehouse)
         return MaterializeResult(
-            metadata={"statements": statements, "materialized_views_refreshed": ", ".join(refreshed) or "none",
-                      **security}
+            metadata={"materialized_views_refreshed": ", ".join(refreshed) or "none", **views_and_security}
         )
 
     return bi_views

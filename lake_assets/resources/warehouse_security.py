@@ -43,55 +43,70 @@ def _view_names(warehouse: WarehouseResource) -> list[str]:
     return names
 
 
+def recreate_views_and_security(warehouse: WarehouseResource, rls: RowLevelSecurityConfig) -> dict[str, Any]:
+    """Re-create the BI views and apply security in ONE transaction: in PostgreSQL a restricted role
+    never sees a view without its grant (DROP VIEW drops grants). MySQL commits each DDL statement
+    implicitly, so there the views are briefly re-granted after re-creation."""
+    with warehouse.connect_checked() as conn, conn.begin():
+        statements = warehouse.render_sql_file("views.sql")
+        for stmt in statements:
+            conn.exec_driver_sql(stmt.rstrip(";"))
+        return {"statements": len(statements), **_apply(conn, warehouse, rls)}
+
+
 def apply_row_level_security(warehouse: WarehouseResource, rls: RowLevelSecurityConfig) -> dict[str, Any]:
     """Write the role -> regions mapping, (PostgreSQL) the policies, and the grants. One transaction."""
+    with warehouse.connect_checked() as conn, conn.begin():
+        return _apply(conn, warehouse, rls)
+
+
+def _apply(conn: Any, warehouse: WarehouseResource, rls: RowLevelSecurityConfig) -> dict[str, Any]:
     if warehouse.dialect == "sqlite":
         return {"row_level_security": "not available in SQLite (single-user file)"}
     quote = warehouse.engine.dialect.identifier_preparer.quote
     prefix = warehouse.qualified("x")[: -len(quote("x"))]
     access = warehouse.qualified("bi_region_access")
-    with warehouse.connect_checked() as conn, conn.begin():
-        me = conn.exec_driver_sql("SELECT current_user" if warehouse.dialect == "postgresql"
-                                  else "SELECT SUBSTRING_INDEX(USER(), '@', 1)").scalar()
-        rows: list[tuple[str, str]] = []
-        if rls.enabled:
-            rows = [(role, region) for role, regions in rls.roles.items() for region in regions]
-            rows.append((str(me), "*"))  # the pipeline itself (owner; also reads the views in checks)
-        else:
-            rows = [("*", "*")]
-        conn.exec_driver_sql(f"DELETE FROM {access}")
-        marker = "%s"
-        conn.exec_driver_sql(f"INSERT INTO {access} (grantee, region) VALUES ({marker}, {marker})", list(set(rows)))
-        present = _existing_roles(conn, warehouse, list(rls.roles))
-        views = _view_names(warehouse)
-        if warehouse.dialect == "postgresql":
-            for table in SECURED_TABLES:
-                target = warehouse.qualified(table)
-                conn.exec_driver_sql(f"DROP POLICY IF EXISTS bi_region ON {target}")
-                if rls.enabled:
-                    conn.exec_driver_sql(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY")
-                    using = _REGION_POLICY[table].format(schema=prefix)
-                    conn.exec_driver_sql(f"CREATE POLICY bi_region ON {target} FOR SELECT USING ({using})")
-                else:
-                    conn.exec_driver_sql(f"ALTER TABLE {target} DISABLE ROW LEVEL SECURITY")
-            for role in present:
-                grantee = quote(role)
-                if warehouse.schema_name:
-                    conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quote(warehouse.schema_name)} TO {grantee}")
-                for name in (*BI_TABLES, *views):
-                    conn.exec_driver_sql(f"GRANT SELECT ON {warehouse.qualified(name)} TO {grantee}")
-                for name in MATERIALIZED_VIEWS:
-                    verb = "GRANT SELECT ON {} TO {}" if "*" in rls.roles[role] else "REVOKE ALL ON {} FROM {}"
-                    conn.exec_driver_sql(verb.format(warehouse.qualified(name), grantee))
-        else:
-            for role, hosts in present.items():
-                names = list(views) if "*" not in rls.roles[role] else [*BI_TABLES, *views]
-                for host in hosts:
-                    # role is a validated identifier, host comes from mysql.user; the driver formats
-                    # the statement with %, so a '%' host is escaped.
-                    account = f"'{role}'@'{host}'".replace("%", "%%")
-                    for name in names:
-                        conn.exec_driver_sql(f"GRANT SELECT ON {warehouse.qualified(name)} TO {account}")
+    me = conn.exec_driver_sql("SELECT current_user" if warehouse.dialect == "postgresql"
+                              else "SELECT SUBSTRING_INDEX(USER(), '@', 1)").scalar()
+    rows: list[tuple[str, str]] = []
+    if rls.enabled:
+        rows = [(role, region) for role, regions in rls.roles.items() for region in regions]
+        rows.append((str(me), "*"))  # the pipeline itself (owner; also reads the views in checks)
+    else:
+        rows = [("*", "*")]
+    conn.exec_driver_sql(f"DELETE FROM {access}")
+    marker = "%s"
+    conn.exec_driver_sql(f"INSERT INTO {access} (grantee, region) VALUES ({marker}, {marker})", list(set(rows)))
+    present = _existing_roles(conn, warehouse, list(rls.roles))
+    views = _view_names(warehouse)
+    if warehouse.dialect == "postgresql":
+        for table in SECURED_TABLES:
+            target = warehouse.qualified(table)
+            conn.exec_driver_sql(f"DROP POLICY IF EXISTS bi_region ON {target}")
+            if rls.enabled:
+                conn.exec_driver_sql(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY")
+                using = _REGION_POLICY[table].format(schema=prefix)
+                conn.exec_driver_sql(f"CREATE POLICY bi_region ON {target} FOR SELECT USING ({using})")
+            else:
+                conn.exec_driver_sql(f"ALTER TABLE {target} DISABLE ROW LEVEL SECURITY")
+        for role in present:
+            grantee = quote(role)
+            if warehouse.schema_name:
+                conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quote(warehouse.schema_name)} TO {grantee}")
+            for name in (*BI_TABLES, *views):
+                conn.exec_driver_sql(f"GRANT SELECT ON {warehouse.qualified(name)} TO {grantee}")
+            for name in MATERIALIZED_VIEWS:
+                verb = "GRANT SELECT ON {} TO {}" if "*" in rls.roles[role] else "REVOKE ALL ON {} FROM {}"
+                conn.exec_driver_sql(verb.format(warehouse.qualified(name), grantee))
+    else:
+        for role, hosts in present.items():
+            names = list(views) if "*" not in rls.roles[role] else [*BI_TABLES, *views]
+            for host in hosts:
+                # role is a validated identifier, host comes from mysql.user; the driver formats
+                # the statement with %, so a '%' host is escaped.
+                account = f"'{role}'@'{host}'".replace("%", "%%")
+                for name in names:
+                    conn.exec_driver_sql(f"GRANT SELECT ON {warehouse.qualified(name)} TO {account}")
     missing = sorted(set(rls.roles) - set(present))
     return {
         "row_level_security": "enabled" if rls.enabled else "disabled (every role sees every region)",
