@@ -37,41 +37,26 @@ def _assert_success(result: subprocess.CompletedProcess[str]) -> None:
     assert "RUN_SUCCESS" in result.stderr + result.stdout
 
 
-@pytest.mark.slow
-def test_cli_local_lake_and_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {"LAKE_URL": str(tmp_path / "lake"), "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'wh.db'}"}
-    _assert_success(materialize_cli(env, tmp_path))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config = load_config()
-    assert_graph_correct(config, LakeStorage(url=config.lake.url))
+def _backend_env(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Environment for one storage/warehouse combination (the fixtures start or skip the services)."""
+    if backend == "local+sqlite":
+        return {"LAKE_URL": str(tmp_path / "lake"), "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'wh.db'}"}
+    if backend == "s3+postgres":
+        s3: S3Server = request.getfixturevalue("s3")
+        warehouse: Warehouse = request.getfixturevalue("postgres_warehouse")
+        lake_url = f"s3://{s3.make_bucket()}/lake"
+    else:
+        warehouse = request.getfixturevalue("mariadb_warehouse")
+        lake_url = str(tmp_path / "lake")
+    return {"LAKE_URL": lake_url, "WAREHOUSE_URL": warehouse.url, "WAREHOUSE_SCHEMA": warehouse.schema}
 
 
 @pytest.mark.slow
-def test_cli_s3_lake_and_postgres(
-    tmp_path: Path, s3: S3Server, postgres_warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("backend", ["local+sqlite", "s3+postgres", "local+mariadb"])
+def test_cli_materializes_whole_graph(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    env = {
-        "LAKE_URL": f"s3://{s3.make_bucket()}/lake",
-        "WAREHOUSE_URL": postgres_warehouse.url,
-        "WAREHOUSE_SCHEMA": postgres_warehouse.schema,
-    }
-    _assert_success(materialize_cli(env, tmp_path))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config = load_config()
-    assert_graph_correct(config, LakeStorage(url=config.lake.url))
-
-
-@pytest.mark.slow
-def test_cli_local_lake_and_mariadb(
-    tmp_path: Path, mariadb_warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env = {
-        "LAKE_URL": str(tmp_path / "lake"),
-        "WAREHOUSE_URL": mariadb_warehouse.url,
-        "WAREHOUSE_SCHEMA": mariadb_warehouse.schema,
-    }
+    env = _backend_env(backend, tmp_path, request)
     _assert_success(materialize_cli(env, tmp_path))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
