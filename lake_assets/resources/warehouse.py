@@ -43,6 +43,10 @@ class WarehouseUnavailable(RuntimeError):
     """The warehouse cannot be reached or refused the connection."""
 
 
+class WarehouseLoadRejected(RuntimeError):
+    """The warehouse refused some of the rows of a load; nothing of that load was kept."""
+
+
 class WarehouseResource(ConfigurableResource):
     """A SQL warehouse addressed by a SQLAlchemy URL; `schema_name` qualifies every table."""
 
@@ -248,6 +252,15 @@ class WarehouseResource(ConfigurableResource):
                     cursor.execute(
                         f"LOAD DATA LOCAL INFILE %s INTO TABLE {target} CHARACTER SET utf8mb4 ({columns})", (path,)
                     )
+                    # LOAD DATA never fails on bad values, even in strict mode: it stores the column's
+                    # implicit default (NULL in a NOT NULL column becomes '' or 0) and leaves a warning.
+                    # A warning therefore fails the load, and the transaction rolls back.
+                    problems = raw.show_warnings()
+                    if problems:
+                        shown = "; ".join(str(p[2]) for p in problems[:3])
+                        raise WarehouseLoadRejected(
+                            f"{target}: the warehouse rejected {len(problems)} value(s) of the load: {shown}"
+                        )
             else:
                 marker = "%s" if self.dialect == "mysql" else "?"
                 placeholders = ", ".join([marker] * rows.num_columns)
