@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dagster import build_sensor_context
 
-from lake_assets.automation.file_drop import list_dropped_files, pattern_regex
+from lake_assets.automation.file_drop import list_dropped_files
 from lake_assets.automation.jobs import DAILY_JOB_NAME
 from lake_assets.automation.sensors import FILE_DROP_SENSOR_NAME
 from lake_assets.config import load_config
@@ -23,13 +23,23 @@ def _tick(defs, cursor: str | None):
     return sensor.evaluate_tick(build_sensor_context(cursor=cursor, repository_def=defs.get_repository_def()))
 
 
-def test_pattern_regex_captures_the_day() -> None:
-    regex = pattern_regex("{date}/sales_*.csv")
-    assert regex.match("2024-01-02/sales_1.csv")["day"] == "2024-01-02"
-    assert regex.match("2024-01-02/sales_.csv") is not None
-    assert regex.match("2024-01-02/sub/sales_1.csv") is None
-    assert regex.match("2024-01-02/sales_1.csv.bak") is None
-    assert regex.match("latest/sales_1.csv") is None
+def test_listing_takes_the_day_from_the_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drop = tmp_path / "drop"
+    for relative in (
+        "2024-01-02/sales_1.csv",
+        "2024-01-02/sales_.csv",
+        "2024-01-02/sub/sales_1.csv",
+        "2024-01-02/sales_1.csv.bak",
+        "latest/sales_1.csv",
+    ):
+        (drop / relative).parent.mkdir(parents=True, exist_ok=True)
+        (drop / relative).write_text("Line_ID\n", encoding="utf-8")
+    monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
+    sales = [f for f in list_dropped_files(load_config()) if f.table == "sales"]
+    assert [(Path(f.path).relative_to(drop).as_posix(), f.day) for f in sales] == [
+        ("2024-01-02/sales_.csv", "2024-01-02"),
+        ("2024-01-02/sales_1.csv", "2024-01-02"),
+    ]
 
 
 def test_local_drop_launches_once_per_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
