@@ -1,7 +1,6 @@
 """A DAGSTER_HOME using deploy/postgres/dagster.yaml on a fresh PostgreSQL database (dropped after)."""
 
 import os
-import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -14,8 +13,12 @@ from .conftest import PG_ADMIN_URL, REPO, service_missing
 
 
 @contextmanager
-def postgres_dagster_home(directory: Path) -> Iterator[tuple[Path, str]]:
-    """Yield (DAGSTER_HOME, DAGSTER_PG_URL) for a new database; drop it (forcing connections off) after."""
+def postgres_dagster_home(directory: Path, immediate_runs: bool = False) -> Iterator[tuple[Path, str]]:
+    """Yield (DAGSTER_HOME, DAGSTER_PG_URL) for a new database; drop it (forcing connections off) after.
+
+    `immediate_runs` swaps the queued coordinator for the default one, for tests that launch runs
+    through the webserver without a daemon to dequeue them.
+    """
     with socket.socket() as sock:
         sock.settimeout(1)
         if sock.connect_ex(("127.0.0.1", 5432)) != 0:
@@ -26,7 +29,12 @@ def postgres_dagster_home(directory: Path) -> Iterator[tuple[Path, str]]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     home = directory / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copy(REPO / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+    instance_yaml = (REPO / "deploy" / "postgres" / "dagster.yaml").read_text(encoding="utf-8")
+    if immediate_runs:
+        queued = "  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 1\n"
+        assert queued in instance_yaml
+        instance_yaml = instance_yaml.replace(queued, "  class: DefaultRunCoordinator\n")
+    (home / "dagster.yaml").write_text(instance_yaml, encoding="utf-8")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield home, url

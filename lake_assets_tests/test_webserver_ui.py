@@ -87,7 +87,7 @@ def _browse(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess
 
 
 def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Path) -> None:
-    with postgres_dagster_home(tmp_path) as (home, url):
+    with postgres_dagster_home(tmp_path, immediate_runs=True) as (home, url):  # no daemon here
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         log = tmp_path / "webserver.log"
