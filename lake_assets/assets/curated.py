@@ -47,7 +47,6 @@ from spark.star_schema import (
 )
 
 STAR = "star_schema"
-DIMENSION_KEYS = {"dim_customer": "customer_key", "dim_product": "product_key", "dim_location": "location_key"}
 SALE_SOURCE = ["masked", "sale"]
 
 
