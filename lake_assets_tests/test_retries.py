@@ -30,8 +30,6 @@ def test_policy_comes_from_config_on_sources_and_warehouse(retry_env: None) -> N
     for assets_def in build_all_assets(config):
         policy = assets_def.op.retry_policy
         for key in assets_def.keys:
-            if key == AssetKey(["warehouse", "bi_views"]):
-                continue  # view DDL after the loads; owned by the warehouse work, no policy there yet
             by_layer.setdefault(key.path[0], set()).add(
                 None if policy is None else (policy.max_retries, policy.delay)
             )

@@ -88,6 +88,8 @@ def _build_bi_views(config: PipelineConfig) -> AssetsDefinition:
         group_name="warehouse",
         deps=[AssetKey(["warehouse", t]) for t in WAREHOUSE_TABLES],
         kinds={"sql"},
+        # View DDL and the materialized-view refresh talk to the warehouse: a dropped connection retries.
+        retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
         description="BI views (sales by day / month+category / product / location / customer segment, "
         "current customers) re-created after each load; row-level security for the BI roles of "
         "warehouse.row_level_security; PostgreSQL materialized views refreshed CONCURRENTLY.",
