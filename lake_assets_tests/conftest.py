@@ -38,6 +38,12 @@ def _reachable(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def require_listening(name: str, port: int, host: str = "127.0.0.1") -> None:
+    """Skip locally (fail under CI) unless a server listens at host:port."""
+    if not _reachable(host, port):
+        service_missing(f"{name} on {host}:{port}", "nothing listens there")
+
+
 # --------------------------------------------------------------------------- environment
 @pytest.fixture(autouse=True)
 def _pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,8 +87,7 @@ class Warehouse:
 @pytest.fixture
 def postgres_warehouse() -> Iterator[Warehouse]:
     """A fresh schema in the real PostgreSQL server, dropped afterwards."""
-    if not _reachable("127.0.0.1", 5432):
-        service_missing("PostgreSQL on 127.0.0.1:5432", "nothing listens there")
+    require_listening("PostgreSQL", 5432)
     schema = f"lake_test_{uuid.uuid4().hex[:10]}"
     engine = create_engine(PG_ADMIN_URL)
     yield Warehouse(url=PG_ADMIN_URL, schema=schema)
@@ -94,8 +99,7 @@ def postgres_warehouse() -> Iterator[Warehouse]:
 @pytest.fixture
 def mariadb_warehouse() -> Iterator[Warehouse]:
     """A fresh database in the real MariaDB server, dropped afterwards."""
-    if not _reachable("127.0.0.1", 3306):
-        service_missing("MariaDB on 127.0.0.1:3306", "nothing listens there")
+    require_listening("MariaDB", 3306)
     schema = f"lake_test_{uuid.uuid4().hex[:10]}"
     engine = create_engine(MARIADB_ADMIN_URL)
     yield Warehouse(url=MARIADB_ADMIN_URL, schema=schema)

@@ -1,7 +1,6 @@
 """A DAGSTER_HOME using deploy/postgres/dagster.yaml on a fresh PostgreSQL database (dropped after)."""
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from .conftest import PG_ADMIN_URL, REPO, service_missing
+from .conftest import PG_ADMIN_URL, REPO, require_listening
 
 
 @contextmanager
@@ -19,10 +18,7 @@ def postgres_dagster_home(directory: Path, immediate_runs: bool = False) -> Iter
     `immediate_runs` swaps the queued coordinator for the default one, for tests that launch runs
     through the webserver without a daemon to dequeue them.
     """
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        if sock.connect_ex(("127.0.0.1", 5432)) != 0:
-            service_missing("PostgreSQL on 127.0.0.1:5432", "nothing listens there")
+    require_listening("PostgreSQL", 5432)
     name = f"dagster_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -25,7 +25,7 @@ from lake_assets.config import DatabaseSourceConfig, PipelineConfig
 from lake_assets.ingestion import DatabaseSource, DataIngestionPipeline, SourceTemporarilyUnavailable, SourceUnavailable
 from lake_assets.resources.lake_storage import LakeStorage
 
-from .conftest import MARIADB_ADMIN_URL, PG_ADMIN_URL, TEST_MASKING_KEY, _reachable, service_missing
+from .conftest import MARIADB_ADMIN_URL, PG_ADMIN_URL, TEST_MASKING_KEY, require_listening
 
 SALE_COLUMNS = {"line_id": "sale_line_id", "ordered_at": "sold_at", "qty": "quantity"}
 T0 = "2024-03-01 10:00:00"
@@ -81,8 +81,7 @@ def shop_db(request: pytest.FixtureRequest) -> Iterator[ShopDb]:
     """A fresh shop schema (PostgreSQL) / database (MariaDB), seeded, dropped afterwards."""
     dialect = request.param
     port = 5432 if dialect == "postgresql" else 3306
-    if not _reachable("127.0.0.1", port):
-        service_missing(f"{dialect} on 127.0.0.1:{port}", "nothing listens there")
+    require_listening(dialect, port)
     name = f"shop_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL if dialect == "postgresql" else MARIADB_ADMIN_URL)
     with admin.begin() as conn:
@@ -227,8 +226,7 @@ def _failure(result: Any) -> Any:
 
 
 def test_dagster_asset_metadata_and_failures_name_source_without_password(tmp_path: Path) -> None:
-    if not _reachable("127.0.0.1", 5432):
-        service_missing("PostgreSQL on 127.0.0.1:5432", "nothing listens there")
+    require_listening("PostgreSQL", 5432)
     table = {"name": "orders", "entity": "sale", "query": "SELECT 1 AS line_id"}
     # Unknown database, with a password in the URL: deterministic, and the password is not shown.
     missing_db = db_source("postgresql+psycopg2://postgres:Hunter2Secret@127.0.0.1:5432/no_such_db_x", [table])
@@ -262,8 +260,7 @@ def test_dagster_asset_reports_cursor_and_quarantine(shop_db: ShopDb, tmp_path: 
 
 
 def test_mariadb_bad_password_is_deterministic_and_hidden(tmp_path: Path) -> None:
-    if not _reachable("127.0.0.1", 3306):
-        service_missing("MariaDB on 127.0.0.1:3306", "nothing listens there")
+    require_listening("MariaDB", 3306)
     user = f"lake_{uuid.uuid4().hex[:8]}"
     admin = create_engine(MARIADB_ADMIN_URL)
     with admin.begin() as conn:
@@ -296,8 +293,7 @@ DataIngestionPipeline(DatabaseSource(config, config.tables[0]), lake).run("2024-
 
 
 def test_kill_mid_write_then_rerun_leaves_no_duplicates(tmp_path: Path) -> None:
-    if not _reachable("127.0.0.1", 5432):
-        service_missing("PostgreSQL on 127.0.0.1:5432", "nothing listens there")
+    require_listening("PostgreSQL", 5432)
     schema = f"shop_{uuid.uuid4().hex[:10]}"
     db = ShopDb("postgresql", PG_ADMIN_URL, schema)
     db.run(

@@ -18,7 +18,7 @@ from lake_assets.config import load_config
 from lake_assets.definitions import build_resources
 from lake_assets.resources.lake_storage import LakeStorage
 
-from .conftest import PG_ADMIN_URL, REPO, _reachable, service_missing
+from .conftest import PG_ADMIN_URL, REPO, require_listening
 
 EXAMPLE = REPO / "docs" / "examples" / "shop_postgres.yaml"
 DAY = "2024-03-01"
@@ -51,8 +51,7 @@ INSERT INTO {s}.order_lines VALUES (100, 1, 10, 1, 39.90, 0, '2024-02-29 10:15:0
 
 @pytest.fixture
 def shop_schema() -> Iterator[str]:
-    if not _reachable("127.0.0.1", 5432):
-        service_missing("PostgreSQL on 127.0.0.1:5432", "nothing listens there")
+    require_listening("PostgreSQL", 5432)
     schema = f"shop_{uuid.uuid4().hex[:10]}"
     engine = create_engine(PG_ADMIN_URL)
     with engine.begin() as conn:
