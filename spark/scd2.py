@@ -55,24 +55,28 @@ def _placeholder_attributes(attributes: Mapping[str, str]) -> list[Column]:
     ]
 
 
+def _valid_for_all_time(scd2: bool, *, version: int, inferred: bool, hash_value: str) -> list[Column]:
+    """Bookkeeping columns of a placeholder row (unknown or inferred member) that every fact resolves to."""
+    if not scd2:
+        return [F.lit(inferred).alias("is_inferred")]
+    return [
+        F.lit(version).alias("version"),
+        _ts(BEGINNING_OF_TIME).alias("valid_from"),
+        _ts(END_OF_TIME).alias("valid_to"),
+        F.lit(True).alias("is_current"),
+        F.lit(False).alias("is_deleted"),
+        F.lit(inferred).alias("is_inferred"),
+        F.lit(hash_value).alias("row_hash"),
+    ]
+
+
 def unknown_member(
     spark: SparkSession, key_col: str, natural_key: str, attributes: Mapping[str, str], scd2: bool
 ) -> DataFrame:
     """The one row with key -1 that facts point to when their member is missing (NULL natural key)."""
     values = [F.lit(UNKNOWN_KEY).cast("bigint").alias(key_col), F.lit("UNKNOWN").alias(natural_key)]
     values += _placeholder_attributes(attributes)
-    if scd2:
-        values += [
-            F.lit(0).alias("version"),
-            _ts(BEGINNING_OF_TIME).alias("valid_from"),
-            _ts(END_OF_TIME).alias("valid_to"),
-            F.lit(True).alias("is_current"),
-            F.lit(False).alias("is_deleted"),
-            F.lit(False).alias("is_inferred"),
-            F.lit("unknown").alias("row_hash"),
-        ]
-    else:
-        values.append(F.lit(False).alias("is_inferred"))
+    values += _valid_for_all_time(scd2, version=0, inferred=False, hash_value="unknown")
     return spark.range(1).select(*values)
 
 
@@ -113,19 +117,8 @@ def add_inferred_members(
         (F.lit(base_key) + F.row_number().over(Window.orderBy(natural_key))).cast("bigint").alias(key_col),
         F.col(natural_key),
         *_placeholder_attributes(attributes),
+        *_valid_for_all_time(scd2, version=1, inferred=True, hash_value=_INFERRED_HASH),
     ]
-    if scd2:
-        values += [
-            F.lit(1).alias("version"),
-            _ts(BEGINNING_OF_TIME).alias("valid_from"),
-            _ts(END_OF_TIME).alias("valid_to"),
-            F.lit(True).alias("is_current"),
-            F.lit(False).alias("is_deleted"),
-            F.lit(True).alias("is_inferred"),
-            F.lit(_INFERRED_HASH).alias("row_hash"),
-        ]
-    else:
-        values.append(F.lit(True).alias("is_inferred"))
     return dim.unionByName(missing.select(*values))
 
 
