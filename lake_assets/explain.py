@@ -134,7 +134,7 @@ def _database_columns(
     from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
     reader = DatabaseSource(source, table)  # type: ignore[arg-type]
-    where = f"{reader.origin} at {reader.safe_url}"
+    where = _database_origin(reader)
     # The source's own engine (connect timeout, no pool) and its error wording (password hidden).
     engine = reader._engine()
     try:
@@ -186,11 +186,18 @@ def delivered_columns(source: SourceKindConfig, table: TableConfig) -> tuple[lis
     return _file_columns(source, table)
 
 
+def _database_origin(reader: DatabaseSource) -> str:
+    """`table s.t at <url without password>`, or the query on one line, shortened."""
+    origin = " ".join(reader.origin.split())
+    if len(origin) > 100:
+        origin = origin[:97] + "..."
+    return f"{origin} at {reader.safe_url}"
+
+
 def _origin(source: SourceKindConfig, table: TableConfig) -> str:
     """Where the columns would be read from, for a table that could not be read (no secrets)."""
     if isinstance(source, DatabaseSourceConfig):
-        reader = DatabaseSource(source, table)  # type: ignore[arg-type]
-        return f"{reader.origin} at {reader.safe_url}"
+        return _database_origin(DatabaseSource(source, table))  # type: ignore[arg-type]
     if isinstance(source, ApiSourceConfig):
         return f"first page of {APISource(source, table).url.split('?', 1)[0]}"  # type: ignore[arg-type]
     return FileSource(source, table).describe(None)  # type: ignore[arg-type]
@@ -246,7 +253,7 @@ def _duplicates(config: PipelineConfig, entity: EntitySchema) -> dict[str, Any]:
     return {
         "dedup_key": list(entity.dedup_key),
         "grain": grain,
-        "latest_wins_by": [*order, *tie_breakers, "hash of the business values"],
+        "latest_wins_by": [*order, *tie_breakers, "a hash of the row's values"],
         "feeds": [f"{s.name}.{t.name}" for s, t in feeds],
     }
 
@@ -323,11 +330,11 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
 
     # Errors: the run would fail or lose every row.
     for column in report.missing_required:
-        renames = ", ".join(f"{k} -> {v}" for k, v in table.columns.items()) or "none"
+        candidates = [c for c in report.unmapped if not c.startswith("_")]
         report.errors.append(
             f"required entity column {column!r} is not delivered: every row goes to quarantine "
-            f"('required column {column} is absent'). Map a delivered column to it under `columns` "
-            f"(renames now: {renames})"
+            f"('required column {column} is absent'); add `<delivered column>: {column}` under `columns`"
+            + (f" (unmapped delivered columns: {', '.join(candidates)})" if candidates else "")
         )
     for target, sources in mapping_conflicts(table, columns).items():
         report.errors.append(
@@ -358,11 +365,15 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
             )
 
     # Warnings: worth a look, the run goes on.
-    if report.unmapped:
-        report.warnings.append(f"unmapped {', '.join(report.unmapped)}: {UNMAPPED_DESTINATION}")
     for rename in report.unused_renames:
         report.warnings.append(f"rename {rename} matches no delivered column")
-    if entity.cursor and entity.cursor not in delivered_entity:
+    for name, target in table.columns.items():
+        if target not in entity.columns:
+            report.warnings.append(
+                f"rename {name} -> {target}: {target!r} is not a column of entity {entity.name} "
+                f"({', '.join(entity.columns)}); the column stays unmapped"
+            )
+    if entity.cursor and entity.cursor not in delivered_entity and entity.cursor not in entity.required:
         report.warnings.append(
             f"{entity.cursor!r} (the entity's version order) is not delivered: duplicates are resolved by "
             "ingest time only"
