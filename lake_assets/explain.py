@@ -243,6 +243,14 @@ def _null_rule(entity: EntitySchema, rules: EntityStandardizeConfig, column: str
     return f"default {rule.value!r}"
 
 
+def _default_technique(column: str, kind: str | None, by: str) -> str:
+    """The technique the masked step applies to an unconfigured PII column (`on_unknown_pii: mask`)."""
+    from lake_assets.assets.masked import technique_for
+    from spark.pii_detection import Finding
+
+    return technique_for(Finding(column, kind or "", by))
+
+
 def _duplicates(config: PipelineConfig, entity: EntitySchema) -> dict[str, Any]:
     """How processed/<entity> picks one row per dedup key (processed.py + deduplicate_latest)."""
     order = [c for c in (entity.cursor, "_ingested_at") if c]
@@ -355,14 +363,23 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
             f"or map it to an entity column"
         )
         by = next(c for c in report.columns if c.processed_name == column)
-        why = f"name looks like {by.pii_kind}" + (" (a nested field)" if by.nested_fields and not
-                                                    pii_kind_by_name(column) else "")
-        if config.masking.on_unknown_pii == "fail":
-            report.errors.append(f"{column}: {why} and has no masking rule: masked/{entity.name} fails; {hint}")
+        if pii_kind_by_name(column):
+            why = f"{column}: name looks like {by.pii_kind} and has no masking rule"
+            fail = f"masked/{entity.name} fails"
+            mask = f"masked/{entity.name} masks it with {_default_technique(column, by.pii_kind, 'name')}"
         else:
-            report.warnings.append(
-                f"{column}: {why} and has no masking rule: masked/{entity.name} masks it with its default; {hint}"
+            # Only a nested field's name shows it: the masked step can find it by its values alone.
+            path = next(f for f in by.nested_fields if pii_kind_by_name(to_snake_case(f)))
+            why = f"{column}: nested field {path} looks like {by.pii_kind} and {column} has no masking rule"
+            fail = f"masked/{entity.name} fails if its values show it, else it stays unmasked"
+            mask = (
+                f"masked/{entity.name} masks it with {_default_technique(column, by.pii_kind, 'values')} "
+                "if its values show it, else it stays unmasked"
             )
+        if config.masking.on_unknown_pii == "fail":
+            report.errors.append(f"{why}: {fail}; {hint}")
+        else:
+            report.warnings.append(f"{why}: {mask} (on_unknown_pii: mask); {hint}")
 
     # Warnings: worth a look, the run goes on.
     for rename in report.unused_renames:
@@ -474,7 +491,8 @@ def _parser() -> argparse.ArgumentParser:
         description="For every source table: the delivered columns (read from the database, the first "
         "matching file, or the API's first page) -> entity column, transform and masking rule; unmapped "
         "columns and where they go; required columns missing; PII-looking columns without a masking rule; "
-        "the key and how duplicates are resolved. Only column names are read; nothing is written.",
+        "the key and how duplicates are resolved. Only what is needed to learn the column names is read; "
+        "nothing is written.",
         epilog="Exit status: 0 no errors, 1 some table has an error (unreachable source, no file, a required "
         "column not delivered, conflicting renames, unmasked PII while on_unknown_pii is fail), 2 usage or "
         "config error. Passwords and tokens are never printed.",

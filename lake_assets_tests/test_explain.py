@@ -140,7 +140,8 @@ def test_console_script_entry_point(tmp_path: Path, sales_drop: dict) -> None:
     assert done.returncode == 0, done.stderr
     (table,) = json.loads(done.stdout)["tables"]
     assert table["missing_required"] == [] and table["errors"] == []
-    assert any("contact_email: name looks like email" in w for w in table["warnings"])
+    assert any("contact_email: name looks like email" in w and "masks it with hmac_sha256" in w
+               for w in table["warnings"])
 
 
 def test_help_names_the_config_default(capsys) -> None:
@@ -280,4 +281,6 @@ def test_api_first_page_with_nested_record(tmp_path: Path, monkeypatch, capsys) 
     assert table["pii_without_rule"] == ["buyer"] and table["missing_required"] == []
     assert "parse timestamp" in row_of(out, "sold") and "cast to decimal(12,2)" in row_of(out, "price")
     assert "buyer is a nested object, stored as one JSON text column" in out
+    assert "warning: buyer: nested field buyer.contact.email looks like email" in out
+    assert "masks it with redact if its values show it" in out  # found by value, free text: redacted
     assert token not in out + err
