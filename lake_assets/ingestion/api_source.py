@@ -75,6 +75,7 @@ class ApiPage:
 class ApiStats:
     requests: int = 0
     retries: int = 0
+    throttled: int = 0  # 429 answers (each one is also a retry, or the final failure)
     waits: list[float] = field(default_factory=list)
 
 
@@ -147,6 +148,8 @@ class APISource:
                         f"source {self.name}: {shown} answered {status} {response.reason} "
                         f"(check the credentials in ${self.source.auth.token_env or 'auth'})"
                     )
+                if status == 429:
+                    self.stats.throttled += 1
                 if status in _RETRY_STATUS:
                     cause = f"{shown} answered {status} {response.reason}"
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
