@@ -358,6 +358,16 @@ class ScheduleConfig(_Strict):
         return value
 
 
+class SensorConfig(_Strict):
+    """The file-drop sensor (see docs/orchestration.md)."""
+
+    ingest_existing_on_first_tick: bool = Field(
+        default=False,
+        description="first tick: launch the days of files already in the drop that the lake does not hold yet "
+        "(default: only record them as seen; the schedule and backfills own history)",
+    )
+
+
 class RetriesConfig(_Strict):
     max: int = Field(default=2, ge=0)
     delay_seconds: float = Field(default=300, ge=0)
@@ -436,6 +446,7 @@ class PipelineConfig(_Strict):
     masking: MaskingConfig
     standardize: StandardizeConfig = Field(default_factory=lambda: StandardizeConfig())
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    sensor: SensorConfig = Field(default_factory=SensorConfig)
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     star_schema: StarSchemaConfig = Field(default_factory=lambda: StarSchemaConfig())
