@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lake_assets.config import ApiSourceConfig
+from lake_assets.config import ApiSourceConfig, ConfigError, load_config
 from lake_assets.ingestion import (
     APISource,
     DataIngestionPipeline,
@@ -260,3 +260,25 @@ def test_unreachable_host_is_retried_then_transient(tmp_path: Path, monkeypatch:
     with pytest.raises(SourceTemporarilyUnavailable, match=r"connection failed .* after 3 attempts") as err:
         ingest(LakeStorage(url=str(tmp_path / "lake")), config, "2024-03-01")
     assert err.value.retryable
+
+
+def test_params_take_numbers_and_booleans_and_reject_anything_else_in_one_line(api, tmp_path: Path) -> None:
+    state, url = api
+    config, table = api_source(url, "page", table={"params": {"limit": 100, "active": True, "status": "done"}})
+    assert table.params == {"limit": "100", "active": "true", "status": "done"}
+    ingest(LakeStorage(url=str(tmp_path / "lake")), config, "2024-03-01")
+    assert (state.requests[0][1]["limit"], state.requests[0][1]["active"]) == (["100"], ["true"])
+
+    yaml_file = tmp_path / "lake.yaml"
+    yaml_file.write_text(
+        "start_date: '2024-01-01'\nlake: {url: lake}\nwarehouse: {url: 'sqlite://'}\n"
+        "masking: {key: a-long-enough-test-masking-key, columns: {email: hmac_sha256}}\n"
+        "sources:\n  - name: shop_api\n    kind: api\n    base_url: http://127.0.0.1:1\n    tables:\n"
+        "      - {name: sales, entity: sale, path: /v1/page, params: {limit: [1, 2]}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(yaml_file)
+    problems = str(err.value).splitlines()[1:]
+    assert len(problems) == 1 and "sources.0.tables.0.params" in problems[0]
+    assert "params.limit must be text, a number or true/false, not a list" in problems[0]
