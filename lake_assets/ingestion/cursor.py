@@ -16,10 +16,11 @@ the window is open.
 
 The mark only moves over rows that were published. It is the maximum cursor of the published rows,
 but never past the oldest quarantined row's cursor value: rows are only asked for by `cursor >= mark`,
-so a quarantined row behind the mark would never be read again. When the mark is held there, its
-boundary keys are the published rows on that value only when it is the previous mark (they are known
-from the de-duplication pass); otherwise they are empty, and the published rows from that value on
-are delivered again by the next run (at least once; later layers keep one version per key).
+so a quarantined row behind the mark would never be read again. When it holds the mark below the
+newest published row, the boundary keys are the published rows on the held value only if that value
+is the previous mark (they are known from the de-duplication pass); otherwise they are empty, and
+the published rows from the held value on are delivered again by the next run (at-least-once: the
+same version of a row may then be in two partitions).
 """
 
 from __future__ import annotations
