@@ -201,10 +201,29 @@ class ApiIncrementalConfig(_Strict):
 
 class ApiEndpointConfig(_TableBase):
     path: str
-    params: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(
+        default_factory=dict, description="query parameters; numbers are sent as written, booleans as true/false"
+    )
     records_path: str = Field(default="", description="dotted path of the record list in the body; '' = body")
     pagination: PaginationConfig = Field(default_factory=PaginationConfig)
     incremental: ApiIncrementalConfig | None = None
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_as_text(cls, value: Any) -> Any:
+        """YAML reads `limit: 100` as a number and `active: true` as a boolean; a query string is text."""
+        if not isinstance(value, dict):
+            return value  # pydantic names the expected mapping
+        text: dict[str, str] = {}
+        for name, item in value.items():
+            if isinstance(item, bool):
+                text[str(name)] = "true" if item else "false"
+            elif isinstance(item, int | float | str):
+                text[str(name)] = str(item)
+            else:
+                kind = "empty" if item is None else f"a {type(item).__name__}"
+                raise ValueError(f"params.{name} must be text, a number or true/false, not {kind}")
+        return text
 
 
 class ApiSourceConfig(_SourceBase):
@@ -358,6 +377,16 @@ class ScheduleConfig(_Strict):
         return value
 
 
+class SensorConfig(_Strict):
+    """The file-drop sensor (see docs/orchestration.md)."""
+
+    ingest_existing_on_first_tick: bool = Field(
+        default=False,
+        description="first tick: launch the days of files already in the drop that the lake does not hold yet "
+        "(default: only record them as seen; the schedule and backfills own history)",
+    )
+
+
 class RetriesConfig(_Strict):
     max: int = Field(default=2, ge=0)
     delay_seconds: float = Field(default=300, ge=0)
@@ -436,6 +465,7 @@ class PipelineConfig(_Strict):
     masking: MaskingConfig
     standardize: StandardizeConfig = Field(default_factory=lambda: StandardizeConfig())
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    sensor: SensorConfig = Field(default_factory=SensorConfig)
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     star_schema: StarSchemaConfig = Field(default_factory=lambda: StarSchemaConfig())

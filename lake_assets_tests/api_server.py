@@ -1,9 +1,10 @@
 """A real local HTTP/JSON API (http.server in a thread on 127.0.0.1:<free port>) for ingestion tests.
 
-It serves one list of sale-line records four ways (page number, offset, cursor in body, Link header),
-filters by `updated_since`, checks a bearer token or an API key, and can be told to answer the next
-requests with 429 (+ Retry-After), 500, or to stall past the client's timeout. It records every
-request it saw (path and query) so tests can assert on what the client sent.
+It serves one list of sale-line records five ways (page number, offset, cursor in body, Link header,
+and Stripe-style `starting_after=<last id>` with only a `has_more` flag), filters by `updated_since`,
+may cap the page size it was asked for (as many real APIs do, silently), checks a bearer token or an
+API key, and can be told to answer the next requests with 429 (+ Retry-After), 500, or to stall
+past the client's timeout. It records every request it saw (path and query) so tests can assert on what the client sent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ApiState:
     api_key: str | None = None  # X-API-Key header or api_key query parameter required when set
     faults: list[tuple[str, str]] = field(default_factory=list)  # (kind, arg) consumed one per request
     requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
+    max_page_size: int | None = None  # larger per_page / limit requests get this many records
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def visible(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -68,9 +70,14 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
             if state.api_key and state.api_key not in (self.headers.get("X-API-Key"), query.get("api_key", [None])[0]):
                 return self._send(401, {"error": "bad key"})
             rows = state.visible(query)
+
+            def capped(size: int) -> int:
+                return min(size, state.max_page_size) if state.max_page_size else size
+
             if url.path == "/v1/page":
-                page, size = int(query["page"][0]), int(query["per_page"][0])
-                return self._send(200, {"data": {"items": rows[(page - 1) * size : page * size]}, "page": page})
+                page, size = int(query["page"][0]), capped(int(query["per_page"][0]))
+                body = {"data": {"items": rows[(page - 1) * size : page * size]}, "page": page}
+                return self._send(200, {**body, "has_more": page * size < len(rows)})
             if url.path == "/v1/offset":
                 offset, limit = int(query["offset"][0]), int(query["limit"][0])
                 return self._send(200, {"results": rows[offset : offset + limit], "total": len(rows)})
@@ -89,6 +96,13 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
                     rest = "&".join(f"{k}={v[0]}" for k, v in query.items() if k not in ("page", "api_key"))
                     headers["Link"] = f'</v1/link?page={page + 1}{"&" + rest if rest else ""}>; rel="next"'
                 return self._send(200, chunk, headers)
+            if url.path == "/v1/stripe":
+                after = query.get("starting_after", [None])[0]
+                ids = [r["line_id"] for r in rows]
+                start = ids.index(after) + 1 if after in ids else 0
+                limit = capped(int(query.get("limit", ["5"])[0]))
+                chunk = rows[start : start + limit]
+                return self._send(200, {"object": "list", "data": chunk, "has_more": start + limit < len(rows)})
             return self._send(404, {"error": "no such endpoint"})
 
     return Handler

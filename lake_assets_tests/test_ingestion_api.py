@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from lake_assets.config import ApiSourceConfig
+from lake_assets.config import ApiSourceConfig, ConfigError, load_config
 from lake_assets.ingestion import (
     APISource,
     DataIngestionPipeline,
+    IngestionError,
     SourceTemporarilyUnavailable,
     SourceUnavailable,
 )
@@ -138,6 +139,9 @@ def test_429_with_retry_after_and_500_are_retried(api, tmp_path: Path) -> None:
     assert time.monotonic() - started >= 1.0  # Retry-After: 1 honoured
     assert source.stats.retries == 2 and source.stats.waits[0] == 1.0 and source.stats.waits[1] < 1.0
     assert result.rows == 10
+    metadata = result.metadata()  # what the raw asset reports
+    assert (metadata["http_retries"], metadata["http_429_responses"]) == (2, 1)
+    assert metadata["http_requests"] == len(state.requests) == 5  # 3 pages of 4 + the two retried answers
 
 
 def test_timeouts_are_retried_then_give_up_as_transient(api, tmp_path: Path) -> None:
@@ -197,6 +201,54 @@ def test_bad_records_are_quarantined_with_reasons(api, tmp_path: Path) -> None:
     ]
 
 
+def test_a_page_that_says_more_follows_but_gives_no_way_on_fails(api, tmp_path: Path) -> None:
+    state, url = api
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    # The next cursor is at meta.next_cursor; a wrong path on a full page (3 of page_size 3) is an error.
+    wrong_path = {"type": "cursor", "cursor_param": "cursor", "cursor_path": "meta.next", "page_size": 3}
+    config, _ = api_source(url, "cursor", table={"pagination": wrong_path})
+    with pytest.raises(SourceUnavailable, match=r"shop_api\.sales: .*'meta\.next'.*meta\.next_cursor") as err:
+        ingest(lake, config, "2024-03-01")
+    assert "items" in str(err.value) and not err.value.retryable
+    assert lake.read_manifest(["raw", "shop_api", "sales"], "2024-03-01") is None
+    # Stripe-style lists carry no cursor at all, only `has_more`: cursor_path cannot find one.
+    stripe = {"type": "cursor", "cursor_param": "starting_after", "cursor_path": "next_cursor"}
+    config, _ = api_source(url, "cursor", table={"path": "/v1/stripe", "records_path": "data", "pagination": stripe})
+    with pytest.raises(SourceUnavailable, match=r"has_more.*'next_cursor'.*data, has_more, object"):
+        ingest(lake, config, "2024-03-01")
+
+
+def test_a_server_that_caps_the_page_size_is_still_read_to_the_end(api, tmp_path: Path) -> None:
+    state, url = api
+    state.max_page_size = 3  # asked for 4 per page, answers 3 and says has_more
+    config, _ = api_source(url, "page")
+    result, _ = ingest(LakeStorage(url=str(tmp_path / "lake")), config, "2024-03-01")
+    assert result.rows == 10 and [q["page"] for _, q in state.requests] == [["1"], ["2"], ["3"], ["4"]]
+
+
+def test_a_delivery_that_is_entirely_quarantined_fails_and_keeps_the_mark(api, tmp_path: Path) -> None:
+    state, url = api
+    # Order times in a day-first format no reader accepts; the ISO copy is in `sold_iso`.
+    for record in state.records:
+        record["sold_iso"], record["sold"] = record["sold"], "01.03.2024 10:00"
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    incremental = {"incremental": {"param": "updated_since", "field": "updated_at"}}
+    config, _ = api_source(url, "page", table=incremental)
+    with pytest.raises(IngestionError, match=r"shop_api\.sales: all 10 delivered rows were quarantined") as err:
+        ingest(lake, config, "2024-03-01")
+    assert "unparsable datetime in sold (sold_at) (10)" in str(err.value) and not err.value.retryable
+    assert lake.read_manifest(["quarantine", "raw", "shop_api", "sales"], "2024-03-01").rows == 10
+    assert lake.read_manifest(["raw", "shop_api", "sales"], "2024-03-01") is None  # no mark was stored
+
+    # The mapping is fixed: the next day reads the same ten rows again, from the beginning.
+    fixed_columns = {**{k: v for k, v in COLUMNS.items() if k != "sold"}, "sold_iso": "sold_at"}
+    config, _ = api_source(url, "page", table={**incremental, "columns": fixed_columns})
+    state.requests.clear()
+    second, _ = ingest(lake, config, "2024-03-02")
+    assert second.rows == 10 and second.quarantined == 0
+    assert "updated_since" not in state.requests[0][1]
+
+
 def test_unreachable_host_is_retried_then_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
@@ -208,3 +260,25 @@ def test_unreachable_host_is_retried_then_transient(tmp_path: Path, monkeypatch:
     with pytest.raises(SourceTemporarilyUnavailable, match=r"connection failed .* after 3 attempts") as err:
         ingest(LakeStorage(url=str(tmp_path / "lake")), config, "2024-03-01")
     assert err.value.retryable
+
+
+def test_params_take_numbers_and_booleans_and_reject_anything_else_in_one_line(api, tmp_path: Path) -> None:
+    state, url = api
+    config, table = api_source(url, "page", table={"params": {"limit": 100, "active": True, "status": "done"}})
+    assert table.params == {"limit": "100", "active": "true", "status": "done"}
+    ingest(LakeStorage(url=str(tmp_path / "lake")), config, "2024-03-01")
+    assert (state.requests[0][1]["limit"], state.requests[0][1]["active"]) == (["100"], ["true"])
+
+    yaml_file = tmp_path / "lake.yaml"
+    yaml_file.write_text(
+        "start_date: '2024-01-01'\nlake: {url: lake}\nwarehouse: {url: 'sqlite://'}\n"
+        "masking: {key: a-long-enough-test-masking-key, columns: {email: hmac_sha256}}\n"
+        "sources:\n  - name: shop_api\n    kind: api\n    base_url: http://127.0.0.1:1\n    tables:\n"
+        "      - {name: sales, entity: sale, path: /v1/page, params: {limit: [1, 2]}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(yaml_file)
+    problems = str(err.value).splitlines()[1:]
+    assert len(problems) == 1 and "sources.0.tables.0.params" in problems[0]
+    assert "params.limit must be text, a number or true/false, not a list" in problems[0]

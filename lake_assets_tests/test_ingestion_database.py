@@ -174,19 +174,29 @@ def test_table_full_load_streams_in_chunks(shop_db: ShopDb, tmp_path: Path) -> N
     assert len(rows) == 7 and rows["2"]["email"] == "new@shop.test"
 
 
-def test_rows_failing_validation_are_quarantined(shop_db: ShopDb, tmp_path: Path) -> None:
+def test_mark_stops_at_the_oldest_quarantined_row_so_it_is_read_again(shop_db: ShopDb, tmp_path: Path) -> None:
+    # Order 6 has no order time (line 61 is rejected), line 62 has no quantity; line 63 is fine and newer.
     shop_db.run(
         "INSERT INTO {s}.orders VALUES (6, 1, NULL, '2024-03-01 12:00:00')",
         "INSERT INTO {s}.order_lines VALUES (61, 6, 1, 1, 1.00, '2024-03-01 12:00:00')",
         "INSERT INTO {s}.order_lines VALUES (62, 5, 1, NULL, 1.00, '2024-03-01 12:00:00')",
+        "INSERT INTO {s}.order_lines VALUES (63, 5, 2, 1, 1.00, '2024-03-01 13:00:00')",
     )
     lake = LakeStorage(url=str(tmp_path / "lake"))
-    result = ingest(lake, db_source(shop_db.url, [sales_table(shop_db)]), "2024-03-01")
-    assert result.rows == 10 and result.quarantined == 2
+    config = db_source(shop_db.url, [sales_table(shop_db)])
+    result = ingest(lake, config, "2024-03-01")
+    assert result.rows == 11 and result.quarantined == 2
     rejects = lake.read_arrow(["quarantine", "raw", "shop_db", "sales"], "2024-03-01").to_pylist()
     assert sorted(r["_reject_reason"] for r in rejects) == ["missing ordered_at (sold_at)", "missing qty (quantity)"]
-    # The cursor still moves past quarantined rows: they are not re-read forever.
-    assert result.cursor["value"] == "2024-03-01T12:00:00"
+    # The mark does not pass the oldest quarantined row (12:00), although line 63 (13:00) was published.
+    assert result.cursor["value"] == "2024-03-01T12:00:00" and result.cursor["boundary_keys"] == []
+
+    # The order time is repaired in place (no new update timestamp): the next day reads it again.
+    shop_db.run("UPDATE {s}.orders SET ordered_at = '2024-03-01 11:00:00' WHERE order_id = 6")
+    second = ingest(lake, config, "2024-03-02")
+    assert sorted(int(r["line_id"]) for r in raw(lake, "sales", "2024-03-02")) == [61, 63]
+    assert second.quarantined == 1  # line 62 is still bad: the mark stays on it, line 61 is now delivered
+    assert second.cursor["value"] == "2024-03-01T12:00:00" and second.cursor["boundary_keys"] == ["61"]
 
 
 def test_schema_drift_is_reported_and_fail_policy_stops_the_commit(shop_db: ShopDb, tmp_path: Path) -> None:
@@ -200,6 +210,34 @@ def test_schema_drift_is_reported_and_fail_policy_stops_the_commit(shop_db: Shop
     with pytest.raises(SourceUnavailable, match=r"shop_db\.products: columns changed .*missing: sku"):
         ingest(lake, db_source(shop_db.url, [{**table, "schema_drift": "fail"}]), "2024-03-03")
     assert lake.read_manifest(["raw", "shop_db", "products"], "2024-03-03") is None
+
+
+@pytest.mark.parametrize("shop_db", ["postgresql"], indirect=True)
+def test_rerun_of_an_older_day_keeps_to_its_own_window(shop_db: ShopDb, tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    config = db_source(shop_db.url, [sales_table(shop_db)])
+    ingest(lake, config, "2024-03-01")  # the 10 seeded lines, all on one timestamp
+    shop_db.run(
+        "INSERT INTO {s}.order_lines VALUES (13, 1, 3, 1, 3.50, '2024-03-01 10:00:00')",  # late, on the mark
+        "UPDATE {s}.order_lines SET qty = 9, updated_at = '2024-03-02 09:00:00' WHERE line_id = 22",
+        "INSERT INTO {s}.order_lines VALUES (53, 5, 3, 2, 3.50, '2024-03-02 11:30:00')",
+    )
+    day2 = ingest(lake, config, "2024-03-02")
+    shop_db.run("INSERT INTO {s}.order_lines VALUES (54, 5, 1, 2, 1.50, '2024-03-03 08:00:00')")
+
+    rerun = ingest(lake, config, "2024-03-01")
+    # Day 1 keeps what day 1 read: the lines on its mark, minus line 22, which changed and belongs to day 2.
+    assert sorted(int(r["line_id"]) for r in raw(lake, "sales", "2024-03-01")) == [11, 12, 21, 31, 32, 41, 42, 51, 52]
+    assert rerun.cursor == day2.previous_cursor  # exactly where day 2 started
+
+    day3 = ingest(lake, config, "2024-03-03")
+    assert day3.previous_cursor == day2.cursor
+    assert [int(r["line_id"]) for r in raw(lake, "sales", "2024-03-03")] == [54]
+    seen: dict[str, list[str]] = {}
+    for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
+        for row in raw(lake, "sales", day):
+            seen.setdefault(row["line_id"], []).append(row["changed_at"])
+    assert {line: versions for line, versions in seen.items() if len(versions) != len(set(versions))} == {}
 
 
 def _pipeline_config(source: DatabaseSourceConfig, lake_dir: Path) -> PipelineConfig:

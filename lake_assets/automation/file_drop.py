@@ -4,7 +4,7 @@ Listing, pattern matching (`{date}/sales_*.csv`; `{date}` is the YYYY-MM-DD part
 file fingerprints (size + mtime locally, size + ETag on S3) are the ingestion layer's
 (`FileSource.list_files`), so the sensor sees exactly the files the raw assets will read. A file
 whose pattern has no `{date}` has no day and is left to the schedule. Database and API sources have
-no files and are skipped.
+no files and are skipped. `held_by_lake` tells which of them a committed raw partition already holds.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lake_assets.config import FileSourceConfig, PipelineConfig
-from lake_assets.ingestion import FileSource
+from lake_assets.ingestion import FileSource, raw_key
+from lake_assets.ingestion.pipeline import ingested_fingerprints
+from lake_assets.resources.lake_storage import LakeStorage
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,17 @@ def list_dropped_files(config: PipelineConfig) -> list[DroppedFile]:
                 if found.day is not None:
                     files.append(DroppedFile(found.path, source.name, table.name, found.day, found.fingerprint))
     return sorted(files, key=lambda f: (f.day, f.path))
+
+
+def held_by_lake(config: PipelineConfig, files: list[DroppedFile]) -> set[DroppedFile]:
+    """The files some committed raw partition already holds (same path and fingerprint)."""
+    lake = LakeStorage(url=config.lake.url)
+    held: set[DroppedFile] = set()
+    by_table: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for dropped in files:
+        table = (dropped.source, dropped.table)
+        if table not in by_table:
+            by_table[table] = ingested_fingerprints(lake, raw_key(*table))
+        if dropped.signature in by_table[table].get(dropped.path, set()):
+            held.add(dropped)
+    return held

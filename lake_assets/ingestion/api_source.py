@@ -2,16 +2,23 @@
 
 Pagination styles: `none`, `page` (page number + page size), `offset` (offset + limit), `cursor`
 (the next cursor is read from the body at `cursor_path`), `link` (RFC 8288 `Link: <...>; rel="next"`).
-Records are the list at `records_path` in the body. Auth: bearer token or API key (header or query
-parameter), read from the environment variable named in config at request time.
+Records are the list at `records_path` in the body. A page that says more follows but gives no way to
+the next one fails instead of ending quietly: a `has_more`-style flag that is true without a next
+cursor / next link, or a `cursor_path` absent from a body whose records fill `page_size`. The error
+names the path and the keys the body does have. Page/offset pagination keeps going past a short page
+while such a flag is true (servers that cap the page size below the one asked for).
+
+Auth: bearer token or API key (header or query parameter), read from the environment variable named
+in config at request time.
 
 Retries: 429, 5xx, connection errors and timeouts are retried up to `max_retries` times with
 exponential backoff (`backoff_seconds * 2**attempt`, capped), honouring `Retry-After` (seconds or an
 HTTP date). 401/403/404 and other 4xx fail at once (`SourceUnavailable`); exhausted retries raise
 `SourceTemporarilyUnavailable`. No message contains the token (it is never part of a logged URL).
+Requests, retries and 429 answers are counted in `APISource.stats` (reported in the raw asset's metadata).
 
 Incremental: the previous high-water mark is sent as `incremental.param`; the mark is the maximum
-of `incremental.field` over the records (see cursor.py for boundary handling).
+of `incremental.field` over the published records (see cursor.py for boundaries and quarantine).
 """
 
 from __future__ import annotations
@@ -48,6 +55,49 @@ def dotted(body: Any, path: str) -> Any:
     return node
 
 
+_MORE_FLAGS = ("has_more", "hasMore", "has_next", "hasNext", "has_next_page", "hasNextPage", "more")
+
+
+def _present(body: Any, path: str) -> bool:
+    """Whether every step of a dotted path exists in the body (a present null counts as present)."""
+    node = body
+    for step in [p for p in path.split(".") if p]:
+        if isinstance(node, dict) and step in node:
+            node = node[step]
+        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+            node = node[int(step)]
+        else:
+            return False
+    return True
+
+
+def more_flag(body: Any) -> str | None:
+    """The dotted name of a `has_more`-style flag that is true, at the top of the body or one level down."""
+    if not isinstance(body, dict):
+        return None
+    for name in _MORE_FLAGS:
+        if body.get(name) is True:
+            return name
+    for key, value in body.items():
+        if isinstance(value, dict):
+            for name in _MORE_FLAGS:
+                if value.get(name) is True:
+                    return f"{key}.{name}"
+    return None
+
+
+def body_keys(body: Any, limit: int = 30) -> str:
+    """The dotted keys of a JSON body, two levels deep, for error messages (values are never shown)."""
+    if not isinstance(body, dict):
+        return f"<a JSON {type(body).__name__}, no keys>"
+    keys: list[str] = []
+    for key, value in body.items():
+        keys.append(str(key))
+        if isinstance(value, dict):
+            keys.extend(f"{key}.{sub}" for sub in value)
+    return ", ".join(sorted(keys)[:limit]) + (" ..." if len(keys) > limit else "")
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
@@ -75,6 +125,7 @@ class ApiPage:
 class ApiStats:
     requests: int = 0
     retries: int = 0
+    throttled: int = 0  # 429 answers (each one is also a retry, or the final failure)
     waits: list[float] = field(default_factory=list)
 
 
@@ -147,6 +198,8 @@ class APISource:
                         f"source {self.name}: {shown} answered {status} {response.reason} "
                         f"(check the credentials in ${self.source.auth.token_env or 'auth'})"
                     )
+                if status == 429:
+                    self.stats.throttled += 1
                 if status in _RETRY_STATUS:
                     cause = f"{shown} answered {status} {response.reason}"
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
@@ -207,14 +260,28 @@ class APISource:
             yield ApiPage(records, shown)
             if pagination.type == "none":
                 return
+            flag = more_flag(body)
             if pagination.type in ("page", "offset"):
-                if len(records) < size:
+                if not records:
                     return
+                if len(records) < size and flag is None:
+                    return  # a short page ends the list, unless the server says more follows
                 page_number += 1
                 offset += len(records)
             elif pagination.type == "cursor":
                 next_cursor = dotted(body, pagination.cursor_path)
-                if next_cursor in (None, "") or not records:
+                if next_cursor in (None, ""):
+                    found = _present(body, pagination.cursor_path)
+                    if flag is not None or (not found and len(records) >= size):
+                        why = f"'{flag}' is true" if flag else f"the page is full ({len(records)} records)"
+                        raise SourceUnavailable(
+                            f"source {self.name}: {shown}: {why} but there is no next cursor at "
+                            f"pagination.cursor_path '{pagination.cursor_path}'"
+                            f"{'' if found else ' (no such key)'}; the body has: {body_keys(body)}. "
+                            "Set cursor_path to where the body carries the next cursor."
+                        )
+                    return
+                if not records:
                     return
                 if str(next_cursor) in seen:
                     raise SourceUnavailable(f"source {self.name}: cursor {next_cursor!r} repeats; pagination loops")
@@ -222,6 +289,12 @@ class APISource:
             else:  # link
                 link = response.links.get("next", {}).get("url")
                 if not link:
+                    if flag is not None:
+                        raise SourceUnavailable(
+                            f"source {self.name}: {shown}: '{flag}' is true but the response has no "
+                            f'Link header with rel="next"; the body has: {body_keys(body)}. '
+                            "Use the pagination type that matches this API (page, offset or cursor)."
+                        )
                     return
                 url = urljoin(url, link)
                 if url in seen:

@@ -1,6 +1,7 @@
 """DatabaseSource: one table or SQL query of a PostgreSQL / MySQL / MariaDB database (any SQLAlchemy URL).
 
-Full load (`SELECT *`) or incremental on a cursor column (`WHERE cursor >= :mark`, see cursor.py).
+Full load (`SELECT *`) or incremental on a cursor column (`WHERE cursor >= :mark`, and `cursor <= :until`
+when an older day is rerun inside the window a later partition bounds; see cursor.py).
 Rows are streamed with a server-side cursor (`stream_results` + `yield_per`, i.e. a named cursor on
 psycopg2 and an unbuffered SSCursor on PyMySQL), `chunk_rows` at a time, so memory does not grow
 with the table. A query is wrapped as a sub-select, so a `sale` may come from a join of header and
@@ -79,17 +80,26 @@ class DatabaseSource:
             connect_args["connect_timeout"] = self.source.connect_timeout_seconds
         return create_engine(self.url, connect_args=connect_args, poolclass=NullPool)
 
-    def _sql(self, engine: Engine, incremental: bool) -> str:
+    def _sql(self, engine: Engine, since: bool, until: bool) -> str:
+        """The extraction: `cursor >= :mark` from the run's start mark, `cursor <= :until` when a later
+        partition bounds the window (rows past it are dropped by the tracker; this only saves reading them)."""
         quote = engine.dialect.identifier_preparer.quote
         if self.table.table:
             relation = ".".join(quote(part) for part in self.table.table.split("."))
             base = f"SELECT * FROM {relation}"
         else:
             base = f"SELECT * FROM ({self.table.query.rstrip().rstrip(';')}) src"  # type: ignore[union-attr]
-        if incremental and self.table.incremental:
+        conditions: list[str] = []
+        if self.table.incremental:
+            cursor = quote(self.table.incremental.cursor)
+            if since:
+                conditions.append(f"src.{cursor} >= :mark")
+            if until:
+                conditions.append(f"src.{cursor} <= :until")
+        if conditions:
             if self.table.table:
                 base = f"SELECT * FROM ({base}) src"
-            base += f" WHERE src.{quote(self.table.incremental.cursor)} >= :mark"
+            base += " WHERE " + " AND ".join(conditions)
         return base
 
     def _fail(self, exc: Exception) -> Exception:
@@ -105,16 +115,24 @@ class DatabaseSource:
         return SourceUnavailable(message)
 
     @contextmanager
-    def open(self, previous: CursorState | None) -> Iterator[tuple[list[str], Iterator[DatabaseChunk]]]:
-        """(column names, chunk iterator) of one extraction; the connection closes with the block."""
+    def open(
+        self, previous: CursorState | None, until: CursorState | None = None
+    ) -> Iterator[tuple[list[str], Iterator[DatabaseChunk]]]:
+        """(column names, chunk iterator) of one extraction from mark `previous` up to `until` (both
+        inclusive, None: unbounded); the connection closes with the block."""
         engine = self._engine()
-        incremental = self.table.incremental is not None and previous is not None
+        incremental = self.table.incremental is not None
+        params: dict[str, Any] = {}
+        if incremental and previous is not None:
+            params["mark"] = previous.native()
+        if incremental and until is not None:
+            params["until"] = until.native()
         try:
             try:
                 connection = engine.connect()
-                sql = self._sql(engine, incremental)
+                sql = self._sql(engine, "mark" in params, "until" in params)
                 result = connection.execution_options(stream_results=True, yield_per=self.source.chunk_rows).execute(
-                    text(sql), {"mark": previous.native()} if incremental else {}
+                    text(sql), params
                 )
             except SQLAlchemyError as exc:
                 raise self._fail(exc) from None

@@ -10,16 +10,20 @@ Guarantees:
 * Atomic and idempotent: the partition (data, cursor, file fingerprints, column list) is published by
   one manifest commit; a crash before it leaves the previous commit visible and the staged files are
   removed by the next commit. Running D again replaces D.
-* Incremental (database / API): starts from the cursor of the newest committed partition before D
-  (cursor.py); file sources skip the files already held by another committed partition.
+* Incremental (database / API): reads the window from the cursor of the newest committed partition
+  before D up to where the oldest committed partition after D started (cursor.py), so rerunning an
+  older day never re-reads what a later day holds; file sources skip the files already held by
+  another committed partition.
 * Bad rows go to `quarantine/raw/<source>/<table>/ingest_date=D` with the reason, committed (possibly
-  empty) on every run so a rerun clears old rejects.
+  empty) on every run so a rerun clears old rejects. The mark never passes a quarantined row. A
+  delivery whose every row was quarantined commits no raw partition and fails (`IngestionError`).
 * Schema drift against the previous committed partition is reported; policy `fail` aborts before
   anything is committed.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,9 +39,9 @@ from lake_assets.config import (
     TableConfig,
 )
 from lake_assets.ingestion.api_source import APISource
-from lake_assets.ingestion.cursor import CursorState, CursorTracker
+from lake_assets.ingestion.cursor import CursorState, CursorTracker, CursorWindow
 from lake_assets.ingestion.database_source import DatabaseSource
-from lake_assets.ingestion.errors import SchemaDriftError, SourceUnavailable
+from lake_assets.ingestion.errors import IngestionError, SchemaDriftError, SourceUnavailable
 from lake_assets.ingestion.file_source import FileSource, SourceFile
 from lake_assets.ingestion.mapping import key_columns, mapping_conflicts
 from lake_assets.ingestion.text import records_as_text
@@ -46,6 +50,7 @@ from lake_assets.ingestion.writer import ChunkWriter
 from lake_assets.resources.lake_storage import LakeStorage, Manifest
 
 Source = FileSource | DatabaseSource | APISource
+_ROW_INDEX = "__lake_row_index"  # position of a row in its chunk while validation splits it
 
 
 def raw_key(source_name: str, table_name: str) -> list[str]:
@@ -72,6 +77,51 @@ def previous_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, M
             if manifest is not None:
                 return partition, manifest
     return None
+
+
+def next_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, Manifest] | None:
+    """The oldest committed partition strictly after `day` (the one that bounds a rerun of `day`)."""
+    for partition in lake.committed_partitions(key):
+        if partition > day:
+            manifest = lake.read_manifest(key, partition)
+            if manifest is not None:
+                return partition, manifest
+    return None
+
+
+def cursor_window(lake: LakeStorage, key: list[str], day: str, cursor_field: str) -> CursorWindow:
+    """The cursor range a run for `day` reads (see cursor.py).
+
+    Start: the mark of the newest committed partition before `day`. End: the mark the oldest committed
+    partition after `day` started from (its `start_cursor`; for manifests written before that was
+    recorded, the mark of the partition before it). A later partition that started from nothing (a full
+    load) holds every row, so the window is closed. A different cursor column means a full reload:
+    the window is open.
+    """
+
+    def same_column(state: CursorState | None) -> CursorState | None:
+        return state if state is not None and state.column == cursor_field else None
+
+    before = previous_commit(lake, key, day)
+    start = same_column(CursorState.from_json(before[1].extra.get("cursor"))) if before else None
+    after = next_commit(lake, key, day)
+    if after is None:
+        return CursorWindow(start)
+    later_day, later = after
+    if "start_cursor" in later.extra:
+        recorded = later.extra["start_cursor"]
+    else:
+        behind = previous_commit(lake, key, later_day)
+        recorded = behind[1].extra.get("cursor") if behind else None
+    end = CursorState.from_json(recorded)
+    if end is None:
+        own = CursorState.from_json(later.extra.get("cursor"))
+        if own is None or own.column != cursor_field:
+            return CursorWindow(start)  # not incremental on this column then: nothing to bound by
+        return CursorWindow(start, closed=True)
+    if end.column != cursor_field:
+        return CursorWindow(start)
+    return CursorWindow(start, end)
 
 
 def ingested_fingerprints(lake: LakeStorage, key: list[str], except_day: str | None = None) -> dict[str, set[str]]:
@@ -114,6 +164,9 @@ class IngestionResult:
     new_columns: list[str]
     missing_columns: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    cursor_held: str | None = None  # "<value> (<n> quarantined rows)" when quarantine holds the mark back
+    window_end: str | None = None  # the later partition that bounds this run, "<day>: <column> = <value>"
+    http: dict[str, int] | None = None  # API sources: requests, retries, 429 answers
 
     def metadata(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -130,6 +183,12 @@ class IngestionResult:
             data["boundary_duplicates_skipped"] = self.boundary_duplicates_skipped
         if self.previous_cursor is not None:
             data["previous_cursor"] = f"{self.previous_cursor['column']} = {self.previous_cursor['value']}"
+        if self.cursor_held is not None:
+            data["cursor_held_by_quarantine"] = self.cursor_held
+        if self.window_end is not None:
+            data["cursor_window_end"] = self.window_end
+        if self.http is not None:
+            data.update({f"http_{name}": count for name, count in self.http.items()})
         return data
 
 
@@ -160,10 +219,13 @@ class DataIngestionPipeline:
         return incremental.cursor if isinstance(self.source, DatabaseSource) else incremental.field
 
     # ------------------------------------------------------------------ extraction, per kind
-    def _pieces(self, day: str, previous: CursorState | None) -> Iterator[_Piece]:
+    def _pieces(self, day: str, window: CursorWindow) -> Iterator[_Piece]:
         source = self.source
+        previous = window.start
+        if window.closed:
+            return
         if isinstance(source, DatabaseSource):
-            with source.open(previous) as (columns, chunks):
+            with source.open(previous, window.end) as (columns, chunks):
                 self._columns_hint = columns
                 for chunk in chunks:
                     yield _Piece(chunk.rows, [], chunk.cursor_values)
@@ -199,9 +261,8 @@ class DataIngestionPipeline:
         previous = previous_commit(lake, self.key, day)
         previous_extra = previous[1].extra if previous else {}
         cursor_field = self._incremental_field()
-        previous_cursor = CursorState.from_json(previous_extra.get("cursor")) if cursor_field else None
-        if previous_cursor is not None and previous_cursor.column != cursor_field:
-            previous_cursor = None  # the cursor column changed in config: start over with a full load
+        window = cursor_window(lake, self.key, day, cursor_field) if cursor_field else CursorWindow(None)
+        previous_cursor = window.start
         validator = RowValidator(table)
         ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
         rejects: list[dict[str, str]] = []
@@ -210,18 +271,22 @@ class DataIngestionPipeline:
         origin = getattr(self.source, "origin", "")
         with lake.staged_batch(self.key, day) as batch:
             writer = ChunkWriter(batch.local_dir)
-            for piece in self._pieces(day, previous_cursor):
+            for piece in self._pieces(day, window):
                 rows = piece.rows
                 seen.update(dict.fromkeys(c for c in rows.column_names if not c.startswith("_")))
+                rejects.extend(piece.rejects)
                 if cursor_field and piece.cursor_values is not None:
                     if tracker is None:
-                        tracker = CursorTracker(cursor_field, key_columns(table, rows.column_names), previous_cursor)
-                    rows = tracker.accept(rows, piece.cursor_values)
-                good, bad = validator.split(rows, origin)
-                rejects.extend(piece.rejects)
-                rejects.extend(bad)
+                        tracker = CursorTracker(cursor_field, key_columns(table, rows.column_names), window)
+                    good = self._split_tracked(tracker, validator, rows, piece.cursor_values, origin, rejects)
+                else:
+                    good, bad = validator.split(rows, origin)
+                    rejects.extend(bad)
                 writer.write(self._with_metadata(good, ingested_at, batch.batch_id, origin))
+            old_columns = previous_extra.get("columns")
             columns = list(dict.fromkeys([*self._columns_hint, *seen]))
+            if not columns and old_columns:
+                columns = list(old_columns)  # nothing delivered says nothing about the columns
             conflicts = mapping_conflicts(table, columns)
             if conflicts:
                 clash = "; ".join(f"{', '.join(s)} -> {t}" for t, s in conflicts.items())
@@ -229,7 +294,6 @@ class DataIngestionPipeline:
                     f"source {self.source.name}: several delivered columns map to one entity column ({clash}); "
                     "rename one of them in `columns`"
                 )
-            old_columns = previous_extra.get("columns")
             new_columns = [c for c in columns if old_columns is not None and c not in old_columns]
             missing_columns = [c for c in (old_columns or []) if c not in columns]
             if (new_columns or missing_columns) and table.schema_drift == "fail":
@@ -239,7 +303,7 @@ class DataIngestionPipeline:
                     "and schema_drift is 'fail'"
                 )
             writer.close(self._empty_schema(columns))
-            cursor = tracker.state() if tracker else previous_cursor
+            cursor = tracker.state() if tracker else (window.end or previous_cursor)
             origins = [f.path for f in self._files] if isinstance(self.source, FileSource) else [origin]
             extra: dict[str, Any] = {
                 "source": self.source.name,
@@ -250,9 +314,18 @@ class DataIngestionPipeline:
                 "origin": origin if not isinstance(self.source, FileSource) else self.source.describe(day),
                 "quarantined_rows": len(rejects),
             }
+            if cursor_field:
+                extra["start_cursor"] = previous_cursor.to_json() if previous_cursor else None
             reject_table = pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
             lake.write_arrow(["quarantine", *self.key], day, reject_table, extra={"raw_batch_id": batch.batch_id})
+            if writer.rows == 0 and rejects:
+                # Committing would report success for a delivery nobody can use; the old partition and
+                # mark stay, so the rows are read again once the cause is fixed.
+                raise IngestionError(self._nothing_published(day, rejects))
             manifest = batch.commit(rows=writer.rows, extra=extra)
+        held = None
+        if tracker is not None and tracker.held_back:
+            held = f"{cursor_field} = {tracker.held_value} ({tracker.held_count} quarantined rows are read again)"
         return IngestionResult(
             rows=manifest.rows,
             quarantined=len(rejects),
@@ -266,7 +339,58 @@ class DataIngestionPipeline:
             new_columns=new_columns,
             missing_columns=missing_columns,
             extra=extra,
+            cursor_held=held,
+            window_end=self._window_end(day, window),
+            http=self._http_counts(),
         )
+
+    def _split_tracked(
+        self,
+        tracker: CursorTracker,
+        validator: RowValidator,
+        rows: pa.Table,
+        cursor_values: list[Any],
+        origin: str,
+        rejects: list[dict[str, str]],
+    ) -> pa.Table:
+        """Window-filter and validate one chunk, telling the tracker which cursor values were published
+        and which were quarantined (a row index column follows the rows through the validator)."""
+        rows, cursor_values = tracker.accept(rows, cursor_values)
+        indexed = rows.append_column(_ROW_INDEX, pa.array(range(rows.num_rows), pa.int64()))
+        good, bad = validator.split(indexed, origin)
+        kept = good.column(_ROW_INDEX).to_pylist()
+        good = good.drop_columns([_ROW_INDEX])
+        rejects.extend(bad)
+        tracker.published(good, [cursor_values[i] for i in kept])
+        if bad:
+            kept_set = set(kept)
+            tracker.held([v for i, v in enumerate(cursor_values) if i not in kept_set])
+        return good
+
+    def _nothing_published(self, day: str, rejects: list[dict[str, str]]) -> str:
+        reasons = Counter(r["_reject_reason"] for r in rejects).most_common(3)
+        top = "; ".join(f"{reason} ({count})" for reason, count in reasons)
+        where = "/".join(quarantine_key(self.source.source.name, self.table.name))
+        return (
+            f"source {self.source.name}: all {len(rejects)} delivered rows were quarantined and none was "
+            f"published, so partition {day} was not committed and the incremental mark did not move. "
+            f"Top reasons: {top}. The rows are in {where}/ingest_date={day}; fix the `columns` mapping "
+            "(or the source data) and run the day again."
+        )
+
+    def _window_end(self, day: str, window: CursorWindow) -> str | None:
+        if window.closed:
+            return "a later partition loaded everything; this day reads nothing"
+        if window.end is None:
+            return None
+        after = next_commit(self.lake, self.key, day)
+        return f"{after[0] if after else '?'}: {window.end.column} = {window.end.value}"
+
+    def _http_counts(self) -> dict[str, int] | None:
+        if not isinstance(self.source, APISource):
+            return None
+        stats = self.source.stats
+        return {"requests": stats.requests, "retries": stats.retries, "429_responses": stats.throttled}
 
     def _with_metadata(self, rows: pa.Table, ingested_at: datetime, batch_id: str, origin: str) -> pa.Table:
         n = rows.num_rows
