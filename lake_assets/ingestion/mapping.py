@@ -20,7 +20,12 @@ def _renames(table: TableConfig) -> dict[str, str]:
 
 
 def entity_column(table: TableConfig, source_column: str) -> str:
-    """The entity (or processed) column a delivered column becomes: snake_case, then the renames."""
+    """The entity (or processed) column a delivered column becomes: snake_case, then the renames.
+
+    A blank name (only an API or database can still deliver one) maps to itself, i.e. to no entity column.
+    """
+    if not source_column.strip():
+        return source_column
     snake = to_snake_case(source_column)
     return _renames(table).get(snake, snake)
 
