@@ -47,13 +47,14 @@ def to_snake_case(name: str) -> str:
 
 
 def snake_case_columns(df: DataFrame) -> DataFrame:
-    """Rename every column to snake_case; two source columns colliding on one name is an error."""
-    mapping = {c: to_snake_case(c) if not c.startswith("_") else c for c in df.columns}
-    targets = list(mapping.values())
-    duplicates = sorted({t for t in targets if targets.count(t) > 1})
-    if duplicates:
-        raise ValueError(f"columns collide after snake_case: {duplicates} (from {df.columns})")
-    return df.select([F.col(f"`{src}`").alias(dst) for src, dst in mapping.items()])
+    """Rename every column by spark/naming.py's rule (the one raw ingestion maps with); `_` lineage
+    columns keep their names. Two source columns becoming one name raise ColumnNameCollision (a
+    ValueError) naming both."""
+    from spark.naming import snake_case_names
+
+    names = snake_case_names(df.columns)
+    # Backticks quote names with spaces or dots; a backtick inside a name is doubled.
+    return df.select([F.col("`" + src.replace("`", "``") + "`").alias(dst) for src, dst in names.items()])
 
 
 def rename_columns(df: DataFrame, renames: Mapping[str, str]) -> DataFrame:

@@ -20,7 +20,7 @@ from lake_assets.config import (
     SourceKindConfig,
     TableConfig,
 )
-from lake_assets.ingestion import DataIngestionPipeline, IngestionError, make_source, raw_key
+from lake_assets.ingestion import DataIngestionPipeline, FileSource, IngestionError, make_source, raw_key
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.resources.lake_storage import LakeStorage
 
@@ -54,7 +54,8 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
     def _raw(context: AssetExecutionContext, lake: LakeStorage):  # noqa: ANN202 - Output[None]
         day = context.partition_key
         try:
-            result = DataIngestionPipeline(make_source(source, table), lake).run(day)
+            ingest = make_source(source, table)
+            result = DataIngestionPipeline(ingest, lake).run(day)
         except IngestionError as exc:
             # Deterministic failures (credentials, 401, missing table, drift under `fail`) must not
             # burn retries; transient ones (refused connection, 5xx after retries) may be retried.
@@ -65,6 +66,9 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
             drift = f"new {result.new_columns}, missing {result.missing_columns}"
             context.log.warning(f"schema drift in {source.name}.{table.name}: {drift}")
         metadata = result.metadata()
+        if isinstance(ingest, FileSource):
+            # Zero-byte and header-only files: delivered, ingested, yet without a single record.
+            metadata["empty_files"] = ", ".join(ingest.empty_files) or "-"
         metadata["dagster/column_schema"] = table_schema_metadata(result.schema)
         return Output(None, metadata=metadata)
 

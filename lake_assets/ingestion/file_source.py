@@ -8,10 +8,17 @@ Each file has a fingerprint (`size:mtime_ns` locally, `size:ETag` on S3); the pi
 fingerprints of the files a partition holds in its manifest, so a file is ingested once, and a file
 re-delivered with new content counts as new.
 
-Reading streams: CSV through `pyarrow.csv.open_csv` block by block, JSON Lines and Parquet in
-batches; only a JSON array file is parsed whole. Every value is kept as text (see text.py). Rows that
-do not parse (wrong number of fields, invalid JSON line) are returned as rejects with file, line and
-reason instead of failing the batch.
+Reading streams: CSV through `pyarrow.csv.open_csv` block by block (quoted values may hold
+newlines), JSON Lines and Parquet in batches; only a JSON array file is parsed whole. Every value is
+kept as text (see text.py). Rows that do not parse (wrong number of fields, invalid JSON line) are
+returned as rejects with file, line and reason instead of failing the batch.
+
+Column names: a UTF-8 byte-order mark is dropped; a blank name (a pandas index column, a trailing
+delimiter) becomes `column_<n>`, n its 1-based position. A file is refused as a whole (UnreadableFile,
+not retried) when its CSV header reads as one column although it holds another delimiter, when two of
+its column names become one after snake_case, or when it has rows but no column for one of the
+entity's required columns. A zero-byte file, or a CSV file with only a header, gives no rows and is
+listed in `empty_files`.
 """
 
 from __future__ import annotations
@@ -35,13 +42,18 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from lake_assets.config import FileSourceConfig, FileTableConfig
-from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
+from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable, UnreadableFile
 from lake_assets.ingestion.text import records_as_text, table_as_text
-from lake_assets.ingestion.validation import reject_record
+from lake_assets.ingestion.validation import reject_record, require_columns
+from spark.naming import blank_header_name, snake_case_names
 
 _DAY_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 JSON_LINES_CHUNK = 50_000
 CSV_BLOCK_BYTES = 4 << 20
+CSV_HEAD_BYTES = 1 << 16  # read to find the header (a header longer than this is cut)
+# Delimiters seen in exports; one of them in a header read as a single column means a wrong `delimiter`.
+_DELIMITERS = (",", ";", "\t", "|")
+_BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -52,10 +64,24 @@ class SourceFile:
     day: str | None  # the `{date}` the path matched; None for patterns without `{date}`
 
 
+@dataclass(frozen=True)
+class _CsvHead:
+    first: list[str] | None  # the first non-blank record's fields (BOM dropped); None for an empty file
+    more: bool  # whether anything follows that record
+
+
 @dataclass
 class FileChunk:
     rows: pa.Table  # every delivered column as text, plus `_source_file`
     rejects: list[dict[str, str]] = field(default_factory=list)
+
+
+def name_blank_columns(table: pa.Table) -> pa.Table:
+    """`table` with each blank column name replaced by `column_<n>` (n: its 1-based position)."""
+    names = table.column_names
+    if all(name.strip() for name in names):
+        return table
+    return table.rename_columns([n if n.strip() else blank_header_name(i) for i, n in enumerate(names, start=1)])
 
 
 def s3_filesystem() -> pafs.S3FileSystem:
@@ -113,6 +139,8 @@ class FileSource:
         self.source = source
         self.table = table
         self._fs: pafs.FileSystem | None = None
+        self._heads: dict[tuple[str, str], _CsvHead] = {}
+        self._records: dict[str, int] = {}  # path -> records read (rows and rejects) by `read`
 
     @property
     def name(self) -> str:
@@ -127,6 +155,11 @@ class FileSource:
         if self._fs is None:
             self._fs = s3_filesystem() if self.is_s3 else pafs.LocalFileSystem()
         return self._fs
+
+    @property
+    def empty_files(self) -> list[str]:
+        """The files `read` found no record in (zero bytes, or a CSV header only), sorted."""
+        return sorted(path for path, records in self._records.items() if records == 0)
 
     def describe(self, day: str | None) -> str:
         pattern = self.table.pattern if day is None else self.table.pattern.replace("{date}", day)
@@ -200,21 +233,73 @@ class FileSource:
         except (ClientError, BotoCoreError) as exc:
             raise SourceUnavailable(f"source {self.name}: cannot read {path}: {exc}") from None
 
+    def _head(self, file: SourceFile) -> _CsvHead:
+        """The first record of a CSV file, parsed like pyarrow parses it (quotes, blank lines skipped)."""
+        cache_key = (file.path, file.fingerprint)
+        if cache_key not in self._heads:
+            with self._open(file.path) as stream:
+                data = stream.read(CSV_HEAD_BYTES) if file.size else b""
+            text = data.decode(self.table.encoding, errors="replace").removeprefix(_BOM)
+            records = csv.reader(
+                io.StringIO(text, newline=""), delimiter=self.table.delimiter, quotechar=self.table.quote_char
+            )
+            non_blank = (r for r in records if r)
+            first = next(non_blank, None)
+            more = file.size > len(data) or next(non_blank, None) is not None
+            self._heads[cache_key] = _CsvHead(first, first is not None and more)
+        return self._heads[cache_key]
+
+    def _check_names(self, file: SourceFile, names: list[str]) -> None:
+        """Two delivered names that become one snake_case name make the file unusable as configured."""
+        try:
+            snake_case_names(names)
+        except ValueError as exc:
+            raise UnreadableFile(f"source {self.name}: file {file.path}: {exc}") from None
+
+    def _check_delimiter(self, file: SourceFile, first: list[str]) -> None:
+        """A header (or first line) read as one column that holds another known delimiter: say so."""
+        expected = len(self.table.column_names) if not self.table.header and self.table.column_names else None
+        if len(first) != 1 or expected == 1:
+            return
+        counts = {d: first[0].count(d) for d in _DELIMITERS if d != self.table.delimiter}
+        likely = max(counts, key=lambda d: counts[d])
+        if counts[likely] == 0:
+            return
+        what = "header" if self.table.header else "first line"
+        # YAML reads a tab only from a double-quoted "\t".
+        setting = json.dumps(likely) if likely == "\t" else repr(likely)
+        raise UnreadableFile(
+            f"source {self.name}: file {file.path}: one column read with delimiter {self.table.delimiter!r}; "
+            f"the {what} contains {likely!r} — wrong delimiter? set delimiter: {setting}"
+        )
+
     def header(self, file: SourceFile) -> list[str]:
-        """The column names of a CSV file (from its first line, or from config when there is no header)."""
-        if not self.table.header and self.table.column_names:
-            return list(self.table.column_names)
-        with self._open(file.path) as stream:
-            head = stream.read(1 << 16).decode(self.table.encoding, errors="replace")
-        lines = csv.reader(io.StringIO(head), delimiter=self.table.delimiter, quotechar=self.table.quote_char)
-        first = next(lines, None)
-        if not first:
-            raise SourceUnavailable(f"source {self.name}: {file.path} is empty (no header row)")
-        return list(first) if self.table.header else [f"f{i}" for i in range(len(first))]
+        """The column names of a CSV file: its first line (blank names as `column_<n>`), or the configured
+        `column_names` when there is no header line. Empty for an empty file.
+
+        Raises UnreadableFile for a header read with the wrong delimiter or with colliding names.
+        """
+        head = self._head(file)
+        if head.first is None:
+            return list(self.table.column_names) if not self.table.header else []
+        self._check_delimiter(file, head.first)
+        if not self.table.header:
+            names = list(self.table.column_names) or [f"f{i}" for i in range(len(head.first))]
+        else:
+            names = [name if name.strip() else blank_header_name(i) for i, name in enumerate(head.first, start=1)]
+        self._check_names(file, names)
+        return names
 
     def read(self, file: SourceFile) -> Iterator[FileChunk]:
+        """The file's rows in chunks, every value as text plus `_source_file`; parse failures as rejects.
+
+        Raises UnreadableFile when the file cannot supply a required entity column (CSV and Parquet:
+        before any row; JSON: once the file's columns are known) or its names collide.
+        """
         fmt = self.table.format
-        if fmt == "csv":
+        if file.size == 0:
+            chunks: Iterator[FileChunk] = iter(())
+        elif fmt == "csv":
             chunks = self._read_csv(file)
         elif fmt == "jsonl":
             chunks = self._read_json_lines(file)
@@ -222,13 +307,31 @@ class FileSource:
             chunks = self._read_json(file)
         else:
             chunks = self._read_parquet(file)
+        self._records[file.path] = 0
+        columns: dict[str, None] = {}
         for chunk in chunks:
             rows = chunk.rows
+            if fmt != "csv":
+                rows = name_blank_columns(rows)
+                self._check_names(file, rows.column_names)
+                if rows.num_rows:
+                    columns.update(dict.fromkeys(rows.column_names))
+            self._records[file.path] += rows.num_rows + len(chunk.rejects)
             chunk.rows = rows.append_column("_source_file", pa.array([file.path] * rows.num_rows, pa.string()))
             yield chunk
+        if fmt in ("json", "jsonl") and columns:
+            require_columns(self.name, file.path, self.table, list(columns))
 
     def _read_csv(self, file: SourceFile) -> Iterator[FileChunk]:
         names = self.header(file)
+        head = self._head(file)
+        if head.first is None:
+            return
+        require_columns(self.name, file.path, self.table, names)
+        if self.table.header and not head.more:
+            # Header only: pyarrow cannot open a file that ends inside its header line.
+            yield FileChunk(pa.table({n: pa.array([], pa.string()) for n in names}))
+            return
         rejects: list[dict[str, str]] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -237,6 +340,9 @@ class FileSource:
             rejects.append(reject_record(file.path, line, row.text, reason))
             return "skip"
 
+        # With a header line pyarrow reads the delivered names (it drops a UTF-8 BOM, as `_head` does);
+        # columns are typed by those and renamed by position to `names` (blank ones named).
+        delivered = head.first if self.table.header else names
         read_options = pacsv.ReadOptions(
             encoding=self.table.encoding,
             block_size=CSV_BLOCK_BYTES,
@@ -250,15 +356,23 @@ class FileSource:
                     pa.PythonFile(limited, mode="r"),
                     read_options=read_options,
                     parse_options=pacsv.ParseOptions(
-                        delimiter=self.table.delimiter, quote_char=self.table.quote_char, invalid_row_handler=on_invalid
+                        delimiter=self.table.delimiter,
+                        quote_char=self.table.quote_char,
+                        newlines_in_values=True,
+                        invalid_row_handler=on_invalid,
                     ),
                     convert_options=pacsv.ConvertOptions(
-                        column_types={name: pa.string() for name in names}, strings_can_be_null=False
+                        column_types={name: pa.string() for name in delivered}, strings_can_be_null=False
                     ),
                 )
+                if reader.schema.names != delivered:
+                    raise UnreadableFile(
+                        f"source {self.name}: file {file.path}: header read as {reader.schema.names}, "
+                        f"expected {delivered}; check delimiter, quote_char and encoding"
+                    )
                 for batch in reader:
                     limited.batch_taken()
-                    yield FileChunk(pa.Table.from_batches([batch]), rejects[:])
+                    yield FileChunk(pa.Table.from_batches([batch]).rename_columns(names), rejects[:])
                     rejects.clear()
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                 raise SourceUnavailable(f"source {self.name}: {file.path} is not readable CSV: {exc}") from None
@@ -271,6 +385,8 @@ class FileSource:
         with self._open(file.path) as stream:
             text = io.TextIOWrapper(stream, encoding=self.table.encoding)  # type: ignore[arg-type]
             for number, line in enumerate(text, start=1):
+                if number == 1:
+                    line = line.removeprefix(_BOM)
                 if not line.strip():
                     continue
                 try:
@@ -291,7 +407,9 @@ class FileSource:
 
     def _read_json(self, file: SourceFile) -> Iterator[FileChunk]:
         with self._open(file.path) as stream:
-            raw = stream.read().decode(self.table.encoding)
+            raw = stream.read().decode(self.table.encoding).removeprefix(_BOM)
+        if not raw.strip():
+            return
         try:
             records = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -310,6 +428,11 @@ class FileSource:
         path = file.path[len("s3://") :] if self.is_s3 else file.path
         try:
             parquet = pq.ParquetFile(path, filesystem=self.filesystem)
+            columns = name_blank_columns(parquet.schema_arrow.empty_table()).column_names
+            if parquet.metadata.num_rows:
+                require_columns(self.name, file.path, self.table, columns)
+            else:
+                yield FileChunk(pa.table({n: pa.array([], pa.string()) for n in columns}))
             for batch in parquet.iter_batches(batch_size=JSON_LINES_CHUNK):
                 yield FileChunk(table_as_text(pa.Table.from_batches([batch])))
         except (OSError, pa.ArrowInvalid) as exc:

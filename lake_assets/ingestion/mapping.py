@@ -1,28 +1,33 @@
 """Source column <-> entity column, the same way the processed layer maps them.
 
-The processed layer snake-cases every raw column name and then applies the table's `columns` renames;
-ingestion uses the same rule to find a table's key and required columns in the delivered data.
+The processed layer snake-cases every raw column name (spark/naming.py) and then applies the table's
+`columns` renames, whose keys are compared in snake_case too; ingestion uses the very same rule to find
+a table's key and required columns in the delivered data, so both layers agree on every name.
 """
 
 from __future__ import annotations
 
-import re
-
 from lake_assets.config import TableConfig
 from lake_assets.entities import ENTITIES
+from spark.naming import to_snake_case
+
+__all__ = ["entity_column", "key_columns", "mapping_conflicts", "source_columns_for", "to_snake_case"]
 
 
-def to_snake_case(name: str) -> str:
-    """`Customer ID` / `customerId` / `CUSTOMER-ID` -> `customer_id` (as spark.standardize does)."""
-    name = name.strip()
-    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    name = re.sub(r"[^0-9A-Za-z]+", "_", name)
-    return name.strip("_").lower()
+def _renames(table: TableConfig) -> dict[str, str]:
+    """The table's `columns` renames keyed by snake_case source name (blank keys cannot match)."""
+    return {to_snake_case(k): v for k, v in table.columns.items() if k.strip()}
 
 
 def entity_column(table: TableConfig, source_column: str) -> str:
+    """The entity (or processed) column a delivered column becomes: snake_case, then the renames.
+
+    A blank name (only an API or database can still deliver one) maps to itself, i.e. to no entity column.
+    """
+    if not source_column.strip():
+        return source_column
     snake = to_snake_case(source_column)
-    return table.columns.get(snake, table.columns.get(source_column, snake))
+    return _renames(table).get(snake, snake)
 
 
 def source_columns_for(table: TableConfig, columns: list[str]) -> dict[str, str]:

@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 
 from lake_assets.config import TableConfig
 from lake_assets.entities import ENTITIES
-from lake_assets.ingestion.mapping import source_columns_for
+from lake_assets.ingestion.errors import UnreadableFile
+from lake_assets.ingestion.mapping import entity_column, source_columns_for, to_snake_case
 
 REJECT_SCHEMA = pa.schema(
     [("_source_file", pa.string()), ("_line", pa.string()), ("_raw", pa.string()), ("_reject_reason", pa.string())]
@@ -41,6 +42,29 @@ def _kind(spark_type: str) -> str | None:
 
 def reject_record(source_file: str, line: str, raw: str, reason: str) -> dict[str, str]:
     return {"_source_file": source_file, "_line": line, "_raw": raw, "_reject_reason": reason}
+
+
+def missing_required(table: TableConfig, columns: list[str]) -> list[str]:
+    """The entity's required columns that no delivered column maps to (after snake_case and renames)."""
+    by_entity = source_columns_for(table, [c for c in columns if c.strip() and not c.startswith("_")])
+    return [c for c in ENTITIES[table.entity].required if c not in by_entity]
+
+
+def require_columns(source_name: str, path: str, table: TableConfig, columns: list[str]) -> None:
+    """Raise UnreadableFile when the file's `columns` cannot supply every required entity column."""
+    missing = missing_required(table, columns)
+    if not missing:
+        return
+    delivered = [c for c in columns if not c.startswith("_")]
+    # Suggest a delivered column that maps to no entity column yet: the likely renamed one.
+    known = ENTITIES[table.entity].columns
+    unmapped = [c for c in delivered if c.strip() and entity_column(table, c) not in known]
+    example = to_snake_case(unmapped[0]) if unmapped else "source_column"
+    raise UnreadableFile(
+        f"source {source_name}: file {path}: no column for required {', '.join(missing)}; "
+        f"its columns: {', '.join(delivered) or '(none)'}. Map the column that holds it in the table's "
+        f"`columns` (snake_case source name: entity column, e.g. `{example}: {missing[0]}`) or fix the export"
+    )
 
 
 class RowValidator:
