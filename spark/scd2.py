@@ -12,7 +12,18 @@ Guarantees of `scd2_merge` (each is tested in lake_assets_tests/test_scd2.py):
 * A change becomes a version only when the Type-2 attributes differ from the previous state, so
   A -> B -> A makes three versions and re-applying an already applied batch is a no-op (events not
   later than the member's last recorded change are ignored).
-* Type-1 columns are overwritten on every version of the member with the latest delivered value.
+* The Type-2 state is compared through `_attr_hash` when the batch carries it: a keyed hash of the
+  *unmasked* Type-2 values, computed by the masked layer before masking (`attribute_hash`). A moved
+  street address is then a change even though `[REDACTED]` reads the same before and after, and two
+  members with different streets get different `row_hash` values. Without it, the delivered values
+  are hashed.
+* A row without an effective time (the source gives no change timestamp) takes `undated_at`, the
+  start of the partition day being applied: a member whose attributes differ from its latest version
+  still gets a new version, and re-applying that day is a no-op because the stamp is not later than
+  the version it created. Without `undated_at` such rows only ever create a member's first version.
+* Type-1 columns are overwritten on every version of the member with the latest delivered value;
+  under `keep_last_known` (the default) a NULL never replaces a known value, under `overwrite` the
+  latest delivered value wins even when it is NULL.
 * Hard deletes are rows whose `_deleted` column is true (see `DELETE_FLAG`); the policy decides:
   `ignore` drops them, `close` ends the current version at the delete time (no current row until the
   member re-appears, which opens a new version), `mark_deleted` adds a version with `is_deleted`.
@@ -30,6 +41,7 @@ from typing import Literal
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from spark.masking import hmac_sha256
 from spark.standardize import row_hash
 
 UNKNOWN_KEY = -1
@@ -39,12 +51,24 @@ SCD2_META = ("version", "valid_from", "valid_to", "is_current", "is_deleted", "i
 DELETE_FLAG = "_deleted"
 DELIVERY_ORDER = "_ingested_at"
 DeletePolicy = Literal["ignore", "close", "mark_deleted"]
+Type1NullPolicy = Literal["keep_last_known", "overwrite"]
+ATTR_HASH = "_attr_hash"
 _CLOSED = "<deleted>"
 _INFERRED_HASH = "inferred"
 
 
 def _ts(value: datetime) -> Column:
     return F.lit(value).cast("timestamp")
+
+
+def attribute_hash(columns: Sequence[str], hash_key: bytes) -> Column:
+    """HMAC-SHA256 (hex) of the values of `columns`, NULL and empty string told apart.
+
+    Computed on unmasked rows, it lets change detection see through masking without exposing the
+    values: equal values give equal hashes, and without the key no candidate value can be matched.
+    """
+    parts = [F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("\u0000")) for c in columns]
+    return hmac_sha256(F.concat_ws("\u001f", *parts), hash_key)
 
 
 def _placeholder_attributes(attributes: Mapping[str, str]) -> list[Column]:
@@ -122,19 +146,34 @@ def add_inferred_members(
     return dim.unionByName(missing.select(*values))
 
 
+def _undated_stamp(undated_at: datetime | None) -> Column:
+    if undated_at is None:
+        return _ts(BEGINNING_OF_TIME)
+    # Through text, so the instant is read in the session time zone (UTC), like every lake timestamp.
+    return F.lit(undated_at.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
+
+
 def _events(
-    changes: DataFrame, natural_key: str, attr_cols: Sequence[str], effective_col: str, policy: DeletePolicy
+    changes: DataFrame,
+    natural_key: str,
+    attr_cols: Sequence[str],
+    effective_col: str,
+    policy: DeletePolicy,
+    undated_at: datetime | None,
 ) -> DataFrame:
-    """One event per member and instant: (natural key, attributes, _effective, _deleted)."""
+    """One event per member and instant: (natural key, attributes, _attr_hash, _effective, _deleted)."""
     deleted = F.coalesce(F.col(DELETE_FLAG), F.lit(False)) if DELETE_FLAG in changes.columns else F.lit(False)
     delivered = F.col(DELIVERY_ORDER) if DELIVERY_ORDER in changes.columns else F.lit(None).cast("timestamp")
+    keyed = F.col(ATTR_HASH) if ATTR_HASH in changes.columns else F.lit(None).cast("string")
     events = changes.filter(F.col(natural_key).isNotNull()).select(
         natural_key,
         *attr_cols,
-        F.coalesce(F.col(effective_col).cast("timestamp"), _ts(BEGINNING_OF_TIME)).alias("_effective"),
+        keyed.alias(ATTR_HASH),
+        F.coalesce(F.col(effective_col).cast("timestamp"), _undated_stamp(undated_at)).alias("_effective"),
         deleted.alias("_deleted"),
         delivered.alias("_delivered"),
-        row_hash([*attr_cols]).alias("_content"),
+        # Masked values alone can tie two different rows; the keyed hash tells them apart.
+        F.concat_ws("|", row_hash([*attr_cols]), keyed).alias("_content"),
     )
     if policy == "ignore":
         events = events.filter(~F.col("_deleted"))
@@ -156,8 +195,14 @@ def scd2_merge(
     effective_col: str,
     type1_columns: Sequence[str] = (),
     delete_policy: DeletePolicy = "ignore",
+    undated_at: datetime | None = None,
+    type1_null_policy: Type1NullPolicy = "keep_last_known",
 ) -> DataFrame:
-    """Apply one batch of changes (and deletes) to an SCD Type 2 dimension; see the module docstring."""
+    """Apply one batch of changes (and deletes) to an SCD Type 2 dimension; see the module docstring.
+
+    `undated_at`: the effective time of rows whose `effective_col` is NULL (the start of the partition
+    day being applied). `changes` may carry `_attr_hash` (see `attribute_hash`) for change detection.
+    """
     attr_cols = list(attributes)
     unknown_type1 = set(type1_columns) - set(attr_cols)
     if unknown_type1:
@@ -185,7 +230,7 @@ def scd2_merge(
             F.when(F.col("is_current"), F.col("row_hash")).otherwise(F.lit(_CLOSED)).alias("_a_hash"),
         )
     )
-    events = _events(changes, natural_key, attr_cols, effective_col, delete_policy)
+    events = _events(changes, natural_key, attr_cols, effective_col, delete_policy, undated_at)
     events = events.join(anchors, natural_key, "left").filter(
         F.col("_a_time").isNull() | (F.col("_effective") > F.col("_a_time"))
     )
@@ -201,7 +246,9 @@ def scd2_merge(
         events = events.withColumn("_attrs", last_attrs).select(
             *[c for c in events.columns if c not in attr_cols], *[F.col(f"_attrs.{c}").alias(c) for c in attr_cols]
         )
-    type2_hash = row_hash(type2_cols)
+    # The keyed hash of the unmasked values when the batch has it; a delete row has none, and a
+    # `mark_deleted` version is told apart by its marker, so its delivered values suffice there.
+    type2_hash = F.coalesce(F.col(ATTR_HASH), row_hash(type2_cols))
     # Stored base64, not hex: 64 hex characters often hold a Luhn-valid run of digits, which the
     # warehouse PII scan would rightly report as a card number.
     event_hash = (
@@ -267,20 +314,47 @@ def scd2_merge(
     )
     merged = existing.unionByName(rows.select(*columns))
     if type1_columns:
-        merged = _overwrite_type1(merged, events, natural_key, type1_columns, columns)
+        merged = _overwrite_type1(merged, events, known, natural_key, type1_columns, columns, type1_null_policy)
     return merged
 
 
 def _overwrite_type1(
-    merged: DataFrame, events: DataFrame, natural_key: str, type1_columns: Sequence[str], columns: Sequence[str]
+    merged: DataFrame,
+    events: DataFrame,
+    known: DataFrame,
+    natural_key: str,
+    type1_columns: Sequence[str],
+    columns: Sequence[str],
+    null_policy: Type1NullPolicy,
 ) -> DataFrame:
-    """Every version of a member takes the latest delivered value of each Type-1 column."""
-    latest = Window.partitionBy(natural_key).orderBy(F.col("_effective").desc())
-    latest_type1 = (
-        events.filter(~F.col("_deleted"))
-        .withColumn("_r", F.row_number().over(latest))
-        .filter("_r = 1")
-        .select(natural_key, F.lit(True).alias("_has_new"), *[F.col(c).alias(f"_new_{c}") for c in type1_columns])
-    )
+    """Every version of a member in the batch takes one value per Type-1 column: the latest
+    delivered one (`overwrite`), or the latest non-NULL one, else the value it already had
+    (`keep_last_known`)."""
+    live = events.filter(~F.col("_deleted"))
+    if null_policy == "overwrite":
+        latest = Window.partitionBy(natural_key).orderBy(F.col("_effective").desc())
+        latest_type1 = (
+            live.withColumn("_r", F.row_number().over(latest))
+            .filter("_r = 1")
+            .select(natural_key, *[F.col(c).alias(f"_new_{c}") for c in type1_columns])
+        )
+    else:
+        # The greatest (instant, value) pair among the non-NULL values: NULL structs are skipped.
+        latest_type1 = live.groupBy(natural_key).agg(
+            *[F.max(F.when(F.col(c).isNotNull(), F.struct("_effective", c))).getField(c).alias(f"_new_{c}")
+              for c in type1_columns]
+        )
+        # A placeholder ("Unknown" of an inferred member) is not a known value.
+        by_version = Window.partitionBy(natural_key).orderBy(F.col("version").desc())
+        previous = (
+            known.filter(~F.col("is_inferred"))
+            .withColumn("_r", F.row_number().over(by_version))
+            .filter("_r = 1")
+            .select(natural_key, *[F.col(c).alias(f"_old_{c}") for c in type1_columns])
+        )
+        latest_type1 = latest_type1.join(previous, natural_key, "left").select(
+            natural_key, *[F.coalesce(f"_new_{c}", f"_old_{c}").alias(f"_new_{c}") for c in type1_columns]
+        )
+    latest_type1 = latest_type1.withColumn("_has_new", F.lit(True))
     overwrite = {c: F.when(F.col("_has_new"), F.col(f"_new_{c}")).otherwise(F.col(c)).alias(c) for c in type1_columns}
     return merged.join(latest_type1, natural_key, "left").select(*[overwrite.get(c, F.col(c)) for c in columns])

@@ -7,14 +7,19 @@
 * Late-arriving members: the same run reads the day's masked sales and adds an inferred row for every
   customer/product/location a sale references that the dimension has never seen; the real row, when
   it arrives, completes that row in place (same key), so facts never need re-pointing.
+* Rebuild: run a dimension with config `rebuild: true` to discard its state and re-apply every
+  committed masked partition in order (after a config fix; see docs/star_schema.md).
 * dim_location: SCD Type 1, one row per location.
-* dim_date: generated calendar, one row per day.
-* fact_sales: one row per sale line, daily partitioned; keys resolved as of the sale time.
+* dim_date: generated calendar, one row per day, covering every sale date of the committed masked sales.
+* fact_sales: one row per sale line across all partitions, daily partitioned; keys resolved as of the
+  sale time. A line lives in the latest ingest_date partition that delivered it.
 """
 
 
+from collections.abc import Sequence
 from datetime import date, datetime, timezone
 
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -23,11 +28,13 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    Config,
     Output,
     asset,
 )
 from dagster_pyspark import PySparkResource
-from pyspark.sql import DataFrame
+from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions, run_partition
@@ -36,7 +43,7 @@ from lake_assets.entities import CUSTOMER, LOCATION, PRODUCT, EntitySchema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.io_managers.spark_lake import read_spark, read_spark_if_exists, write_spark
 from lake_assets.resources.lake_storage import LakeStorage
-from spark.scd2 import DELETE_FLAG, add_inferred_members, unknown_member
+from spark.scd2 import ATTR_HASH, DELETE_FLAG, add_inferred_members, unknown_member
 from spark.star_schema import (
     UNKNOWN_KEY,
     build_dim_date,
@@ -48,6 +55,44 @@ from spark.star_schema import (
 
 STAR = "star_schema"
 SALE_SOURCE = ["masked", "sale"]
+FACT_KEY = ["curated", "fact_sales"]
+SAMPLE_VALUES = 5
+
+
+class DimensionRunConfig(Config):
+    """Run config of a dimension asset."""
+
+    rebuild: bool = Field(
+        default=False,
+        description="discard the dimension's state and re-apply every committed masked partition in order",
+    )
+
+
+def read_columns(
+    spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], partitions: Sequence[str], columns: list[str]
+) -> DataFrame:
+    """Only `columns` of the given committed partitions (one scan, not one read per partition)."""
+    files = [f for p in partitions for f in lake.committed_files(key_path, p)]
+    if not files:
+        schema = lake.read_schema(key_path, partitions[0]) if partitions else None
+        ddl = ", ".join(f"`{c}` {_ddl_type(schema, c)}" for c in columns)
+        return spark.createDataFrame([], ddl)
+    if lake.is_s3:
+        table = pq.ParquetDataset(files, filesystem=lake.filesystem, partitioning=None).read(columns=columns)
+        return spark.createDataFrame(table)
+    return spark.read.parquet(*files).select(*columns)
+
+
+def _ddl_type(schema: object, column: str) -> str:
+    if schema is not None and column in getattr(schema, "names", []):
+        import pyarrow as pa
+
+        kind = schema.field(column).type
+        if pa.types.is_timestamp(kind):
+            return "timestamp"
+        if pa.types.is_date(kind):
+            return "date"
+    return "string"
 
 
 def _attributes(entity: EntitySchema, exclude: tuple[str, ...]) -> dict[str, str]:
@@ -147,11 +192,14 @@ def _scd2_changes(
 ) -> DataFrame:
     """The day's change rows (plus synthesized delete rows when the delivery is a full snapshot)."""
     delivered = [F.col("_ingested_at")] if "_ingested_at" in changes.columns else []
-    rows = changes.select(natural_key, *attributes, effective, *delivered, F.lit(False).alias(DELETE_FLAG))
+    keyed = [F.col(ATTR_HASH)] if ATTR_HASH in changes.columns else []
+    rows = changes.select(natural_key, *attributes, effective, *delivered, *keyed, F.lit(False).alias(DELETE_FLAG))
     if detection == "snapshot":
         deletes = _snapshot_deletes(state, changes, natural_key, attributes, effective, day)
         if delivered:
             deletes = deletes.withColumn("_ingested_at", F.lit(None).cast("timestamp"))
+        if keyed:
+            deletes = deletes.withColumn(ATTR_HASH, F.lit(None).cast("string"))
         rows = rows.unionByName(deletes)
     return rows
 
@@ -183,14 +231,19 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         description=f"SCD Type 2 dimension of {entity.name}. Grain: one row per {natural_key} version; "
         f"{key_col} stable across runs; unknown member {key_col} = {UNKNOWN_KEY}; Type-1 columns: "
         f"{', '.join(settings.type1_columns) or 'none'}; deletes: {settings.delete_policy} "
-        f"(detection: {settings.delete_detection}); late-arriving members inferred from sales.",
+        f"(detection: {settings.delete_detection}); Type-1 NULLs: {settings.type1_null_policy}; "
+        "late-arriving members inferred from sales. Config rebuild: true re-applies all masked history.",
     )
-    def _dimension(context: AssetExecutionContext, pyspark: PySparkResource, lake: LakeStorage):
+    def _dimension(
+        context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
+    ):
         spark = pyspark.spark_session
         own_key = ["curated", name]
-        manifest = lake.read_manifest(own_key)
+        manifest = None if config.rebuild else lake.read_manifest(own_key)
         applied = _applied_state(manifest)
-        state = read_spark_if_exists(spark, lake, own_key)
+        state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
+        if config.rebuild:
+            context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
         if state is None:
             state = empty_scd2_dimension(spark, key_col, natural_key, attributes)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
@@ -201,7 +254,9 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 state = scd2_merge(
                     state, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
                     effective_col=effective, type1_columns=settings.type1_columns,
-                    delete_policy=settings.delete_policy,
+                    delete_policy=settings.delete_policy, type1_null_policy=settings.type1_null_policy,
+                    # A source without change timestamps: its changes take effect at 00:00 UTC of the day.
+                    undated_at=datetime.fromisoformat(day),
                 ).localCheckpoint()  # cut the lineage: each day's merge builds on the last
             if "sales" in batches:
                 sold = read_spark(spark, lake, SALE_SOURCE, day)
@@ -238,12 +293,14 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
         description="SCD Type 1 dimension of store locations. Grain: one row per location_id; "
         f"unknown member location_key = {UNKNOWN_KEY}.",
     )
-    def dim_location(context: AssetExecutionContext, pyspark: PySparkResource, lake: LakeStorage):
+    def dim_location(
+        context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
+    ):
         spark = pyspark.spark_session
         own_key = ["curated", "dim_location"]
-        manifest = lake.read_manifest(own_key)
+        manifest = None if config.rebuild else lake.read_manifest(own_key)
         applied = _applied_state(manifest)
-        state = read_spark_if_exists(spark, lake, own_key)
+        state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
         for day, batches in pending:
             if "changes" in batches:
@@ -274,26 +331,45 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
     return dim_location
 
 
+def sale_date_range(spark: SparkSession, lake: LakeStorage) -> tuple[date | None, date | None]:
+    """(first, last) sale date over every committed masked/sale partition; reads `sold_at` only."""
+    partitions = lake.committed_partitions(SALE_SOURCE)
+    if not partitions:
+        return None, None
+    row = read_columns(spark, lake, SALE_SOURCE, partitions, ["sold_at"]).agg(
+        F.min(F.to_date("sold_at")).alias("first"), F.max(F.to_date("sold_at")).alias("last")
+    ).collect()[0]
+    return row["first"], row["last"]
+
+
 def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
     @asset(
         key=["curated", "dim_date"],
         group_name=STAR,
+        deps=[AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
         check_specs=[AssetCheckSpec("date_key_unique", asset=["curated", "dim_date"], blocking=True)],
         description="Generated calendar. Grain: one row per day, date_key = YYYYMMDD, from 1 January of the "
-        "year before the start year to 31 December of the year after the latest run; fiscal year from config.",
+        "year before the start year (or of the year of the earliest sale, if earlier) to 31 December of the "
+        "year after the latest run (or of the latest sale, if later); fiscal year from config.",
     )
-    def dim_date(context: AssetExecutionContext, pyspark: PySparkResource):
+    def dim_date(context: AssetExecutionContext, pyspark: PySparkResource, lake: LakeStorage):
         partition = run_partition(context)
         latest = date.fromisoformat(partition) if partition else datetime.now(timezone.utc).date()
         latest = max(latest, datetime.now(timezone.utc).date())
-        # One year before the first partition too: sales delivered late are dated before it.
-        start = date(config.start_date.year - 1, 1, 1)
-        end = date(latest.year + 1, 12, 31)
+        # One year before the first partition too: sales delivered late are dated before it. History
+        # loaded later can be older still: the calendar reaches back to the earliest sale delivered.
+        first_sale, last_sale = sale_date_range(pyspark.spark_session, lake)
+        start = date(min(config.start_date.year - 1, first_sale.year if first_sale else 9999), 1, 1)
+        end = date(max(latest.year + 1, last_sale.year if last_sale else 1), 12, 31)
         calendar = build_dim_date(pyspark.spark_session, start, end, config.star_schema.fiscal_year_start_month)
         rows = (end - start).days + 1
         distinct = calendar.select("date_key").distinct().count()
-        yield Output(calendar, metadata={"first_day": start.isoformat(), "last_day": end.isoformat()})
+        yield Output(calendar, metadata={
+            "first_day": start.isoformat(), "last_day": end.isoformat(),
+            "first_sale_day": first_sale.isoformat() if first_sale else "none",
+            "last_sale_day": last_sale.isoformat() if last_sale else "none",
+        })
         yield AssetCheckResult(check_name="date_key_unique", passed=distinct == rows,
                                metadata={"rows": rows, "distinct_date_keys": distinct})
 
@@ -302,7 +378,8 @@ def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
 
 def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
     checks = [
-        AssetCheckSpec("sale_line_unique", asset=["curated", "fact_sales"], blocking=True),
+        AssetCheckSpec("sale_line_unique", asset=["curated", "fact_sales"], blocking=True,
+                       description="every sale_line_id appears once across all partitions"),
         AssetCheckSpec("foreign_keys_resolve", asset=["curated", "fact_sales"], blocking=True,
                        description="every customer/product/location/date key exists in its dimension"),
     ]
@@ -323,19 +400,29 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         description="Sales fact. Grain: one row per sale line (sale_line_id). Customer and product keys are "
         "the dimension versions valid at sold_at; members not delivered yet resolve to their inferred row; "
         "a NULL member (or one deleted at sold_at) points to key -1. Partition "
-        "ingest_date = the day the sale was ingested; rebuilding a day replaces that day only.",
+        "ingest_date = the latest day that delivered the line: a line re-delivered on a later day moves there "
+        "(the earlier partition is rewritten without it), and rebuilding an earlier day does not bring it back.",
     )
     def fact_sales(
         context: AssetExecutionContext,
+        pyspark: PySparkResource,
+        lake: LakeStorage,
         sales: DataFrame,
         dim_customer: DataFrame,
         dim_product: DataFrame,
         dim_location: DataFrame,
         dim_date: DataFrame,
     ):
+        spark = pyspark.spark_session
+        day = context.partition_key
         facts = build_fact_sales(sales, dim_customer, dim_product, dim_location).withColumn(
-            "ingest_date", F.lit(context.partition_key).cast("date")
-        ).persist()
+            "ingest_date", F.lit(day).cast("date")
+        )
+        others = [p for p in lake.committed_partitions(FACT_KEY) if p != day]
+        elsewhere = read_columns(spark, lake, FACT_KEY, others, ["sale_line_id", "ingest_date"]).persist()
+        # A line delivered again later lives in that later partition: drop it from this day.
+        later = elsewhere.filter(F.col("ingest_date") > F.lit(day).cast("date")).select("sale_line_id")
+        facts = facts.join(later, "sale_line_id", "left_anti").persist()
         stats = facts.agg(
             F.count(F.lit(1)).alias("rows"),
             F.countDistinct("sale_line_id").alias("distinct_lines"),
@@ -344,12 +431,8 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             F.sum((F.col("location_key") == UNKNOWN_KEY).cast("int")).alias("unknown_location"),
             F.sum("net_amount").alias("net_amount"),
         ).collect()[0]
-        orphans = {
-            "customer_key": facts.join(dim_customer, "customer_key", "left_anti").count(),
-            "product_key": facts.join(dim_product, "product_key", "left_anti").count(),
-            "location_key": facts.join(dim_location, "location_key", "left_anti").count(),
-            "date_key": facts.join(dim_date, "date_key", "left_anti").count(),
-        }
+        orphans = _orphans(facts, {"customer_key": dim_customer, "product_key": dim_product,
+                                   "location_key": dim_location, "date_key": dim_date})
         yield Output(
             facts,
             metadata={
@@ -359,19 +442,65 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
                 "net_amount_total": float(stats["net_amount"] or 0),
             },
         )
+        # This day is committed: earlier partitions that delivered its lines lose them (atomic replace).
+        earlier = (
+            elsewhere.filter(F.col("ingest_date") < F.lit(day).cast("date"))
+            .join(facts.select("sale_line_id"), "sale_line_id", "left_semi")
+            .groupBy(F.date_format("ingest_date", "yyyy-MM-dd").alias("day"))
+            .agg(F.count(F.lit(1)).alias("lines"))
+            .collect()
+        )
+        moved = {r["day"]: int(r["lines"]) for r in sorted(earlier)}
+        for other in moved:
+            kept = read_spark(spark, lake, FACT_KEY, other).join(facts.select("sale_line_id"), "sale_line_id",
+                                                                 "left_anti")
+            write_spark(kept, lake, FACT_KEY, other)
+        if moved:
+            context.log.info(f"curated/fact_sales: re-delivered lines moved to {day} from {moved}")
+        elsewhere.unpersist()
+
+        everywhere = read_columns(spark, lake, FACT_KEY, lake.committed_partitions(FACT_KEY), ["sale_line_id"])
+        unique = everywhere.agg(F.count(F.lit(1)).alias("rows"),
+                                F.countDistinct("sale_line_id").alias("distinct_lines")).collect()[0]
+        duplicated = [r["sale_line_id"] for r in everywhere.groupBy("sale_line_id").count().filter("count > 1")
+                      .orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]
         yield AssetCheckResult(
             check_name="sale_line_unique",
-            passed=stats["rows"] == stats["distinct_lines"],
-            metadata={"rows": stats["rows"], "distinct_sale_lines": stats["distinct_lines"]},
+            passed=unique["rows"] == unique["distinct_lines"],
+            metadata={"rows_all_partitions": unique["rows"], "distinct_sale_lines": unique["distinct_lines"],
+                      "rows_this_partition": stats["rows"], "moved_from_earlier_days": str(moved or "none"),
+                      "duplicated_sample": ", ".join(duplicated) or "none"},
+            description=(f"duplicated sale_line_id across partitions, e.g. {', '.join(duplicated)}"
+                         if duplicated else None),
         )
+        failing = {k: v for k, v in orphans.items() if v[0]}
         yield AssetCheckResult(
             check_name="foreign_keys_resolve",
-            passed=not any(orphans.values()),
+            passed=not failing,
             severity=AssetCheckSeverity.ERROR,
-            metadata={f"orphan_{k}": v for k, v in orphans.items()},
+            metadata={
+                **{f"orphan_{k}": count for k, (count, _) in orphans.items()},
+                **{f"orphan_{k}_sample": ", ".join(sample) for k, (_, sample) in failing.items()},
+            },
+            description="; ".join(
+                f"{count} fact rows have a {k} missing from its dimension, e.g. {', '.join(sample)}"
+                + (" (dim_date does not cover these dates: rematerialize curated/dim_date)" if k == "date_key" else "")
+                for k, (count, sample) in failing.items()
+            ) or None,
         )
 
     return fact_sales
+
+
+def _orphans(facts: DataFrame, dimensions: dict[str, DataFrame]) -> dict[str, tuple[int, list[str]]]:
+    """{key column: (fact rows whose key is absent from its dimension, up to 5 sample key values)}."""
+    found = {}
+    for key, dim in dimensions.items():
+        missing = facts.select(key).join(dim.select(key), key, "left_anti")
+        count = missing.count()
+        sample = [str(r[key]) for r in missing.distinct().orderBy(key).limit(SAMPLE_VALUES).collect()] if count else []
+        found[key] = (count, sample)
+    return found
 
 
 def build_curated_assets(config: PipelineConfig) -> list[AssetsDefinition]:

@@ -22,6 +22,7 @@ from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.masking import UNKEYED_TECHNIQUES, apply_masking, vault_entries
 from spark.pii_detection import Finding, detect_unconfigured_pii
+from spark.scd2 import ATTR_HASH, attribute_hash
 
 # Technique used for an unconfigured column when `on_unknown_pii: mask`, by the kind its name shows.
 DEFAULT_TECHNIQUE_BY_KIND = {
@@ -92,6 +93,16 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
                 "vault_entries": vault_rows,
             }
         )
+        # ---- SCD2 change detection (curated layer) -------------------------------------------
+        # Masking can make two different values equal (`[REDACTED]`, last four digits), so the star
+        # schema compares a keyed hash of the unmasked Type-2 attributes, computed here, before masking:
+        # `_attr_hash` (HMAC under the hash key) on customer and product; see docs/star_schema.md.
+        type2 = config.star_schema.type2_attributes(entity.name)
+        if type2 is not None:
+            processed = processed.withColumn(
+                ATTR_HASH, attribute_hash([c for c in type2 if c in processed.columns], keys.hash_key)
+            )
+        # ---------------------------------------------------------------------------------------
         return apply_masking(
             processed, rules, hash_key=keys.hash_key, token_key=keys.token_key, key_id=keys.key_id
         )

@@ -1,0 +1,70 @@
+"""A sale line re-delivered on a later day (a table loaded in full every day) is one fact row, in the
+latest partition that delivered it, with that delivery's values; rebuilding the earlier day does not
+bring it back. Inputs are written straight into the lake; only curated/fact_sales runs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, materialize
+from pyspark.sql import SparkSession
+
+from lake_assets.assets import build_all_assets
+from lake_assets.config import load_config
+from lake_assets.definitions import build_resources
+from lake_assets.io_managers.spark_lake import write_spark
+from lake_assets.resources.lake_storage import LakeStorage
+from spark.scd2 import empty_scd2_dimension, unknown_member
+from spark.star_schema import build_dim_date
+
+SALE_SCHEMA = ("sale_line_id string, order_id string, sold_at timestamp, customer_id string, product_id string, "
+               "location_id string, quantity int, unit_price decimal(12,2), discount decimal(12,2), "
+               "card_number string, _source string, _batch_id string")
+
+
+def _sale(line: str, quantity: int, day: int) -> tuple:
+    price, discount = Decimal("10.00"), Decimal("0.00")
+    return (line, "O1", datetime(2024, 1, day, 9), None, None, None, quantity, price, discount, None, "pos", f"b{day}")
+
+
+def test_redelivered_line_lives_once_in_the_latest_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark: SparkSession
+) -> None:
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    config = load_config()
+    lake = LakeStorage(url=config.lake.url)
+    deliveries = {
+        "2024-01-01": [_sale("a", 1, 1), _sale("b", 2, 1)],
+        "2024-01-02": [_sale("a", 1, 1), _sale("b", 5, 1), _sale("c", 3, 2)],  # full re-delivery, b changed
+    }
+    for day, rows in deliveries.items():
+        write_spark(spark.createDataFrame(rows, SALE_SCHEMA), lake, ["masked", "sale"], day)
+    for name, key, natural in (("dim_customer", "customer_key", "customer_id"),
+                               ("dim_product", "product_key", "product_id")):
+        write_spark(empty_scd2_dimension(spark, key, natural, {"x": "string"}), lake, ["curated", name], None)
+    write_spark(unknown_member(spark, "location_key", "location_id", {"x": "string"}, scd2=False), lake,
+                ["curated", "dim_location"], None)
+    write_spark(build_dim_date(spark, date(2024, 1, 1), date(2024, 1, 31)), lake, ["curated", "dim_date"], None)
+
+    assets = build_all_assets(config)
+
+    def run(day: str) -> None:
+        result = materialize(assets, selection=[AssetKey(["curated", "fact_sales"])], partition_key=day,
+                             resources=build_resources(config))
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert checks["sale_line_unique"].passed, checks["sale_line_unique"].metadata
+
+    def lines() -> dict[str, list[tuple[str, int]]]:
+        return {day: sorted((r["sale_line_id"], r["quantity"]) for r in lake.read_arrow(["curated", "fact_sales"],
+                                                                                          day).to_pylist())
+                for day in lake.committed_partitions(["curated", "fact_sales"])}
+
+    run("2024-01-01")
+    run("2024-01-02")
+    expected = {"2024-01-01": [], "2024-01-02": [("a", 1), ("b", 5), ("c", 3)]}
+    assert lines() == expected
+    run("2024-01-01")  # a rebuild of the earlier day
+    assert lines() == expected
