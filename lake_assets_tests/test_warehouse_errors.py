@@ -98,3 +98,18 @@ def test_unreachable_warehouse_is_not_a_data_error(url: str) -> None:
     assert not isinstance(caught.value, Failure)
     assert not is_data_error(caught.value) and not is_data_error(caught.value.__cause__ or caught.value)
     assert "pw-here" not in str(caught.value)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_key_twice_in_a_dimension_load_names_the_key_and_rows(backend: str, request: pytest.FixtureRequest) -> None:
+    """PostgreSQL: ON CONFLICT cannot update a row twice (SQLSTATE 21000); MariaDB: duplicate in staging."""
+    server = request.getfixturevalue("postgres_warehouse" if backend == "postgresql" else "mariadb_warehouse")
+    warehouse = WarehouseResource(url=server.url, schema_name=server.schema)
+    warehouse.ensure_schema()
+    table = rows.dim_location()
+    doubled = pa.concat_tables([table, table.slice(1, 1)])  # row 4 repeats row 2's key
+    with pytest.raises(Failure) as caught:
+        warehouse.upsert_rows("dim_location", doubled, ["location_key"])
+    assert caught.value.allow_retries is False
+    key = table.column("location_key")[1].as_py()
+    assert f"row 4 of the load (location_key = {key}); the same key in row 2" in (caught.value.description or "")

@@ -480,8 +480,9 @@ def is_data_error(exc: BaseException) -> bool:
     # DB-API 2: every driver's errors derive from its module's DataError / IntegrityError.
     if {c.__name__ for c in type(orig).__mro__} & {"DataError", "IntegrityError"}:
         return True
+    # PostgreSQL: 21 cardinality (a key twice in one upsert), 22 data exception, 23 integrity violation.
     sqlstate = getattr(orig, "pgcode", None) or ""
-    if sqlstate[:2] in ("22", "23"):
+    if sqlstate[:2] in ("21", "22", "23"):
         return True
     args = getattr(orig, "args", ())
     return type(orig).__module__.startswith("pymysql") and bool(args) and args[0] in MYSQL_DATA_ERRORS
@@ -504,6 +505,8 @@ def _rejection(exc: BaseException, table: str, rows: pa.Table, key: list[str], w
         detail = re.match(r"Key \((.+?)\)=\((.*)\)", diag.message_detail or "")
         if detail:
             column, value = column or detail.group(1), detail.group(2)
+        if orig.pgcode.startswith("21") and len(key) == 1:  # the same key twice in one upsert
+            column, cause = key[0], f"{cause} (a key occurs twice in the load)"
     else:
         message = orig.warnings[0] if isinstance(orig, WarehouseLoadRejected) else str(orig)
         if isinstance(orig, WarehouseLoadRejected) and len(orig.warnings) > 1:
@@ -527,7 +530,7 @@ def _rejection(exc: BaseException, table: str, rows: pa.Table, key: list[str], w
     if isinstance(orig, ARROW_DATA_ERRORS) and column is None:
         column = next((f.name for f in rows.schema if pa.types.is_nested(f.type)), None)
     also: list[int] = []
-    if column in rows.column_names and ("unique" in cause.lower() or "duplicate" in cause.lower()):
+    if column in rows.column_names and any(w in cause.lower() for w in ("unique", "duplicate", "twice")):
         values = [str(v) for v in rows.column(column).to_pylist()]
         if row is None:
             row = _first_repeat(values, value)
