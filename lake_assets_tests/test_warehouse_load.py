@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import text
 
@@ -134,3 +135,50 @@ def test_bulk_paths_keep_awkward_values(warehouse: WarehouseResource) -> None:
     )
     assert [n for n, _ in got] == names
     assert [bool(i) for _, i in got] == [True, False, True, False, True, False, True]
+
+
+def _after_empty_part_file(table: pa.Table) -> pa.Table:
+    """`table` as `ParquetDataset(...).read()` returns it when Spark wrote an empty part file first:
+    the same rows, behind a first chunk of zero rows."""
+    chunked = pa.concat_tables([table.slice(0, 0), table])
+    assert [len(c) for c in chunked.column(0).chunks] == [0, table.num_rows]
+    return chunked
+
+
+def test_tables_with_an_empty_first_chunk_load(warehouse: WarehouseResource) -> None:
+    """Dimension upsert (staging) and fact day replace both load the rows behind an empty first chunk."""
+    warehouse.ensure_schema()
+    customers = rows.dim_customer()
+    warehouse.upsert_rows("dim_customer", _after_empty_part_file(customers), ["customer_key"])
+    got = warehouse.fetch_all(
+        f"SELECT customer_key, customer_id, city, segment FROM {_q(warehouse, 'dim_customer')} ORDER BY customer_key"
+    )
+    expected = sorted(
+        zip(*(customers.column(c).to_pylist() for c in ("customer_key", "customer_id", "city", "segment")), strict=True)
+    )
+    assert [(int(k), i, c, s) for k, i, c, s in got] == expected
+
+    facts = rows.fact_sales(1, [("L1", 1, 1, 2), ("L2", 2, 2, 3)])
+    warehouse.replace_rows("fact_sales", _after_empty_part_file(facts), ("ingest_date", "2024-01-01"))
+    assert [(s, q) for _, s, _, q in _fact_days(warehouse)] == [
+        (s, Decimal(10 * q - 1)) for s, q in zip(facts["sale_line_id"].to_pylist(), facts["quantity"].to_pylist(),
+                                                 strict=True)
+    ]
+
+
+def test_redelivered_sale_line_is_one_row_latest_delivery_wins(warehouse: WarehouseResource) -> None:
+    """Day 1 delivers lines a, b; day 2 re-delivers b (changed) and adds c: each line once, b from day 2."""
+    warehouse.ensure_schema()
+    day1 = rows.fact_sales(1, [("a", 1, 1, 1), ("b", 2, 1, 2)])
+    day2 = rows.fact_sales(2, [("b", 2, 2, 7), ("c", 3, 2, 4)])
+    warehouse.replace_rows("fact_sales", day1, ("ingest_date", "2024-01-01"), key=["sale_line_id"])
+    warehouse.replace_rows("fact_sales", day2, ("ingest_date", "2024-01-02"), key=["sale_line_id"])
+    expected = [
+        ("2024-01-01", "a", 1, Decimal("9.00")),
+        ("2024-01-02", "b", 2, Decimal("69.00")),
+        ("2024-01-02", "c", 3, Decimal("39.00")),
+    ]
+    assert _fact_days(warehouse) == expected
+    # Re-running day 2 (same delivery) changes nothing.
+    warehouse.replace_rows("fact_sales", day2, ("ingest_date", "2024-01-02"), key=["sale_line_id"])
+    assert _fact_days(warehouse) == expected

@@ -1,7 +1,11 @@
 """warehouse/<table>: the curated star schema loaded into the SQL warehouse, plus BI views.
 
 Dimensions are upserted by surrogate key, fact_sales replaced one ingest day at a time (delete the
-day + COPY/multi-row insert), each in one transaction (see WarehouseIOManager). The pipeline creates
+day and every row of any day whose sale_line_id the day delivers again, then bulk insert), each in
+one transaction (see WarehouseIOManager). fact_sales depends on the four warehouse dimensions: when
+one of them fails (or its blocking check does), the day's facts are not loaded, so the warehouse
+never holds facts whose dimension rows did not arrive. Data errors fail at once; connection errors
+are retried by the retry policy (see WarehouseResource). The pipeline creates
 and migrates the tables itself (`sql/<dialect>/tables.sql`). After the tables, `warehouse/bi_views`
 re-creates the BI views, applies row-level security for the configured BI roles and, in
 PostgreSQL, refreshes the materialized views CONCURRENTLY. Every table is scanned for e-mails, SSNs
@@ -31,9 +35,10 @@ from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_
 from lake_assets.resources.warehouse import WarehouseResource
 from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
 
-WAREHOUSE_TABLES = ("dim_customer", "dim_product", "dim_location", "dim_date", "fact_sales")
+WAREHOUSE_DIMENSIONS = ("dim_customer", "dim_product", "dim_location", "dim_date")
+WAREHOUSE_TABLES = (*WAREHOUSE_DIMENSIONS, "fact_sales")
 PRIMARY_KEYS = {"dim_customer": "customer_key", "dim_product": "product_key", "dim_location": "location_key",
-                "dim_date": "date_key"}
+                "dim_date": "date_key", "fact_sales": "sale_line_id"}
 PII_SCAN_ROW_LIMIT = 200_000
 
 
@@ -65,14 +70,22 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
         key=["warehouse", table],
         group_name="warehouse",
         ins={"curated": AssetIn(key=["curated", table])},
+        # Facts after their dimensions: a failed dimension load skips the day's fact load.
+        deps=[AssetKey(["warehouse", d]) for d in WAREHOUSE_DIMENSIONS] if partitioned else None,
         partitions_def=daily_partitions(config) if partitioned else None,
         io_manager_key="warehouse_io_manager",
         kinds={"sql", _warehouse_kind(config.warehouse.url)},
-        metadata={PARTITION_COLUMN_KEY: "ingest_date"} if partitioned else {PRIMARY_KEY_KEY: PRIMARY_KEYS[table]},
+        metadata={PRIMARY_KEY_KEY: PRIMARY_KEYS[table]}
+        | ({PARTITION_COLUMN_KEY: "ingest_date"} if partitioned else {}),
         retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
         check_specs=[AssetCheckSpec("no_pii_in_warehouse", asset=["warehouse", table], blocking=True)],
         description=f"curated/{table} in the warehouse"
-        + (", replaced one ingest_date at a time." if partitioned else ", upserted by surrogate key on each load."),
+        + (
+            ", replaced one ingest_date at a time (a re-delivered sale_line_id moves to the latest day), "
+            "after the warehouse dimensions."
+            if partitioned
+            else ", upserted by surrogate key on each load."
+        ),
     )
     def _warehouse_table(context: AssetExecutionContext, warehouse: WarehouseResource, curated: pa.Table):
         yield Output(curated)

@@ -3,8 +3,10 @@
 Unpartitioned assets with a primary key (definition metadata `warehouse/primary_key`, the
 dimensions) are upserted: staged, merged by key, vanished keys deleted. Other unpartitioned assets
 replace the whole table. Partitioned assets replace the rows whose `partition_column` (definition
-metadata `warehouse/partition_column`) equals the partition key. Each is one transaction, so BI users
-never see a half-loaded table or day.
+metadata `warehouse/partition_column`) equals the partition key; with a primary key too (fact_sales),
+rows of other partitions with a key of the load are deleted as well, so a key re-delivered on a later
+day is stored once, as that day's. Each is one transaction, so BI users never see a half-loaded
+table or day. Data errors raise `WarehouseDataRejected` (a `Failure` without retries).
 """
 
 
@@ -40,7 +42,8 @@ class WarehouseIOManager(ConfigurableIOManager):
             if not column:
                 raise ValueError(f"{context.asset_key.to_user_string()}: partitioned but no {PARTITION_COLUMN_KEY}")
             where = (column, context.asset_partition_key)
-        rows = self.warehouse.replace_rows(table, obj, where)
+        key = [str(primary_key)] if primary_key else None
+        rows = self.warehouse.replace_rows(table, obj, where, key=key)
         context.add_output_metadata(
             {
                 "dagster/row_count": rows,

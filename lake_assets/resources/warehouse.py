@@ -11,7 +11,17 @@ Guarantees:
 * Dimensions are upserted: bulk-loaded into a temporary staging table, then merged into the target
   (PostgreSQL/SQLite `INSERT ... ON CONFLICT DO UPDATE`, MySQL `ON DUPLICATE KEY UPDATE`), rows
   whose key vanished deleted, all in one transaction. Unchanged rows are not rewritten in PostgreSQL.
-* `ensure_schema` creates missing tables and adds columns the DDL declares but an older table lacks.
+* Keyed day loads (`replace_rows(..., key=...)`, fact_sales): the day's rows and every row of any
+  day whose key is among the loaded rows are deleted (keys staged in a temporary table, deleted by a
+  join), then the rows bulk-inserted, in one transaction: a re-delivered line is one row, the latest
+  load's.
+* Arrow tables with empty chunks (an empty part file read by `ParquetDataset`) load like any other:
+  empty chunks are dropped before serialising (Arrow's CSV writer emits NUL bytes for them).
+* Errors are classified. Data errors (SQLSTATE class 22/23, the drivers' DataError/IntegrityError,
+  MySQL check-constraint and value errors, `LOAD DATA` warnings, Arrow conversion errors) raise
+  `WarehouseDataRejected`, a `dagster.Failure` with `allow_retries=False`, naming the table and,
+  where the warehouse reports it, the column, the row of the load and that row's key. Connection
+  and throttling errors propagate unchanged, so the asset's retry policy applies to them.
 * Errors name the warehouse by its URL with the password hidden.
 """
 
@@ -21,7 +31,8 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,11 +40,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 from pydantic import PrivateAttr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 INSERT_BATCH_ROWS = 5_000
@@ -44,7 +55,53 @@ class WarehouseUnavailable(RuntimeError):
 
 
 class WarehouseLoadRejected(RuntimeError):
-    """The warehouse refused some of the rows of a load; nothing of that load was kept."""
+    """MySQL `LOAD DATA` stored some values only with warnings (the load is rolled back)."""
+
+    def __init__(self, target: str, warnings: Sequence[tuple[Any, ...]]) -> None:
+        self.warnings = [str(w[2]) for w in warnings]
+        shown = "; ".join(self.warnings[:3])
+        super().__init__(f"{target}: the warehouse rejected {len(warnings)} value(s) of the load: {shown}")
+
+
+class WarehouseDataRejected(Failure):
+    """The rows of a load are not acceptable to the warehouse; nothing of that load was kept.
+
+    Deterministic (the same rows fail the same way), hence `allow_retries=False`: a Dagster step
+    fails at once instead of waiting out its retry policy. `column`, `row` (1-based, in the order
+    the rows were handed to the load) and `key` are None when the warehouse does not tell them.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        cause: str,
+        warehouse: str,
+        column: str | None = None,
+        row: int | None = None,
+        key: str | None = None,
+        also_rows: Sequence[int] = (),
+    ) -> None:
+        self.table, self.cause, self.column, self.row, self.key = table, cause, column, row, key
+        where = [f"column {column}" if column else "column not reported"]
+        if row is not None:
+            where.append(f"row {row} of the load" + (f" ({key})" if key else ""))
+            if also_rows:
+                where.append("the same key in row " + ", ".join(str(r) for r in also_rows))
+        super().__init__(
+            description=(
+                f"warehouse table {table}: the load was rejected: {cause} [{'; '.join(where)}]. Nothing of "
+                f"this load was kept. A data error is not retried: correct the rows of curated/{table} (or "
+                "their source) and run the day again."
+            ),
+            metadata={
+                "table": table,
+                "column": column or "",
+                "row": row if row is not None else "",
+                "key": key or "",
+                "warehouse": warehouse,
+            },
+            allow_retries=False,
+        )
 
 
 class WarehouseResource(ConfigurableResource):
@@ -161,27 +218,82 @@ class WarehouseResource(ConfigurableResource):
         table: str,
         rows: pa.Table,
         where: tuple[str, Any] | None = None,
+        key: Sequence[str] | None = None,
     ) -> int:
         """Replace the rows of `table` (all of them, or those where `column = value`) by `rows`.
 
+        With `key`, also delete the rows of *any* `column` value whose key is among `rows`, so a
+        key delivered again on a later day moves to that day instead of being stored twice.
         One transaction: delete, then bulk insert. Returns the number of rows inserted.
         """
         target = self.qualified(table)
-        rows = _naive_utc_timestamps(rows)
-        with self.connect_checked() as conn, conn.begin():
-            if where is None:
-                conn.exec_driver_sql(f"DELETE FROM {target}")
-            else:
-                column = self.engine.dialect.identifier_preparer.quote(where[0])
-                conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
-            self._bulk_insert(conn, target, rows)
+        with self._data_errors(table, rows, key):
+            prepared = _prepared(rows)
+            with self.connect_checked() as conn, conn.begin():
+                if where is None:
+                    conn.exec_driver_sql(f"DELETE FROM {target}")
+                else:
+                    column = self.engine.dialect.identifier_preparer.quote(where[0])
+                    conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
+                    if key and prepared.num_rows:
+                        self._delete_keys(conn, table, target, prepared.select(list(key)))
+                self._bulk_insert(conn, target, prepared)
         return rows.num_rows
+
+    def _delete_keys(self, conn: Connection, table: str, target: str, keys: pa.Table) -> None:
+        """Delete the rows of `target` whose key is in `keys`: keys bulk-loaded into a temporary
+        table, deleted by a join (no IN list, whatever the number of keys)."""
+        quote = self.engine.dialect.identifier_preparer.quote
+        cols = [quote(c) for c in keys.column_names]
+        col_list = ", ".join(cols)
+        name = f"stg_keys_{table}"
+        if self.dialect == "postgresql":
+            stage = quote(name)
+            conn.exec_driver_sql(
+                f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {col_list} FROM {target} WHERE false"
+            )
+            self._bulk_insert(conn, stage, keys)
+            conn.exec_driver_sql(f"ANALYZE {stage}")  # a temp table has no statistics until analysed
+            match = " AND ".join(f"t.{c} = s.{c}" for c in cols)
+            conn.exec_driver_sql(f"DELETE FROM {target} t USING {stage} s WHERE {match}")
+        elif self.dialect == "mysql":
+            stage = self.qualified(name)
+            conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} AS SELECT {col_list} FROM {target} WHERE 1 = 0")
+            self._bulk_insert(conn, stage, keys)
+            # No alias for the target: MySQL resolves a multi-table DELETE's alias in the default database.
+            match = " AND ".join(f"{target}.{c} = s.{c}" for c in cols)
+            conn.exec_driver_sql(f"DELETE {target} FROM {target} JOIN {stage} s ON {match}")
+            conn.exec_driver_sql(f"DROP TEMPORARY TABLE {stage}")
+        else:
+            stage = quote(name)
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{stage}")
+            conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} AS SELECT {col_list} FROM {target} WHERE 0")
+            self._bulk_insert(conn, stage, keys)
+            # SQLite has no DELETE ... JOIN; a correlated EXISTS uses the target's primary-key index.
+            match = " AND ".join(f"s.{c} = {target}.{c}" for c in cols)
+            conn.exec_driver_sql(f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM temp.{stage} s WHERE {match})")
+            conn.exec_driver_sql(f"DROP TABLE temp.{stage}")
+
+    @contextmanager
+    def _data_errors(self, table: str, rows: pa.Table, key: Sequence[str] | None) -> Iterator[None]:
+        """Turn a data error of a load into `WarehouseDataRejected`; let every other error through."""
+        try:
+            yield
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            raise _rejection(exc, table, rows, list(key or []), self.safe_url) from exc
 
     def upsert_rows(self, table: str, rows: pa.Table, key: Sequence[str], delete_missing: bool = True) -> int:
         """Insert or update `rows` by primary key `key`; with `delete_missing`, delete the target rows
         whose key is not in `rows` (the table then equals `rows`). One transaction."""
+        with self._data_errors(table, rows, key):
+            self._upsert(table, _prepared(rows), key, delete_missing)
+        return rows.num_rows
+
+    def _upsert(self, table: str, rows: pa.Table, key: Sequence[str], delete_missing: bool) -> None:
         target = self.qualified(table)
-        rows = _naive_utc_timestamps(rows)
         quote = self.engine.dialect.identifier_preparer.quote
         # MySQL temporary tables live in a database; PostgreSQL/SQLite ones in their temp schema.
         stage = self.qualified(f"stg_{table}") if self.dialect == "mysql" else quote(f"stg_{table}")
@@ -224,7 +336,6 @@ class WarehouseResource(ConfigurableResource):
                     self._delete_vanished(conn, target, stage, keys)
                 if self.dialect == "sqlite":
                     conn.exec_driver_sql(f"DROP TABLE temp.{stage}")
-        return rows.num_rows
 
     @staticmethod
     def _delete_vanished(conn: Connection, target: str, stage: str, keys: Sequence[str]) -> None:
@@ -257,10 +368,7 @@ class WarehouseResource(ConfigurableResource):
                     # A warning therefore fails the load, and the transaction rolls back.
                     problems = raw.show_warnings()
                     if problems:
-                        shown = "; ".join(str(p[2]) for p in problems[:3])
-                        raise WarehouseLoadRejected(
-                            f"{target}: the warehouse rejected {len(problems)} value(s) of the load: {shown}"
-                        )
+                        raise WarehouseLoadRejected(target, problems)
             else:
                 marker = "%s" if self.dialect == "mysql" else "?"
                 placeholders = ", ".join([marker] * rows.num_columns)
@@ -299,7 +407,25 @@ def _write_mysql_tsv(rows: pa.Table, path: str) -> None:
     lines = pc.binary_join_element_wise(*columns, "\t")
     with open(path, "wb") as handle:
         for chunk in lines.chunks:
+            if not len(chunk):
+                continue  # an empty chunk would write an empty line, i.e. a row of defaults
             handle.write(("\n".join(chunk.to_pylist()) + "\n").encode("utf-8"))
+
+
+def _prepared(table: pa.Table) -> pa.Table:
+    """The rows as the bulk paths need them: no empty chunks, timestamps as naive UTC; a nested
+    column (list, struct, map), which no warehouse column stores, is an `ArrowTypeError`."""
+    for field in table.schema:
+        if pa.types.is_nested(field.type):
+            raise pa.ArrowTypeError(f"column {field.name} has type {field.type}, which no warehouse column stores")
+    return _naive_utc_timestamps(_without_empty_chunks(table))
+
+
+def _without_empty_chunks(table: pa.Table) -> pa.Table:
+    """Drop zero-row chunks (Spark writes empty part files; `ParquetDataset.read()` keeps them as
+    chunks). Arrow's CSV writer emits NUL bytes for an empty leading chunk. Zero-copy."""
+    batches = [b for b in table.to_batches() if b.num_rows]
+    return pa.Table.from_batches(batches, schema=table.schema)
 
 
 def _naive_utc_timestamps(table: pa.Table) -> pa.Table:
@@ -325,3 +451,108 @@ def _sqlite_value(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
     return value
+
+
+# ---------------------------------------------------------------------- error classification
+# MySQL/MariaDB errors about the data that PyMySQL does not map to DataError/IntegrityError.
+MYSQL_DATA_ERRORS = {
+    1048,  # column cannot be null
+    1062,  # duplicate entry
+    1263,  # NULL supplied to NOT NULL column
+    1264,  # out of range
+    1265,  # data truncated
+    1292,  # incorrect date/time value
+    1366,  # incorrect value for column
+    1406,  # data too long
+    1451, 1452,  # foreign key
+    3819,  # MySQL: check constraint violated
+    4025,  # MariaDB: check constraint failed
+}
+ARROW_DATA_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True for errors the same rows would raise again (retrying cannot help); False for connection,
+    throttling, lock and every other error, which keep the retry policy."""
+    if isinstance(exc, (WarehouseLoadRejected, *ARROW_DATA_ERRORS)):
+        return True
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    # DB-API 2: every driver's errors derive from its module's DataError / IntegrityError.
+    if {c.__name__ for c in type(orig).__mro__} & {"DataError", "IntegrityError"}:
+        return True
+    # PostgreSQL: 21 cardinality (a key twice in one upsert), 22 data exception, 23 integrity violation.
+    sqlstate = getattr(orig, "pgcode", None) or ""
+    if sqlstate[:2] in ("21", "22", "23"):
+        return True
+    args = getattr(orig, "args", ())
+    return type(orig).__module__.startswith("pymysql") and bool(args) and args[0] in MYSQL_DATA_ERRORS
+
+
+def _rejection(exc: BaseException, table: str, rows: pa.Table, key: list[str], warehouse: str) -> WarehouseDataRejected:
+    """Locate the offending column / row / key from what the driver reports. Never echoes a whole
+    row: PostgreSQL's detail ("Failing row contains ...") and COPY context hold every value."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    column: str | None = None
+    row: int | None = None
+    value: str | None = None
+    diag = getattr(orig, "diag", None)
+    if diag is not None and getattr(orig, "pgcode", None):
+        cause = diag.message_primary or str(orig).splitlines()[0]
+        column = diag.column_name
+        copy = re.search(r"COPY \S+, line (\d+)(?:, column (\w+))?", diag.context or "")
+        if copy:
+            row, column = int(copy.group(1)), column or copy.group(2)
+        detail = re.match(r"Key \((.+?)\)=\((.*)\)", diag.message_detail or "")
+        if detail:
+            column, value = column or detail.group(1), detail.group(2)
+        if orig.pgcode.startswith("21") and len(key) == 1:  # the same key twice in one upsert
+            column, cause = key[0], f"{cause} (a key occurs twice in the load)"
+    else:
+        message = orig.warnings[0] if isinstance(orig, WarehouseLoadRejected) else str(orig)
+        if isinstance(orig, WarehouseLoadRejected) and len(orig.warnings) > 1:
+            cause = f"{message} (and {len(orig.warnings) - 1} more)"
+        else:
+            args = getattr(orig, "args", ())
+            cause = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else message.splitlines()[0]
+        at_row = re.search(r"column (?:`[^`]*`\.)*[`']?(\w+)[`']? at row (\d+)", message)
+        if at_row:
+            column = at_row.group(1)
+            # LOAD DATA numbers the lines of its file (our rows); multi-row INSERT numbers per statement.
+            row = int(at_row.group(2)) if isinstance(orig, WarehouseLoadRejected) else None
+        named = re.search(r"Column '(\w+)' cannot be null|constraint failed: \w+\.(\w+)", message)
+        if named:
+            column = named.group(1) or named.group(2)
+        duplicate = re.search(r"Duplicate entry '(.*)' for key '?(\w+)", message)
+        if duplicate:
+            value = duplicate.group(1)
+            if duplicate.group(2) == "PRIMARY" and len(key) == 1:
+                column = key[0]
+    if isinstance(orig, ARROW_DATA_ERRORS) and column is None:
+        column = next((f.name for f in rows.schema if pa.types.is_nested(f.type)), None)
+    also: list[int] = []
+    if column in rows.column_names and any(w in cause.lower() for w in ("unique", "duplicate", "twice")):
+        values = [str(v) for v in rows.column(column).to_pylist()]
+        if row is None:
+            row = _first_repeat(values, value)
+        if row is not None and 0 < row <= len(values):
+            also = [i for i, v in enumerate(values[: row - 1], start=1) if v == values[row - 1]]
+    if row is None and column in rows.column_names and "null" in cause.lower():
+        nulls = pc.indices_nonzero(pc.is_null(rows.column(column)))
+        row = nulls[0].as_py() + 1 if len(nulls) else None
+    if row is not None and key and all(k in rows.column_names for k in key) and 0 < row <= rows.num_rows:
+        value = ", ".join(f"{k} = {rows.column(k)[row - 1].as_py()!r}" for k in key)
+    elif value is not None and column:
+        value = f"{column} = {value!r}"
+    return WarehouseDataRejected(table, cause, warehouse, column, row, value, also)
+
+
+def _first_repeat(values: list[str], value: str | None) -> int | None:
+    """1-based row of the first value seen before (of `value`, if given)."""
+    seen: set[str] = set()
+    for index, item in enumerate(values, start=1):
+        if value is not None and item != value:
+            continue
+        if item in seen:
+            return index
+        seen.add(item)
+    return None
