@@ -119,8 +119,9 @@ def infer_date_orders(df: DataFrame, columns: Sequence[str], by: str = "_source_
         shaped.append(first.isNotNull().cast("int"))
 
     def any_of(flags: list[Column]) -> Column:
-        return F.max(F.greatest(*[F.coalesce(f, F.lit(0)) for f in flags]) if len(flags) > 1 else F.coalesce(
-            flags[0], F.lit(0)))
+        """1 when a row of the group has the flag in any column (NULL flags count as 0)."""
+        per_row = [F.coalesce(f, F.lit(0)) for f in flags]
+        return F.max(F.greatest(*per_row) if len(per_row) > 1 else per_row[0])
 
     rows = (
         df.groupBy(_date_group(df, by).alias("g"))
