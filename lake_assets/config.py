@@ -325,10 +325,19 @@ class EntityStandardizeConfig(_Strict):
 
 
 class StandardizeConfig(_Strict):
-    """Processed-layer rules; None/absent means the built-in defaults in spark/standardize.py."""
+    """Processed-layer rules; None/absent means the built-in defaults in spark/standardize.py.
+
+    Timestamp formats add to the built-in ones: entity formats first, then these, then the defaults.
+    """
 
     timestamp_formats: list[str] | None = Field(default=None, min_length=1)
-    null_tokens: list[str] | None = None
+    null_tokens: list[str] | None = Field(default=None, description="no value in every column")
+    typed_null_tokens: list[str] | None = Field(
+        default=None, description="also no value in id columns and number/date columns (default: NA)"
+    )
+    max_quarantine_share: float = Field(
+        default=0.05, ge=0, le=1, description="fail the step when more of the input rows are quarantined"
+    )
     entities: dict[str, EntityStandardizeConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -12,11 +12,14 @@ from pyspark.sql import functions as F
 
 from spark.aggregations import aggregate, metric_column
 from spark.standardize import (
+    DEFAULT_TIMESTAMP_FORMATS,
     REJECT_REASON,
     add_audit_columns,
     apply_null_defaults,
     cast_to_schema,
     deduplicate_latest,
+    duplicate_stats,
+    infer_date_orders,
     parse_timestamp,
     rename_columns,
     row_hash,
@@ -61,8 +64,6 @@ TIMESTAMP_CASES = [
     ("2024-01-01T05:39:52Z", datetime(2024, 1, 1, 5, 39, 52)),
     ("2024-01-01T07:39:52+02:00", datetime(2024, 1, 1, 5, 39, 52)),
     ("2024/01/01 05:12:56", datetime(2024, 1, 1, 5, 12, 56)),
-    ("28/12/2023 00:00", datetime(2023, 12, 28)),
-    ("02/01/2024", datetime(2024, 1, 2)),  # day-first: the configured order decides
     (" 2024-03-05 ", datetime(2024, 3, 5)),
     ("Jan 5 2024", datetime(2024, 1, 5)),
     ("2024-02-30", None),
@@ -76,6 +77,12 @@ def test_parse_timestamp_formats(spark) -> None:
     df = spark.createDataFrame([(i, t) for i, (t, _) in enumerate(TIMESTAMP_CASES)], "i int, t string")
     got = [r["ts"] for r in df.select("i", parse_timestamp(F.col("t")).alias("ts")).orderBy("i").collect()]
     assert list(zip([t for t, _ in TIMESTAMP_CASES], got, strict=True)) == TIMESTAMP_CASES
+
+
+def test_default_formats_never_read_day_or_month_first(spark) -> None:
+    # Which of day/month comes first is decided per input (see the date-order tests), not by a list.
+    df = spark.createDataFrame([("28/12/2023 00:00",), ("02/01/2024",), ("12/1/2010 8:26",)], "t string")
+    assert [r["ts"] for r in df.select(parse_timestamp(F.col("t")).alias("ts")).collect()] == [None, None, None]
 
 
 def test_parse_timestamp_uses_only_the_given_formats(spark) -> None:
@@ -92,7 +99,7 @@ def test_cast_to_schema_types_cleans_and_records_unparsable_values(spark) -> Non
         (" A1 ", " Ana@Example.COM ", "+1 (717) 816-1434", "us", "$1,172.66", " 3", "2024-01-05", "2024/01/01 05:12:56",
          "free text ü"),
         ("A2", "NULL", "", "ca", "abc", "3.5x", "31/02/2024", "not a date", None),
-        ("A3", "  ", "n/a", None, "€0.99", "-2", None, "N/A", ""),
+        ("A3", "  ", "ext.", None, "€0.99", "-2", None, "N/A", ""),
         (None, "b@c.io", "555", "DE", "99999999999999", "2", "2024-01-01", "2024-01-01", "x"),
     ]
     df = spark.createDataFrame(rows, ", ".join(f"{c} string" for c in [*SCHEMA, "notes"]))
@@ -105,17 +112,17 @@ def test_cast_to_schema_types_cleans_and_records_unparsable_values(spark) -> Non
     assert a1["price"] == Decimal("1172.66") and a1["qty"] == 3
     assert a1["updated_at"] == datetime(2024, 1, 1, 5, 12, 56)
     assert a1["notes"] == "keep me"  # columns outside the schema pass through, trimmed, for PII detection
-    assert a1["_parse_errors"] == ["day"]  # "free text ü" is not a date
+    assert a1["_parse_errors"] == ["unparsable day"]  # "free text ü" is not a date
     a2 = got["A2"]
     assert a2["email"] is None  # the null token NULL is a missing value, not an error
-    assert sorted(a2["_parse_errors"]) == ["price", "qty", "updated_at"]
+    assert sorted(a2["_parse_errors"]) == ["unparsable price", "unparsable qty", "unparsable updated_at"]
     a3 = got["A3"]
     assert a3["email"] is None and a3["phone"] is None and a3["country"] is None
     assert a3["price"] == Decimal("0.99") and a3["qty"] == -2 and a3["updated_at"] is None
-    # "  " and "N/A" are null tokens; "n/a" in a digits-only column holds no digit: unparsable.
-    assert a3["_parse_errors"] == ["phone"]
+    # "  " and "N/A" are null tokens; "ext." in a digits-only column holds no digit: unparsable.
+    assert a3["_parse_errors"] == ["unparsable phone"]
     # decimal(12,2) overflow is unparsable, not silently NULL
-    assert "price" in got[None]["_parse_errors"]
+    assert "unparsable price" in got[None]["_parse_errors"]
 
 
 def test_cast_to_schema_adds_missing_columns_as_typed_nulls(spark) -> None:
@@ -135,7 +142,8 @@ def test_null_defaults_cast_to_the_column_type_and_bad_defaults_fail(spark) -> N
 
 def test_split_rejects_lists_every_reason(spark) -> None:
     df = spark.createDataFrame(
-        [("1", 5, []), (None, 5, []), (None, None, ["qty"]), ("4", None, ["qty", "day"])],
+        [("1", 5, []), (None, 5, []), (None, None, ["unparsable qty"]),
+         ("4", None, ["unparsable qty", "unparsable day"])],
         "id string, qty int, _parse_errors array<string>",
     )
     good, bad = split_rejects(df, ["id", "qty"])
@@ -201,3 +209,119 @@ def test_aggregate_metrics_and_rejects_arbitrary_sql(spark) -> None:
             metric_column(bad)
     with pytest.raises(ValueError, match="group_by"):
         aggregate(df, ["nope"], {"n": "count(*)"})
+
+
+# Day/month order of slash, dot and dash dates: decided per source file from the values that can only
+# be read one way; rows whose reading stays open are rejected with a reason, never guessed.
+DATE_ORDER_CASES = [
+    # (source file, text as delivered, expected timestamp or None, expected problem or None)
+    ("eu.csv", "13/01/2024 08:00", datetime(2024, 1, 13, 8, 0), None),
+    ("eu.csv", "02/01/2024 09:30", datetime(2024, 1, 2, 9, 30), None),  # day-first: 13/01 decided it
+    ("eu.csv", "30/02/2024 10:00", None, "unparsable sold_at"),  # day-first, but there is no 30 February
+    ("us.csv", "12/13/2010 8:26", datetime(2010, 12, 13, 8, 26), None),
+    ("us.csv", "12/1/2010 8:26", datetime(2010, 12, 1, 8, 26), None),  # US export: no leading zeros
+    ("us.csv", "2010-12-02 10:00:00", datetime(2010, 12, 2, 10, 0), None),  # ISO needs no decision
+    ("open.csv", "10/11/2011", None, "ambiguous date in sold_at"),
+    ("open.csv", "05/05/2024 07:15:30", datetime(2024, 5, 5, 7, 15, 30), None),  # both readings agree
+    ("mixed.csv", "13/01/2024", datetime(2024, 1, 13), None),  # only one reading exists
+    ("mixed.csv", "01/14/2024", datetime(2024, 1, 14), None),
+    ("mixed.csv", "02/03/2024", None, "conflicting date order in sold_at"),
+    ("de.csv", "31.12.2023 23:59:59", datetime(2023, 12, 31, 23, 59, 59), None),
+    ("de.csv", "01.02.2024", datetime(2024, 2, 1), None),
+]
+
+
+def test_day_month_order_is_decided_per_file_or_rejected(spark) -> None:
+    df = spark.createDataFrame(
+        [(f"L{i}", text, path) for i, (path, text, _, _) in enumerate(DATE_ORDER_CASES)],
+        "line string, sold_at string, _source_file string",
+    )
+    assert infer_date_orders(df, ["sold_at"]) == {
+        "eu.csv": "day-first", "us.csv": "month-first", "open.csv": "undecided", "mixed.csv": "conflicting",
+        "de.csv": "day-first",
+    }
+    typed = cast_to_schema(df, {"line": "string", "sold_at": "timestamp"})
+    good, bad = split_rejects(typed, ["line", "sold_at"])
+    got = {r["line"]: (r["sold_at"], None) for r in good.collect()}
+    got |= {r["line"]: (None, r[REJECT_REASON]) for r in bad.collect()}
+    for i, (path, text, expected, problem) in enumerate(DATE_ORDER_CASES):
+        value, reason = got[f"L{i}"]
+        assert value == expected, (path, text)
+        if problem is None:
+            assert reason is None, (path, text, reason)
+        else:
+            assert reason.startswith(problem) and "missing" not in reason, (path, text, reason)
+            if "unparsable" not in problem:
+                assert "configure timestamp_formats" in reason
+
+
+def test_day_month_order_without_source_file_is_decided_per_batch(spark) -> None:
+    df = spark.createDataFrame([("a", "02/01/2024"), ("b", "25/12/2023")], "id string, d string")
+    typed = cast_to_schema(df, {"id": "string", "d": "date"})
+    assert {r["id"]: r["d"] for r in typed.collect()} == {"a": date(2024, 1, 2), "b": date(2023, 12, 25)}
+
+
+def test_configured_formats_are_tried_before_the_day_month_decision(spark) -> None:
+    df = spark.createDataFrame([("a", "10/11/2011 08:26")], "id string, t string")
+    typed = cast_to_schema(df, {"id": "string", "t": "timestamp"},
+                           timestamp_formats=["MM/dd/yyyy HH:mm", *DEFAULT_TIMESTAMP_FORMATS])
+    row = typed.first()
+    assert row["t"] == datetime(2011, 10, 11, 8, 26) and row["_parse_errors"] == []
+
+
+def test_default_null_tokens_and_na_as_a_missing_key(spark) -> None:
+    schema = {"customer_id": "string", "first_name": "string", "country": "string", "quantity": "int",
+              "unit_price": "decimal(12,2)", "updated_at": "timestamp"}
+    rows = [
+        ("NA", "NA", "NA", "NA", "NA", "NA"),
+        ("C1", "None", " - ", "-", "#N/A", "NULL"),
+        ("C2", "null", "N/A", " ", "NaN", "nan"),
+        ("C3", "Null", "DE", "n/a", "", "None"),
+    ]
+    df = spark.createDataFrame(rows, ", ".join(f"{c} string" for c in schema))
+    typed = cast_to_schema(df, schema, id_columns=["customer_id"])
+    got = [r.asDict() for r in typed.orderBy(F.col("customer_id").asc_nulls_first()).collect()]
+    # `NA` in an id, number or date is no value; in text it stays (it is Namibia's country code).
+    assert got[0]["customer_id"] is None and got[0]["country"] == "NA" and got[0]["first_name"] == "NA"
+    assert got[0]["quantity"] is None and got[0]["unit_price"] is None and got[0]["updated_at"] is None
+    assert [r["_parse_errors"] for r in got] == [[], [], [], []]
+    assert got[1]["first_name"] is None and got[1]["country"] is None and got[1]["quantity"] is None
+    assert got[2]["first_name"] is None and got[2]["country"] is None and got[2]["unit_price"] is None
+    assert got[3]["first_name"] == "Null"  # a surname; only the all-caps/lower-case tokens are null
+    _, bad = split_rejects(typed, ["customer_id"])
+    assert [r[REJECT_REASON] for r in bad.collect()] == ["missing customer_id"]
+
+
+def test_integral_float_ids_lose_their_fraction(spark) -> None:
+    cases = [("17850.0", "17850"), ("17850.00", "17850"), (" 17850 ", "17850"), ("17850.5", "17850.5"),
+             ("C17850.0", "C17850.0"), ("0.0", "0")]
+    df = spark.createDataFrame([(raw, raw) for raw, _ in cases], "customer_id string, note string")
+    typed = cast_to_schema(df, {"customer_id": "string", "note": "string"}, id_columns=["customer_id"])
+    rows = typed.collect()
+    assert [r["customer_id"] for r in rows] == [want for _, want in cases]
+    assert [r["note"] for r in rows] == [raw.strip() for raw, _ in cases]  # other columns untouched
+
+
+def test_duplicate_stats_tell_exact_copies_from_conflicting_rows(spark) -> None:
+    rows = [
+        ("L1", "P1", 2), ("L1", "P1", 2), ("L1", "P1", 2),  # re-delivered twice
+        ("L2", "P1", 1), ("L2", "P2", 1),  # one order number mapped to the line key: two products
+        ("L3", "P1", 1), ("L3", "P1", 1), ("L3", "P1", 5),
+        ("L4", "P9", 1),
+        ("L5", None, 1), ("L5", None, 1),
+        ("L6", None, 1), ("L6", "", 1),  # NULL and empty differ
+    ]
+    df = spark.createDataFrame(rows, "sale_line_id string, product_id string, quantity int")
+    df = df.withColumn("_ingested_at", F.monotonically_increasing_id())  # lineage columns never count
+    by_key: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_key.setdefault(row[0], []).append(row)
+    exact = sum(len(v) - len(set(v)) for v in by_key.values())
+    conflicting_keys = sorted(k for k, v in by_key.items() if len(set(v)) > 1)
+    conflicting = sum(len(set(v)) - 1 for v in by_key.values())
+    stats = duplicate_stats(df, ["sale_line_id"], sample_size=2)
+    assert (stats.exact_duplicates, stats.conflicting_rows, stats.conflicting_keys) == (
+        exact, conflicting, len(conflicting_keys))
+    assert stats.sample_keys == [{"sale_line_id": k} for k in conflicting_keys[:2]]
+    kept = deduplicate_latest(df, ["sale_line_id"], []).count()
+    assert stats.removed == exact + conflicting == len(rows) - kept

@@ -3,21 +3,25 @@
 Grain in = grain out: one row per source record, minus exact re-deliveries, minus rows that cannot
 be standardized (returned separately with a reason, never dropped silently).
 
-Order of operations (processed asset): snake_case -> renames -> `cast_to_schema` (types, trims,
-case, digits, null tokens; records unparsable values) -> `apply_null_defaults` -> `split_rejects`
-(missing required/`reject` columns, unparsable values) -> `deduplicate_latest` -> `add_audit_columns`.
+Order of operations (processed asset): snake_case -> renames -> `infer_date_orders` (day-first or
+month-first, per source file) -> `cast_to_schema` (types, trims, case, digits, null tokens, integral
+float ids; records unparsable and ambiguous values) -> `apply_null_defaults` -> `split_rejects`
+(missing required/`reject` columns, unparsable values) -> `duplicate_stats` + `deduplicate_latest`
+-> `add_audit_columns`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-# Formats seen in the wild for one timestamp column; the first that parses wins, so the unambiguous
-# ISO forms come first and day-first European forms before US month-first ones is a config choice.
+# Formats that read one way only, tried in order. Dates such as `10/11/2011` are deliberately absent:
+# whether the day or the month comes first is decided per input by `infer_date_orders`, or by a
+# configured format (configured formats are tried before these).
 DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
     "yyyy-MM-dd HH:mm:ss[.SSSSSS]",
     "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]'Z'",
@@ -26,15 +30,31 @@ DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
     "yyyy-MM-dd",
     "yyyy/MM/dd HH:mm:ss",
     "yyyy/MM/dd",
-    "dd/MM/yyyy HH:mm",
-    "dd/MM/yyyy",
     "MMM d yyyy",
 )
 
 REJECT_REASON = "_reject_reason"
-# Texts that mean "no value" in the feeds seen so far; compared after trimming, case-sensitively
-# (a surname "Null" is a real name; the all-caps database dump token is not).
-DEFAULT_NULL_TOKENS: tuple[str, ...] = ("", "NULL", "null", "N/A")
+# Texts that mean "no value" in every column; compared after trimming (so whitespace-only is empty),
+# case-sensitively: a surname "Null" is a real name, the database/pandas/spreadsheet tokens are not.
+DEFAULT_NULL_TOKENS: tuple[str, ...] = ("", "NULL", "null", "None", "N/A", "n/a", "#N/A", "NaN", "nan", "-")
+# Also "no value" in id columns and in number/date columns, where they cannot be a real value (R and
+# pandas write NA for missing). Text columns keep them: `NA` is Namibia's country code.
+DEFAULT_TYPED_NULL_TOKENS: tuple[str, ...] = ("NA",)
+
+# d/M/yyyy, d.M.yyyy or d-M-yyyy (one separator throughout), optionally with H:mm[:ss]. Groups: 1 first
+# field, 3 second field, 4 year, 5-7 time. Hours without a leading zero are what US exports write.
+_DAY_MONTH = r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
+DAY_FIRST, MONTH_FIRST, UNDECIDED, CONFLICTING = "day-first", "month-first", "undecided", "conflicting"
+_NO_FILE = ""  # the date-order group of rows without a `_source_file`: the whole batch
+
+
+def _ambiguous_reason(column: str) -> str:
+    return f"ambiguous date in {column}: day-first or month-first? configure timestamp_formats"
+
+
+def _conflicting_reason(column: str) -> str:
+    return (f"conflicting date order in {column}: the same input has day-first and month-first dates; "
+            "configure timestamp_formats")
 
 
 def to_snake_case(name: str) -> str:
@@ -69,6 +89,75 @@ def parse_timestamp(column: Column, formats: Sequence[str] = DEFAULT_TIMESTAMP_F
     return F.coalesce(*[F.try_to_timestamp(trimmed, F.lit(fmt)) for fmt in formats])
 
 
+def _day_month_fields(column: Column) -> list[Column]:
+    """[first, second, year, hour, minute, second-of-minute] as ints; first is NULL unless the text has
+    the d/M/yyyy shape (regexp_extract gives "" for no match, which try_cast turns into NULL)."""
+    trimmed = F.trim(column)
+    return [F.regexp_extract(trimmed, _DAY_MONTH, group).try_cast("int") for group in (1, 3, 4, 5, 6, 7)]
+
+
+def _date_group(df: DataFrame, by: str) -> Column:
+    return F.coalesce(F.col(by).cast("string"), F.lit(_NO_FILE)) if by in df.columns else F.lit(_NO_FILE)
+
+
+def infer_date_orders(df: DataFrame, columns: Sequence[str], by: str = "_source_file") -> dict[str, str]:
+    """Per value of `by` (a source file; all rows without one form one batch, key ""): is the input's
+    d/M/yyyy-shaped text day-first, month-first, undecided or conflicting?
+
+    Evidence is a value that reads one way only: a first field over 12 (day-first) or a second field
+    over 12 (month-first), over all `columns` of the group. Both kinds in one group is `conflicting`,
+    none is `undecided`. Groups without such text are absent. One aggregation job; the result is one
+    small row per source file.
+    """
+    columns = [c for c in columns if c in df.columns]
+    if not columns:
+        return {}
+    day_evidence, month_evidence, shaped = [], [], []
+    for name in columns:
+        first, second, *_ = _day_month_fields(F.col(name).cast("string"))
+        day_evidence.append(((first > 12) & (first <= 31) & (second >= 1) & (second <= 12)).cast("int"))
+        month_evidence.append(((second > 12) & (second <= 31) & (first >= 1) & (first <= 12)).cast("int"))
+        shaped.append(first.isNotNull().cast("int"))
+
+    def any_of(flags: list[Column]) -> Column:
+        """1 when a row of the group has the flag in any column (NULL flags count as 0)."""
+        per_row = [F.coalesce(f, F.lit(0)) for f in flags]
+        return F.max(F.greatest(*per_row) if len(per_row) > 1 else per_row[0])
+
+    rows = (
+        df.groupBy(_date_group(df, by).alias("g"))
+        .agg(any_of(day_evidence).alias("d"), any_of(month_evidence).alias("m"), any_of(shaped).alias("s"))
+        .filter("s = 1")
+        .collect()
+    )
+    decide = {(1, 1): CONFLICTING, (1, 0): DAY_FIRST, (0, 1): MONTH_FIRST, (0, 0): UNDECIDED}
+    return {r["g"]: decide[(r["d"], r["m"])] for r in rows}
+
+
+def _parse_day_month(column: Column, order: Column) -> tuple[Column, Column]:
+    """(timestamp, reading) of d/M/yyyy text: a value that reads one way only (first field over 12,
+    second over 12, or both fields equal) is read that way; any other follows its input's `order`.
+    The reading is `undecided`/`conflicting` when that order is; then the timestamp is NULL."""
+    first, second, year, hour, minute, sec = _day_month_fields(column)
+    reading = (
+        F.when(first.isNull(), F.lit(None))
+        .when(first > 12, F.lit(DAY_FIRST))
+        .when(second > 12, F.lit(MONTH_FIRST))
+        .when(first == second, F.lit(DAY_FIRST))
+        .when(order.isin(DAY_FIRST, MONTH_FIRST, CONFLICTING), order)
+        .otherwise(F.lit(UNDECIDED))
+    )
+    day = F.when(reading == DAY_FIRST, first).when(reading == MONTH_FIRST, second)
+    month = F.when(reading == DAY_FIRST, second).when(reading == MONTH_FIRST, first)
+    # Through ISO text rather than make_timestamp: try_to_timestamp gives NULL for 30 February or hour
+    # 25 instead of raising under ANSI mode; a NULL part prints as "null" and fails to parse too.
+    iso = F.format_string(
+        "%04d-%02d-%02d %02d:%02d:%02d", year, month, day,
+        F.coalesce(hour, F.lit(0)), F.coalesce(minute, F.lit(0)), F.coalesce(sec, F.lit(0)),
+    )
+    return F.try_to_timestamp(iso, F.lit("yyyy-MM-dd HH:mm:ss")), reading
+
+
 def _typed(column: Column, spark_type: str, formats: Sequence[str]) -> Column:
     """Typed value, or NULL when the text does not parse as `spark_type`."""
     if spark_type == "timestamp":
@@ -89,25 +178,57 @@ def cast_to_schema(
     lowercase: Sequence[str] = (),
     uppercase: Sequence[str] = (),
     digits_only: Sequence[str] = (),
+    id_columns: Sequence[str] = (),
     timestamp_formats: Sequence[str] = DEFAULT_TIMESTAMP_FORMATS,
     null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS,
+    typed_null_tokens: Sequence[str] = DEFAULT_TYPED_NULL_TOKENS,
+    date_orders: Mapping[str, str] | None = None,
+    date_order_by: str = "_source_file",
 ) -> DataFrame:
-    """Type every schema column (missing ones become typed NULLs) and record unparsable values.
+    """Type every schema column (missing ones become typed NULLs) and record values that cannot be used.
 
-    Adds `_parse_errors`: an array naming each column whose non-null input did not parse. Columns not
-    in the schema pass through as trimmed strings so PII detection can still see them.
-    A value equal to one of `null_tokens` after trimming is NULL (not a parse error).
+    Adds `_parse_errors`: an array with one problem text per column whose non-null input could not be
+    used (`unparsable <col>`, or for d/M/yyyy dates whose day/month order is open, an `ambiguous date`
+    or `conflicting date order` text). Columns not in the schema pass through as trimmed strings so PII
+    detection can still see them.
+    A value equal to one of `null_tokens` after trimming is NULL (not a parse error); so is one of
+    `typed_null_tokens` in `id_columns` and in non-string columns. In `id_columns` an integral float
+    (`17850.0`, as spreadsheets and pandas write numeric ids) becomes `17850`.
+    Timestamps and dates: `timestamp_formats` first, then d/M/yyyy text by its input's day/month order
+    (`date_orders` per `date_order_by` value, see `infer_date_orders`; computed here when not given).
     """
+    present = set(df.columns)
+    dated = [n for n, t in schema.items() if t in ("timestamp", "date") and n in present]
+    if dated and date_orders is None:
+        date_orders = infer_date_orders(df, dated, date_order_by)
+    order: Column = F.lit(None).cast("string")
+    if date_orders:
+        lookup = F.create_map(*[F.lit(x) for pair in sorted(date_orders.items()) for x in pair])
+        order = F.element_at(lookup, _date_group(df, date_order_by))
     out: list[Column] = []
     errors: list[Column] = []
-    present = set(df.columns)
     for name, spark_type in schema.items():
         if name not in present:
             out.append(F.lit(None).cast(spark_type).alias(name))
             continue
         raw = F.col(name).cast("string")
-        blank_to_null = F.when(F.trim(raw).isin(*null_tokens), None).otherwise(raw)
+        tokens = [*null_tokens]
+        if name in id_columns or spark_type != "string":
+            tokens += typed_null_tokens
+        blank_to_null = F.when(F.trim(raw).isin(*tokens), None).otherwise(raw)
         value = _typed(blank_to_null, spark_type, timestamp_formats)
+        problem = F.lit(f"unparsable {name}")
+        if name in dated:
+            explicit = value
+            inferred, reading = _parse_day_month(blank_to_null, order)
+            value = F.coalesce(explicit, F.to_date(inferred) if spark_type == "date" else inferred)
+            problem = (
+                F.when(explicit.isNull() & (reading == UNDECIDED), F.lit(_ambiguous_reason(name)))
+                .when(explicit.isNull() & (reading == CONFLICTING), F.lit(_conflicting_reason(name)))
+                .otherwise(problem)
+            )
+        if name in id_columns:
+            value = F.regexp_replace(value, r"^(\d+)\.0+$", "$1")
         if name in lowercase:
             value = F.lower(value)
         if name in uppercase:
@@ -116,7 +237,7 @@ def cast_to_schema(
             value = F.when(value.isNull(), None).otherwise(F.regexp_replace(value, r"\D", ""))
             value = F.when(value == "", None).otherwise(value)
         out.append(value.alias(name))
-        errors.append(F.when(blank_to_null.isNotNull() & value.isNull(), F.lit(name)).otherwise(F.lit("")))
+        errors.append(F.when(blank_to_null.isNotNull() & value.isNull(), problem).otherwise(F.lit("")))
     passthrough = [
         F.trim(F.col(c).cast("string")).alias(c) if not c.startswith("_") else F.col(c)
         for c in df.columns
@@ -153,19 +274,62 @@ def apply_null_defaults(df: DataFrame, defaults: Mapping[str, str]) -> DataFrame
 
 def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, DataFrame]:
     """(good rows, rejected rows with `_reject_reason`): a row is rejected when a required column is
-    NULL or any column failed to parse. The reason lists every problem of the row."""
-    # A required value that was present but did not parse is reported once, as unparsable.
-    missing = [
-        F.when(F.col(c).isNull() & ~F.array_contains(F.col("_parse_errors"), c), F.lit(f"missing {c}"))
-        for c in required
-    ]
+    NULL or any column could not be used (`_parse_errors`). The reason lists every problem of the row."""
     errors = F.col("_parse_errors")
-    unparsable = F.when(F.size(errors) > 0, F.concat(F.lit("unparsable "), F.array_join(errors, "; unparsable ")))
-    # concat_ws skips NULLs; no higher-order functions, so the step stays in generated code.
-    flagged = df.withColumn(REJECT_REASON, F.concat_ws("; ", *missing, unparsable))
+
+    def reported(column: str) -> Column:
+        # A required value that was present but could not be used is reported once, with its problem.
+        texts = (f"unparsable {column}", _ambiguous_reason(column), _conflicting_reason(column))
+        return F.array_contains(errors, texts[0]) | F.array_contains(errors, texts[1]) | F.array_contains(
+            errors, texts[2])
+
+    missing = [F.when(F.col(c).isNull() & ~reported(c), F.lit(f"missing {c}")) for c in required]
+    # concat_ws skips NULLs and flattens the array; no higher-order functions, so the step stays in
+    # generated code.
+    flagged = df.withColumn(REJECT_REASON, F.concat_ws("; ", *missing, errors))
     good = flagged.filter(F.col(REJECT_REASON) == "").drop(REJECT_REASON, "_parse_errors")
     bad = flagged.filter(F.col(REJECT_REASON) != "").drop("_parse_errors")
     return good, bad
+
+
+@dataclass(frozen=True)
+class DuplicateStats:
+    """What de-duplication on a key removes. Per key with n rows of which h are distinct in content
+    (every non-`_` column): n - h rows are exact copies of another row of the key, h - 1 rows differ
+    from the row kept (the same key, other content: not duplicates, usually a non-unique key)."""
+
+    exact_duplicates: int
+    conflicting_rows: int
+    conflicting_keys: int
+    sample_keys: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def removed(self) -> int:
+        return self.exact_duplicates + self.conflicting_rows
+
+
+def duplicate_stats(df: DataFrame, key: Sequence[str], sample_size: int = 5) -> DuplicateStats:
+    """Count what `deduplicate_latest(df, key, ...)` removes (see DuplicateStats), with up to
+    `sample_size` conflicting keys (the key columns only, smallest first). One aggregation job, and a
+    second only when conflicts exist. Persist `df` first when it is an expensive projection."""
+    business = sorted(c for c in df.columns if not c.startswith("_") and c not in key)
+    # Distinct content through a struct, not a hash: exact, and NULL differs from "" (a struct of the
+    # values keeps NULLs, where countDistinct over the bare columns would skip the row).
+    content = F.struct(*[F.col(c) for c in business]) if business else F.lit(0)
+    per_key = (
+        df.groupBy(*key, content.alias("_content")).agg(F.count("*").alias("_copies"))
+        .groupBy(*key).agg(F.sum("_copies").alias("_n"), F.count("*").alias("_h"))
+    )
+    totals = per_key.agg(
+        F.coalesce(F.sum(F.col("_n") - F.col("_h")), F.lit(0)).alias("exact"),
+        F.coalesce(F.sum(F.col("_h") - 1), F.lit(0)).alias("conflicting"),
+        F.count(F.when(F.col("_h") > 1, 1)).alias("keys"),
+    ).first()
+    samples: list[dict[str, object]] = []
+    if totals["keys"]:
+        rows = per_key.filter("_h > 1").select(*key).orderBy(*key).limit(sample_size).collect()
+        samples = [r.asDict() for r in rows]
+    return DuplicateStats(int(totals["exact"]), int(totals["conflicting"]), int(totals["keys"]), samples)
 
 
 def deduplicate_latest(

@@ -5,25 +5,41 @@ one row per (key, `updated_at`): several changes of one customer on one day all 
 SCD2 dimension must see each of them; only re-deliveries of the same version are removed (the latest
 ingest wins, then the latest source file, then a content hash, so reruns pick the same row). For
 location and sale it is one row per key.
-Rows that cannot be standardized (missing required key, `reject` null rule, unparsable
+Rows that cannot be standardized (missing required key, `reject` null rule, unparsable or ambiguous
 date/number) go to `quarantine/processed/<entity>/ingest_date=D` with the reason, and are counted in
-metadata (total and per reason). Null rules, timestamp formats and aggregations come from the
-`standardize` config section, never from code per source.
+metadata (total and per reason). When more than `standardize.max_quarantine_share` of the input is
+quarantined, or a feed with rows lacks a required column entirely, the step fails (not retried: the
+same input fails again) after the quarantine is written, naming the entity, the count and the reasons.
+Rows removed by de-duplication are counted: exact copies, and rows that shared the key but differed
+(those are not duplicates); the check `no_conflicting_duplicates` warns about the latter.
+Null rules, timestamp formats and aggregations come from the `standardize` config section, never from
+code per source.
 Audit columns: `_processed_at`, `_run_id`, `_source`, `_row_hash` (SHA-256 over the business columns).
 
 processed/agg/<name>: optional aggregates of one entity (config `standardize.entities.<e>.aggregations`).
 """
 
-
+from collections.abc import Iterator
 from functools import reduce
+from typing import Any
 
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    Failure,
+    Output,
+    asset,
+)
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.raw import raw_asset_key
-from lake_assets.config import EntityStandardizeConfig, PipelineConfig
+from lake_assets.config import EntityStandardizeConfig, PipelineConfig, SourceKindConfig
 from lake_assets.entities import ENTITIES, EntitySchema
 from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.resources.lake_storage import LakeStorage
@@ -31,15 +47,21 @@ from spark.aggregations import aggregate, metric_column
 from spark.standardize import (
     DEFAULT_NULL_TOKENS,
     DEFAULT_TIMESTAMP_FORMATS,
+    DEFAULT_TYPED_NULL_TOKENS,
     REJECT_REASON,
+    DuplicateStats,
     add_audit_columns,
     apply_null_defaults,
     cast_to_schema,
     deduplicate_latest,
+    duplicate_stats,
+    infer_date_orders,
     rename_columns,
     snake_case_columns,
     split_rejects,
 )
+
+CONFLICT_CHECK = "no_conflicting_duplicates"
 
 
 def _null_rules(entity: EntitySchema, rules: EntityStandardizeConfig) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -55,6 +77,63 @@ def _null_rules(entity: EntitySchema, rules: EntityStandardizeConfig) -> tuple[d
     return defaults, (*entity.required, *rejected)
 
 
+def timestamp_formats(config: PipelineConfig, entity: str) -> tuple[str, ...]:
+    """The formats tried, in order: the entity's, then `standardize.timestamp_formats`, then the
+    built-in ones (configured formats add to the defaults; they never remove one)."""
+    rules = config.standardize.entities.get(entity, EntityStandardizeConfig())
+    ordered = [*(rules.timestamp_formats or ()), *(config.standardize.timestamp_formats or ()),
+               *DEFAULT_TIMESTAMP_FORMATS]
+    return tuple(dict.fromkeys(ordered))
+
+
+def id_columns(entity: EntitySchema) -> tuple[str, ...]:
+    """String `*_id` columns (customer_id, order_id, ...): identifiers, never free text."""
+    return tuple(c for c, t in entity.columns.items() if t == "string" and c.endswith("_id"))
+
+
+def _absent_required(
+    entity: EntitySchema, required: tuple[str, ...], feeds: list[tuple[SourceKindConfig, Any]],
+    frames: list[DataFrame],
+) -> list[str]:
+    """One problem per (feed with rows, required column it lacks after renames), naming the renames
+    that should have produced it."""
+    problems = []
+    for (source, table), frame in zip(feeds, frames, strict=True):
+        absent = [c for c in required if c not in frame.columns]
+        if not absent or not frame.limit(1).count():
+            continue  # a feed without rows that day says nothing about its columns
+        for column in absent:
+            mapped = [f"{src!r}" for src, dst in table.columns.items() if dst == column]
+            origin = ", ".join(mapped) if mapped else f"no rename; a column named {column!r}"
+            delivered = sorted(c for c in frame.columns if not c.startswith("_"))
+            problems.append(
+                f"{source.name}.{table.name}: required column {column} absent "
+                f"(mapped from: {origin}); delivered columns: {delivered}"
+            )
+    return problems
+
+
+def _conflict_check(entity: EntitySchema, stats: DuplicateStats) -> AssetCheckResult:
+    samples = "; ".join(", ".join(f"{k}={v}" for k, v in key.items()) for key in stats.sample_keys)
+    return AssetCheckResult(
+        check_name=CONFLICT_CHECK,
+        passed=stats.conflicting_keys == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "conflicting_keys": stats.conflicting_keys,
+            "conflicting_rows_removed": stats.conflicting_rows,
+            "exact_duplicates_removed": stats.exact_duplicates,
+            # Key columns only: the rest of a row may hold personal data this layer has not masked yet.
+            "sample_keys": samples or "none",
+            "what_to_do": "none" if not stats.conflicting_keys else (
+                f"rows sharing ({', '.join(entity.dedup_key)}) differ in other columns, so they are not "
+                "duplicates; only one per key was kept. Check which source column is mapped to "
+                f"{', '.join(entity.key)}: it is probably not unique."
+            ),
+        },
+    )
+
+
 def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsDefinition | None:
     feeds = config.tables_for_entity(entity.name)
     if not feeds:
@@ -62,11 +141,18 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
     ins = {f"raw_{i}": AssetIn(key=raw_asset_key(source, table)) for i, (source, table) in enumerate(feeds)}
     renames = [table.columns for _, table in feeds]
     rules = config.standardize.entities.get(entity.name, EntityStandardizeConfig())
-    formats = tuple(rules.timestamp_formats or config.standardize.timestamp_formats or DEFAULT_TIMESTAMP_FORMATS)
+    formats = timestamp_formats(config, entity.name)
+    configured_formats = len(formats) - len(DEFAULT_TIMESTAMP_FORMATS)
     null_tokens = tuple(
         DEFAULT_NULL_TOKENS if config.standardize.null_tokens is None else config.standardize.null_tokens
     )
+    typed_null_tokens = tuple(
+        DEFAULT_TYPED_NULL_TOKENS if config.standardize.typed_null_tokens is None
+        else config.standardize.typed_null_tokens
+    )
+    max_share = config.standardize.max_quarantine_share
     defaults, required = _null_rules(entity, rules)
+    dated = [c for c, t in entity.columns.items() if t in ("timestamp", "date")]
 
     @asset(
         key=["processed", entity.name],
@@ -74,23 +160,47 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         ins=ins,
         partitions_def=daily_partitions(config),
         kinds={"spark", "parquet"},
+        check_specs=[
+            AssetCheckSpec(
+                CONFLICT_CHECK,
+                asset=["processed", entity.name],
+                description="Warns when rows removed as duplicates differed from the kept row "
+                f"(same ({', '.join(entity.dedup_key)}), other content).",
+            )
+        ],
         description=f"Standardized `{entity.name}` records. Grain: one row per "
         + (f"({', '.join(entity.dedup_key)})." if entity.keep_versions else f"{', '.join(entity.key)}."),
     )
-    def _processed(context: AssetExecutionContext, lake: LakeStorage, **raw_frames: DataFrame) -> DataFrame:
+    def _processed(context: AssetExecutionContext, lake: LakeStorage, **raw_frames: DataFrame) -> Iterator:
         frames = [
             rename_columns(snake_case_columns(frame), renames[i])
             for i, frame in enumerate(raw_frames[name] for name in ins)
         ]
         unioned = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+        context.log.info(
+            f"{entity.name}: timestamp formats tried in order: {list(formats)} ({configured_formats} "
+            "configured, then the built-in ones); d/M/yyyy dates follow each file's day/month order"
+        )
+        date_orders = infer_date_orders(unioned, dated)
+        open_orders = sorted(f for f, o in date_orders.items() if o in ("undecided", "conflicting"))
+        if open_orders:
+            # With a configured format those dates are usually read by it: then this is only information.
+            (context.log.info if configured_formats else context.log.warning)(
+                f"{entity.name}: day/month order of d/M/yyyy dates is undecided or conflicting in "
+                f"{open_orders[:10]}; such dates are quarantined unless standardize.timestamp_formats "
+                "(or the entity's) has a format for them"
+            )
         typed = cast_to_schema(
             unioned,
             entity.columns,
             lowercase=entity.lowercase,
             uppercase=entity.uppercase,
             digits_only=entity.digits_only,
+            id_columns=id_columns(entity),
             timestamp_formats=formats,
             null_tokens=null_tokens,
+            typed_null_tokens=typed_null_tokens,
+            date_orders=date_orders,
         )
         typed = apply_null_defaults(typed, defaults).persist()
         good, rejected = split_rejects(typed, required)
@@ -100,24 +210,55 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         if rejected_rows:
             # One reason string can list several problems; count per whole reason (bounded by columns).
             reasons = {r[REJECT_REASON]: r["n"] for r in rejected.groupBy(REJECT_REASON).agg(F.count("*").alias("n"))
-                       .orderBy(F.desc("n")).limit(20).collect()}
+                       .orderBy(F.desc("n"), REJECT_REASON).limit(20).collect()}
+        input_rows = typed.count()
+        where = f"quarantine/processed/{entity.name}/ingest_date={context.partition_key}"
+        absent = _absent_required(entity, required, feeds, frames)
+        share = rejected_rows / input_rows if input_rows else 0.0
+        if absent or share > max_share:
+            top = "; ".join(f"{n} rows: {r}" for r, n in list(reasons.items())[:3]) or "none"
+            headline = (
+                f"processed/{entity.name}: {rejected_rows} of {input_rows} input rows quarantined "
+                f"({share:.1%}; standardize.max_quarantine_share is {max_share:.1%})."
+            )
+            raise Failure(
+                description="\n".join([headline, *absent, f"Top reasons: {top}.",
+                                       f"The rows are in {where}; fix the source file or the mapping "
+                                       "(sources[].tables[].columns, standardize.*) and rerun the day."]),
+                metadata={"quarantined_rows": rejected_rows, "input_rows": input_rows,
+                          "quarantined_share": round(share, 4)},
+                allow_retries=False,
+            )
         order = [c for c in (entity.cursor, "_ingested_at") if c]
         tie_breakers = [c for c in ("_source_file",) if c in good.columns]
+        stats = duplicate_stats(good, entity.dedup_key)
         deduplicated = deduplicate_latest(good, entity.dedup_key, order, tie_breakers)
         result = add_audit_columns(deduplicated, list(entity.columns), context.run.run_id)
-        input_rows = typed.count()
-        context.add_output_metadata(
-            {
+        if rejected_rows:
+            context.log.warning(f"{rejected_rows} of {input_rows} {entity.name} rows quarantined ({where})")
+        if stats.conflicting_keys:
+            context.log.warning(
+                f"{entity.name}: {stats.conflicting_rows} rows removed by de-duplication differed from the "
+                f"row kept for their ({', '.join(entity.dedup_key)}) in {stats.conflicting_keys} keys; "
+                "the mapped key is probably not unique"
+            )
+        yield Output(
+            result,
+            metadata={
                 "input_rows": input_rows,
                 "quarantined_rows": rejected_rows,
                 "quarantine_reasons": ", ".join(f"{r}: {n}" for r, n in reasons.items()) or "none",
+                "duplicate_rows_removed": stats.removed,
+                "exact_duplicates_removed": stats.exact_duplicates,
+                "conflicting_rows_removed": stats.conflicting_rows,
                 "null_defaults": ", ".join(sorted(defaults)) or "none",
+                "timestamp_formats": ", ".join(formats),
+                "date_orders": ", ".join(f"{f.rsplit('/', 1)[-1] or 'batch'}: {o}"
+                                         for f, o in sorted(date_orders.items())[:20]) or "none",
                 "sources": len(feeds),
-            }
+            },
         )
-        if rejected_rows:
-            context.log.warning(f"{rejected_rows} of {input_rows} {entity.name} rows quarantined")
-        return result
+        yield _conflict_check(entity, stats)
 
     return _processed
 
