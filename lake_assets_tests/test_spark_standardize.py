@@ -25,24 +25,7 @@ from spark.standardize import (
     row_hash,
     snake_case_columns,
     split_rejects,
-    to_snake_case,
 )
-
-
-@pytest.mark.parametrize(
-    ("raw", "snake"),
-    [
-        ("Customer ID", "customer_id"),
-        ("customerId", "customer_id"),
-        ("CUSTOMER-ID", "customer_id"),
-        ("  E-Mail ", "e_mail"),
-        ("Last Modified", "last_modified"),
-        ("Prénom", "prénom"),
-        ("zip__code!!", "zip_code"),
-    ],
-)
-def test_to_snake_case(raw: str, snake: str) -> None:
-    assert to_snake_case(raw) == snake
 
 
 def test_snake_case_columns_keeps_lineage_columns_and_rejects_collisions(spark) -> None:

@@ -12,12 +12,13 @@ float ids; records unparsable and ambiguous values) -> `apply_null_defaults` -> 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+
+from spark.naming import snake_case_names, to_snake_case
 
 # Formats that read one way only, tried in order. Dates such as `10/11/2011` are deliberately absent:
 # whether the day or the month comes first is decided per input by `infer_date_orders`, or by a
@@ -57,21 +58,10 @@ def _conflicting_reason(column: str) -> str:
             "configure timestamp_formats")
 
 
-def to_snake_case(name: str) -> str:
-    """`Customer ID` / `customerId` / `CUSTOMER-ID` -> `customer_id`."""
-    name = name.strip()
-    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    # Unicode letters stay (`Prénom` -> `prénom`); every run of other characters becomes one `_`.
-    name = re.sub(r"[\W_]+", "_", name)
-    return name.strip("_").lower()
-
-
 def snake_case_columns(df: DataFrame) -> DataFrame:
     """Rename every column by spark/naming.py's rule (the one raw ingestion maps with); `_` lineage
     columns keep their names. Two source columns becoming one name raise ColumnNameCollision (a
     ValueError) naming both."""
-    from spark.naming import snake_case_names
-
     names = snake_case_names(df.columns)
     # Backticks quote names with spaces or dots; a backtick inside a name is doubled.
     return df.select([F.col("`" + src.replace("`", "``") + "`").alias(dst) for src, dst in names.items()])
