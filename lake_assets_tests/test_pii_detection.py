@@ -125,10 +125,10 @@ def test_name_rules_match_tokens_not_substrings() -> None:
 def test_all_null_columns_are_never_pii_whatever_their_name(spark) -> None:
     # The processed layer adds every entity column the source does not deliver as NULL.
     df = spark.createDataFrame(
-        [("L1", None, None, None), ("L2", None, None, None)],
-        "sale_line_id string, card_number string, ssn string, notes string",
+        [("L1", None, None, None, ""), ("L2", None, None, None, "  ")],
+        "sale_line_id string, card_number string, ssn string, notes string, e_mail string",
     )
-    assert detect_unconfigured_pii(df, configured=[]) == []
+    assert detect_unconfigured_pii(df, configured=[]) == []  # blank text holds no PII either
 
 
 def test_name_only_matches_warn_value_matches_block(spark) -> None:

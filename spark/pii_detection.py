@@ -10,8 +10,8 @@ Name patterns match whole name tokens (`card_no`, `payment_card`), not substring
 `card_type` and `cardinality` are not card numbers, `hotel` is not a phone.
 
 What a finding means (see `Finding.blocking`):
-* a column whose every value is NULL is never PII, whatever its name (the processed layer adds the
-  entity columns a source does not deliver as NULL);
+* a column whose every value is NULL (or blank text) is never PII, whatever its name (the processed
+  layer adds the entity columns a source does not deliver as NULL);
 * values that match a pattern (e-mail, SSN, Luhn card) make a blocking finding;
 * a name that suggests PII while no value matches makes a warning only.
 Reports hold column names, kinds and counts, never values.
@@ -92,12 +92,15 @@ def pii_kind_by_name(column: str) -> str | None:
 def _profile(
     df: DataFrame, columns: list[str], sample_rows: int | None
 ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    """One pass over the rows: ({column: non-NULL rows}, {column: {kind: rows whose value matches}})."""
+    """One pass over the rows: ({column: rows with a non-blank value}, {column: {kind: rows whose value matches}})."""
     if not columns:
         return {}, {}
     types = dict(df.dtypes)
     source = df.limit(sample_rows) if sample_rows else df
-    aggregates = [F.count(F.col(f"`{c}`")).alias(f"{c}\u0001") for c in columns]
+    # Rows with a value that is not blank: a column of NULLs and blanks holds no PII whatever its name.
+    aggregates = [
+        F.count(F.when(F.trim(F.col(f"`{c}`").cast("string")) != "", 1)).alias(f"{c}\u0001") for c in columns
+    ]
     for column in columns:
         if types.get(column, "").startswith(SCANNED_TYPE_PREFIXES):
             for kind, flag in value_flags(F.col(f"`{column}`").cast("string")).items():
@@ -158,7 +161,7 @@ def detect_unconfigured_pii(
     """Columns not covered by a masking rule that look like PII, by value and by name, sorted by column.
 
     Columns starting with `_` (lineage/audit) are not candidates, nor columns of a type that cannot
-    hold PII (boolean, date, timestamp), nor columns whose every scanned value is NULL. By default
+    hold PII (boolean, date, timestamp), nor columns whose every scanned value is NULL or blank. By default
     every row is scanned: a sample would let PII that first appears in row 10,001 through.
     """
     configured = set(configured)
@@ -178,7 +181,7 @@ def detect_unconfigured_pii(
             findings.append(Finding(column, counts[0][0], "values", counts, name_kind))
         elif name_kind:
             findings.append(Finding(column, name_kind, "name", (), name_kind))
-    return findings
+    return sorted(findings, key=lambda f: f.column)
 
 
 def find_unconfigured_pii(
