@@ -106,15 +106,15 @@ def _profile(
             for kind, flag in value_flags(F.col(f"`{column}`").cast("string")).items():
                 aggregates.append(F.sum(F.when(flag, 1).otherwise(0)).alias(f"{column}\u0001{kind}"))
     row = source.agg(*aggregates).collect()[0].asDict()
-    non_null: dict[str, int] = {}
+    filled: dict[str, int] = {}
     found: dict[str, dict[str, int]] = {}
     for name, count in row.items():
         column, kind = name.split("\u0001")
         if not kind:
-            non_null[column] = int(count)
+            filled[column] = int(count)
         elif count:
             found.setdefault(column, {})[kind] = int(count)
-    return non_null, found
+    return filled, found
 
 
 def scan_values(df: DataFrame, columns: Iterable[str], sample_rows: int | None = None) -> dict[str, dict[str, int]]:
@@ -170,10 +170,10 @@ def detect_unconfigured_pii(
         c for c in df.columns
         if c not in configured and not c.startswith("_") and not types[c].startswith(NEVER_PII_TYPE_PREFIXES)
     ]
-    non_null, found = _profile(df, candidates, sample_rows)
+    filled, found = _profile(df, candidates, sample_rows)
     findings = []
     for column in candidates:
-        if not non_null.get(column):
+        if not filled.get(column):
             continue
         name_kind = pii_kind_by_name(column)
         if column in found:
