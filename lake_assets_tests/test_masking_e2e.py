@@ -89,6 +89,9 @@ def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
     drop = _copy_day(tmp_path)
     planted = ["call me at jane.roe@example.net", "ssn 078-05-1120 on file", "ok"]
     _add_column(drop / DAY / "customers.csv", "Notes", planted)
+    # Named like a card, holding no card number: a warning, never the failure. A limit is no card.
+    _add_column(drop / DAY / "customers.csv", "Card No", ["on file", "declined", ""])
+    _add_column(drop / DAY / "customers.csv", "Credit Limit", ["2500.00", "15000.00", ""])
     monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
     monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
     config = load_config()
@@ -100,7 +103,9 @@ def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
     failures = [e for e in result.all_events if e.is_step_failure]
     assert [e.step_key for e in failures] == ["masked__customer"]
     message = failures[0].event_specific_data.error.to_string()
-    assert "unconfigured PII in column(s) notes" in message and "email" in message and "ssn" in message
+    assert "unconfigured PII in column(s) notes (" in message and "email" in message and "ssn" in message
+    assert "card_no" not in message and "credit_limit" not in message
+    assert "card_no: name looks like card_number; no value matches a PII pattern" in log_text
     for text in (message, log_text):
         assert "jane.roe" not in text and "078-05-1120" not in text
         _assert_no_secret(text)
@@ -113,7 +118,10 @@ def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
     assert result.success
     masked = lake.read_arrow(["masked", "customer"], DAY).to_pylist()
     assert masked and {r["notes"] for r in masked} == {"[REDACTED]"}
-    assert "masking unconfigured PII by default: notes" in log_text
+    assert "masking unconfigured PII by default: card_no" in log_text and "; notes: values look like" in log_text
+    metadata = result.asset_materializations_for_node("masked__customer")[0].metadata
+    assert (metadata["unconfigured_pii_columns"].value, metadata["pii_name_warnings"].value) == ("notes", "card_no")
+    assert {r["credit_limit"] for r in masked} == {"2500.00", "15000.00", ""}  # passed through as delivered
     _assert_no_secret(log_text)
 
 

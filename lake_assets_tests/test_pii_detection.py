@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -94,9 +95,11 @@ def test_unconfigured_pii_by_name_and_by_value_never_shows_values(spark) -> None
     findings = {f.column: f for f in detect_unconfigured_pii(df, configured=["email"])}
     assert set(findings) == {"notes", "e_mail_2"}  # configured and `_` columns are not candidates
     assert (findings["notes"].by, findings["notes"].kind) == ("values", "email")
-    assert (findings["e_mail_2"].by, findings["e_mail_2"].kind) == ("name", "email")
+    assert (findings["e_mail_2"].by, findings["e_mail_2"].kind, findings["e_mail_2"].name_kind) == (
+        "values", "ssn", "email")
     reasons = find_unconfigured_pii(df, configured=["email"])
-    assert reasons == {"e_mail_2": "name looks like email", "notes": "values look like email (1 rows)"}
+    assert reasons == {"e_mail_2": "name looks like email; values look like ssn (1 rows)",
+                       "notes": "values look like email (1 rows)"}
     assert not any("@" in r or "6789" in r for r in reasons.values())
     assert find_unconfigured_pii(df, configured=["email", "notes", "e_mail_2"]) == {}
 
@@ -106,3 +109,54 @@ def test_scan_covers_every_row_by_default(spark) -> None:
     df = spark.createDataFrame(rows, "notes string").coalesce(1)
     assert find_unconfigured_pii(df, configured=[]) == {"notes": "values look like email (1 rows)"}
     assert find_unconfigured_pii(df, configured=[], sample_rows=100) == {}
+
+
+def test_name_rules_match_tokens_not_substrings() -> None:
+    for name in ("card_number", "cardnumber", "card_no", "cc_num", "cc_number", "credit_card", "creditcard_no",
+                 "payment_card", "card", "pan", "card_pan"):
+        assert pii_kind_by_name(name) == "card_number", name
+    for name in ("credit_limit", "credit_score", "card_type", "card_brand", "card_last4", "cardinality",
+                 "discard_reason", "scorecard_id", "pan_size", "hotel", "class_name"):
+        assert pii_kind_by_name(name) is None, name
+    assert [pii_kind_by_name(n) for n in ("home_phone", "tel", "fax_no", "customer_ssn", "ssn_last4")] == [
+        "phone", "phone", "phone", "ssn", "ssn"]
+
+
+def test_all_null_columns_are_never_pii_whatever_their_name(spark) -> None:
+    # The processed layer adds every entity column the source does not deliver as NULL.
+    df = spark.createDataFrame(
+        [("L1", None, None, None, ""), ("L2", None, None, None, "  ")],
+        "sale_line_id string, card_number string, ssn string, notes string, e_mail string",
+    )
+    assert detect_unconfigured_pii(df, configured=[]) == []  # blank text holds no PII either
+
+
+def test_name_only_matches_warn_value_matches_block(spark) -> None:
+    df = spark.createDataFrame(
+        [("C1", "VIP desk", "4111 1111 1111 1111", "078-05-1120", "ana@example.com"),
+         ("C2", "n/a", None, None, "call later")],
+        "customer_id string, phone_ext string, card_no string, tax_id string, remarks string",
+    )
+    findings = {f.column: f for f in detect_unconfigured_pii(df, configured=[])}
+    assert set(findings) == {"phone_ext", "card_no", "tax_id", "remarks"}
+    assert [c for c, f in sorted(findings.items()) if not f.blocking] == ["phone_ext"]
+    assert findings["phone_ext"].reason == "name looks like phone; no value matches a PII pattern"
+    assert (findings["card_no"].kind, findings["card_no"].name_kind) == ("card_number", "card_number")
+    assert findings["card_no"].reason == "name looks like card_number; values look like card_number (1 rows)"
+    assert (findings["tax_id"].kind, findings["remarks"].kind) == ("ssn", "email")
+    assert findings["remarks"].name_kind is None
+
+
+def test_realistic_card_adjacent_columns_raise_nothing(spark) -> None:
+    # What a payments table really holds next to (or instead of) a card number.
+    rows = [
+        ("O1", Decimal("2500.00"), "VISA", 3, 712, "12/27", "Jane Roe", "1111"),
+        ("O2", Decimal("15000.00"), "Mastercard", 17, 655, "01/26", "J. Smith", "0004"),
+        ("O3", None, "AMEX", 1, None, None, None, None),
+    ]
+    df = spark.createDataFrame(
+        rows,
+        "order_id string, credit_limit decimal(12,2), card_type string, cardinality int, credit_score int, "
+        "card_expiry string, cardholder string, card_last4 string",
+    )
+    assert find_unconfigured_pii(df, configured=[]) == {}

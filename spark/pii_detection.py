@@ -5,6 +5,15 @@ numbers, with or without single spaces/dashes). The Luhn check runs as a higher-
 over the digit array, not a Python UDF. A digit run glued to letters (inside a hex digest such as an
 HMAC or inside a token) is not a card candidate: 0.4% of random 64-hex digests contain a Luhn-valid
 13-19 digit run, which would otherwise flag every hashed column.
+
+Name patterns match whole name tokens (`card_no`, `payment_card`), not substrings: `credit_limit`,
+`card_type` and `cardinality` are not card numbers, `hotel` is not a phone.
+
+What a finding means (see `Finding.blocking`):
+* a column whose every value is NULL (or blank text) is never PII, whatever its name (the processed
+  layer adds the entity columns a source does not deliver as NULL);
+* values that match a pattern (e-mail, SSN, Luhn card) make a blocking finding;
+* a name that suggests PII while no value matches makes a warning only.
 Reports hold column names, kinds and counts, never values.
 """
 
@@ -22,13 +31,21 @@ SSN_REGEX = r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"
 CARD_CANDIDATE_REGEX = r"(?<![0-9A-Za-z*])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z*])"
 # Types whose text can hold PII; timestamps, booleans and floats cannot hold these patterns.
 SCANNED_TYPE_PREFIXES = ("string", "bigint", "decimal", "varchar", "char")
+# Types that cannot hold an e-mail, phone, SSN, card number or address whatever the column is called.
+NEVER_PII_TYPE_PREFIXES = ("boolean", "timestamp", "date")
 
+# Matched against the lower-cased snake_case name; `(^|_)`/`(_|$)` bound a pattern to whole tokens so a
+# name that merely contains the letters (`cardinality`, `hotel`, `class_name`) is not taken for PII.
+_NUMBER_SUFFIX = r"_?(number|num|nr|no)"
 NAME_PATTERNS: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"e_?mail"),
-    "phone": re.compile(r"phone|mobile|tel(ephone)?$|^tel_|fax"),
-    "ssn": re.compile(r"ssn|social_security|national_id|tax_id"),
-    "card_number": re.compile(r"card|cc_num|^pan$|credit"),
-    "street_address": re.compile(r"street|address|addr"),
+    "phone": re.compile(rf"phone|(^|_)(mobile|tel|fax)({_NUMBER_SUFFIX})?(_|$)"),
+    "ssn": re.compile(r"(^|_)ssn(_|$)|social_?security|(^|_)national_?id(_|$)|(^|_)tax_?id(_|$)"),
+    # Card numbers, never a card's limit, type, brand, expiry or last four digits.
+    "card_number": re.compile(
+        rf"credit_?card|(^|_)(card|cc|pan){_NUMBER_SUFFIX}(_|$)|(^|_)card(_?pan)?$|^(pan|cc)$"
+    ),
+    "street_address": re.compile(r"street|address|(^|_)addr(_|$)"),
 }
 
 
@@ -72,6 +89,34 @@ def pii_kind_by_name(column: str) -> str | None:
     return None
 
 
+def _profile(
+    df: DataFrame, columns: list[str], sample_rows: int | None
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """One pass over the rows: ({column: rows with a non-blank value}, {column: {kind: rows whose value matches}})."""
+    if not columns:
+        return {}, {}
+    types = dict(df.dtypes)
+    source = df.limit(sample_rows) if sample_rows else df
+    # Rows with a value that is not blank: a column of NULLs and blanks holds no PII whatever its name.
+    aggregates = [
+        F.count(F.when(F.trim(F.col(f"`{c}`").cast("string")) != "", 1)).alias(f"{c}\u0001") for c in columns
+    ]
+    for column in columns:
+        if types.get(column, "").startswith(SCANNED_TYPE_PREFIXES):
+            for kind, flag in value_flags(F.col(f"`{column}`").cast("string")).items():
+                aggregates.append(F.sum(F.when(flag, 1).otherwise(0)).alias(f"{column}\u0001{kind}"))
+    row = source.agg(*aggregates).collect()[0].asDict()
+    filled: dict[str, int] = {}
+    found: dict[str, dict[str, int]] = {}
+    for name, count in row.items():
+        column, kind = name.split("\u0001")
+        if not kind:
+            filled[column] = int(count)
+        elif count:
+            found.setdefault(column, {})[kind] = int(count)
+    return filled, found
+
+
 def scan_values(df: DataFrame, columns: Iterable[str], sample_rows: int | None = None) -> dict[str, dict[str, int]]:
     """Count values that look like PII, per string column and kind: {column: {kind: count}}.
 
@@ -79,53 +124,63 @@ def scan_values(df: DataFrame, columns: Iterable[str], sample_rows: int | None =
     """
     types = dict(df.dtypes)
     scanned = [c for c in columns if types.get(c, "").startswith(SCANNED_TYPE_PREFIXES)]
-    if not scanned:
-        return {}
-    source = df.limit(sample_rows) if sample_rows else df
-    aggregates = []
-    for column in scanned:
-        for kind, flag in value_flags(F.col(f"`{column}`").cast("string")).items():
-            aggregates.append(F.sum(F.when(flag, 1).otherwise(0)).alias(f"{column}\u0001{kind}"))
-    row = source.agg(*aggregates).collect()[0].asDict()
-    found: dict[str, dict[str, int]] = {}
-    for name, count in row.items():
-        if count:
-            column, kind = name.split("\u0001")
-            found.setdefault(column, {})[kind] = int(count)
-    return found
+    return _profile(df, scanned, sample_rows)[1]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One unconfigured column that looks like PII; `counts` are rows per kind (value findings)."""
+    """One unconfigured column that looks like PII.
+
+    `by` is "values" when at least one value matches a PII pattern (`counts`: rows per kind, `kind`:
+    the most frequent), else "name" (the name suggests `kind`, no value matches). `name_kind` is the
+    kind the name suggests, if any, for both.
+    """
 
     column: str
     kind: str
     by: str  # "name" or "values"
     counts: tuple[tuple[str, int], ...] = ()
+    name_kind: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        """True when values match: only this fails a run under `on_unknown_pii: fail`."""
+        return self.by == "values"
 
     @property
     def reason(self) -> str:
         if self.by == "name":
-            return f"name looks like {self.kind}"
-        return "values look like " + ", ".join(f"{k} ({n} rows)" for k, n in self.counts)
+            return f"name looks like {self.kind}; no value matches a PII pattern"
+        values = "values look like " + ", ".join(f"{k} ({n} rows)" for k, n in self.counts)
+        return f"name looks like {self.name_kind}; {values}" if self.name_kind else values
 
 
 def detect_unconfigured_pii(
     df: DataFrame, configured: Iterable[str], sample_rows: int | None = None
 ) -> list[Finding]:
-    """Columns not covered by a masking rule that look like PII, by name first, then by value.
+    """Columns not covered by a masking rule that look like PII, by value and by name, sorted by column.
 
-    Columns starting with `_` (lineage/audit) are not candidates. By default every row is scanned:
-    a sample would let PII that first appears in row 10,001 through.
+    Columns starting with `_` (lineage/audit) are not candidates, nor columns of a type that cannot
+    hold PII (boolean, date, timestamp), nor columns whose every scanned value is NULL or blank. By default
+    every row is scanned: a sample would let PII that first appears in row 10,001 through.
     """
     configured = set(configured)
-    candidates = [c for c in df.columns if c not in configured and not c.startswith("_")]
-    findings = [Finding(c, kind, "name") for c in candidates if (kind := pii_kind_by_name(c))]
-    named = {f.column for f in findings}
-    for column, kinds in scan_values(df, [c for c in candidates if c not in named], sample_rows).items():
-        counts = tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-        findings.append(Finding(column, counts[0][0], "values", counts))
+    types = dict(df.dtypes)
+    candidates = [
+        c for c in df.columns
+        if c not in configured and not c.startswith("_") and not types[c].startswith(NEVER_PII_TYPE_PREFIXES)
+    ]
+    filled, found = _profile(df, candidates, sample_rows)
+    findings = []
+    for column in candidates:
+        if not filled.get(column):
+            continue
+        name_kind = pii_kind_by_name(column)
+        if column in found:
+            counts = tuple(sorted(found[column].items(), key=lambda kv: (-kv[1], kv[0])))
+            findings.append(Finding(column, counts[0][0], "values", counts, name_kind))
+        elif name_kind:
+            findings.append(Finding(column, name_kind, "name", (), name_kind))
     return sorted(findings, key=lambda f: f.column)
 
 

@@ -2,9 +2,11 @@
 
 Grain: same as processed/<entity>. Guarantees: every column named in `masking.columns` (overlaid with
 `masking.entities.<entity>`) is masked with its technique; every other column is scanned (names and
-every value) and an unconfigured PII column fails the run (`on_unknown_pii: fail`, the default) with a
-message naming the column and the kind of PII, never a value; with `mask` it is masked: a column
-found by name with the technique for its kind, a column found by its values (free text) redacted.
+every value): an unconfigured column whose values match a PII pattern fails the run (`on_unknown_pii:
+fail`, the default) with a message naming the column and the kind of PII, never a value; a column only
+named like PII is a warning (log and `pii_name_warnings` metadata); an all-NULL column is never PII.
+With `mask` every finding is masked: with the technique of the kind its name shows when the values
+agree (or none match), else redacted (free text).
 `_mask_key_id` records the key version; `_row_hash` is re-keyed (HMAC) so it cannot be matched
 against guessed rows. Tokenized values go to the token vault (`vault/<entity>/<column>/ingest_date=D`),
 AES-256-GCM encrypted. The masking key never appears in logs, metadata or errors.
@@ -35,9 +37,11 @@ DEFAULT_TECHNIQUE_BY_KIND = {
 
 
 def technique_for(finding: Finding) -> str:
-    """By name: the technique of the kind. By value: redact (free text with PII somewhere inside)."""
-    if finding.by == "name":
-        return DEFAULT_TECHNIQUE_BY_KIND.get(finding.kind, "redact")
+    """The technique of the kind the name shows when the values agree with it (or none match);
+    otherwise redact (free text with PII somewhere inside)."""
+    value_kinds = {kind for kind, _ in finding.counts}
+    if finding.name_kind and value_kinds <= {finding.name_kind}:
+        return DEFAULT_TECHNIQUE_BY_KIND.get(finding.name_kind, "redact")
     return "redact"
 
 
@@ -62,16 +66,26 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
     def _masked(context: AssetExecutionContext, lake: LakeStorage, processed: DataFrame) -> DataFrame:
         rules = {c: t for c, t in configured.items() if c in processed.columns}
         findings = detect_unconfigured_pii(processed, configured=rules)
-        if findings:
-            described = "; ".join(f"{f.column}: {f.reason}" for f in findings)
-            if config.masking.on_unknown_pii == "fail":
-                raise Failure(
-                    description=f"masked/{entity.name}: unconfigured PII in column(s) "
-                    f"{', '.join(f.column for f in findings)} ({described}). Add them to masking.columns "
-                    "(or masking.entities) with a technique, or set masking.on_unknown_pii: mask.",
-                    allow_retries=False,
-                )
-            context.log.warning(f"masking unconfigured PII by default: {described}")
+        blocking = [f for f in findings if f.blocking]
+        name_only = [f for f in findings if not f.blocking]
+        if name_only:
+            context.log.warning(
+                f"masked/{entity.name}: column(s) named like PII, no value matches a PII pattern: "
+                + "; ".join(f"{f.column}: {f.reason}" for f in name_only)
+                + ". Configure a technique (or `keep`) for them in masking.columns to settle it."
+            )
+        if blocking and config.masking.on_unknown_pii == "fail":
+            described = "; ".join(f"{f.column}: {f.reason}" for f in blocking)
+            raise Failure(
+                description=f"masked/{entity.name}: unconfigured PII in column(s) "
+                f"{', '.join(f.column for f in blocking)} ({described}). Add them to masking.columns "
+                "(or masking.entities) with a technique, or set masking.on_unknown_pii: mask.",
+                allow_retries=False,
+            )
+        if config.masking.on_unknown_pii == "mask" and findings:
+            context.log.warning(
+                "masking unconfigured PII by default: " + "; ".join(f"{f.column}: {f.reason}" for f in findings)
+            )
             rules.update({f.column: technique_for(f) for f in findings})
         for column, technique in sorted(rules.items()):
             if technique in UNKEYED_TECHNIQUES:
@@ -89,7 +103,8 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
             {
                 "masked_columns": ", ".join(f"{c}={t}" for c, t in sorted(rules.items())),
                 "mask_key_id": keys.key_id,
-                "unconfigured_pii_columns": ", ".join(f.column for f in findings) or "none",
+                "unconfigured_pii_columns": ", ".join(f.column for f in blocking) or "none",
+                "pii_name_warnings": ", ".join(f.column for f in name_only) or "none",
                 "vault_entries": vault_rows,
             }
         )
