@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from dagster import materialize
 from sqlalchemy import create_engine, text
@@ -22,10 +21,8 @@ from lake_assets.assets import build_all_assets
 from lake_assets.config import load_config
 from lake_assets.definitions import build_resources
 from lake_assets.resources.lake_storage import LakeStorage
-from lake_assets.resources.warehouse import WarehouseResource
 
 from .conftest import PG_ADMIN_URL, REPO, Warehouse, require_listening
-from .warehouse_rows import dim_location
 
 EXAMPLE = REPO / "docs" / "examples" / "shop_postgres.yaml"
 DAY = "2024-03-01"
@@ -142,22 +139,3 @@ def test_shop_database_reaches_the_warehouse_by_config_only(
     engine.dispose()
     assert (count, net) == (len(lines), oracle)
     assert unknown == 0  # every sale found its customer, product and store
-
-
-@pytest.mark.parametrize("server", ["postgres_warehouse", "mariadb_warehouse"])
-def test_a_table_whose_first_batch_is_empty_loads_intact(server: str, request: pytest.FixtureRequest) -> None:
-    # What the lake hands over when Spark wrote an empty part file first (as for the example's tiny dims).
-    fixture: Warehouse = request.getfixturevalue(server)
-    rows = dim_location()
-    batches = [pa.RecordBatch.from_pylist([], schema=rows.schema), *rows.to_batches()]
-    leading_empty = pa.Table.from_batches(batches, schema=rows.schema)
-    assert leading_empty.column(0).chunks[0].to_pylist() == []
-    warehouse = WarehouseResource(url=fixture.url, schema_name=fixture.schema)
-    warehouse.ensure_schema()
-    assert warehouse.upsert_rows("dim_location", leading_empty, ["location_key"]) == rows.num_rows
-    loaded = warehouse.fetch_all(f"SELECT location_key, location_id, store_name FROM "
-                                 f"{warehouse.qualified('dim_location')} ORDER BY location_key")
-    expected = sorted(zip(*(rows.column(c).to_pylist() for c in ("location_key", "location_id", "store_name")),
-                          strict=True))
-    assert loaded == expected
-    warehouse.engine.dispose()

@@ -345,9 +345,6 @@ class WarehouseResource(ConfigurableResource):
     def _bulk_insert(self, conn: Connection, target: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
-        # Empty batches (Spark's empty part files) go: Arrow's CSV writer emits uninitialised bytes for
-        # a table whose first batch is empty, and an empty chunk would be a blank line in the MySQL file.
-        rows = pa.Table.from_batches([b for b in rows.to_batches() if b.num_rows], schema=rows.schema)
         quote = self.engine.dialect.identifier_preparer.quote
         columns = ", ".join(quote(c) for c in rows.column_names)
         raw = conn.connection.dbapi_connection
