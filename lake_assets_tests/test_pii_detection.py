@@ -139,8 +139,12 @@ def test_name_only_matches_warn_value_matches_block(spark) -> None:
     )
     findings = {f.column: f for f in detect_unconfigured_pii(df, configured=[])}
     assert set(findings) == {"phone_ext", "card_no", "tax_id", "remarks"}
-    assert [c for c, f in sorted(findings.items()) if not f.blocking] == ["phone_ext"]
-    assert findings["phone_ext"].reason == "name looks like phone; no value matches a PII pattern"
+    # A phone has no value pattern: a filled phone-named column blocks; a card name whose values hold
+    # no card number only warns.
+    assert all(f.blocking for f in findings.values())
+    assert findings["phone_ext"].reason == (
+        "name looks like phone and the column holds values (no value pattern can clear it)"
+    )
     assert (findings["card_no"].kind, findings["card_no"].name_kind) == ("card_number", "card_number")
     assert findings["card_no"].reason == "name looks like card_number; values look like card_number (1 rows)"
     assert (findings["tax_id"].kind, findings["remarks"].kind) == ("ssn", "email")
@@ -160,3 +164,9 @@ def test_realistic_card_adjacent_columns_raise_nothing(spark) -> None:
         "card_expiry string, cardholder string, card_last4 string",
     )
     assert find_unconfigured_pii(df, configured=[]) == {}
+
+
+def test_a_card_named_column_without_card_numbers_warns(spark) -> None:
+    df = spark.createDataFrame([("C1", "ORD-1001"), ("C2", "ORD-1002")], "customer_id string, card_no string")
+    [finding] = detect_unconfigured_pii(df, configured=[])
+    assert (finding.column, finding.by, finding.blocking) == ("card_no", "name", False)

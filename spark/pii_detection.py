@@ -13,7 +13,10 @@ What a finding means (see `Finding.blocking`):
 * a column whose every value is NULL (or blank text) is never PII, whatever its name (the processed
   layer adds the entity columns a source does not deliver as NULL);
 * values that match a pattern (e-mail, SSN, Luhn card) make a blocking finding;
-* a name that suggests PII while no value matches makes a warning only.
+* a name that suggests a kind with a value pattern (e-mail, SSN, card) while no value matches makes a
+  warning only: the values show the name misleads (`card_no` holding order numbers);
+* a name that suggests a kind without a value pattern (phone, street address) makes a blocking
+  finding when the column holds values: nothing can show those values are not PII.
 Reports hold column names, kinds and counts, never values.
 """
 
@@ -80,6 +83,10 @@ def value_flags(value: Column) -> dict[str, Column]:
     }
 
 
+# Kinds a value pattern recognises; for the others (phone, street address) only the name can tell.
+VALUE_DETECTED_KINDS = frozenset({"email", "ssn", "card_number"})
+
+
 def pii_kind_by_name(column: str) -> str | None:
     """The PII kind a column name suggests (`e_mail` -> email), else None."""
     lowered = column.lower()
@@ -144,11 +151,14 @@ class Finding:
 
     @property
     def blocking(self) -> bool:
-        """True when values match: only this fails a run under `on_unknown_pii: fail`."""
-        return self.by == "values"
+        """True when values match, or when the name suggests a kind no value pattern can clear (phone,
+        street address): these fail a run under `on_unknown_pii: fail`; the rest warn."""
+        return self.by == "values" or self.kind not in VALUE_DETECTED_KINDS
 
     @property
     def reason(self) -> str:
+        if self.by == "name" and self.kind not in VALUE_DETECTED_KINDS:
+            return f"name looks like {self.kind} and the column holds values (no value pattern can clear it)"
         if self.by == "name":
             return f"name looks like {self.kind}; no value matches a PII pattern"
         values = "values look like " + ", ".join(f"{k} ({n} rows)" for k, n in self.counts)
