@@ -12,7 +12,7 @@ Shape (two daily deliveries):
 * `sales.csv`: invoice lines in Windows-1252 with US dates (`12/1/2011 8:26`), cancellations
   (invoice `C...` with negative quantities), lines without a customer, customer ids as floats. Day 2
   re-delivers every line of day 1 (one with a corrected quantity) plus new lines, as a source that
-  is exported in full every day does.
+  is exported in full every day does, and one old invoice dated long before `start_date`.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ SALES = {
         *[row if row[0] != "3" else [*row[:4], "4", *row[5:]] for row in _DAY1_SALES],
         ["6", "536400", "71053", "WHITE METAL LANTERN", "12", "12/2/2011 10:03", "3.39", "13047.0", "DUB1"],
         ["7", "536401", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", "1", "12/2/2011 11:15", "2.95", "", "PAR1"],
+        # A correction of an old invoice, delivered late: dated two years before `start_date`.
+        ["8", "489434", "22752", "SET 7 BABUSHKA NESTING BOXES", "2", "6/15/2009 10:00", "7.65", "13047.0", "DUB1"],
     ],
 }
 
@@ -133,6 +135,8 @@ masking:
   key: "${{LAKE_MASKING_KEY}}"
   columns: {{email: hmac_sha256, street_address: redact, last_name: keep}}
 standardize:
+  # The CRM export carries a placeholder `NA` customer: one of four rows on day 1, expected.
+  max_quarantine_share: 0.3
   entities:
     sale:
       timestamp_formats: ["M/d/yyyy H:mm"]
@@ -176,6 +180,17 @@ def latest_sale_lines(up_to_day: str) -> dict[str, SaleLine]:
         for row in SALES[day]:
             lines[row[0]] = SaleLine(int(row[4]), Decimal(row[6]), _integral(row[7]))
     return lines
+
+
+def sale_dates(up_to_day: str) -> set[int]:
+    """The `YYYYMMDD` date keys the delivered lines are dated on."""
+    keys = set()
+    for day in DAYS:
+        if day <= up_to_day:
+            for row in SALES[day]:
+                month, mday, year = row[5].split(" ")[0].split("/")
+                keys.add(int(year) * 10000 + int(month) * 100 + int(mday))
+    return keys
 
 
 def expected_net_total(up_to_day: str) -> Decimal:

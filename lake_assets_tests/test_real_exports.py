@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from lake_assets.assets import build_all_assets
 from lake_assets.config import PipelineConfig, load_config
 from lake_assets.definitions import build_resources
+from lake_assets.resources.lake_storage import LakeStorage
 
 from . import retail_export as export
 from .helpers import pii_in_rows
@@ -62,6 +63,11 @@ def test_retail_export_two_days(backend: str, tmp_path: Path, request: pytest.Fi
     assert sorted(f["sale_line_id"] for f in facts) == sorted(expected)
     assert {f["sale_line_id"]: int(f["quantity"]) for f in facts} == {k: v.quantity for k, v in expected.items()}
     assert sum((Decimal(str(f["net_amount"])) for f in facts), Decimal("0")) == export.expected_net_total(last)
+    # Every sale date, the old correction's included, is in dim_date (the FK check passed above too).
+    dated = {r["date_key"] for r in _rows(config, "SELECT DISTINCT date_key FROM {p}fact_sales")}
+    assert dated == export.sale_dates(last)
+    covered = {r["date_key"] for r in _rows(config, "SELECT date_key FROM {p}dim_date")}
+    assert dated <= covered
     view_total = _rows(config, "SELECT SUM(net_amount) AS total FROM {p}v_sales_daily")[0]["total"]
     assert Decimal(str(view_total)).quantize(Decimal("0.01")) == export.expected_net_total(last)
 
@@ -91,6 +97,21 @@ def test_retail_export_two_days(backend: str, tmp_path: Path, request: pytest.Fi
     customer_country = {c["country"] for c in customers if c["customer_id"] == export.MOVED_CUSTOMER}
     store_country = _rows(config, "SELECT country FROM {p}dim_location WHERE location_id = 'PAR1'")
     assert customer_country == {r["country"] for r in store_country} and None not in customer_country
+
+    # A rebuild from the masked history gives the same history (keys may be re-assigned).
+    if backend == "sqlite":
+        lake = LakeStorage(url=config.lake.url)
+        history = ["customer_id", "valid_from", "valid_to", "is_current", "row_hash"]
+        before = lake.read_arrow(["curated", "dim_customer"]).select(history).sort_by(
+            [("customer_id", "ascending"), ("valid_from", "ascending")]).to_pylist()
+        rebuilt = materialize(
+            build_all_assets(config), resources=build_resources(config), selection=["curated/dim_customer"],
+            run_config={"ops": {"curated__dim_customer": {"config": {"rebuild": True}}}},
+        )
+        assert rebuilt.success
+        after = lake.read_arrow(["curated", "dim_customer"]).select(history).sort_by(
+            [("customer_id", "ascending"), ("valid_from", "ascending")]).to_pylist()
+        assert after == before
 
     # No e-mail reached the warehouse.
     dims = _rows(config, "SELECT * FROM {p}dim_customer")
