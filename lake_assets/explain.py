@@ -248,7 +248,10 @@ def _default_technique(column: str, kind: str | None, by: str) -> str:
     from lake_assets.assets.masked import technique_for
     from spark.pii_detection import Finding
 
-    return technique_for(Finding(column, kind or "", by))
+    # As the masked step would see it: the name's own kind (None for a nested column like `buyer`),
+    # plus a value match of `kind` when only the values can show it.
+    counts = ((kind, 1),) if kind and by == "values" else ()
+    return technique_for(Finding(column, kind or "", by, counts, name_kind=pii_kind_by_name(column)))
 
 
 def _duplicates(config: PipelineConfig, entity: EntitySchema) -> dict[str, Any]:
