@@ -203,3 +203,22 @@ def test_429_while_paging_after_the_last_id_is_retried_and_counted(api) -> None:
     assert [r["id"] for r in read_all(api_source)] == newest_first(state.charges)
     assert (api_source.stats.throttled, api_source.stats.retries) == (1, 2)
     assert api_source.stats.requests == len(state.requests) == 5 + 2
+
+
+def test_pagination_and_explode_options_are_checked_at_load_time() -> None:
+    from pydantic import ValidationError
+
+    def table(**options: Any) -> dict[str, Any]:
+        return {
+            "name": "pay_api",
+            "kind": "api",
+            "base_url": "http://x",
+            "tables": [{"name": "t", "entity": "sale", "path": "/v1/charges", **options}],
+        }
+
+    with pytest.raises(ValidationError, match="total_path applies to page and offset pagination, not to type 'cursor'"):
+        ApiSourceConfig.model_validate(table(pagination={"type": "cursor", "total_path": "total"}))
+    with pytest.raises(ValidationError, match=r"last_id_path must be a dotted path .* got 'data\.\.id'"):
+        ApiSourceConfig.model_validate(table(pagination={"type": "starting_after", "last_id_path": "data..id"}))
+    with pytest.raises(ValidationError, match=r"explode\n.*dotted path to an array .* got 'lines\.'"):
+        ApiSourceConfig.model_validate(table(explode="lines."))

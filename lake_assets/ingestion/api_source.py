@@ -1,12 +1,28 @@
 """APISource: one REST/JSON endpoint, every page of it, with auth, timeouts and polite retries.
 
-Pagination styles: `none`, `page` (page number + page size), `offset` (offset + limit), `cursor`
-(the next cursor is read from the body at `cursor_path`), `link` (RFC 8288 `Link: <...>; rel="next"`).
-Records are the list at `records_path` in the body. A page that says more follows but gives no way to
-the next one fails instead of ending quietly: a `has_more`-style flag that is true without a next
-cursor / next link, or a `cursor_path` absent from a body whose records fill `page_size`. The error
-names the path and the keys the body does have. Page/offset pagination keeps going past a short page
-while such a flag is true (servers that cap the page size below the one asked for).
+Records are the list at `records_path` in the body. Pagination styles, each stopping on what the
+page says (no request after the last page when the API tells which one is last):
+
+* `none`: one request.
+* `page` (page number + page size) and `offset` (offset + limit): stop on an empty page; with
+  `total_path`, when the records read reach the total the body states; otherwise on a short page or
+  a `has_more`-style flag that is false.
+* `cursor`: the next cursor is read from the body at `cursor_path` and sent as `cursor_param`; stop
+  when it is null, empty or absent. Page tokens (`next_page_token` -> `page_token`) are this style.
+* `starting_after`: the id at `last_id_path` of the page's last record is sent as `after_param`;
+  stop when the flag at `has_more_path` is false (Stripe-style lists carry no cursor).
+* `link`: follow RFC 8288 `Link: <...>; rel="next"`; stop when there is none.
+
+A page that says more follows but gives no way to the next one fails instead of ending quietly: a
+`has_more`-style flag that is true without a next cursor / next link, a `cursor_path` absent from a
+full page when no earlier page carried it, a `has_more_path` absent, or a last record without an id.
+The error names the path and the keys the body does have. Page/offset pagination keeps going past a
+short page while such a flag is true or the total is not reached (servers that cap the page size).
+
+Records: `explode` turns each element of an array inside a record (`lines.data`) into one row, the
+record's own fields kept under `parent_prefix`. Numbers stay the text the API sent: bodies are parsed
+with Decimal for fractions (ints are exact in Python at any size) and nested values are written back
+as JSON text with those digits, so `1999`, `1700000000` and `0.1000000000000000055` are not rounded.
 
 Auth: bearer token or API key (header or query parameter), read from the environment variable named
 in config at request time.
