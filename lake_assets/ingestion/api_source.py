@@ -119,7 +119,7 @@ def json_text(value: Any) -> str:
 
     Bodies are parsed with decimals for fractional numbers (floats would round `0.1000000000000000055`
     and print `1e-07`); they are written with `format(d, "f")` (all digits, no exponent). Whole numbers
-    are Python ints, exact at any size. Separators are those of `json.dumps` so text is the same as before.
+    are Python ints, exact at any size. Separators and escaping are those of `json.dumps`.
     """
     if isinstance(value, Decimal):
         return format(value, "f")
@@ -163,7 +163,7 @@ def _json_kind(value: Any) -> str:
 
 
 def _record_id(record: dict[str, Any]) -> str:
-    """How an error names a record: its `id` when it has a scalar one, else its position is unknown."""
+    """How an error names a record: its scalar `id`, or that it has none."""
     value = record.get("id")
     return repr(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else "(without an id)"
 
