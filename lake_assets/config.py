@@ -183,15 +183,38 @@ class ApiAuthConfig(_Strict):
 
 
 class PaginationConfig(_Strict):
-    type: Literal["none", "page", "offset", "cursor", "link"] = "none"
+    """How to get from one page to the next; every style stops on what the pages say (see api_source.py)."""
+
+    type: Literal["none", "page", "offset", "cursor", "link", "starting_after"] = "none"
     page_size: int = Field(default=100, ge=1)
     page_param: str = "page"
     first_page: int = 1
     size_param: str | None = "per_page"
     offset_param: str = "offset"
-    limit_param: str = "limit"
-    cursor_param: str = "cursor"
+    limit_param: str = Field(default="limit", description="offset and starting_after: the page size parameter")
+    cursor_param: str = Field(default="cursor", description="cursor: the parameter the next cursor is sent as")
     cursor_path: str = Field(default="next_cursor", description="dotted path of the next cursor in the body")
+    total_path: str | None = Field(
+        default=None, description="page/offset: dotted path of the total record count; reading stops on reaching it"
+    )
+    after_param: str = Field(default="starting_after", description="starting_after: parameter carrying the last id")
+    last_id_path: str = Field(default="id", description="starting_after: dotted path of the id in a page's last record")
+    has_more_path: str = Field(default="has_more", description="starting_after: dotted path of the more-follows flag")
+
+    @model_validator(mode="after")
+    def _options_of_the_type(self) -> PaginationConfig:
+        if self.total_path is not None and self.type not in ("page", "offset"):
+            raise ValueError(f"total_path applies to page and offset pagination, not to type {self.type!r}")
+        for name in ("cursor_path", "last_id_path", "has_more_path", "total_path"):
+            value = getattr(self, name)
+            if value is not None and not _dotted_path(value):
+                raise ValueError(f"{name} must be a dotted path like 'meta.next', got {value!r}")
+        return self
+
+
+def _dotted_path(value: str) -> bool:
+    """`data`, `meta.next_cursor`, `lines.data`: non-empty steps separated by single dots."""
+    return bool(value) and all(step.strip() for step in value.split("."))
 
 
 class ApiIncrementalConfig(_Strict):
@@ -207,6 +230,19 @@ class ApiEndpointConfig(_TableBase):
     records_path: str = Field(default="", description="dotted path of the record list in the body; '' = body")
     pagination: PaginationConfig = Field(default_factory=PaginationConfig)
     incremental: ApiIncrementalConfig | None = None
+    explode: str | None = Field(
+        default=None,
+        description="dotted path of an array inside each record (e.g. lines.data): one row per element, "
+        "with the record's own fields kept under parent_prefix",
+    )
+    parent_prefix: str = Field(default="parent.", min_length=1, description="explode: prefix of the parent's fields")
+
+    @field_validator("explode")
+    @classmethod
+    def _explode_path(cls, value: str | None) -> str | None:
+        if value is not None and not _dotted_path(value):
+            raise ValueError(f"must be a dotted path to an array in each record like 'lines.data', got {value!r}")
+        return value
 
     @field_validator("params", mode="before")
     @classmethod

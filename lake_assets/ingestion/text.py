@@ -99,6 +99,8 @@ def records_as_text(records: Iterable[dict[str, Any]]) -> pa.Table:
 def _json_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, Decimal):
+        return format(value, "f")  # an API number parsed exactly: all its digits, no exponent
     return json.dumps(value, ensure_ascii=False)
 
 
