@@ -641,7 +641,7 @@ class PipelineConfig(_Strict):
             if issues:
                 known = ", ".join(sorted(views.values())) or "none"
                 problems.append(f"{where}.sql: {'; '.join(dict.fromkeys(issues))}. Tables it can read: {known} "
-                                f"(a derived table only those listed before it)")
+                                f"(of the derived tables, those listed before it)")
             used.update(n.lower() for n in found)
             views[view_name(DERIVED_SOURCE, table.name).lower()] = view_name(DERIVED_SOURCE, table.name)
         for source in self.sources:
@@ -652,7 +652,7 @@ class PipelineConfig(_Strict):
                         f"must be read by a derived table (derived[].sql naming {view_name(source.name, table.name)})"
                     )
         if problems:
-            raise ValueError("\n    ".join(problems))
+            raise ValueError("\n  ".join(problems))
         return self
 
     @property

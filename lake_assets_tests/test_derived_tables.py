@@ -21,6 +21,7 @@ from lake_assets.assets import build_all_assets
 from lake_assets.assets.derived import run_derived_sql
 from lake_assets.config import ConfigError, DerivedTableConfig, load_config, sql_references
 from lake_assets.definitions import build_resources
+from lake_assets.resources.lake_storage import LakeStorage
 
 DAY = "2026-03-02"
 
@@ -162,6 +163,10 @@ def test_sale_lines_derived_from_orders_items_and_payments(tmp_path: Path, spark
     assert result.success
     [materialization] = result.asset_materializations_for_node("raw__derived__sale_lines")
     assert materialization.metadata["lineage_added"].value == "_source, _batch_id"
+    lineage = LakeStorage(url=config.lake.url).read_arrow(["raw", "derived", "sale_lines"], DAY).to_pylist()
+    assert {r["_source"] for r in lineage} == {"derived.sale_lines"}
+    assert {Path(r["_source_file"]).name for r in lineage} == {"order_items.csv"}
+    assert all(r["_ingested_at"] is not None and r["_batch_id"] for r in lineage)
 
     engine = create_engine(config.warehouse.url)
     try:

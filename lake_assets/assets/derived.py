@@ -11,8 +11,8 @@ the names `lake-config explain` shows), dropped again as soon as Spark has analy
 Output: every selected column as text, like any raw table, plus the lineage columns. The SQL should
 select the driving table's `_ingested_at` (de-duplication keeps the latest delivery) and
 `_source_file`; what it leaves out is added where one value is right for every row:
-`_ingested_at` = the latest `_ingested_at` of the inputs, `_source` = `derived`, `_batch_id` = the
-run id. Lineage columns the SQL selects are kept as they are.
+`_ingested_at` = the latest `_ingested_at` of the inputs, `_source` = `derived.<name>` (as a source
+table's is `<source>.<table>`), `_batch_id` = the run id. Lineage columns the SQL selects are kept as they are.
 A query Spark cannot parse or analyse (syntax error, unknown column) fails the step without retries,
 naming the derived table and Spark's message.
 """
@@ -95,7 +95,9 @@ def run_derived_sql(table: DerivedTableConfig, views: dict[str, DataFrame]) -> D
     return result
 
 
-def with_lineage(result: DataFrame, inputs: list[DataFrame], run_id: str) -> tuple[DataFrame, list[str]]:
+def with_lineage(
+    table: DerivedTableConfig, result: DataFrame, inputs: list[DataFrame], run_id: str
+) -> tuple[DataFrame, list[str]]:
     """Business columns as text (the raw-layer contract) and the lineage columns the SQL left out;
     returns the frame and the names of the columns added."""
     typed = result.select(
@@ -108,7 +110,7 @@ def with_lineage(result: DataFrame, inputs: list[DataFrame], run_id: str) -> tup
         value = max((v for v in latest if v is not None), default=None)
         typed = typed.withColumn(LINEAGE_INGESTED_AT, F.lit(value).cast("timestamp"))
         added.append(LINEAGE_INGESTED_AT)
-    for column, value in (("_source", DERIVED_SOURCE), ("_batch_id", run_id)):
+    for column, value in (("_source", f"{DERIVED_SOURCE}.{table.name}"), ("_batch_id", run_id)):
         if column not in result.columns:
             typed = typed.withColumn(column, F.lit(value))
             added.append(column)
@@ -140,7 +142,7 @@ def _build_derived_asset(config: PipelineConfig, table: DerivedTableConfig) -> A
     def _derived(context: AssetExecutionContext, **frames: DataFrame) -> Output[DataFrame]:
         views = {names[arg]: frames[arg] for arg in ins}
         result = run_derived_sql(table, views)
-        derived, added = with_lineage(result, list(views.values()), context.run.run_id)
+        derived, added = with_lineage(table, result, list(views.values()), context.run.run_id)
         metadata: dict[str, Any] = {"lineage_added": ", ".join(added) or "none"}
         metadata.update({f"input_rows/{name}": frame.count() for name, frame in views.items()})
         return Output(derived, metadata=metadata)
