@@ -74,21 +74,17 @@ class SparkConfig(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
-class _TableBase(_Strict):
-    """What every source table shares: its asset name, the entity it feeds and how to map it."""
+class _MappedTable(_Strict):
+    """A table feeding the processed layer: its asset name, the entity it feeds and how to map it."""
 
     name: str
-    entity: str
+    entity: str | None
     columns: dict[str, str] = Field(default_factory=dict, description="source column -> entity column")
-    key: list[str] = Field(
-        default_factory=list, description="source columns identifying a record; default: the entity key via `columns`"
-    )
-    schema_drift: Literal["evolve", "fail"] = "evolve"
 
     @field_validator("entity")
     @classmethod
-    def _known_entity(cls, value: str) -> str:
-        if value not in ENTITY_NAMES:
+    def _known_entity(cls, value: str | None) -> str | None:
+        if value is not None and value not in ENTITY_NAMES:
             raise ValueError(f"must be one of {sorted(ENTITY_NAMES)}, got {value!r}")
         return value
 
@@ -98,6 +94,17 @@ class _TableBase(_Strict):
         if not _IDENTIFIER.match(value):
             raise ValueError(f"must be letters, digits and underscores, got {value!r}")
         return value
+
+
+class _TableBase(_MappedTable):
+    """What every source table shares. Without `entity` the table feeds no entity itself: it is only
+    an input of derived tables (`derived[].sql`), and ingestion checks no required columns in it."""
+
+    entity: str | None = None
+    key: list[str] = Field(
+        default_factory=list, description="source columns identifying a record; default: the entity key via `columns`"
+    )
+    schema_drift: Literal["evolve", "fail"] = "evolve"
 
 
 class _SourceBase(_Strict):
@@ -277,6 +284,103 @@ SourceConfig = Annotated[FileSourceConfig | DatabaseSourceConfig | ApiSourceConf
 SourceKindConfig = FileSourceConfig | DatabaseSourceConfig | ApiSourceConfig
 TableConfig = FileTableConfig | DatabaseTableConfig | ApiEndpointConfig
 _SOURCE_KINDS = ("file", "database", "api")
+
+DERIVED_SOURCE = "derived"
+# Functions whose argument syntax has a FROM that is no table: EXTRACT(YEAR FROM ts), TRIM(BOTH FROM s)...
+_FROM_FUNCTIONS = frozenset({"extract", "trim", "substring", "substr", "position", "overlay"})
+_SQL_TOKEN = re.compile(
+    r"(?P<comment>--[^\n]*|/\*.*?\*/)"
+    r"|(?P<string>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")"
+    r"|`(?P<quoted>(?:[^`]|``)*)`"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<dot>\.)|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<semicolon>;)",
+    re.DOTALL,
+)
+
+
+def view_name(source_name: str, table_name: str) -> str:
+    """The name a table has in derived SQL: `<source>__<table>` (a plain identifier Spark SQL parses)."""
+    return f"{source_name}__{table_name}"
+
+
+class DerivedTableConfig(_MappedTable):
+    """A table computed with Spark SQL from other raw tables of the same day: `raw/derived/<name>`.
+
+    `sql` is one SELECT (or WITH ... SELECT) naming its inputs `<source>__<table>` (or
+    `derived__<name>` for a derived table listed before it); `columns` renames its output columns to
+    entity columns exactly as a source table's `columns` do.
+    """
+
+    entity: str  # type: ignore[assignment]  # a derived table always feeds an entity
+    sql: str = Field(min_length=1, description="Spark SQL over `<source>__<table>` views of the same day")
+    description: str = ""
+
+    @field_validator("sql")
+    @classmethod
+    def _one_select(cls, value: str) -> str:
+        words = [m for m in _SQL_TOKEN.finditer(value) if not m.group("comment")]
+        first = next((m.group("word") or "" for m in words), "").lower()
+        if first not in ("select", "with") and not (words and words[0].group("open")):
+            raise ValueError("must be one Spark SQL query starting with SELECT or WITH")
+        if any(m.group("semicolon") for m in words[:-1]):
+            raise ValueError("must be one Spark SQL query; remove the ';' between statements")
+        return value
+
+
+class DerivedSourceConfig(_Strict):
+    """The derived tables seen as one pseudo-source, so they feed entities exactly like source tables."""
+
+    name: Literal["derived"] = DERIVED_SOURCE
+    kind: Literal["derived"] = "derived"
+    tables: list[DerivedTableConfig] = Field(default_factory=list)
+
+
+def sql_references(sql: str, views: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(views the SQL reads, problems) for one derived table's `sql`.
+
+    `views` maps lower-cased view names to their spelling. A `<prefix>__<rest>` word whose prefix is a
+    source (or `derived`) must be a known view; a name after FROM or JOIN must be a view or a CTE of
+    the query. Comments, string literals and qualified names (`o.order__id`) are skipped. Anything
+    this scan cannot see (a misspelt column, a syntax error) Spark reports when the asset runs.
+    """
+    prefixes = {name.split("__", 1)[0] for name in views} | {DERIVED_SOURCE}
+    tokens = [m for m in _SQL_TOKEN.finditer(sql) if not (m.group("comment") or m.group("string"))]
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    ctes: set[str] = set()
+    stack: list[str] = []  # what each open parenthesis belongs to: a function name or ""
+    previous: re.Match[str] | None = None
+    for index, token in enumerate(tokens):
+        if token.group("open"):
+            stack.append((previous.group("word") or "").lower() if previous and previous.group("word") else "")
+        elif token.group("close") and stack:
+            stack.pop()
+        word = token.group("word") or (token.group("quoted") or "").replace("``", "`") or None
+        if word is None:
+            previous = token
+            continue
+        lowered = word.lower()
+        after = tokens[index + 1] if index + 1 < len(tokens) else None
+        qualified = previous is not None and previous.group("dot") is not None
+        if after is not None and (after.group("word") or "").lower() == "as" and index + 2 < len(tokens) \
+                and tokens[index + 2].group("open") and previous is not None \
+                and ((previous.group("word") or "").lower() == "with" or previous.group("comma")):
+            ctes.add(lowered)  # `WITH name AS (` / `, name AS (`
+        if not qualified and lowered in views:
+            found.setdefault(views[lowered], word)
+        elif not qualified and "__" in lowered and lowered.split("__", 1)[0] in prefixes:
+            problems.append(f"unknown table {word}")
+        if (previous is not None and (previous.group("word") or "").lower() in ("from", "join")
+                and not qualified and lowered not in views and lowered not in ctes
+                and not (stack and stack[-1] in _FROM_FUNCTIONS)
+                and lowered not in ("values", "lateral")
+                and not (after is not None and (after.group("open") or after.group("dot")))
+                and f"unknown table {word}" not in problems):
+            problems.append(f"unknown table {word}")
+        previous = token
+    if not found and not problems:
+        problems.append("reads no table; name its inputs <source>__<table>")
+    return list(found), problems
 
 MaskTechnique = Literal["hmac_sha256", "sha256", "md5", "last4", "tokenize", "redact", "postal_prefix", "keep"]
 
@@ -524,6 +628,9 @@ class PipelineConfig(_Strict):
     warehouse: WarehouseConfig
     spark: SparkConfig = Field(default_factory=SparkConfig)
     sources: list[SourceConfig]
+    derived: list[DerivedTableConfig] = Field(
+        default_factory=list, description="tables computed with Spark SQL from raw tables of the same day"
+    )
     masking: MaskingConfig
     standardize: StandardizeConfig = Field(default_factory=lambda: StandardizeConfig())
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -544,9 +651,69 @@ class PipelineConfig(_Strict):
             seen.add(source.name)
         return self
 
-    def tables_for_entity(self, entity: str) -> list[tuple[SourceKindConfig, TableConfig]]:
-        """Every (source, table) pair configured to feed `entity`, in config order."""
-        return [(s, t) for s in self.sources for t in s.tables if t.entity == entity]
+    @model_validator(mode="after")
+    def _derived_tables(self) -> PipelineConfig:
+        """Every derived table reads only tables that exist; names are unique; no table is ingested
+        for nothing (a source table without `entity` must be an input of some derived table)."""
+        problems: list[str] = []
+        if self.derived and any(s.name == DERIVED_SOURCE for s in self.sources):
+            problems.append(f"source name {DERIVED_SOURCE!r} is reserved for derived tables "
+                            f"(raw/{DERIVED_SOURCE}/<name>); rename the source")
+        views: dict[str, str] = {}
+        for source in self.sources:
+            for table in source.tables:
+                name = view_name(source.name, table.name)
+                if name.lower() in views:
+                    problems.append(f"{source.name}.{table.name} and {views[name.lower()].replace('__', '.', 1)} "
+                                    f"are both {name} in derived SQL; rename one")
+                views[name.lower()] = name
+        used: set[str] = set()
+        for index, table in enumerate(self.derived):
+            where = f"derived[{index}] ({table.name})"
+            earlier = [t.name for t in self.derived[:index]]
+            if table.name in earlier:
+                problems.append(f"{where}: name {table.name!r} appears twice in derived")
+            found, issues = sql_references(table.sql, views)
+            if issues:
+                known = ", ".join(sorted(views.values())) or "none"
+                problems.append(f"{where}.sql: {'; '.join(dict.fromkeys(issues))}. Tables it can read: {known} "
+                                f"(of the derived tables, those listed before it)")
+            used.update(n.lower() for n in found)
+            views[view_name(DERIVED_SOURCE, table.name).lower()] = view_name(DERIVED_SOURCE, table.name)
+        for source in self.sources:
+            for table in source.tables:
+                if table.entity is None and view_name(source.name, table.name).lower() not in used:
+                    problems.append(
+                        f"sources: {source.name}.{table.name}: 'entity' is missing; a table that feeds no entity "
+                        f"must be read by a derived table (derived[].sql naming {view_name(source.name, table.name)})"
+                    )
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    @property
+    def derived_source(self) -> DerivedSourceConfig:
+        return DerivedSourceConfig(tables=list(self.derived))
+
+    def derived_inputs(self, table: DerivedTableConfig) -> list[tuple[SourceKindConfig | DerivedSourceConfig, Any]]:
+        """The (source, table) pairs a derived table's SQL reads, in order of first mention."""
+        pairs: dict[str, tuple[SourceKindConfig | DerivedSourceConfig, Any]] = {
+            view_name(s.name, t.name).lower(): (s, t) for s in self.sources for t in s.tables
+        }
+        for earlier in self.derived:
+            if earlier.name == table.name:
+                break
+            pairs[view_name(DERIVED_SOURCE, earlier.name).lower()] = (self.derived_source, earlier)
+        found, _ = sql_references(table.sql, {name: name for name in pairs})
+        return [pairs[name] for name in found]
+
+    def tables_for_entity(
+        self, entity: str
+    ) -> list[tuple[SourceKindConfig | DerivedSourceConfig, TableConfig | DerivedTableConfig]]:
+        """Every (source, table) pair configured to feed `entity`, in config order; derived tables
+        (`raw/derived/<name>`) come after the source tables."""
+        sources: list[SourceKindConfig | DerivedSourceConfig] = [*self.sources, self.derived_source]
+        return [(s, t) for s in sources for t in s.tables if t.entity == entity]
 
 
 def _interpolate(node: Any, path: str, file: Path) -> Any:
@@ -583,7 +750,10 @@ def _format_validation_error(file: Path, error: ValidationError) -> str:
     lines = [f"{file}: invalid pipeline config"]
     for problem in error.errors():
         key = _key_path(problem["loc"]) or "<root>"
-        if problem["type"] == "extra_forbidden":
+        if not problem["loc"] and problem["type"] == "value_error":
+            # A check across sections: the message names its keys; echoing the whole config helps nobody.
+            lines.append(f"  {problem['msg'].removeprefix('Value error, ')}")
+        elif problem["type"] == "extra_forbidden":
             lines.append(f"  key '{key}': unknown key")
         elif problem["type"] == "missing":
             lines.append(f"  key '{key}': required key is missing")

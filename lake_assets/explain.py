@@ -413,7 +413,8 @@ def explain(config: PipelineConfig, only: Sequence[str] = ()) -> list[TableRepor
         explain_table(config, source, table)
         for source in config.sources
         for table in source.tables
-        if not wanted or source.name in wanted or f"{source.name}.{table.name}" in wanted
+        if table.entity is not None  # an input of derived tables only: no entity mapping to explain
+        and (not wanted or source.name in wanted or f"{source.name}.{table.name}" in wanted)
     ]
 
 

@@ -1,8 +1,10 @@
-"""The asset graph, one module per layer: raw -> processed -> masked -> curated -> warehouse."""
+"""The asset graph, one module per layer: raw (and derived raw tables) -> processed -> masked -> curated
+-> warehouse."""
 
 from dagster import AssetsDefinition
 
 from lake_assets.assets.curated import build_curated_assets
+from lake_assets.assets.derived import build_derived_assets
 from lake_assets.assets.masked import build_masked_assets
 from lake_assets.assets.processed import build_processed_assets
 from lake_assets.assets.raw import build_raw_assets
@@ -13,6 +15,7 @@ from lake_assets.config import PipelineConfig
 def build_all_assets(config: PipelineConfig) -> list[AssetsDefinition]:
     return [
         *build_raw_assets(config),
+        *build_derived_assets(config),
         *build_processed_assets(config),
         *build_masked_assets(config),
         *build_curated_assets(config),

@@ -46,9 +46,10 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
         group_name="ingest",
         partitions_def=daily_partitions(config),
         kinds={"python", "parquet"},
-        description=f"{_describe(source, table)}, as delivered (feeds entity `{table.entity}`). "
-        "Grain: one row per delivered record.",
-        metadata={"entity": table.entity, "source_kind": source.kind},
+        description=f"{_describe(source, table)}, as delivered ("
+        + (f"feeds entity `{table.entity}`). " if table.entity else "an input of derived tables). ")
+        + "Grain: one row per delivered record.",
+        metadata={"entity": table.entity or "-", "source_kind": source.kind},
         retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
     )
     def _raw(context: AssetExecutionContext, lake: LakeStorage):  # noqa: ANN202 - Output[None]

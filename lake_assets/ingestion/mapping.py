@@ -51,6 +51,8 @@ def key_columns(table: TableConfig, columns: list[str]) -> list[str]:
     """The delivered columns identifying a record: the configured `key`, else the entity key mapped back."""
     if table.key:
         return list(table.key)
+    if table.entity is None:
+        return list(columns)  # an input of derived tables only: no entity key to map back
     by_entity = source_columns_for(table, columns)
     entity = ENTITIES[table.entity]
     return [by_entity[c] for c in entity.key if c in by_entity] or list(columns)

@@ -45,7 +45,11 @@ def reject_record(source_file: str, line: str, raw: str, reason: str) -> dict[st
 
 
 def missing_required(table: TableConfig, columns: list[str]) -> list[str]:
-    """The entity's required columns that no delivered column maps to (after snake_case and renames)."""
+    """The entity's required columns that no delivered column maps to (after snake_case and renames).
+
+    A table without an entity (an input of derived tables only) requires nothing."""
+    if table.entity is None:
+        return []
     by_entity = source_columns_for(table, [c for c in columns if c.strip() and not c.startswith("_")])
     return [c for c in ENTITIES[table.entity].required if c not in by_entity]
 
@@ -72,10 +76,10 @@ class RowValidator:
 
     def __init__(self, table: TableConfig) -> None:
         self.table = table
-        self.entity = ENTITIES[table.entity]
+        self.entity = ENTITIES[table.entity] if table.entity else None
 
     def split(self, chunk: pa.Table, origin: str) -> tuple[pa.Table, list[dict[str, str]]]:
-        if chunk.num_rows == 0:
+        if chunk.num_rows == 0 or self.entity is None:
             return chunk, []
         by_entity = source_columns_for(self.table, chunk.column_names)
         reason = pa.nulls(chunk.num_rows, pa.string())
