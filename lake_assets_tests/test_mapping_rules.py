@@ -204,3 +204,22 @@ def test_config_key_defaults_to_generated_parts_and_also_feeds_reach_their_entit
         "retail", "sales", "customer", {"CustomerID": "customer_id", "Country": "country"}, {})
     assert [t.entity for _, t in config.tables_for_entity("sale")] == ["sale"]
     assert config.tables_for_entity("product") == []
+
+
+def test_raw_validation_accepts_what_the_rules_build(spark) -> None:
+    """Ingestion must not reject rows whose key is generated, whose id is nested, or whose required
+    timestamp is Unix seconds; a timestamp that is no number is still rejected there."""
+    import pyarrow as pa
+
+    from lake_assets.ingestion.validation import RowValidator, missing_required
+
+    table = ApiEndpointConfig.model_validate({
+        "name": "lines", "entity": "sale", "path": "/lines", "timestamp_units": {"sold_at": "seconds"},
+        "generate": {"sale_line_id": {"from": ["order", "line"]}},
+        "columns": {"ts": "sold_at", "qty": "quantity", "price": "unit_price", "product.id": "product_id"}})
+    chunk = pa.table({"order": ["A1", "A1"], "line": ["1", "2"], "ts": ["1709283600", "soon"], "qty": ["1", "2"],
+                      "price": ["2.5", "3"], "product": ['{"id": 7}', '{"id": 8}']})
+    assert missing_required(table, chunk.column_names) == []
+    good, rejects = RowValidator(table).split(chunk, "https://api/lines")
+    assert good.column("line").to_pylist() == ["1"]
+    assert [r["_reject_reason"] for r in rejects] == ["unparsable number in ts (sold_at)"]
