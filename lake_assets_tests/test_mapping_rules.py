@@ -89,6 +89,11 @@ def test_scale_is_exact_decimal_arithmetic(spark) -> None:
     # Text that is no number is passed on unchanged, so typing reports it instead of a silent NULL.
     assert [r["_parse_errors"] for r in typed][5] == ["unparsable unit_price"]
     assert sum(r["unit_price"] or 0 for r in typed) == Decimal("22.86")
+    # Mills to units: the typed decimal(12,2) rounds half up to the cent.
+    mills = apply_value_rules(_frame(spark, ["unit_price"], [("2555",), ("2554",)]),
+                              scale={"unit_price": Decimal("0.001")})
+    assert [r["unit_price"] for r in cast_to_schema(mills, {"unit_price": "decimal(12,2)"}).collect()] == [
+        Decimal("2.56"), Decimal("2.55")]
 
 
 def test_value_map_matches_the_trimmed_value_exactly_and_passes_the_rest(spark) -> None:
@@ -129,16 +134,17 @@ def test_integral_float_ids_are_already_normalised_by_cast_to_schema(spark) -> N
 # --------------------------------------------------------------------------- nested paths
 def test_nested_fields_by_path_from_json_text_columns(spark) -> None:
     records = [
-        {"id": "L1", "product": {"id": 7, "name": "Lantern"}, "customer": {"address": {"country": "FR"}}},
+        {"id": "L1", "product": {"id": 7, "name": "Lantern"}, "customer": {"address": {"country": "FR"}},
+         "tags": [{"id": "xmas"}]},
         {"id": "L2", "product": {"id": "A-9"}, "customer": {"address": None}},
         {"id": "L3", "product": None, "customer": {"address": {"country": "IE", "city": "Galway"}}},
     ]
     raw = spark.createDataFrame(records_as_text(records).to_pandas())
     mapping = {"id": "sale_line_id", "product.id": "product_id", "customer.address.country": "country",
-               "customer.address": "address"}
+               "customer.address": "address", "tags[0].id": "category"}
     out = map_columns(snake_case_columns(raw), mapping).collect()
-    assert [(r["sale_line_id"], r["product_id"], r["country"]) for r in out] == [
-        ("L1", "7", "FR"), ("L2", "A-9", None), ("L3", None, "IE")]
+    assert [(r["sale_line_id"], r["product_id"], r["country"], r["category"]) for r in out] == [
+        ("L1", "7", "FR", "xmas"), ("L2", "A-9", None, None), ("L3", None, "IE", None)]
     assert out[2]["address"] == '{"country":"IE","city":"Galway"}'  # an object stays JSON text
     # A flat header with a dot is a column name, not a path.
     flat = _frame(spark, ["product.id"], [("7",)])

@@ -12,6 +12,7 @@ on entity columns). Grain in = grain out: one row per delivered row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import reduce
@@ -113,16 +114,17 @@ def present(columns: Sequence[str], null_tokens: Sequence[str] = ()) -> Column:
 
 
 def nested_path(source: str, delivered: Sequence[str]) -> tuple[str, str] | None:
-    """(column, JSON path) when `source` (`customer.address.country`) is a dotted path whose first part
-    names a delivered column (compared in snake_case); None for a plain column name, including a flat
-    header that itself contains a dot. Fields below the first part are JSON keys, matched exactly."""
-    if "." not in source:
+    """(column, JSON path) when `source` (`customer.address.country`, `items[0].id`) is a path whose
+    first part names a delivered column (compared in snake_case); None for a plain column name, including
+    a flat header that itself contains a dot. Fields below the first part are JSON keys, matched exactly."""
+    head = re.split(r"[.\[]", source, maxsplit=1)[0]
+    rest = source[len(head):]
+    if not rest or not head.strip():
         return None
-    head, _, rest = source.partition(".")
-    column = to_snake_case(head) if head.strip() else ""
+    column = to_snake_case(head)
     if column not in delivered or to_snake_case(source) in delivered:
         return None
-    return column, "$." + rest
+    return column, "$" + rest
 
 
 def map_columns(df: DataFrame, mapping: Mapping[str, str], keep_unmapped: bool = True) -> DataFrame:
