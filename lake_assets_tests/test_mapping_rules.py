@@ -229,3 +229,35 @@ def test_raw_validation_accepts_what_the_rules_build(spark) -> None:
     good, rejects = RowValidator(table).split(chunk, "https://api/lines")
     assert good.column("line").to_pylist() == ["1"]
     assert [r["_reject_reason"] for r in rejects] == ["unparsable number in ts (sold_at)"]
+
+
+def test_generated_key_parts_are_the_ingestion_key_whatever_their_spelling() -> None:
+    from lake_assets.ingestion.mapping import key_columns
+
+    table = FileTableConfig.model_validate(_table(generate={"sale_line_id": {"from": ["invoice_no", "stock_code"]}}))
+    assert key_columns(table, ["InvoiceNo", "StockCode", "Quantity"]) == ["InvoiceNo", "StockCode"]
+
+
+def test_explain_does_not_report_a_generated_key_as_missing(tmp_path: Path, capsys) -> None:
+    import json
+
+    import yaml
+
+    from lake_assets.explain import main
+
+    day = tmp_path / "drop" / "2011-12-01"
+    day.mkdir(parents=True)
+    (day / "lines.csv").write_text("InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice\n"
+                                   "536365,85123A,6,2011-12-01 08:26:00,255\n", encoding="utf-8")
+    config = tmp_path / "lake.yaml"
+    config.write_text(yaml.safe_dump({
+        "start_date": "2011-12-01", "lake": {"url": str(tmp_path / "lake")}, "warehouse": {"url": "sqlite://"},
+        "masking": {"key": "${LAKE_MASKING_KEY}", "columns": {}},
+        "sources": [{"name": "retail", "kind": "file", "path": str(tmp_path / "drop"), "tables": [{
+            "name": "lines", "entity": "sale", "pattern": "{date}/lines.csv", "scale": {"unit_price": 0.01},
+            "generate": {"sale_line_id": {"from": ["invoice_no", "stock_code"]}},
+            "columns": {"invoice_date": "sold_at"}}]}],
+    }), encoding="utf-8")
+    code = main(["explain", "--config", str(config), "--format", "json"])
+    (table,) = json.loads(capsys.readouterr().out)["tables"]
+    assert (code, table["missing_required"], table["errors"]) == (0, [], [])
