@@ -218,6 +218,12 @@ class _TableBase(_Strict):
                     f"also_feeds[{i}].columns: {unknown} are not columns of {feed.entity}; "
                     f"its columns are {list(ENTITIES[feed.entity].columns)}"
                 )
+            unmapped = [c for c in ENTITIES[feed.entity].key if c not in feed.columns.values()]
+            if unmapped:
+                raise ValueError(
+                    f"also_feeds[{i}].columns: nothing maps to {feed.entity}'s key {unmapped}; "
+                    "map the source column that holds it"
+                )
         types: dict[str, set[str]] = {}
         for columns in feeds.values():
             for column, spark_type in columns.items():

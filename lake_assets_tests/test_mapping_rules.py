@@ -175,6 +175,7 @@ def _table(**extra) -> dict:
         ({"value_map": {"country": {"EIRE": "IE"}}}, "value_map.country: not a column of sale"),
         ({"also_feeds": [{"entity": "sale", "columns": {"a": "order_id"}}]}, "also_feeds[0].entity"),
         ({"also_feeds": [{"entity": "product", "columns": {"a": "colour"}}]}, "also_feeds[0].columns: ['colour']"),
+        ({"also_feeds": [{"entity": "product", "columns": {"a": "brand"}}]}, "nothing maps to product's key"),
         ({"columns": {"product..id": "product_id"}}, "nested path"),
     ],
 )
