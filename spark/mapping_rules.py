@@ -1,7 +1,7 @@
 """Mapping rules of one source table (the processed layer): pure PySpark, built-in functions only.
 
-They run between the snake_case/renames step and `cast_to_schema`, on text columns as raw delivers
-them, and hand text on to `cast_to_schema`, which still types, trims and null-checks every value. A
+They run between snake-casing and `cast_to_schema` (they do the renames themselves), on text columns
+as raw delivers them, and hand text on to `cast_to_schema`, which still types, trims and null-checks every value. A
 value a rule cannot use is passed on unchanged, so `cast_to_schema` reports it (`unparsable <col>`)
 and the row is quarantined instead of silently becoming NULL.
 
