@@ -324,7 +324,9 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
         if pii and target not in masking:
             report.pii_without_rule.append(target)
 
-    report.missing_required = [c for c in entity.required if c not in delivered_entity]
+    # Generated keys and nested paths are built by the processed layer (docs/reference.md, Mapping rules).
+    derived = table.derived_columns()
+    report.missing_required = [c for c in entity.required if c not in delivered_entity and c not in derived]
     report.not_delivered = [c for c in entity.columns if c not in delivered_entity and c not in entity.required]
     report.unused_renames = [
         f"{name} -> {target}" for name, target in table.columns.items()

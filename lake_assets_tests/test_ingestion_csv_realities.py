@@ -39,7 +39,8 @@ def read_file(config: FileSourceConfig, name: str) -> tuple[list[str], list[dict
     rows: list[dict[str, Any]] = []
     rejects: list[dict[str, str]] = []
     for chunk in source.read(file):
-        rows.extend(chunk.rows.drop_columns(["_source_file"]).to_pylist())
+        lineage = [c for c in chunk.rows.column_names if c.startswith("_")]  # _source_file, _row_number
+        rows.extend(chunk.rows.drop_columns(lineage).to_pylist())
         rejects.extend(chunk.rejects)
     header = source.header(file) if config.tables[0].format == "csv" else []
     return header, rows, rejects

@@ -13,7 +13,9 @@ same input fails again) after the quarantine is written, naming the entity, the 
 Rows removed by de-duplication are counted: exact copies, and rows that shared the key but differed
 (those are not duplicates); the check `no_conflicting_duplicates` warns about the latter.
 Null rules, timestamp formats and aggregations come from the `standardize` config section, never from
-code per source.
+code per source. Before typing, each table's mapping rules run (spark/mapping_rules.py): generated keys,
+nested paths and renames, Unix timestamps, scales and value maps. A table feeding this entity through
+`also_feeds` contributes only its mapped columns, and only its rows that carry the entity key.
 Audit columns: `_processed_at`, `_run_id`, `_source`, `_row_hash` (SHA-256 over the business columns).
 
 processed/agg/<name>: optional aggregates of one entity (config `standardize.entities.<e>.aggregations`).
@@ -44,6 +46,8 @@ from lake_assets.entities import ENTITIES, EntitySchema
 from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
+from spark.mapping_rules import absent_key_parts, apply_value_rules, generate_keys, map_columns, present
+from spark.naming import snake_case_names
 from spark.standardize import (
     DEFAULT_NULL_TOKENS,
     DEFAULT_TIMESTAMP_FORMATS,
@@ -56,7 +60,6 @@ from spark.standardize import (
     deduplicate_latest,
     duplicate_stats,
     infer_date_orders,
-    rename_columns,
     snake_case_columns,
     split_rejects,
 )
@@ -113,6 +116,32 @@ def _absent_required(
     return problems
 
 
+def _key_rules(table: Any) -> dict[str, Any]:
+    """`generate` as spark/mapping_rules.py takes it: target -> source columns, or `file_row`."""
+    return {target: rule if isinstance(rule, str) else list(rule.from_) for target, rule in table.generate.items()}
+
+
+def _is_also_feed(source: SourceKindConfig, table: Any) -> bool:
+    """Whether `table` is the view of a table feeding this entity through `also_feeds`."""
+    return not any(t is table for t in source.tables)
+
+
+def _mapped(
+    frame: DataFrame, source: SourceKindConfig, table: Any, entity: EntitySchema, null_tokens: tuple[str, ...]
+) -> DataFrame:
+    """One raw table mapped onto the entity: snake_case, generated keys, nested paths and renames, value
+    rules. Through `also_feeds` only the mapped columns are kept, and rows without the entity key are
+    skipped: a sale line without a customer carries no customer record."""
+    frame = generate_keys(snake_case_columns(frame), _key_rules(table), null_tokens)
+    also = _is_also_feed(source, table)
+    frame = map_columns(frame, table.columns, keep_unmapped=not also)
+    frame = apply_value_rules(frame, timestamp_units=table.timestamp_units, scale=table.scale,
+                              value_map=table.value_map)
+    if also:
+        frame = frame.filter(present([c for c in entity.key if c in frame.columns], null_tokens))
+    return frame
+
+
 def _conflict_check(entity: EntitySchema, stats: DuplicateStats) -> AssetCheckResult:
     samples = "; ".join(", ".join(f"{k}={v}" for k, v in key.items()) for key in stats.sample_keys)
     return AssetCheckResult(
@@ -139,7 +168,6 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
     if not feeds:
         return None
     ins = {f"raw_{i}": AssetIn(key=raw_asset_key(source, table)) for i, (source, table) in enumerate(feeds)}
-    renames = [table.columns for _, table in feeds]
     rules = config.standardize.entities.get(entity.name, EntityStandardizeConfig())
     formats = timestamp_formats(config, entity.name)
     configured_formats = len(formats) - len(DEFAULT_TIMESTAMP_FORMATS)
@@ -172,9 +200,10 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         + (f"({', '.join(entity.dedup_key)})." if entity.keep_versions else f"{', '.join(entity.key)}."),
     )
     def _processed(context: AssetExecutionContext, lake: LakeStorage, **raw_frames: DataFrame) -> Iterator:
+        # Id tokens too: a key part or an entity key of `NA` is no value (as cast_to_schema treats ids).
         frames = [
-            rename_columns(snake_case_columns(frame), renames[i])
-            for i, frame in enumerate(raw_frames[name] for name in ins)
+            _mapped(raw_frames[name], source, table, entity, (*null_tokens, *typed_null_tokens))
+            for name, (source, table) in zip(ins, feeds, strict=True)
         ]
         unioned = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
         context.log.info(
@@ -213,7 +242,13 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                        .orderBy(F.desc("n"), REJECT_REASON).limit(20).collect()}
         input_rows = typed.count()
         where = f"quarantine/processed/{entity.name}/ingest_date={context.partition_key}"
-        absent = _absent_required(entity, required, feeds, frames)
+        absent = _absent_required(entity, required, feeds, frames) + [
+            f"{source.name}.{table.name}: {problem}"
+            for (source, table), name, frame in zip(feeds, ins, frames, strict=True)
+            for problem in absent_key_parts(list(snake_case_names(raw_frames[name].columns).values()),
+                                            _key_rules(table))
+            if frame.limit(1).count()
+        ]
         share = rejected_rows / input_rows if input_rows else 0.0
         if absent or share > max_share:
             top = "; ".join(f"{n} rows: {r}" for r, n in list(reasons.items())[:3]) or "none"

@@ -72,7 +72,7 @@ class _CsvHead:
 
 @dataclass
 class FileChunk:
-    rows: pa.Table  # every delivered column as text, plus `_source_file`
+    rows: pa.Table  # every delivered column as text, plus `_source_file` and `_row_number`
     rejects: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -291,7 +291,8 @@ class FileSource:
         return names
 
     def read(self, file: SourceFile) -> Iterator[FileChunk]:
-        """The file's rows in chunks, every value as text plus `_source_file`; parse failures as rejects.
+        """The file's rows in chunks, every value as text plus `_source_file` and `_row_number` (the row's
+        1-based position among the rows the file delivered); parse failures as rejects.
 
         Raises UnreadableFile when the file cannot supply a required entity column (CSV and Parquet:
         before any row; JSON: once the file's columns are known) or its names collide.
@@ -309,6 +310,7 @@ class FileSource:
             chunks = self._read_parquet(file)
         self._records[file.path] = 0
         columns: dict[str, None] = {}
+        rows_before = 0
         for chunk in chunks:
             rows = chunk.rows
             if fmt != "csv":
@@ -318,6 +320,11 @@ class FileSource:
                     columns.update(dict.fromkeys(rows.column_names))
             self._records[file.path] += rows.num_rows + len(chunk.rejects)
             chunk.rows = rows.append_column("_source_file", pa.array([file.path] * rows.num_rows, pa.string()))
+            # The row's 1-based position among the rows this file delivered (rejected rows not counted):
+            # with the file name it identifies a line of an export that has no line id of its own.
+            numbers = pa.array(range(rows_before + 1, rows_before + rows.num_rows + 1), pa.int64())
+            chunk.rows = chunk.rows.append_column("_row_number", numbers)
+            rows_before += rows.num_rows
             yield chunk
         if fmt in ("json", "jsonl") and columns:
             require_columns(self.name, file.path, self.table, list(columns))

@@ -48,9 +48,11 @@ def mapping_conflicts(table: TableConfig, columns: list[str]) -> dict[str, list[
 
 
 def key_columns(table: TableConfig, columns: list[str]) -> list[str]:
-    """The delivered columns identifying a record: the configured `key`, else the entity key mapped back."""
+    """The delivered columns identifying a record: the configured `key` (names compared in snake_case,
+    as in `columns` and `generate`), else the entity key mapped back."""
     if table.key:
-        return list(table.key)
+        delivered = {to_snake_case(c): c for c in columns if c.strip() and not c.startswith("_")}
+        return [delivered.get(to_snake_case(k), k) if k.strip() else k for k in table.key]
     if table.entity is None:
         return list(columns)  # an input of derived tables only: no entity key to map back
     by_entity = source_columns_for(table, columns)

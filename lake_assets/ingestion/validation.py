@@ -51,7 +51,9 @@ def missing_required(table: TableConfig, columns: list[str]) -> list[str]:
     if table.entity is None:
         return []
     by_entity = source_columns_for(table, [c for c in columns if c.strip() and not c.startswith("_")])
-    return [c for c in ENTITIES[table.entity].required if c not in by_entity]
+    # Generated keys and nested paths are built by the processed layer, which checks their parts.
+    derived = table.derived_columns()
+    return [c for c in ENTITIES[table.entity].required if c not in by_entity and c not in derived]
 
 
 def require_columns(source_name: str, path: str, table: TableConfig, columns: list[str]) -> None:
@@ -84,8 +86,13 @@ class RowValidator:
         by_entity = source_columns_for(self.table, chunk.column_names)
         reason = pa.nulls(chunk.num_rows, pa.string())
         # Later checks are applied first so the first failing required column names the reason.
+        derived = self.table.derived_columns()
         for column in reversed(self.entity.required):
+            if column in derived:
+                continue  # built by the processed layer, which quarantines a row lacking it
             kind = _kind(self.entity.columns[column])
+            if column in self.table.timestamp_units:
+                kind = "number"  # Unix seconds or milliseconds
             source = by_entity.get(column)
             if source is None:
                 reason = pa.array([f"required column {column} is absent"] * chunk.num_rows, pa.string())
