@@ -191,3 +191,26 @@ def test_an_existing_star_schema_gains_the_extra_columns(request: pytest.Fixture
     status = after.fetch_all(f"SELECT order_status, COUNT(*) FROM {fact} WHERE order_status IS NOT NULL "
                              "GROUP BY order_status ORDER BY order_status")
     assert [(s, int(n)) for s, n in status] == [("pending", 1), ("shipped", 1)]
+
+
+def test_explain_reports_an_extra_as_mapped_with_its_mask(tmp_path: Path) -> None:
+    from lake_assets.explain import explain_table
+
+    drop = tmp_path / "drop" / "2024-01-01"
+    drop.mkdir(parents=True)
+    (drop / "customers.csv").write_text("CustomerID,CompanyName,CreditLimit\nALFKI,Alfreds Futterkiste,2500.00\n",
+                                        encoding="utf-8")
+    path = _config_file(tmp_path, {"customer": {"attributes": {
+        "company_name": {"type": "string", "mask": "redact"},
+        "credit_limit": {"type": "decimal(12,2)", "mask": "keep", "scd": 1}}}})
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["sources"] = [{"name": "crm", "kind": "file", "path": str(tmp_path / "drop"), "tables": [
+        {"name": "customers", "entity": "customer", "pattern": "{date}/customers.csv"}]}]
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    config = load_config(path)
+    source = config.sources[0]
+    report = explain_table(config, source, source.tables[0])
+    columns = {c.delivered: c for c in report.columns}
+    assert "CompanyName" not in report.unmapped and "CreditLimit" not in report.unmapped
+    assert (columns["CompanyName"].entity_column, columns["CompanyName"].masking) == ("company_name", "redact")
+    assert (columns["CreditLimit"].entity_type, columns["CreditLimit"].masking) == ("decimal(12,2)", "keep")
