@@ -12,10 +12,11 @@
 * dim_location: SCD Type 1, one row per location.
 * dim_date: generated calendar, one row per day, covering every sale date of the committed masked sales.
 * fact_sales: one row per sale line across all partitions, daily partitioned; keys resolved as of the
-  sale time. The configured sale measures and degenerate dimensions (`entities.sale`) are carried over.
+  sale time. A line lives in the latest ingest_date partition that delivered it. The configured sale
+  measures and degenerate dimensions (`entities.sale`) are carried over.
 * Extra attributes (`entities.<entity>.attributes`) are dimension attributes like the entity's own:
   `scd: 1` ones are Type-1 columns of an SCD2 dimension. A state or masked day written before an extra
-  was configured reads with it NULL. A line lives in the latest ingest_date partition that delivered it.
+  was configured reads with it NULL.
 """
 
 
