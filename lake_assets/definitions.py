@@ -9,12 +9,15 @@ from lake_assets.automation import build_automation, monitoring_assets
 from lake_assets.config import PipelineConfig, load_config
 from lake_assets.io_managers import ParquetLakeIOManager, WarehouseIOManager
 from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_resource
+from lake_assets.resources.warehouse import warehouse_extras
 
 
 def build_resources(config: PipelineConfig) -> dict[str, Any]:
     lake = LakeStorage(url=config.lake.url)
     pyspark = build_spark_resource(config.spark)
-    warehouse = WarehouseResource(url=config.warehouse.url, schema_name=config.warehouse.schema_name)
+    warehouse = WarehouseResource(
+        url=config.warehouse.url, schema_name=config.warehouse.schema_name, **warehouse_extras(config)
+    )
     return {
         "lake": lake,
         "pyspark": pyspark,

@@ -4,11 +4,19 @@ Every source table is mapped (by renames in config) onto one of these entities. 
 a Spark SQL type name; `key` is the natural key used for de-duplication; `cursor` orders versions of the
 same key (the latest wins); `required` columns make a row unusable when they cannot be parsed, so such
 rows go to quarantine instead of the processed layer.
+
+The four entities are fixed; a configuration adds its own columns to them (`entities:` in the config:
+dimension attributes, fact measures and degenerate dimensions). `entity_schema(config, name)` is the
+entity with those extras appended, and every layer that needs an entity's columns takes it from there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lake_assets.config import PipelineConfig
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,8 @@ class EntitySchema:
     # Keep distinct versions of one key (same key, different cursor) for SCD2 history; only exact
     # re-deliveries of one version are removed. When False, one row per key survives.
     keep_versions: bool = False
+    # Columns added by the configuration (`entities.<name>`), in `columns` after the entity's own ones.
+    extras: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def dedup_key(self) -> tuple[str, ...]:
@@ -102,6 +112,8 @@ SALE = EntitySchema(
         "quantity": "int",
         "unit_price": "decimal(12,2)",
         "discount": "decimal(12,2)",
+        # A percentage discount as a rate (0.15 = 15 %), applied before the amount `discount`.
+        "discount_rate": "decimal(9,6)",
         "card_number": "string",
     },
     required=("sale_line_id", "sold_at", "quantity", "unit_price"),
@@ -110,3 +122,19 @@ SALE = EntitySchema(
 
 ENTITIES: dict[str, EntitySchema] = {e.name: e for e in (CUSTOMER, PRODUCT, LOCATION, SALE)}
 ENTITY_NAMES = frozenset(ENTITIES)
+
+
+def entity_schema(config: PipelineConfig | None, name: str) -> EntitySchema:
+    """The entity `name` with the extra columns the configuration declares for it (none without config)."""
+    base = ENTITIES[name]
+    if config is None:
+        return base
+    extras = config.entities.extra_columns(name)
+    if not extras:
+        return base
+    return replace(base, columns={**base.columns, **extras}, extras=tuple(extras))
+
+
+def entity_schemas(config: PipelineConfig | None) -> dict[str, EntitySchema]:
+    """Every entity, with its configured extra columns, by name."""
+    return {name: entity_schema(config, name) for name in ENTITIES}

@@ -40,7 +40,7 @@ from lake_assets.config import (
     TableConfig,
     load_config,
 )
-from lake_assets.entities import ENTITIES, EntitySchema
+from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.ingestion.api_source import APISource
 from lake_assets.ingestion.database_source import DatabaseSource
 from lake_assets.ingestion.errors import IngestionError, SourceUnavailable
@@ -271,11 +271,11 @@ def _duplicates(config: PipelineConfig, entity: EntitySchema) -> dict[str, Any]:
 
 def explain_table(config: PipelineConfig, source: SourceKindConfig, table: TableConfig) -> TableReport:
     """The report of one source table; a table that cannot be read gets an error, never an exception."""
-    entity = ENTITIES[table.entity]
+    entity = entity_schema(config, table.entity)  # with the configured extra columns
     rules = config.standardize.entities.get(entity.name, EntityStandardizeConfig())
     formats = list(rules.timestamp_formats or config.standardize.timestamp_formats or DEFAULT_TIMESTAMP_FORMATS)
     tokens = list(DEFAULT_NULL_TOKENS if config.standardize.null_tokens is None else config.standardize.null_tokens)
-    masking = config.masking.rules_for(entity.name)
+    masking = config.mask_rules_for(entity.name)
     kind = "file"
     if isinstance(source, DatabaseSourceConfig | ApiSourceConfig):
         kind = "database" if isinstance(source, DatabaseSourceConfig) else "api"

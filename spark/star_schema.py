@@ -4,6 +4,8 @@
 * `scd1_merge`: dimension that overwrites; grain one row per member.
 * `build_dim_date`: generated calendar; grain one row per day.
 * `build_fact_sales`: grain one row per sale line, dimension keys resolved as of the sale time.
+  Money: `net_amount = quantity * unit_price * (1 - discount_rate) - discount`, computed exactly
+  (decimal, no intermediate rounding) and rounded once to cents, half up; a missing rate or amount is 0.
 
 Every dimension carries an unknown member with key -1; facts whose member cannot be resolved point
 to it. Surrogate keys of existing rows never change: new rows get `max(existing key) + n`.
@@ -11,9 +13,10 @@ to it. Surrogate keys of existing rows never change: new rows get `max(existing 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark.scd2 import (  # noqa: F401  (re-exported: the star schema's public API)
@@ -119,10 +122,34 @@ def _as_of_key(facts: DataFrame, dim: DataFrame, natural_key: str, key_col: str,
     )
 
 
+def net_amount(quantity: Column, unit_price: Column, discount_rate: Column, discount: Column) -> Column:
+    """`quantity * unit_price * (1 - discount_rate) - discount`, rounded once to cents (half up).
+
+    Every intermediate is an exact decimal (int x decimal(12,2) x decimal(10,6) fits decimal(38,10)
+    without loss), so a source that computes its line totals at full precision is reproduced to the
+    cent; turning the rate into an amount first and rounding it would drift by a cent on ties.
+    """
+    rate = F.coalesce(discount_rate.cast("decimal(9,6)"), F.lit(0).cast("decimal(9,6)"))
+    exact = (
+        quantity.cast("decimal(10,0)") * unit_price.cast("decimal(12,2)") * (F.lit(1).cast("decimal(1,0)") - rate)
+        - F.coalesce(discount.cast("decimal(12,2)"), F.lit(0).cast("decimal(12,2)"))
+    ).cast("decimal(38,10)")
+    return F.round(exact, 2).cast("decimal(14,2)")
+
+
 def build_fact_sales(
-    sales: DataFrame, dim_customer: DataFrame, dim_product: DataFrame, dim_location: DataFrame
+    sales: DataFrame,
+    dim_customer: DataFrame,
+    dim_product: DataFrame,
+    dim_location: DataFrame,
+    extra_columns: Mapping[str, str] | None = None,
 ) -> DataFrame:
-    """One row per sale line. Customer and product keys are the versions valid at `sold_at`."""
+    """One row per sale line. Customer and product keys are the versions valid at `sold_at`.
+
+    `extra_columns` (name -> Spark type: the configured measures and degenerate dimensions) are carried
+    from the sale line to the fact row; a column the input lacks (a day delivered before it was
+    configured) is NULL.
+    """
     facts = _as_of_key(sales, dim_customer, "customer_id", "customer_key", "sold_at")
     facts = _as_of_key(facts, dim_product, "product_id", "product_key", "sold_at")
     locations = F.broadcast(
@@ -133,6 +160,11 @@ def build_fact_sales(
     facts = facts.join(locations, facts["location_id"] == locations["_lid"], "left").withColumn(
         "location_key", F.coalesce(F.col("_lkey"), F.lit(UNKNOWN_KEY)).cast("bigint")
     )
+
+    def column(name: str, spark_type: str) -> Column:
+        return (F.col(f"`{name}`") if name in facts.columns else F.lit(None)).cast(spark_type)
+
+    rate = column("discount_rate", "decimal(9,6)")
     gross = (F.col("quantity").cast("decimal(14,2)") * F.col("unit_price")).cast("decimal(14,2)")
     return facts.select(
         "sale_line_id",
@@ -145,9 +177,11 @@ def build_fact_sales(
         "quantity",
         "unit_price",
         F.coalesce(F.col("discount"), F.lit(0).cast("decimal(12,2)")).alias("discount"),
+        F.coalesce(rate, F.lit(0).cast("decimal(9,6)")).alias("discount_rate"),
         gross.alias("gross_amount"),
-        (gross - F.coalesce(F.col("discount"), F.lit(0))).cast("decimal(14,2)").alias("net_amount"),
+        net_amount(F.col("quantity"), F.col("unit_price"), rate, F.col("discount")).alias("net_amount"),
         F.col("card_number").alias("payment_token"),
+        *[column(name, spark_type).alias(name) for name, spark_type in (extra_columns or {}).items()],
         "_source",
         "_batch_id",
     )

@@ -12,7 +12,11 @@
 * dim_location: SCD Type 1, one row per location.
 * dim_date: generated calendar, one row per day, covering every sale date of the committed masked sales.
 * fact_sales: one row per sale line across all partitions, daily partitioned; keys resolved as of the
-  sale time. A line lives in the latest ingest_date partition that delivered it.
+  sale time. A line lives in the latest ingest_date partition that delivered it. The configured sale
+  measures and degenerate dimensions (`entities.sale`) are carried over.
+* Extra attributes (`entities.<entity>.attributes`) are dimension attributes like the entity's own:
+  `scd: 1` ones are Type-1 columns of an SCD2 dimension. A state or masked day written before an extra
+  was configured reads with it NULL.
 """
 
 
@@ -39,7 +43,7 @@ from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions, run_partition
 from lake_assets.config import PipelineConfig
-from lake_assets.entities import CUSTOMER, LOCATION, PRODUCT, EntitySchema
+from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.io_managers.spark_lake import read_spark, read_spark_if_exists, write_spark
 from lake_assets.resources.lake_storage import LakeStorage
@@ -97,6 +101,13 @@ def _ddl_type(schema: object, column: str) -> str:
 
 def _attributes(entity: EntitySchema, exclude: tuple[str, ...]) -> dict[str, str]:
     return {c: t for c, t in entity.columns.items() if c not in (*entity.key, *exclude)}
+
+
+def _conform(df: DataFrame, columns: dict[str, str]) -> DataFrame:
+    """`df` with every column of `columns` it lacks added as a typed NULL: a dimension state or masked
+    day written before an extra column was configured reads like one that delivered no value for it."""
+    missing = [F.lit(None).cast(t).alias(c) for c, t in columns.items() if c not in df.columns]
+    return df.select("*", *missing) if missing else df
 
 
 def _pending_partitions(
@@ -220,6 +231,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
     natural_key = entity.key[0]
     source_key = ["masked", entity.name]
     settings = config.star_schema.dimension(entity.name)
+    type1_columns = config.type1_columns(entity.name)  # configured ones plus extras with scd: 1
     effective = entity.cursor or "_ingested_at"
 
     @asset(
@@ -230,7 +242,8 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         check_specs=_key_checks(name, key_col, natural_key, scd2=True),
         description=f"SCD Type 2 dimension of {entity.name}. Grain: one row per {natural_key} version; "
         f"{key_col} stable across runs; unknown member {key_col} = {UNKNOWN_KEY}; Type-1 columns: "
-        f"{', '.join(settings.type1_columns) or 'none'}; deletes: {settings.delete_policy} "
+        f"{', '.join(type1_columns) or 'none'}; extra attributes: {', '.join(entity.extras) or 'none'}; "
+        f"deletes: {settings.delete_policy} "
         f"(detection: {settings.delete_detection}); Type-1 NULLs: {settings.type1_null_policy}; "
         "late-arriving members inferred from sales. Config rebuild: true re-applies all masked history.",
     )
@@ -246,14 +259,16 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
         if state is None:
             state = empty_scd2_dimension(spark, key_col, natural_key, attributes)
+        state = _conform(state, attributes)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
         for day, batches in pending:
             if "changes" in batches:
-                changes = _scd2_changes(state, read_spark(spark, lake, source_key, day), natural_key, attributes,
-                                        effective, settings.delete_detection, day)
+                delivered = _conform(read_spark(spark, lake, source_key, day), attributes)
+                changes = _scd2_changes(state, delivered, natural_key, attributes, effective,
+                                        settings.delete_detection, day)
                 state = scd2_merge(
                     state, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
-                    effective_col=effective, type1_columns=settings.type1_columns,
+                    effective_col=effective, type1_columns=type1_columns,
                     delete_policy=settings.delete_policy, type1_null_policy=settings.type1_null_policy,
                     # A source without change timestamps: its changes take effect at 00:00 UTC of the day.
                     undated_at=datetime.fromisoformat(day),
@@ -281,8 +296,9 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
 
 
 def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
-    attributes = _attributes(LOCATION, exclude=())
-    source_key = ["masked", LOCATION.name]
+    location = entity_schema(config, "location")
+    attributes = _attributes(location, exclude=())
+    source_key = ["masked", location.name]
 
     @asset(
         key=["curated", "dim_location"],
@@ -301,10 +317,12 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
         manifest = None if config.rebuild else lake.read_manifest(own_key)
         applied = _applied_state(manifest)
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
+        if state is not None:
+            state = _conform(state, attributes)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
         for day, batches in pending:
             if "changes" in batches:
-                changes = read_spark(spark, lake, source_key, day)
+                changes = _conform(read_spark(spark, lake, source_key, day), attributes)
                 state = scd1_merge(
                     state, changes, key_col="location_key", natural_key="location_id", attributes=attributes
                 ).localCheckpoint()
@@ -377,6 +395,7 @@ def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
 
 
 def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
+    sale_extras = config.entities.extra_columns("sale")  # measures and degenerate dimensions, passed through
     checks = [
         AssetCheckSpec("sale_line_unique", asset=["curated", "fact_sales"], blocking=True,
                        description="every sale_line_id appears once across all partitions"),
@@ -415,7 +434,9 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
     ):
         spark = pyspark.spark_session
         day = context.partition_key
-        facts = build_fact_sales(sales, dim_customer, dim_product, dim_location).withColumn(
+        facts = build_fact_sales(
+            sales, dim_customer, dim_product, dim_location, extra_columns=sale_extras
+        ).withColumn(
             "ingest_date", F.lit(day).cast("date")
         )
         others = [p for p in lake.committed_partitions(FACT_KEY) if p != day]
@@ -505,8 +526,8 @@ def _orphans(facts: DataFrame, dimensions: dict[str, DataFrame]) -> dict[str, tu
 
 def build_curated_assets(config: PipelineConfig) -> list[AssetsDefinition]:
     return [
-        _build_scd2_dimension(config, "dim_customer", CUSTOMER, "customer_key"),
-        _build_scd2_dimension(config, "dim_product", PRODUCT, "product_key"),
+        _build_scd2_dimension(config, "dim_customer", entity_schema(config, "customer"), "customer_key"),
+        _build_scd2_dimension(config, "dim_product", entity_schema(config, "product"), "product_key"),
         _build_dim_location(config),
         _build_dim_date(config),
         _build_fact_sales(config),

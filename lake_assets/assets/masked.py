@@ -1,7 +1,8 @@
 """masked/<entity>: the processed entity with PII masked; the only input of the curated layer.
 
 Grain: same as processed/<entity>. Guarantees: every column named in `masking.columns` (overlaid with
-`masking.entities.<entity>`) is masked with its technique; every other column is scanned (names and
+the `mask` of the entity's extra columns in `entities.<entity>`, then `masking.entities.<entity>`) is
+masked with its technique; every other column is scanned (names and
 every value): an unconfigured column whose values match a PII pattern fails the run (`on_unknown_pii:
 fail`, the default) with a message naming the column and the kind of PII, never a value; a column only
 named like PII is a warning (log and `pii_name_warnings` metadata); an all-NULL column is never PII.
@@ -18,7 +19,7 @@ from pyspark.sql import DataFrame
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.config import PipelineConfig
-from lake_assets.entities import ENTITIES, EntitySchema
+from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
@@ -52,7 +53,7 @@ def vault_key_path(entity: str, column: str) -> list[str]:
 def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsDefinition:
     # Built with the definitions: a missing/short key fails before any step runs.
     keys = MaskingKeys.from_config(config.masking)
-    configured = config.masking.rules_for(entity.name)
+    configured = config.mask_rules_for(entity.name)  # extra columns' `mask` included
 
     @asset(
         key=["masked", entity.name],
@@ -112,7 +113,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         # Masking can make two different values equal (`[REDACTED]`, last four digits), so the star
         # schema compares a keyed hash of the unmasked Type-2 attributes, computed here, before masking:
         # `_attr_hash` (HMAC under the hash key) on customer and product; see docs/star_schema.md.
-        type2 = config.star_schema.type2_attributes(entity.name)
+        type2 = config.type2_attributes(entity.name)
         if type2 is not None:
             processed = processed.withColumn(
                 ATTR_HASH, attribute_hash([c for c in type2 if c in processed.columns], keys.hash_key)
@@ -126,4 +127,4 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
 
 
 def build_masked_assets(config: PipelineConfig) -> list[AssetsDefinition]:
-    return [_build_masked_asset(config, e) for e in ENTITIES.values() if config.tables_for_entity(e.name)]
+    return [_build_masked_asset(config, e) for e in entity_schemas(config).values() if config.tables_for_entity(e.name)]

@@ -42,7 +42,7 @@ from pyspark.sql import functions as F
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.raw import raw_asset_key
 from lake_assets.config import EntityStandardizeConfig, PipelineConfig, SourceKindConfig
-from lake_assets.entities import ENTITIES, EntitySchema
+from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
@@ -318,9 +318,10 @@ def _build_aggregation_asset(config: PipelineConfig, entity: EntitySchema, index
 
 
 def build_processed_assets(config: PipelineConfig) -> list[AssetsDefinition]:
-    built = [_build_processed_asset(config, entity) for entity in ENTITIES.values()]
+    entities = entity_schemas(config)  # with the configured extra columns
+    built = [_build_processed_asset(config, entity) for entity in entities.values()]
     aggregates = [
-        _build_aggregation_asset(config, ENTITIES[name], i)
+        _build_aggregation_asset(config, entities[name], i)
         for name, rules in config.standardize.entities.items()
         if config.tables_for_entity(name)
         for i in range(len(rules.aggregations))

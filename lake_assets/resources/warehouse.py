@@ -8,6 +8,9 @@ Guarantees:
   load's one transaction.
 * Table and column names come from the DDL in `sql/<dialect>/` and are quoted by the dialect; values
   are always bound or streamed, never formatted into SQL.
+* Extra columns of the config (`entities:`; `extra_columns` here, table -> column -> Spark type) are
+  added to the fixed tables by `ALTER TABLE ... ADD COLUMN`, typed per dialect by SQLAlchemy's type
+  compiler; the views get them through `{customer_extra_columns}` and `{sale_measure_sums}`.
 * Dimensions are upserted: bulk-loaded into a temporary staging table, then merged into the target
   (PostgreSQL/SQLite `INSERT ... ON CONFLICT DO UPDATE`, MySQL `ON DUPLICATE KEY UPDATE`), rows
   whose key vanished deleted, all in one transaction. Unchanged rows are not rewritten in PostgreSQL.
@@ -35,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,11 +46,43 @@ import pyarrow.csv as pacsv
 from dagster import ConfigurableResource, Failure
 from pydantic import PrivateAttr
 from sqlalchemy import create_engine, text
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+if TYPE_CHECKING:
+    from lake_assets.config import PipelineConfig
+
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 INSERT_BATCH_ROWS = 5_000
+# Warehouse table of each entity's extra columns.
+EXTRA_COLUMN_TABLES = {"customer": "dim_customer", "product": "dim_product", "location": "dim_location",
+                       "sale": "fact_sales"}
+_DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
+
+
+def warehouse_extras(config: PipelineConfig) -> dict[str, Any]:
+    """`WarehouseResource` settings for the config's extra columns: `extra_columns`, `sale_measures`."""
+    extra = {table: config.entities.extra_columns(entity) for entity, table in EXTRA_COLUMN_TABLES.items()}
+    measures = list(config.entities.sale.measures)
+    return {"extra_columns": {t: c for t, c in extra.items() if c}, "sale_measures": measures}
+
+
+def sql_type(spark_type: str, dialect: Any) -> str:
+    """The column type of the warehouse for a Spark type of the closed list of extra-column types."""
+    decimal = _DECIMAL.match(spark_type)
+    if decimal:
+        kind: sqltypes.TypeEngine[Any] = sqltypes.Numeric(int(decimal.group(1)), int(decimal.group(2)))
+    elif spark_type == "timestamp" and dialect.name in ("mysql", "mariadb"):
+        kind = mysql_dialect.DATETIME(fsp=6)  # the fixed tables keep microseconds too
+    else:
+        kind = {
+            "string": sqltypes.Text(), "int": sqltypes.Integer(), "bigint": sqltypes.BigInteger(),
+            "double": sqltypes.Double(), "date": sqltypes.Date(), "timestamp": sqltypes.DateTime(),
+            "boolean": sqltypes.Boolean(),
+        }[spark_type]
+    return kind.compile(dialect=dialect)
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -109,6 +144,8 @@ class WarehouseResource(ConfigurableResource):
 
     url: str
     schema_name: str | None = None
+    extra_columns: dict[str, dict[str, str]] = {}
+    sale_measures: list[str] = []
 
     _engine: Any = PrivateAttr(default=None)
 
@@ -160,11 +197,20 @@ class WarehouseResource(ConfigurableResource):
         return ""
 
     def render_sql_file(self, name: str) -> list[str]:
-        """Statements of `sql/<dialect>/<name>` with `{schema}` replaced by the quoted schema prefix."""
+        """Statements of `sql/<dialect>/<name>` with `{schema}` replaced by the quoted schema prefix and
+        `{customer_extra_columns}` / `{sale_measure_sums}` by the extra columns (quoted; empty if none)."""
         path = SQL_DIR / self.dialect / name
         if not path.is_file():
             raise FileNotFoundError(f"no DDL for dialect {self.dialect!r}: {path} is missing")
-        body = path.read_text(encoding="utf-8").replace("{schema}", self._schema_prefix())
+        quote = self.engine.dialect.identifier_preparer.quote
+        customer = "".join(f", {quote(c)}" for c in self.extra_columns.get("dim_customer", {}))
+        measures = "".join(f", SUM(f.{quote(m)}) AS {quote(m)}" for m in self.sale_measures)
+        body = (
+            path.read_text(encoding="utf-8")
+            .replace("{schema}", self._schema_prefix())
+            .replace("{customer_extra_columns}", customer)
+            .replace("{sale_measure_sums}", measures)
+        )
         body = re.sub(r"^\s*--.*$", "", body, flags=re.MULTILINE)
         return [stmt.strip() for stmt in body.split(";\n") if stmt.strip().rstrip(";").strip()]
 
@@ -188,7 +234,8 @@ class WarehouseResource(ConfigurableResource):
         self._add_missing_columns()
 
     def declared_columns(self) -> dict[str, dict[str, str]]:
-        """{table: {column: its DDL definition}} parsed from `tables.sql` (one column per line)."""
+        """{table: {column: its DDL definition}} parsed from `tables.sql` (one column per line), then the
+        configured extra columns (nullable, typed for the dialect)."""
         tables: dict[str, dict[str, str]] = {}
         for stmt in self.render_sql_file("tables.sql"):
             match = re.match(r"CREATE TABLE IF NOT EXISTS \S*?(\w+)\s*\((.*)\)", stmt, flags=re.S)
@@ -200,6 +247,12 @@ class WarehouseResource(ConfigurableResource):
                 word = line.split(" ", 1)[0] if line else ""
                 if word and word.upper() not in ("PRIMARY", "INDEX", "UNIQUE", "KEY", "CONSTRAINT", "FOREIGN"):
                     columns[word] = line
+        quote = self.engine.dialect.identifier_preparer.quote
+        for table, extra in self.extra_columns.items():
+            for column, spark_type in extra.items():
+                tables.setdefault(table, {}).setdefault(
+                    column, f"{quote(column)} {sql_type(spark_type, self.engine.dialect)}"
+                )
         return tables
 
     def _add_missing_columns(self) -> None:

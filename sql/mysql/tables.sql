@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS {schema}fact_sales (
     quantity        INT NOT NULL,
     unit_price      DECIMAL(12, 2) NOT NULL,
     discount        DECIMAL(12, 2) NOT NULL,
+    discount_rate   DECIMAL(9, 6) NOT NULL DEFAULT 0,
     gross_amount    DECIMAL(14, 2) NOT NULL,
     net_amount      DECIMAL(14, 2) NOT NULL,
     payment_token   VARCHAR(64),

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS {schema}fact_sales (
     quantity        INTEGER NOT NULL,
     unit_price      NUMERIC(12, 2) NOT NULL,
     discount        NUMERIC(12, 2) NOT NULL,
+    discount_rate   NUMERIC(9, 6) NOT NULL DEFAULT 0,
     gross_amount    NUMERIC(14, 2) NOT NULL,
     net_amount      NUMERIC(14, 2) NOT NULL,
     payment_token   TEXT,

@@ -1,16 +1,18 @@
 -- BI views over the star schema for PostgreSQL. Re-created after every load.
+-- Placeholders filled from the config's `entities:` (empty without extras): {sale_measure_sums} adds
+-- `, SUM(f.<m>) AS <m>` per sale measure; {customer_extra_columns} adds `, <a>` per customer attribute.
 -- security_invoker: a view reads the tables as the querying role, so row-level security applies.
 DROP VIEW IF EXISTS {schema}v_sales_daily;
 CREATE VIEW {schema}v_sales_daily WITH (security_invoker = true) AS
 SELECT d.full_date, d.year, d.month, d.day_name, d.is_weekend,
        COUNT(*) AS sale_lines, SUM(f.quantity) AS units, SUM(f.gross_amount) AS gross_amount,
-       SUM(f.net_amount) AS net_amount
+       SUM(f.net_amount) AS net_amount{sale_measure_sums}
 FROM {schema}fact_sales f JOIN {schema}dim_date d ON d.date_key = f.date_key
 GROUP BY d.full_date, d.year, d.month, d.day_name, d.is_weekend;
 DROP VIEW IF EXISTS {schema}v_sales_by_month_category;
 CREATE VIEW {schema}v_sales_by_month_category WITH (security_invoker = true) AS
 SELECT d.year, d.month, p.category, COUNT(*) AS sale_lines, SUM(f.quantity) AS units,
-       SUM(f.net_amount) AS net_amount
+       SUM(f.net_amount) AS net_amount{sale_measure_sums}
 FROM {schema}fact_sales f
 JOIN {schema}dim_date d ON d.date_key = f.date_key
 JOIN {schema}dim_product p ON p.product_key = f.product_key
@@ -18,18 +20,18 @@ GROUP BY d.year, d.month, p.category;
 DROP VIEW IF EXISTS {schema}v_sales_by_product;
 CREATE VIEW {schema}v_sales_by_product WITH (security_invoker = true) AS
 SELECT p.product_id, p.product_name, p.category, p.brand, COUNT(*) AS sale_lines,
-       SUM(f.quantity) AS units, SUM(f.net_amount) AS net_amount
+       SUM(f.quantity) AS units, SUM(f.net_amount) AS net_amount{sale_measure_sums}
 FROM {schema}fact_sales f JOIN {schema}dim_product p ON p.product_key = f.product_key
 GROUP BY p.product_id, p.product_name, p.category, p.brand;
 DROP VIEW IF EXISTS {schema}v_sales_by_location;
 CREATE VIEW {schema}v_sales_by_location WITH (security_invoker = true) AS
 SELECT l.location_id, l.store_name, l.city, l.region, l.country, COUNT(*) AS sale_lines,
-       SUM(f.net_amount) AS net_amount
+       SUM(f.net_amount) AS net_amount{sale_measure_sums}
 FROM {schema}fact_sales f JOIN {schema}dim_location l ON l.location_key = f.location_key
 GROUP BY l.location_id, l.store_name, l.city, l.region, l.country;
 DROP VIEW IF EXISTS {schema}v_sales_by_customer_segment;
 CREATE VIEW {schema}v_sales_by_customer_segment WITH (security_invoker = true) AS
-SELECT c.segment, d.year, d.month, COUNT(DISTINCT c.customer_id) AS customers, SUM(f.net_amount) AS net_amount
+SELECT c.segment, d.year, d.month, COUNT(DISTINCT c.customer_id) AS customers, SUM(f.net_amount) AS net_amount{sale_measure_sums}
 FROM {schema}fact_sales f
 JOIN {schema}dim_customer c ON c.customer_key = f.customer_key
 JOIN {schema}dim_date d ON d.date_key = f.date_key
@@ -37,7 +39,7 @@ GROUP BY c.segment, d.year, d.month;
 DROP VIEW IF EXISTS {schema}v_current_customers;
 CREATE VIEW {schema}v_current_customers WITH (security_invoker = true) AS
 SELECT customer_key, customer_id, first_name, last_name, email, phone, city, region, country, segment,
-       version, valid_from
+       version, valid_from{customer_extra_columns}
 FROM {schema}dim_customer
 WHERE is_current = TRUE AND customer_key <> -1;
 -- Materialized views for dashboards: refreshed CONCURRENTLY after each load (the unique index allows it).

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS {schema}fact_sales (
     quantity        INTEGER NOT NULL,
     unit_price      NUMERIC NOT NULL,
     discount        NUMERIC NOT NULL,
+    discount_rate   NUMERIC NOT NULL DEFAULT 0,
     gross_amount    NUMERIC NOT NULL,
     net_amount      NUMERIC NOT NULL,
     payment_token   TEXT,
