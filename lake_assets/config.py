@@ -779,16 +779,6 @@ class StarSchemaConfig(_Strict):
     def dimension(self, entity: str) -> DimensionConfig:
         return self.dimensions.get(entity, DimensionConfig())  # type: ignore[call-overload]
 
-    def type2_attributes(self, entity: str) -> list[str] | None:
-        """The Type-2 attributes of an SCD2 dimension's entity (None for other entities), in entity order."""
-        from lake_assets.entities import ENTITIES
-
-        if entity not in SCD2_ENTITIES:
-            return None
-        schema = ENTITIES[entity]
-        skip = {*schema.key, schema.cursor, *self.dimension(entity).type1_columns}
-        return [c for c in schema.columns if c not in skip]
-
     @model_validator(mode="after")
     def _known_type1_columns(self) -> StarSchemaConfig:
         from lake_assets.entities import ENTITIES
