@@ -158,6 +158,16 @@ def _database_columns(
     return columns, {}, where
 
 
+def _json_object(value: Any) -> Any:
+    """A nested object of an API record, whether still a dict or already JSON text."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
 def _api_columns(source: ApiSourceConfig, table: TableConfig) -> tuple[list[str], dict[str, list[str]], str]:
     # One attempt, no backoff: explain is a quick look; the configured retries apply to real runs.
     quick = source.model_copy(update={"max_retries": 0})
@@ -171,7 +181,8 @@ def _api_columns(source: ApiSourceConfig, table: TableConfig) -> tuple[list[str]
     columns = list(dict.fromkeys(key for record in records for key in record))
     nested: dict[str, list[str]] = {}
     for column in columns:
-        value = next((r[column] for r in records if isinstance(r.get(column), dict)), None)
+        # The source hands nested objects over as exact JSON text, as raw stores them.
+        value = next((obj for r in records if isinstance(obj := _json_object(r.get(column)), dict)), None)
         if value is not None:
             nested[column] = _nested_fields(value, column)
     return columns, nested, where
