@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from .conftest import REPO, service_missing
 from .dagster_home import env_with, postgres_dagster_home
 
+WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 STORES = ["raw", "shop_files", "stores"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -95,7 +97,7 @@ def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Pa
                        WAREHOUSE_URL=f"sqlite:///{tmp_path / 'warehouse.db'}", DAGSTER_UI_URL=base)
         with open(log, "w") as log_file:
             server = subprocess.Popen(
-                ["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+                [WEBSERVER, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
                 cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
             )
         try:
