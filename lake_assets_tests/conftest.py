@@ -108,6 +108,18 @@ def mariadb_warehouse() -> Iterator[Warehouse]:
     engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201 - a WarehouseResource
+    """A WarehouseResource on each of the three dialects: a SQLite file, a fresh PostgreSQL schema, a
+    fresh MariaDB database."""
+    from lake_assets.resources.warehouse import WarehouseResource
+
+    if request.param == "sqlite":
+        return WarehouseResource(url=f"sqlite:///{tmp_path / 'wh.db'}")
+    server = request.getfixturevalue("postgres_warehouse" if request.param == "postgresql" else "mariadb_warehouse")
+    return WarehouseResource(url=server.url, schema_name=server.schema)
+
+
 # --------------------------------------------------------------------------- S3 (moto over HTTP)
 @dataclass(frozen=True)
 class S3Server:

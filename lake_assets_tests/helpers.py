@@ -135,3 +135,20 @@ def assert_graph_correct(config: PipelineConfig, lake: LakeStorage) -> dict[str,
         assert pii_in_parquet_files(files, lake.filesystem) == {}, f"PII in curated/{table}"
         assert pii_in_rows([f"c{i}" for i in range(len(snapshot[table][0]))], snapshot[table]) == {}, table
     return snapshot
+
+
+def materialize_day(config: PipelineConfig, day: str):  # noqa: ANN201 - dagster's ExecuteInProcessResult
+    """The whole graph for one day, in-process; fails the test with the step errors or failed checks."""
+    from dagster import materialize
+
+    from lake_assets.assets import build_all_assets
+    from lake_assets.definitions import build_resources
+
+    result = materialize(
+        build_all_assets(config), resources=build_resources(config), partition_key=day, raise_on_error=False
+    )
+    failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
+    assert result.success, failures
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert not failed_checks, [f"{e.asset_key.to_user_string()}:{e.check_name} {e.metadata}" for e in failed_checks]
+    return result

@@ -9,22 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import materialize
 
-from lake_assets.assets import build_all_assets
 from lake_assets.config import PipelineConfig, load_config
-from lake_assets.definitions import build_resources
 from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import S3Server, Warehouse
-from .helpers import DAY, STAR_TABLES, assert_graph_correct
+from .helpers import DAY, STAR_TABLES, assert_graph_correct, materialize_day
 
 
 def run_graph(config: PipelineConfig, day: str = DAY) -> None:
-    result = materialize(build_all_assets(config), resources=build_resources(config), partition_key=day)
-    assert result.success
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    assert not failed_checks, [f"{e.asset_key.to_user_string()}:{e.check_name} {e.metadata}" for e in failed_checks]
+    materialize_day(config, day)
 
 
 def test_local_lake_and_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark) -> None:

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import materialize
 from sqlalchemy import create_engine, text
 
-from lake_assets.assets import build_all_assets
 from lake_assets.config import load_config
-from lake_assets.definitions import build_resources
 
 from .conftest import TEST_MASKING_KEY
+from .helpers import materialize_day
 
 DAY = "2024-05-06"
 CUSTOMERS = [
@@ -128,13 +126,7 @@ def test_order_database_export_with_own_columns_reaches_warehouse_and_views(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
 ) -> None:
     config = load_config(_config(tmp_path))
-    result = materialize(
-        build_all_assets(config), resources=build_resources(config), partition_key=DAY, raise_on_error=False
-    )
-    failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
-    assert result.success, failures
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    assert not failed_checks, [f"{e.asset_key.to_user_string()}:{e.check_name} {e.metadata}" for e in failed_checks]
+    materialize_day(config, DAY)
 
     lines = SALE_LINES[1:]
     oracle_net = sum((_net(line) for line in lines), Decimal("0"))

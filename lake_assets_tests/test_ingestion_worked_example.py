@@ -14,15 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dagster import materialize
 from sqlalchemy import create_engine, text
 
-from lake_assets.assets import build_all_assets
 from lake_assets.config import load_config
-from lake_assets.definitions import build_resources
 from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import PG_ADMIN_URL, REPO, Warehouse, require_listening
+from .helpers import materialize_day
 
 EXAMPLE = REPO / "docs" / "examples" / "shop_postgres.yaml"
 DAY = "2024-03-01"
@@ -96,13 +94,7 @@ def test_shop_database_reaches_the_warehouse_by_config_only(
     }.items():
         monkeypatch.setenv(name, value)
     config = load_config(EXAMPLE)
-    result = materialize(
-        build_all_assets(config), resources=build_resources(config), partition_key=DAY, raise_on_error=False
-    )
-    failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
-    assert result.success, failures
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    assert not failed_checks, [f"{e.asset_key.to_user_string()}:{e.check_name} {e.metadata}" for e in failed_checks]
+    result = materialize_day(config, DAY)
 
     lake = LakeStorage(url=config.lake.url)
     sales = {r["sale_line_id"]: r for r in lake.read_arrow(["processed", "sale"], DAY).to_pylist()}

@@ -17,14 +17,7 @@ from lake_assets.definitions import build_resources
 from lake_assets.resources.lake_storage import LakeStorage
 
 from . import retail_export as export
-from .helpers import pii_in_rows
-
-
-def _run_day(config: PipelineConfig, day: str) -> None:
-    result = materialize(build_all_assets(config), resources=build_resources(config), partition_key=day)
-    assert result.success
-    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    assert not failed, [f"{e.asset_key.to_user_string()}:{e.check_name} {e.metadata}" for e in failed]
+from .helpers import materialize_day, pii_in_rows
 
 
 def _warehouse(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
@@ -54,8 +47,8 @@ def test_retail_export_two_days(backend: str, tmp_path: Path, request: pytest.Fi
     )
     config = load_config(config_file)
     first, last = export.DAYS
-    _run_day(config, first)
-    _run_day(config, last)
+    materialize_day(config, first)
+    materialize_day(config, last)
 
     # Facts: each line once, as last delivered; the total to the cent, cancellations included.
     facts = _rows(config, "SELECT sale_line_id, quantity, net_amount, customer_key FROM {p}fact_sales")

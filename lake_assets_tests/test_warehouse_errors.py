@@ -4,8 +4,6 @@ warehouse is not a data error (its retry policy applies)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 import pytest
 from dagster import Failure
@@ -13,15 +11,6 @@ from dagster import Failure
 from lake_assets.resources.warehouse import WarehouseResource, WarehouseUnavailable, is_data_error
 
 from . import warehouse_rows as rows
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseResource:
-    if request.param == "sqlite":
-        return WarehouseResource(url=f"sqlite:///{tmp_path / 'wh.db'}")
-    fixture = "postgres_warehouse" if request.param == "postgresql" else "mariadb_warehouse"
-    server = request.getfixturevalue(fixture)
-    return WarehouseResource(url=server.url, schema_name=server.schema)
 
 
 def _lines(warehouse: WarehouseResource) -> list[tuple[str, str]]:

@@ -5,10 +5,8 @@ and (PostgreSQL) materialized views refreshed."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
-import pytest
 from sqlalchemy import text
 
 from lake_assets.config import RowLevelSecurityConfig
@@ -16,15 +14,6 @@ from lake_assets.resources.warehouse import WarehouseResource
 from lake_assets.resources.warehouse_security import apply_row_level_security, refresh_materialized_views
 
 from . import warehouse_rows as rows
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseResource:
-    if request.param == "sqlite":
-        return WarehouseResource(url=f"sqlite:///{tmp_path / 'wh.db'}")
-    fixture = "postgres_warehouse" if request.param == "postgresql" else "mariadb_warehouse"
-    server = request.getfixturevalue(fixture)
-    return WarehouseResource(url=server.url, schema_name=server.schema)
 
 
 def _q(warehouse: WarehouseResource, table: str) -> str:
