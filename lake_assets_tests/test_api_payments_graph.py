@@ -19,6 +19,9 @@ from sqlalchemy import create_engine, inspect, text
 from lake_assets.assets import build_all_assets
 from lake_assets.config import load_config
 from lake_assets.definitions import build_resources
+from lake_assets.ingestion.text import records_as_text
+from spark.mapping_rules import map_columns
+from spark.standardize import snake_case_columns
 
 from .api_server import ApiState, serve_api
 
@@ -141,3 +144,28 @@ def test_payments_api_with_nested_line_items_reaches_the_warehouse(
     leaks = [(table, value) for table, rows in _tables(warehouse).items() for row in rows for value in row.values()
              if isinstance(value, str) and any(e in value.lower() for e in emails)]
     assert not leaks
+
+
+def test_a_path_into_an_exploded_parent_object_may_be_written_as_raw_names_it(spark) -> None:
+    """Raw shows an exploded line's parent object as the column `parent.customer`; a path written from
+    that name (`parent.customer.id`) reads the same field as the snake_case form (`parent_customer.id`),
+    instead of matching no column and leaving the entity column NULL without a word."""
+    rows = [
+        {"id": "li_1", "quantity": 2, "parent.id": "ch_1", "parent.amount": 2500,
+         "parent.customer": {"id": "cus_1", "address": {"country": "CZ"}},
+         "parent.payment_method_details": {"type": "sepa_debit"}},
+        {"id": "li_2", "quantity": 1, "parent.id": "ch_2", "parent.amount": 899,
+         "parent.customer": {"id": "cus_2", "address": {"country": "FR"}},
+         "parent.payment_method_details": {"type": "card"}},
+    ]
+    raw = snake_case_columns(spark.createDataFrame(records_as_text(rows).to_pandas()))
+    mapping = {"id": "sale_line_id", "parent.id": "order_id", "parent.amount": "amount",
+               "parent.customer.id": "customer_id", "parent.customer.address.country": "country",
+               "parent.payment_method_details.type": "payment_method"}
+    out = map_columns(raw, mapping).orderBy("sale_line_id").collect()
+    assert [(r["sale_line_id"], r["order_id"], r["amount"], r["customer_id"], r["country"], r["payment_method"])
+            for r in out] == [("li_1", "ch_1", "2500", "cus_1", "CZ", "sepa_debit"),
+                              ("li_2", "ch_2", "899", "cus_2", "FR", "card")]
+    snake = {"parent_customer.id": "customer_id", "parent_payment_method_details.type": "payment_method"}
+    assert [(r["customer_id"], r["payment_method"]) for r in map_columns(raw, snake).orderBy("id").collect()] == [
+        ("cus_1", "sepa_debit"), ("cus_2", "card")]
