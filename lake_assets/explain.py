@@ -46,6 +46,7 @@ from lake_assets.ingestion.database_source import DatabaseSource
 from lake_assets.ingestion.errors import IngestionError, SourceUnavailable
 from lake_assets.ingestion.file_source import FileSource
 from lake_assets.ingestion.mapping import entity_column, key_columns, mapping_conflicts, to_snake_case
+from spark.mapping_rules import nested_path
 from spark.pii_detection import pii_kind_by_name
 from spark.standardize import DEFAULT_NULL_TOKENS, DEFAULT_TIMESTAMP_FORMATS
 
@@ -338,10 +339,17 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
     # Generated keys and nested paths are built by the processed layer (docs/reference.md, Mapping rules).
     derived = table.derived_columns()
     report.missing_required = [c for c in entity.required if c not in delivered_entity and c not in derived]
-    report.not_delivered = [c for c in entity.columns if c not in delivered_entity and c not in entity.required]
+    # Nested paths (`parent_customer.id`) read a field of a delivered JSON column: {name: that column}.
+    snake = [to_snake_case(c) for c in columns]
+    paths = {name: found[0] for name in table.columns if (found := nested_path(name, snake))}
+    read_from = set(paths.values())
+    report.not_delivered = [
+        c for c in entity.columns
+        if c not in delivered_entity and c not in entity.required and c not in {table.columns[n] for n in paths}
+    ]
     report.unused_renames = [
         f"{name} -> {target}" for name, target in table.columns.items()
-        if not any(name in (c, to_snake_case(c)) for c in columns)
+        if name not in paths and not any(name in (c, to_snake_case(c)) for c in columns)
     ]
     delivered_key = key_columns(table, columns)
     report.key = {
@@ -412,6 +420,8 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
             "ingest time only"
         )
     for column, fields in nested.items():
+        if to_snake_case(column) in read_from:
+            continue  # mapped field by field through nested paths
         report.warnings.append(
             f"{column} is a nested object, stored as one JSON text column; its fields ({', '.join(fields[:6])}"
             f"{', ...' if len(fields) > 6 else ''}) are not mapped one by one"

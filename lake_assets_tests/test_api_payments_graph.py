@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, inspect, text
 from lake_assets.assets import build_all_assets
 from lake_assets.config import load_config
 from lake_assets.definitions import build_resources
+from lake_assets.explain import explain
 from lake_assets.ingestion.text import records_as_text
 from spark.mapping_rules import map_columns
 from spark.standardize import snake_case_columns
@@ -75,6 +76,15 @@ def api() -> Iterator[tuple[ApiState, str]]:
         yield state, url
 
 
+def _env(monkeypatch: pytest.MonkeyPatch, base_url: str, tmp_path: Path) -> str:
+    """Set the example's `${...}` variables; returns the warehouse URL."""
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    for name, value in {"PAYMENTS_API_URL": base_url, "PAYMENTS_API_TOKEN": TOKEN, "LAKE_URL": str(tmp_path / "lake"),
+                        "WAREHOUSE_URL": warehouse, "START_DATE": DAY}.items():
+        monkeypatch.setenv(name, value)
+    return warehouse
+
+
 def _tables(url: str) -> dict[str, list[dict[str, Any]]]:
     engine = create_engine(url)
     try:
@@ -98,10 +108,7 @@ def test_payments_api_with_nested_line_items_reaches_the_warehouse(
     api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
 ) -> None:
     state, base_url = api
-    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    for name, value in {"PAYMENTS_API_URL": base_url, "PAYMENTS_API_TOKEN": TOKEN, "LAKE_URL": str(tmp_path / "lake"),
-                        "WAREHOUSE_URL": warehouse, "START_DATE": DAY}.items():
-        monkeypatch.setenv(name, value)
+    warehouse = _env(monkeypatch, base_url, tmp_path)
     config = load_config(EXAMPLE)
     result = materialize(build_all_assets(config), resources=build_resources(config), partition_key=DAY,
                          raise_on_error=False)
@@ -169,3 +176,17 @@ def test_a_path_into_an_exploded_parent_object_may_be_written_as_raw_names_it(sp
     snake = {"parent_customer.id": "customer_id", "parent_payment_method_details.type": "payment_method"}
     assert [(r["customer_id"], r["payment_method"]) for r in map_columns(raw, snake).orderBy("id").collect()] == [
         ("cus_1", "sepa_debit"), ("cus_2", "card")]
+
+
+def test_explain_counts_nested_paths_as_mapped(api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lake-config explain` on the example: the nested paths deliver their entity columns, so none is
+    reported as a rename matching nothing, as not delivered, or as a nested object left unmapped."""
+    _, base_url = api
+    _env(monkeypatch, base_url, tmp_path)
+    report = explain(load_config(EXAMPLE))[0]
+    assert report.errors == []
+    assert report.unused_renames == []
+    assert {"customer_id", "product_id", "payment_method"}.isdisjoint(report.not_delivered)
+    assert not [w for w in report.warnings if "parent.customer is a nested object" in w or "product is a nested" in w]
+    # An object nothing reads from is still pointed out.
+    assert [w for w in report.warnings if w.startswith("parent.lines is a nested object")]
