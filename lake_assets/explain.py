@@ -225,14 +225,22 @@ def _hide_secrets(message: str, source: SourceKindConfig) -> str:
 
 
 # --------------------------------------------------------------------------- the report
-def _transforms(entity: EntitySchema, column: str, spark_type: str) -> list[str]:
-    """The processed-layer steps cast_to_schema applies to one entity column, in order."""
+def _transforms(entity: EntitySchema, column: str, spark_type: str, table: TableConfig) -> list[str]:
+    """The processed-layer steps applied to one entity column, in order: the table's mapping rules
+    (Unix time, scale, value map), then cast_to_schema's."""
+    steps = []
+    if column in table.timestamp_units:
+        steps.append(f"Unix {table.timestamp_units[column]} as UTC")
+    if column in table.scale:
+        steps.append(f"times {table.scale[column]}")
+    if column in table.value_map:
+        steps.append(f"value map ({len(table.value_map[column])} values)")
     if spark_type == "string":
-        steps = ["trim"]
+        steps += ["trim"]
     elif spark_type in ("timestamp", "date"):
-        steps = [f"parse {spark_type}"]
+        steps += [f"parse {spark_type}"]
     else:
-        steps = [f"cast to {spark_type}"]
+        steps += [f"cast to {spark_type}"]
     if column in entity.lowercase:
         steps.append("lowercase")
     if column in entity.uppercase:
@@ -321,7 +329,7 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
             spark_type = entity.columns[target]
             report.columns.append(
                 ColumnReport(
-                    column, target, target, spark_type, _transforms(entity, target, spark_type),
+                    column, target, target, spark_type, _transforms(entity, target, spark_type, table),
                     _null_rule(entity, rules, target), masking.get(target), pii, nested.get(column, []),
                 )
             )

@@ -188,5 +188,8 @@ def test_explain_counts_nested_paths_as_mapped(api, tmp_path: Path, monkeypatch:
     assert report.unused_renames == []
     assert {"customer_id", "product_id", "payment_method"}.isdisjoint(report.not_delivered)
     assert not [w for w in report.warnings if "parent.customer is a nested object" in w or "product is a nested" in w]
+    transforms = {c.processed_name: c.transforms for c in report.columns}
+    assert transforms["sold_at"] == ["Unix seconds as UTC", "parse timestamp"]
+    assert transforms["unit_price"] == ["times 0.01", "cast to decimal(12,2)"]
     # An object nothing reads from is still pointed out.
     assert [w for w in report.warnings if w.startswith("parent.lines is a nested object")]
