@@ -46,6 +46,7 @@ from lake_assets.ingestion.database_source import DatabaseSource
 from lake_assets.ingestion.errors import IngestionError, SourceUnavailable
 from lake_assets.ingestion.file_source import FileSource
 from lake_assets.ingestion.mapping import entity_column, key_columns, mapping_conflicts, to_snake_case
+from spark.mapping_rules import nested_path
 from spark.pii_detection import pii_kind_by_name
 from spark.standardize import DEFAULT_NULL_TOKENS, DEFAULT_TIMESTAMP_FORMATS
 
@@ -224,14 +225,22 @@ def _hide_secrets(message: str, source: SourceKindConfig) -> str:
 
 
 # --------------------------------------------------------------------------- the report
-def _transforms(entity: EntitySchema, column: str, spark_type: str) -> list[str]:
-    """The processed-layer steps cast_to_schema applies to one entity column, in order."""
+def _transforms(entity: EntitySchema, column: str, spark_type: str, table: TableConfig) -> list[str]:
+    """The processed-layer steps applied to one entity column, in order: the table's mapping rules
+    (Unix time, scale, value map), then cast_to_schema's."""
+    steps = []
+    if column in table.timestamp_units:
+        steps.append(f"Unix {table.timestamp_units[column]} as UTC")
+    if column in table.scale:
+        steps.append(f"times {table.scale[column]}")
+    if column in table.value_map:
+        steps.append(f"value map ({len(table.value_map[column])} values)")
     if spark_type == "string":
-        steps = ["trim"]
+        steps += ["trim"]
     elif spark_type in ("timestamp", "date"):
-        steps = [f"parse {spark_type}"]
+        steps += [f"parse {spark_type}"]
     else:
-        steps = [f"cast to {spark_type}"]
+        steps += [f"cast to {spark_type}"]
     if column in entity.lowercase:
         steps.append("lowercase")
     if column in entity.uppercase:
@@ -320,7 +329,7 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
             spark_type = entity.columns[target]
             report.columns.append(
                 ColumnReport(
-                    column, target, target, spark_type, _transforms(entity, target, spark_type),
+                    column, target, target, spark_type, _transforms(entity, target, spark_type, table),
                     _null_rule(entity, rules, target), masking.get(target), pii, nested.get(column, []),
                 )
             )
@@ -338,10 +347,17 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
     # Generated keys and nested paths are built by the processed layer (docs/reference.md, Mapping rules).
     derived = table.derived_columns()
     report.missing_required = [c for c in entity.required if c not in delivered_entity and c not in derived]
-    report.not_delivered = [c for c in entity.columns if c not in delivered_entity and c not in entity.required]
+    # Nested paths (`parent_customer.id`) read a field of a delivered JSON column: {name: that column}.
+    snake = [to_snake_case(c) for c in columns]
+    paths = {name: found[0] for name in table.columns if (found := nested_path(name, snake))}
+    read_from = set(paths.values())
+    report.not_delivered = [
+        c for c in entity.columns
+        if c not in delivered_entity and c not in entity.required and c not in {table.columns[n] for n in paths}
+    ]
     report.unused_renames = [
         f"{name} -> {target}" for name, target in table.columns.items()
-        if not any(name in (c, to_snake_case(c)) for c in columns)
+        if name not in paths and not any(name in (c, to_snake_case(c)) for c in columns)
     ]
     delivered_key = key_columns(table, columns)
     report.key = {
@@ -412,6 +428,8 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
             "ingest time only"
         )
     for column, fields in nested.items():
+        if to_snake_case(column) in read_from:
+            continue  # mapped field by field through nested paths
         report.warnings.append(
             f"{column} is a nested object, stored as one JSON text column; its fields ({', '.join(fields[:6])}"
             f"{', ...' if len(fields) > 6 else ''}) are not mapped one by one"

@@ -116,15 +116,19 @@ def present(columns: Sequence[str], null_tokens: Sequence[str] = ()) -> Column:
 def nested_path(source: str, delivered: Sequence[str]) -> tuple[str, str] | None:
     """(column, JSON path) when `source` (`customer.address.country`, `items[0].id`) is a path whose
     first part names a delivered column (compared in snake_case); None for a plain column name, including
-    a flat header that itself contains a dot. Fields below the first part are JSON keys, matched exactly."""
-    head = re.split(r"[.\[]", source, maxsplit=1)[0]
-    rest = source[len(head):]
-    if not rest or not head.strip():
+    a flat header that itself contains a dot. Fields below the column are JSON keys, matched exactly.
+
+    The column may itself be written with dots as raw names it: an exploded line's parent object is the
+    raw column `parent.customer` (`parent_customer` once snake-cased), so `parent.customer.id` reads
+    field `id` of it. The shortest leading parts that name a delivered column are the column."""
+    if to_snake_case(source) in delivered:
         return None
-    column = to_snake_case(head)
-    if column not in delivered or to_snake_case(source) in delivered:
-        return None
-    return column, "$" + rest
+    heads = [m.start() for m in re.finditer(r"[.\[]", source)]
+    for end in heads:
+        head, rest = source[:end], source[end:]
+        if head.strip() and to_snake_case(head) in delivered:
+            return to_snake_case(head), "$" + rest
+    return None
 
 
 def map_columns(df: DataFrame, mapping: Mapping[str, str], keep_unmapped: bool = True) -> DataFrame:
