@@ -1,4 +1,5 @@
 """The whole graph on a file drop shaped like a real retail export (see retail_export.py), two days,
+with the documented worked example docs/examples/retail_files.yaml as its config,
 on SQLite, PostgreSQL and MariaDB. Totals and history are checked against oracles computed from the
 fixture with the standard library."""
 
@@ -39,13 +40,16 @@ def _rows(config: PipelineConfig, sql: str) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres", "mariadb"])
-def test_retail_export_two_days(backend: str, tmp_path: Path, request: pytest.FixtureRequest, spark) -> None:
+def test_retail_export_two_days(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
     drop = export.write_drop(tmp_path / "drop")
     warehouse_url, schema = _warehouse(backend, tmp_path, request)
-    config_file = export.write_config(
-        tmp_path / "pipeline.yaml", drop=drop, lake=str(tmp_path / "lake"), warehouse_url=warehouse_url, schema=schema
-    )
-    config = load_config(config_file)
+    for name, value in export.config_environment(
+        drop=drop, lake=str(tmp_path / "lake"), warehouse_url=warehouse_url, schema=schema
+    ).items():
+        monkeypatch.setenv(name, value)
+    config = load_config(export.EXAMPLE_CONFIG)
     first, last = export.DAYS
     materialize_day(config, first)
     materialize_day(config, last)
