@@ -12,7 +12,7 @@ from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_re
 
 
 def build_resources(config: PipelineConfig) -> dict[str, Any]:
-    lake = LakeStorage(url=config.lake.url)
+    lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri)
     pyspark = build_spark_resource(config.spark)
     warehouse = WarehouseResource(url=config.warehouse.url, schema_name=config.warehouse.schema_name)
     return {

@@ -18,6 +18,7 @@
 
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
+from typing import Any
 
 import pyarrow.parquet as pq
 from dagster import (
@@ -107,19 +108,15 @@ def _pending_partitions(
     for partition in lake.committed_partitions(source_key):
         if up_to is not None and partition > up_to:
             continue
-        manifest = lake.read_manifest(source_key, partition)
-        if manifest is not None and applied.get(partition) != manifest.batch_id:
-            pending.append((partition, manifest.batch_id))
+        commit = lake.commit_info(source_key, partition)
+        if commit is not None and applied.get(partition) != commit.batch_id:
+            pending.append((partition, commit.batch_id))
     return pending
 
 
-def _applied_state(manifest: object | None) -> dict[str, dict[str, str]]:
-    """{source: {day: batch_id}} already applied to a dimension (kept in its manifest's extra)."""
-    extra = getattr(manifest, "extra", None) or {}
-    applied = extra.get("applied", {})
-    if applied and all(isinstance(v, str) for v in applied.values()):
-        applied = {"changes": applied}  # the layout before sales were tracked
-    return {k: dict(v) for k, v in applied.items()}
+def _applied_state(state: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """{source: {day: batch_id}} already applied to a dimension (its lake commit state, `applied`)."""
+    return {k: dict(v) for k, v in (state.get("applied") or {}).items()}
 
 
 def _key_checks(name: str, key_col: str, natural_key: str, scd2: bool) -> list[AssetCheckSpec]:
@@ -239,8 +236,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
     ):
         spark = pyspark.spark_session
         own_key = ["curated", name]
-        manifest = None if config.rebuild else lake.read_manifest(own_key)
-        applied = _applied_state(manifest)
+        applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         if config.rebuild:
             context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
@@ -265,7 +261,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 ).localCheckpoint()
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
-        written = write_spark(state, lake, own_key, None, extra={"applied": applied})
+        written = write_spark(state, lake, own_key, None, state={"applied": applied})
         result = read_spark(spark, lake, own_key, None)
         yield Output(
             None,
@@ -298,8 +294,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
     ):
         spark = pyspark.spark_session
         own_key = ["curated", "dim_location"]
-        manifest = None if config.rebuild else lake.read_manifest(own_key)
-        applied = _applied_state(manifest)
+        applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
         for day, batches in pending:
@@ -323,7 +318,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
                     "location_id", *[F.lit(None).cast(t).alias(c) for c, t in attributes.items()]),
                 key_col="location_key", natural_key="location_id", attributes=attributes,
             )
-        written = write_spark(state, lake, own_key, None, extra={"applied": applied})
+        written = write_spark(state, lake, own_key, None, state={"applied": applied})
         yield Output(None, metadata={"dagster/row_count": written.rows,
                                      "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key))})
         yield from _key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id", scd2=False)
