@@ -131,9 +131,10 @@ def _commit_together(batches: list[Any]) -> list[BaseException | None]:
     return outcome
 
 
-def test_two_writers_of_one_partition_one_wins_the_other_conflicts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("existing", [True, False], ids=["rewrite", "first-write"])
+def test_two_writers_of_one_partition_one_wins_the_other_conflicts(tmp_path: Path, existing: bool) -> None:
     lake = LakeStorage(url=str(tmp_path / "lake"))
-    lake.write_arrow(KEY, DAY, pa.table({"x": [0]}))
+    lake.write_arrow(KEY, DAY if existing else "2023-12-31", pa.table({"x": [0]}))
     writers = [LakeStorage(url=str(tmp_path / "lake")) for _ in range(2)]  # two processes' resources
     staged = [_stage(writers[0], DAY, [1, 1]), _stage(writers[1], DAY, [2, 2, 2])]
     outcome = _commit_together([batch for _, batch in staged])
@@ -158,3 +159,14 @@ def test_two_writers_of_different_partitions_both_commit(tmp_path: Path) -> None
         "2024-01-02": [0], "2024-01-03": [1], "2024-01-04": [2]
     }
     assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [0]
+
+
+def test_a_daily_table_whose_rows_carry_ingest_date_keeps_it(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    facts = pa.table({"sale_line_id": ["L1"], "ingest_date": [date(2024, 1, 1)], "quantity": [2]})
+    lake.write_arrow(["curated", "fact"], DAY, facts)
+    assert lake.read_arrow(["curated", "fact"], DAY).to_pylist() == facts.to_pylist()
+    table = lake.load_table(["curated", "fact"])
+    assert [(f.name, table.schema().find_column_name(f.source_id)) for f in table.spec().fields] == [
+        ("ingest_date", "ingest_date")
+    ]

@@ -22,10 +22,10 @@ Guarantees:
 * Replaced files stay on disk: older snapshots (time travel, readers planning the previous snapshot)
   still reference them. Only snapshot expiry followed by orphan removal may delete them.
 * Concurrent writers: the catalog swap is optimistic. A writer whose commit loses the race re-reads
-  the table and retries (pyiceberg's commit retry, then ours) when the other writer changed other
-  partitions; when the other writer committed the same partition after this write started (its
-  commit record changed, or pyiceberg's re-validation finds new files under the delete filter), it
-  fails with `LakeWriteConflict` (a `CommitFailedException`) instead of silently overwriting it.
+  the table and retries when the other writer changed other partitions; when the other writer
+  committed the same partition after this write started (its commit record changed, or pyiceberg's
+  validation finds new files under the delete filter), it fails with `LakeWriteConflict` (a
+  `CommitFailedException`) instead of silently overwriting it or adding its files beside the other's.
 * Reads plan files through the catalog (partition filter, column statistics); nothing lists
   directories.
 * On S3 data files are uploaded through boto3 with server-side encryption (SSE-S3, AES256); pyiceberg
@@ -41,7 +41,6 @@ import shutil
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,9 +68,6 @@ COMMIT_PROPERTY = "lake.commit"  # `lake.commit.<day>` on daily tables, `lake.co
 HIDDEN_PROPERTY = "lake.hidden-columns"  # columns the lake added on write and drops on read
 SNAPSHOT_BATCH = "lake.batch-id"  # snapshot summary property: which write produced the snapshot
 COMMIT_ATTEMPTS = 8
-
-# The first write of a partition deletes nothing; pyiceberg warns about it on every (re)try.
-warnings.filterwarnings("ignore", message="Delete operation did not match any records", category=UserWarning)
 
 
 class LakeDataNotFound(FileNotFoundError):
@@ -258,6 +254,7 @@ class LakeStorage(ConfigurableResource):
     def _create_table(self, key_path: Sequence[str], schema: pa.Schema, partitioned: bool, hidden: bool) -> Any:
         from pyiceberg.catalog import Catalog
         from pyiceberg.partitioning import PartitionField, PartitionSpec
+        from pyiceberg.schema import assign_fresh_schema_ids
         from pyiceberg.transforms import IdentityTransform
 
         namespace, _ = table_name(key_path)
@@ -265,7 +262,8 @@ class LakeStorage(ConfigurableResource):
             self.catalog.create_namespace(namespace)
         except NamespaceAlreadyExistsError:
             pass
-        iceberg_schema = Catalog._convert_schema_if_needed(_iceberg_safe(schema))
+        # Fresh ids now (the conversion leaves -1), so the partition field can name its source column.
+        iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(_iceberg_safe(schema)))
         spec = PartitionSpec()
         if partitioned:
             source = iceberg_schema.find_field(PARTITION_COLUMN)
@@ -273,7 +271,11 @@ class LakeStorage(ConfigurableResource):
                 PartitionField(source_id=source.field_id, field_id=1000, transform=IdentityTransform(),
                                name=PARTITION_COLUMN)
             )
-        properties = {HIDDEN_PROPERTY: PARTITION_COLUMN} if hidden else {}
+        # pyiceberg's own commit retry re-applies the updates without our commit-record check; a lost
+        # race must come back to `_commit`, which re-reads the table and decides retry or conflict.
+        properties = {"commit.retry.num-retries": "0"}
+        if hidden:
+            properties[HIDDEN_PROPERTY] = PARTITION_COLUMN
         try:
             return self.catalog.create_table(
                 table_name(key_path),
@@ -441,7 +443,8 @@ class LakeStorage(ConfigurableResource):
                         update.union_by_name(_iceberg_safe(schema))
                 except ValueError as exc:
                     raise ValueError(f"{where}: cannot add columns {', '.join(new)} to the table: {exc}") from exc
-            tx.delete(self._filter(partition))
+            if any(True for _ in table.scan(row_filter=self._filter(partition)).plan_files()):
+                tx.delete(self._filter(partition))
             if files:
                 try:
                     tx.add_files(files, snapshot_properties={SNAPSHOT_BATCH: batch.batch_id},
