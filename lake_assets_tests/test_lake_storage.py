@@ -170,3 +170,25 @@ def test_a_daily_table_whose_rows_carry_ingest_date_keeps_it(tmp_path: Path) -> 
     assert [(f.name, table.schema().find_column_name(f.source_id)) for f in table.spec().fields] == [
         ("ingest_date", "ingest_date")
     ]
+
+
+def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark: Any) -> None:
+    from dagster import DailyPartitionsDefinition, asset, materialize
+    from dagster_pyspark import PySparkResource
+
+    from lake_assets.io_managers import ParquetLakeIOManager
+
+    @asset(key_prefix=["processed"], partitions_def=DailyPartitionsDefinition(start_date="2024-01-01"))
+    def sale() -> pa.Table:
+        return pa.table({"sale_id": ["S1", "S2", "S3"], "amount": [1.0, 2.0, 3.0]})
+
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=PySparkResource(spark_config={}))
+    result = materialize([sale], resources={"io_manager": io_manager}, partition_key=DAY)
+    [event] = result.asset_materializations_for_node("processed__sale")
+    metadata = {k: v.value for k, v in event.metadata.items()}
+    table = lake.load_table(["processed", "sale"])
+    assert metadata["snapshot_id"] == str(table.current_snapshot().snapshot_id)
+    assert metadata["iceberg_table"] == "processed.sale"
+    assert metadata["dagster/row_count"] == 3
+    assert [c.name for c in metadata["dagster/column_schema"].columns] == ["sale_id", "amount"]

@@ -105,11 +105,10 @@ def _pending_partitions(
 ) -> list[tuple[str, str]]:
     """(partition, batch_id) of committed source partitions not yet applied, oldest first."""
     pending = []
-    for partition in lake.committed_partitions(source_key):
+    for partition, commit in lake.commits(source_key).items():
         if up_to is not None and partition > up_to:
             continue
-        commit = lake.commit_info(source_key, partition)
-        if commit is not None and applied.get(partition) != commit.batch_id:
+        if applied.get(partition) != commit.batch_id:
             pending.append((partition, commit.batch_id))
     return pending
 
@@ -268,6 +267,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             metadata={
                 "dagster/row_count": written.rows,
                 "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
+                "snapshot_id": str(written.snapshot_id),
                 "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
             },
         )
@@ -320,7 +320,8 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
             )
         written = write_spark(state, lake, own_key, None, state={"applied": applied})
         yield Output(None, metadata={"dagster/row_count": written.rows,
-                                     "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key))})
+                                     "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
+                                     "snapshot_id": str(written.snapshot_id)})
         yield from _key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id", scd2=False)
 
     return dim_location

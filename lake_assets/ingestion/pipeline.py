@@ -71,21 +71,17 @@ def make_source(source: SourceKindConfig, table: TableConfig) -> Source:
 
 def previous_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, CommitInfo] | None:
     """The newest committed partition strictly before `day` (the one a run for `day` continues from)."""
-    for partition in reversed(lake.committed_partitions(key)):
+    for partition, info in reversed(lake.commits(key).items()):
         if partition < day:
-            info = lake.commit_info(key, partition)
-            if info is not None:
-                return partition, info
+            return partition, info
     return None
 
 
 def next_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, CommitInfo] | None:
     """The oldest committed partition strictly after `day` (the one that bounds a rerun of `day`)."""
-    for partition in lake.committed_partitions(key):
+    for partition, info in lake.commits(key).items():
         if partition > day:
-            info = lake.commit_info(key, partition)
-            if info is not None:
-                return partition, info
+            return partition, info
     return None
 
 
@@ -127,10 +123,10 @@ def cursor_window(lake: LakeStorage, key: list[str], day: str, cursor_field: str
 def ingested_fingerprints(lake: LakeStorage, key: list[str], except_day: str | None = None) -> dict[str, set[str]]:
     """path -> fingerprints held by committed partitions (other than `except_day`)."""
     held: dict[str, set[str]] = {}
-    for partition in lake.committed_partitions(key):
+    for partition, info in lake.commits(key).items():
         if partition == except_day:
             continue
-        for path, fingerprint in (lake.partition_state(key, partition).get("files") or {}).items():
+        for path, fingerprint in (info.state.get("files") or {}).items():
             held.setdefault(path, set()).add(fingerprint)
     return held
 
@@ -166,6 +162,7 @@ class IngestionResult:
     cursor_held: str | None = None  # "<value> (<n> quarantined rows)" when quarantine holds the mark back
     window_end: str | None = None  # the later partition that bounds this run, "<day>: <column> = <value>"
     http: dict[str, int] | None = None  # API sources: requests, retries, 429 answers
+    snapshot_id: int | None = None  # the Iceberg snapshot the commit produced
 
     def metadata(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -173,6 +170,7 @@ class IngestionResult:
             "quarantined_rows": self.quarantined,
             "batch_id": self.batch_id,
             "path": self.path,
+            "snapshot_id": str(self.snapshot_id),
             "origins": ", ".join(self.origins[:20]) + (" ..." if len(self.origins) > 20 else ""),
             "schema_new_columns": ", ".join(self.new_columns) or "-",
             "schema_missing_columns": ", ".join(self.missing_columns) or "-",
@@ -329,6 +327,7 @@ class DataIngestionPipeline:
             rows=commit.rows,
             quarantined=len(rejects),
             batch_id=commit.batch_id,
+            snapshot_id=commit.snapshot_id,
             path=lake.uri(lake.dataset_dir(self.key, day)),
             schema=writer.schema or pa.schema([]),
             origins=origins,

@@ -295,16 +295,21 @@ class LakeStorage(ConfigurableResource):
     def _filter(partition: str | None) -> BooleanExpression:
         return AlwaysTrue() if partition is None else EqualTo(PARTITION_COLUMN, partition)
 
-    def _record(self, table: Any, partition: str | None) -> CommitInfo | None:
+    @staticmethod
+    def _snapshots_by_batch(table: Any) -> dict[str, int]:
+        found = {}
+        for snapshot in table.metadata.snapshots:
+            summary = snapshot.summary.additional_properties if snapshot.summary else {}
+            if SNAPSHOT_BATCH in summary:
+                found[summary[SNAPSHOT_BATCH]] = snapshot.snapshot_id
+        return found
+
+    def _record(self, table: Any, partition: str | None, snapshots: dict[str, int] | None = None) -> CommitInfo | None:
         raw = table.properties.get(self._property(partition))
         if raw is None:
             return None
         data = json.loads(raw)
-        snapshot_id = None
-        for snapshot in table.metadata.snapshots:
-            summary = snapshot.summary.additional_properties if snapshot.summary else {}
-            if summary.get(SNAPSHOT_BATCH) == data["batch_id"]:
-                snapshot_id = snapshot.snapshot_id
+        snapshot_id = (self._snapshots_by_batch(table) if snapshots is None else snapshots).get(data["batch_id"])
         return CommitInfo(
             batch_id=data["batch_id"], rows=data["rows"], committed_at=data["committed_at"],
             state=data.get("state") or {}, snapshot_id=snapshot_id,
@@ -315,6 +320,15 @@ class LakeStorage(ConfigurableResource):
         """The last commit of a partition (or unpartitioned table); None if there is none."""
         table = self.load_table(key_path)
         return None if table is None else self._record(table, partition)
+
+    def commits(self, key_path: Sequence[str]) -> dict[str, CommitInfo]:
+        """{partition: its last commit} of a daily table, oldest first, from one read of the table."""
+        table = self.load_table(key_path)
+        if table is None:
+            return {}
+        snapshots = self._snapshots_by_batch(table)
+        records = {day: self._record(table, day, snapshots) for day in self._partitions(table)}
+        return {day: info for day, info in records.items() if info is not None}
 
     def partition_state(self, key_path: Sequence[str], partition: str | None = None) -> dict[str, Any]:
         """The state a writer stored with a partition's data (`write_*(…, state=…)`); {} if none."""
@@ -361,8 +375,10 @@ class LakeStorage(ConfigurableResource):
     def committed_partitions(self, key_path: Sequence[str]) -> list[str]:
         """Sorted partition keys that have a commit."""
         table = self.load_table(key_path)
-        if table is None:
-            return []
+        return [] if table is None else self._partitions(table)
+
+    @staticmethod
+    def _partitions(table: Any) -> list[str]:
         prefix = f"{COMMIT_PROPERTY}."
         return sorted(k[len(prefix) :] for k in table.properties if k.startswith(prefix))
 
@@ -444,7 +460,7 @@ class LakeStorage(ConfigurableResource):
                 except ValueError as exc:
                     raise ValueError(f"{where}: cannot add columns {', '.join(new)} to the table: {exc}") from exc
             if any(True for _ in table.scan(row_filter=self._filter(partition)).plan_files()):
-                tx.delete(self._filter(partition))
+                tx.delete(self._filter(partition), snapshot_properties={SNAPSHOT_BATCH: batch.batch_id})
             if files:
                 try:
                     tx.add_files(files, snapshot_properties={SNAPSHOT_BATCH: batch.batch_id},
