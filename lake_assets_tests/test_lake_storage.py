@@ -192,3 +192,13 @@ def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark:
     assert metadata["iceberg_table"] == "processed.sale"
     assert metadata["dagster/row_count"] == 3
     assert [c.name for c in metadata["dagster/column_schema"].columns] == ["sale_id", "amount"]
+
+
+def test_columns_widen_and_an_incompatible_type_is_refused_by_name(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    lake.write_arrow(KEY, "2024-01-01", pa.table({"qty": pa.array([1], pa.int32())}))
+    lake.write_arrow(KEY, "2024-01-02", pa.table({"qty": pa.array([2**40], pa.int64())}))  # int -> long
+    assert lake.read_arrow(KEY, "2024-01-02").column("qty").to_pylist() == [2**40]
+    with pytest.raises(ValueError, match=r"raw/src/table partition 2024-01-03: the written columns do not fit"):
+        lake.write_arrow(KEY, "2024-01-03", pa.table({"qty": ["two"]}))
+    assert lake.committed_partitions(KEY) == ["2024-01-01", "2024-01-02"]

@@ -58,6 +58,7 @@ from pyiceberg.exceptions import (
     NamespaceAlreadyExistsError,
     NoSuchTableError,
     TableAlreadyExistsError,
+    ValidationError,
     ValidationException,
 )
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
@@ -452,13 +453,14 @@ class LakeStorage(ConfigurableResource):
                     "Run it again (the rerun replaces the partition)."
                 )
             tx = table.transaction()
-            new = [f.name for f in schema if f.name not in table.schema().as_arrow().names]
-            if new:
-                try:
-                    with tx.update_schema() as update:
-                        update.union_by_name(_iceberg_safe(schema))
-                except ValueError as exc:
-                    raise ValueError(f"{where}: cannot add columns {', '.join(new)} to the table: {exc}") from exc
+            try:  # new columns and type widenings (int -> long); a no-op when nothing changed
+                with tx.update_schema() as update:
+                    update.union_by_name(_iceberg_safe(schema))
+            except (ValueError, ValidationError) as exc:
+                raise ValueError(
+                    f"{where}: the written columns do not fit the table's schema ({exc}); a column cannot "
+                    "change to an incompatible type"
+                ) from exc
             if any(True for _ in table.scan(row_filter=self._filter(partition)).plan_files()):
                 tx.delete(self._filter(partition), snapshot_properties={SNAPSHOT_BATCH: batch.batch_id})
             if files:
