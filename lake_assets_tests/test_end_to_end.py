@@ -6,6 +6,7 @@ Oracles come from the source files (helpers.py), not from the pipeline.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,19 @@ def test_local_lake_and_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     dim_after = lake.read_arrow(["curated", "dim_customer"]).sort_by("customer_key")
     scd2_columns = ["customer_key", "customer_id", "row_hash", "valid_from", "valid_to", "is_current"]
     assert dim_before.select(scd2_columns).to_pylist() == dim_after.select(scd2_columns).to_pylist()
+    # An engine that is not lake_assets (the catalog alone, pyiceberg into DuckDB) reads the same facts
+    # as the warehouse holds.
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog("lake", uri=f"sqlite:///{tmp_path / 'lake' / 'catalog.db'}")
+    con = catalog.load_table("curated.fact_sales").scan().to_duckdb("fact_sales")
+    lake_facts = con.execute("SELECT sale_line_id, net_amount FROM fact_sales ORDER BY sale_line_id").fetchall()
+    columns = second["_columns_fact_sales"][0]
+    line, net = columns.index("sale_line_id"), columns.index("net_amount")
+    assert [(i, Decimal(str(a))) for i, a in lake_facts] == [
+        (r[line], Decimal(str(r[net]))) for r in sorted(second["fact_sales"], key=lambda r: r[line])
+    ]
+
     # The rerun replaced the partition: its current files are exactly the last batch's.
     raw_sales = ["raw", "shop_files", "sales"]
     batches = {Path(f).parent.name for f in lake.committed_files(raw_sales, DAY)}
