@@ -36,8 +36,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CatalogConfig(_Strict):
+    """The Iceberg SQL catalog that indexes the lake's tables."""
+
+    uri: str = Field(
+        default="",
+        description="SQLAlchemy URL (sqlite:///…, postgresql+psycopg2://…); empty: sqlite:///<lake>/catalog.db",
+    )
+
+
 class LakeConfig(_Strict):
     url: str = Field(description="Local directory or s3://bucket/prefix")
+    catalog: CatalogConfig = Field(default_factory=lambda: CatalogConfig())
+
+    @model_validator(mode="after")
+    def _s3_needs_a_catalog(self) -> LakeConfig:
+        if self.url.startswith("s3://") and not self.catalog.uri:
+            raise ValueError(
+                "lake.catalog.uri is required for an s3:// lake (a SQLite catalog file cannot live in S3); "
+                "set it to a database URL such as postgresql+psycopg2://user@host/db"
+            )
+        return self
 
 
 class RowLevelSecurityConfig(_Strict):

@@ -47,7 +47,7 @@ def resolve(
 
     config = load_config(config_path)
     keys = MaskingKeys.from_config(config.masking)
-    lake = LakeStorage(url=config.lake.url)
+    lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri)
     vault_path = ["vault", entity, column]
     partitions = lake.committed_partitions(vault_path)
     if not partitions:

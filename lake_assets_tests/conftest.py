@@ -97,6 +97,20 @@ def postgres_warehouse() -> Iterator[Warehouse]:
 
 
 @pytest.fixture
+def postgres_catalog() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for an Iceberg SQL catalog, dropped afterwards."""
+    require_listening("PostgreSQL", 5432)
+    name = f"lake_catalog_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
 def mariadb_warehouse() -> Iterator[Warehouse]:
     """A fresh database in the real MariaDB server, dropped afterwards."""
     require_listening("MariaDB", 3306)
@@ -142,7 +156,7 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture
 def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    """AWS env pointed at the moto server; `make_bucket()` creates an encrypted, versioned bucket."""
+    """AWS env pointed at the moto server; `make_bucket()` creates a versioned bucket, default-encrypted."""
     import boto3
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
@@ -155,6 +169,14 @@ def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
         client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
         client.create_bucket(Bucket=name)
         client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        # The lake's precondition (docs/storage.md): the Iceberg metadata files pyiceberg writes carry
+        # no per-object SSE header, so the bucket's default encryption covers them.
+        client.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
         return name
 
     return S3Server(endpoint=moto_server, make_bucket=make_bucket)

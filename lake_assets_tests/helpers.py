@@ -110,12 +110,12 @@ def warehouse_snapshot(config: PipelineConfig) -> dict[str, list[tuple]]:
 
 def assert_graph_correct(config: PipelineConfig, lake: LakeStorage) -> dict[str, list[tuple]]:
     sales = source_sales(SAMPLE_DIR, DAY)
-    raw_rows = lake.read_manifest(["raw", "shop_files", "sales"], DAY).rows
-    quarantined = lake.read_manifest(["quarantine", "raw", "shop_files", "sales"], DAY).rows
+    raw_rows = lake.commit_info(["raw", "shop_files", "sales"], DAY).rows
+    quarantined = lake.commit_info(["quarantine", "raw", "shop_files", "sales"], DAY).rows
     assert quarantined == malformed_sales_rows(SAMPLE_DIR, DAY) > 0
-    processed = lake.read_manifest(["processed", "sale"], DAY).rows
-    masked = lake.read_manifest(["masked", "sale"], DAY).rows
-    fact = lake.read_manifest(["curated", "fact_sales"], DAY).rows
+    processed = lake.commit_info(["processed", "sale"], DAY).rows
+    masked = lake.commit_info(["masked", "sale"], DAY).rows
+    fact = lake.commit_info(["curated", "fact_sales"], DAY).rows
     # raw keeps re-delivered lines; processed removes exactly those; nothing is lost after that.
     assert raw_rows > len(sales)
     assert processed == masked == fact == len(sales)

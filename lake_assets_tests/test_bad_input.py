@@ -49,11 +49,11 @@ def test_missing_input_file_names_file_and_commits_nothing(
     message = _failure_messages(result)
     assert "shop_files.customers" in message and "customers.csv" in message and DAY in message
     lake = LakeStorage(url=config.lake.url)
-    assert lake.read_manifest(["raw", "shop_files", "customers"], DAY) is None
+    assert lake.commit_info(["raw", "shop_files", "customers"], DAY) is None
     partition_dir = Path(lake.dataset_dir(["raw", "shop_files", "customers"], DAY))
     assert not partition_dir.exists() or not any(partition_dir.iterdir())
     # The other source of the same run is unaffected.
-    assert lake.read_manifest(["raw", "shop_files", "sales"], DAY).rows > 0
+    assert lake.commit_info(["raw", "shop_files", "sales"], DAY).rows > 0
 
 
 def test_unreachable_warehouse_names_it_without_the_password(
@@ -102,7 +102,7 @@ def test_unparsable_rows_are_quarantined_and_good_rows_continue(
     # Each bad row is quarantined exactly once, at the first layer that can tell it is bad, with a
     # reason naming the problem; the good row flows on.
     rejects = lake.read_arrow(["quarantine", "raw", "shop_files", "sales"], DAY).to_pylist()
-    if lake.read_manifest(["quarantine", "processed", "sale"], DAY) is not None:
+    if lake.commit_info(["quarantine", "processed", "sale"], DAY) is not None:
         rejects += lake.read_arrow(["quarantine", "processed", "sale"], DAY).to_pylist()
     reasons = {}
     for row in rejects:

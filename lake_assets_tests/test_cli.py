@@ -44,11 +44,11 @@ def _backend_env(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if backend == "s3+postgres":
         s3: S3Server = request.getfixturevalue("s3")
         warehouse: Warehouse = request.getfixturevalue("postgres_warehouse")
-        lake_url = f"s3://{s3.make_bucket()}/lake"
-    else:
-        warehouse = request.getfixturevalue("mariadb_warehouse")
-        lake_url = str(tmp_path / "lake")
-    return {"LAKE_URL": lake_url, "WAREHOUSE_URL": warehouse.url, "WAREHOUSE_SCHEMA": warehouse.schema}
+        catalog: str = request.getfixturevalue("postgres_catalog")
+        return {"LAKE_URL": f"s3://{s3.make_bucket()}/lake", "LAKE_CATALOG_URI": catalog,
+                "WAREHOUSE_URL": warehouse.url, "WAREHOUSE_SCHEMA": warehouse.schema}
+    warehouse = request.getfixturevalue("mariadb_warehouse")
+    return {"LAKE_URL": str(tmp_path / "lake"), "WAREHOUSE_URL": warehouse.url, "WAREHOUSE_SCHEMA": warehouse.schema}
 
 
 @pytest.mark.slow
@@ -61,4 +61,4 @@ def test_cli_materializes_whole_graph(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = load_config()
-    assert_graph_correct(config, LakeStorage(url=config.lake.url))
+    assert_graph_correct(config, LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri))

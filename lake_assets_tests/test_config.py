@@ -34,7 +34,20 @@ def test_bundled_config_loads_with_defaults_and_env() -> None:
 
 def test_env_default_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAKE_URL", "s3://bucket/prefix")
-    assert load_config().lake.url == "s3://bucket/prefix"
+    monkeypatch.setenv("LAKE_CATALOG_URI", "postgresql+psycopg2://lake@db/catalog")
+    config = load_config()
+    assert (config.lake.url, config.lake.catalog.uri) == ("s3://bucket/prefix", "postgresql+psycopg2://lake@db/catalog")
+
+
+def test_an_s3_lake_without_a_catalog_database_fails_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKE_URL", "s3://bucket/prefix")
+    monkeypatch.delenv("LAKE_CATALOG_URI", raising=False)
+    with pytest.raises(ConfigError) as error:
+        load_config()
+    assert "lake.catalog.uri is required for an s3:// lake" in str(error.value)
+    # A local lake needs nothing: its catalog defaults to SQLite inside the lake.
+    monkeypatch.setenv("LAKE_URL", "./.lake")
+    assert load_config().lake.catalog.uri == ""
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:

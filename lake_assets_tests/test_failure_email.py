@@ -200,8 +200,8 @@ def test_completion_summary_rows_per_layer_and_checks(
     body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
     assert "succeeded" in mail["Subject"] and "2024-01-01" in mail["Subject"]
     lake = LakeStorage(url=config.lake.url)
-    raw_rows = sum(lake.read_manifest(list(k.path), "2024-01-01").rows for k in RAW_KEYS)
-    quarantined = sum(lake.read_manifest(["quarantine", *k.path], "2024-01-01").rows for k in RAW_KEYS)
+    raw_rows = sum(lake.commit_info(list(k.path), "2024-01-01").rows for k in RAW_KEYS)
+    quarantined = sum(lake.commit_info(["quarantine", *k.path], "2024-01-01").rows for k in RAW_KEYS)
     assert raw_rows > 0 and quarantined > 0
     assert f"  raw: {raw_rows}\n" in body
     assert f"  quarantined: {quarantined}\n" in body

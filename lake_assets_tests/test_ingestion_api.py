@@ -155,7 +155,7 @@ def test_timeouts_are_retried_then_give_up_as_transient(api, tmp_path: Path) -> 
     with pytest.raises(SourceTemporarilyUnavailable, match=r"shop_api\.sales: timed out .* after 2 attempts") as err:
         ingest(lake, config, "2024-03-02")
     assert err.value.retryable
-    assert lake.read_manifest(["raw", "shop_api", "sales"], "2024-03-02") is None  # nothing committed
+    assert lake.commit_info(["raw", "shop_api", "sales"], "2024-03-02") is None  # nothing committed
 
 
 def test_401_fails_at_once_and_never_shows_the_token(api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,7 +210,7 @@ def test_a_page_that_says_more_follows_but_gives_no_way_on_fails(api, tmp_path: 
     with pytest.raises(SourceUnavailable, match=r"shop_api\.sales: .*'meta\.next'.*meta\.next_cursor") as err:
         ingest(lake, config, "2024-03-01")
     assert "items" in str(err.value) and not err.value.retryable
-    assert lake.read_manifest(["raw", "shop_api", "sales"], "2024-03-01") is None
+    assert lake.commit_info(["raw", "shop_api", "sales"], "2024-03-01") is None
     # Stripe-style lists carry no cursor at all, only `has_more`: cursor_path cannot find one.
     stripe = {"type": "cursor", "cursor_param": "starting_after", "cursor_path": "next_cursor"}
     config, _ = api_source(url, "cursor", table={"path": "/v1/stripe", "records_path": "data", "pagination": stripe})
@@ -237,8 +237,8 @@ def test_a_delivery_that_is_entirely_quarantined_fails_and_keeps_the_mark(api, t
     with pytest.raises(IngestionError, match=r"shop_api\.sales: all 10 delivered rows were quarantined") as err:
         ingest(lake, config, "2024-03-01")
     assert "unparsable datetime in sold (sold_at) (10)" in str(err.value) and not err.value.retryable
-    assert lake.read_manifest(["quarantine", "raw", "shop_api", "sales"], "2024-03-01").rows == 10
-    assert lake.read_manifest(["raw", "shop_api", "sales"], "2024-03-01") is None  # no mark was stored
+    assert lake.commit_info(["quarantine", "raw", "shop_api", "sales"], "2024-03-01").rows == 10
+    assert lake.commit_info(["raw", "shop_api", "sales"], "2024-03-01") is None  # no mark was stored
 
     # The mapping is fixed: the next day reads the same ten rows again, from the beginning.
     fixed_columns = {**{k: v for k, v in COLUMNS.items() if k != "sold"}, "sold_iso": "sold_at"}

@@ -159,7 +159,7 @@ def test_wrong_delimiter_is_named(tmp_path: Path) -> None:
         f"source drop.sales: file {tmp_path / 'sales_1.csv'}: one column read with delimiter ','; "
         "the header contains ';' — wrong delimiter? set delimiter: ';'"
     )
-    assert lake.read_manifest(["raw", "drop", "sales"], DAY) is None
+    assert lake.commit_info(["raw", "drop", "sales"], DAY) is None
 
     # Tab-separated read as ';', without a header line: the configured names reveal it too.
     (tmp_path / "sales_1.csv").write_text("L1\t2024-03-01\t1\t2.00\n")
@@ -177,7 +177,7 @@ def test_required_column_absent_from_a_file_fails_it(tmp_path: Path) -> None:
     assert not failure.value.retryable
     assert message.startswith(f"source drop.sales: file {tmp_path / 'sales_2.csv'}: no column for required sold_at")
     assert "its columns: LineNo, SaleDate, Qty, Price" in message and "`sale_date: sold_at`" in message
-    assert lake.read_manifest(["raw", "drop", "sales"], DAY) is None
+    assert lake.commit_info(["raw", "drop", "sales"], DAY) is None
 
     # The same for the other formats, where the columns are only known from the records.
     (tmp_path / "sales_1.csv").unlink()

@@ -190,7 +190,7 @@ def test_s3_prefix_drop_tracked_by_etag(s3: S3Server, tmp_path: Path) -> None:
     client.put_object(Bucket=bucket, Key="exports/shop/incoming/readme.txt", Body=b"not data")
     config = file_source(f"s3://{bucket}/exports/shop")
     table = config.tables[0]
-    lake = LakeStorage(url=f"s3://{bucket}/lake")
+    lake = LakeStorage(url=f"s3://{bucket}/lake", catalog_uri=f"sqlite:///{tmp_path}/catalog.db")
     pending = pending_files(lake, config, table)
     assert [f.path for f in pending] == [f"s3://{bucket}/exports/shop/incoming/sales_1.csv"]
     assert pending[0].fingerprint.startswith(f"{pending[0].size}:")

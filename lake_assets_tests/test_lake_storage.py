@@ -1,14 +1,21 @@
-"""The lake's commit protocol: invisible until committed, replace-not-append, crash leaves no trace."""
+"""The lake's Iceberg tables: atomic replace, crash keeps the previous snapshot, one winner among
+concurrent writers, and metadata any Iceberg reader understands."""
 
 from __future__ import annotations
 
+import threading
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import boto3
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from pyiceberg.exceptions import CommitFailedException
 
-from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
+from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage, LakeWriteConflict
 
 from .conftest import S3Server
 
@@ -20,7 +27,15 @@ def _lake(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> LakeStor
     if kind == "local":
         return LakeStorage(url=str(tmp_path / "lake"))
     s3: S3Server = request.getfixturevalue("s3")
-    return LakeStorage(url=f"s3://{s3.make_bucket()}/prefix")
+    catalog: str = request.getfixturevalue("postgres_catalog")
+    return LakeStorage(url=f"s3://{s3.make_bucket()}/prefix", catalog_uri=catalog)
+
+
+def _referenced_files_exist(lake: LakeStorage, key: list[str]) -> None:
+    table = lake.load_table(key)
+    for task in table.scan().plan_files():
+        info = lake.filesystem.get_file_info(lake._fs_path(task.file.file_path))
+        assert info.type.name == "File", f"the table references a missing file {task.file.file_path}"
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
@@ -29,39 +44,161 @@ def test_rewrite_replaces_and_crash_keeps_previous(kind: str, tmp_path: Path, re
     with pytest.raises(LakeDataNotFound, match="no committed data"):
         lake.read_arrow(KEY, DAY)
 
-    lake.write_arrow(KEY, DAY, pa.table({"x": [1, 2, 3]}))
-    lake.write_arrow(KEY, DAY, pa.table({"x": [4, 5]}))
-    assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [4, 5]
-    assert lake.read_manifest(KEY, DAY).rows == 2
+    first = lake.write_arrow(KEY, DAY, pa.table({"x": [1, 2, 3]}), state={"cursor": "a"})
+    lake.write_arrow(KEY, "2024-01-02", pa.table({"x": [9]}))
+    second = lake.write_arrow(KEY, DAY, pa.table({"x": [4, 5]}), state={"cursor": "b"})
+    assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [4, 5]  # replaced, not appended
+    assert lake.read_arrow(KEY, "2024-01-02").column("x").to_pylist() == [9]  # the other day untouched
+    assert lake.commit_info(KEY, DAY).rows == 2
+    assert lake.partition_state(KEY, DAY) == {"cursor": "b"}
+    snapshot = lake.load_table(KEY).current_snapshot().snapshot_id
+    assert second.snapshot_id is not None
 
-    # A write that dies after staging its files leaves the previous commit as the visible one.
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(RuntimeError, match="crash"):
         with lake.staged_batch(KEY, DAY) as batch:
-            Path(batch.local_dir).mkdir(parents=True, exist_ok=True)
-            pa.parquet.write_table(pa.table({"x": [9]}), f"{batch.local_dir}/part-00000.parquet")
-            raise RuntimeError("boom")
+            (Path(batch.local_dir)).mkdir(parents=True, exist_ok=True)
+            pq.write_table(batch.with_partition_column(pa.table({"x": [7]})), f"{batch.local_dir}/part-0.parquet")
+            raise RuntimeError("crash")
     assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [4, 5]
-    assert lake.committed_partitions(KEY) == [DAY]
+    assert lake.load_table(KEY).current_snapshot().snapshot_id == snapshot  # nothing was committed
+    assert lake.committed_partitions(KEY) == [DAY, "2024-01-02"]
+    _referenced_files_exist(lake, KEY)
+    # The previous snapshot still reads the replaced rows (time travel for audits).
+    before = lake.load_table(KEY).scan(snapshot_id=first.snapshot_id, row_filter=f"ingest_date = '{DAY}'")
+    assert sorted(before.to_arrow().column("x").to_pylist()) == [1, 2, 3]
 
-    # Exactly one batch of files remains (S3: counted from the object listing itself).
     if kind == "s3":
-        client = boto3.client("s3", endpoint_url=request.getfixturevalue("s3").endpoint)
-        prefix = lake.dataset_dir(KEY, DAY).split("/", 1)[1] + "/"
-        keys = [o["Key"][len(prefix) :] for o in client.list_objects_v2(Bucket=lake.bucket, Prefix=prefix)["Contents"]]
-        assert sorted(k.split("/")[0] for k in keys if k.startswith("batch-")) == [
-            f"batch-{lake.read_manifest(KEY, DAY).batch_id}"
-        ]
-    else:
-        batch_dirs = [p.name for p in Path(lake.dataset_dir(KEY, DAY)).iterdir() if p.name.startswith("batch-")]
-        assert batch_dirs == [f"batch-{lake.read_manifest(KEY, DAY).batch_id}"]
+        client = boto3.client("s3")
+        objects = client.list_objects_v2(Bucket=lake.bucket, Prefix="prefix/")["Contents"]
+        assert any(o["Key"].endswith(".metadata.json") for o in objects)
+        for obj in objects:  # data files by explicit SSE, Iceberg metadata by the bucket default
+            head = client.head_object(Bucket=lake.bucket, Key=obj["Key"])
+            assert head["ServerSideEncryption"] == "AES256", obj["Key"]
 
 
-def test_s3_objects_are_server_side_encrypted(s3: S3Server) -> None:
-    bucket = s3.make_bucket()
-    lake = LakeStorage(url=f"s3://{bucket}/lake")
-    lake.write_arrow(KEY, DAY, pa.table({"x": [1]}))
-    client = boto3.client("s3", endpoint_url=s3.endpoint)
-    objects = client.list_objects_v2(Bucket=bucket, Prefix="lake/")["Contents"]
-    assert {o["Key"].rsplit("/", 1)[-1] for o in objects} == {"part-00000.parquet", "_manifest.json"}
-    for obj in objects:
-        assert client.head_object(Bucket=bucket, Key=obj["Key"])["ServerSideEncryption"] == "AES256"
+def test_schema_evolves_and_any_iceberg_reader_sees_the_same_rows(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    day1 = pa.table({"sale_id": ["S1", "S2"], "amount": [1.5, 2.0]})
+    day2 = pa.table({"sale_id": ["S3"], "amount": [3.0], "channel": ["web"]})  # a new column arrives
+    lake.write_arrow(KEY, "2024-01-01", day1)
+    lake.write_arrow(KEY, "2024-01-02", day2)
+    lake.write_arrow(KEY, "2024-01-03", day1.slice(0, 0))  # an empty day is committed too
+
+    assert lake.read_arrow(KEY, "2024-01-02").to_pylist() == day2.to_pylist()  # ingest_date stays hidden
+    assert lake.read_arrow(KEY, "2024-01-03").num_rows == 0
+    assert lake.committed_partitions(KEY) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+
+    # An independent reader: the catalog alone (no lake_assets code) through pyiceberg into DuckDB.
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog("lake", uri=f"sqlite:///{tmp_path}/lake/catalog.db")
+    arrow = catalog.load_table("raw.src__table").scan().to_arrow()
+    con = duckdb.connect()
+    con.register("t", arrow)
+    rows = con.execute("SELECT ingest_date, sale_id, amount, channel FROM t ORDER BY sale_id").fetchall()
+    expected = [
+        (date(2024, 1, 1), r["sale_id"], r["amount"], None) for r in day1.to_pylist()
+    ] + [(date(2024, 1, 2), "S3", 3.0, "web")]
+    assert rows == expected
+
+
+def _stage(lake: LakeStorage, day: str, values: list[int]) -> Any:
+    """A write whose files are staged (the slow part) but not committed yet."""
+    context = lake.staged_batch(KEY, day)
+    batch = context.__enter__()
+    Path(batch.local_dir).mkdir(parents=True, exist_ok=True)
+    pq.write_table(batch.with_partition_column(pa.table({"x": values})), f"{batch.local_dir}/part-0.parquet")
+    return context, batch
+
+
+def _commit_together(batches: list[Any]) -> list[BaseException | None]:
+    """Commit every staged batch from its own thread at the same moment."""
+    start = threading.Barrier(len(batches))
+    outcome: list[BaseException | None] = [None] * len(batches)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            batches[i].commit()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcome
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["rewrite", "first-write"])
+def test_two_writers_of_one_partition_one_wins_the_other_conflicts(tmp_path: Path, existing: bool) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    lake.write_arrow(KEY, DAY if existing else "2023-12-31", pa.table({"x": [0]}))
+    writers = [LakeStorage(url=str(tmp_path / "lake")) for _ in range(2)]  # two processes' resources
+    staged = [_stage(writers[0], DAY, [1, 1]), _stage(writers[1], DAY, [2, 2, 2])]
+    outcome = _commit_together([batch for _, batch in staged])
+
+    failed = [e for e in outcome if e is not None]
+    assert len(failed) == 1, outcome
+    assert isinstance(failed[0], LakeWriteConflict) and isinstance(failed[0], CommitFailedException)
+    assert "raw/src/table partition 2024-01-01" in str(failed[0]) and "Run it again" in str(failed[0])
+    winner = outcome.index(None)
+    assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [[1, 1], [2, 2, 2]][winner]
+    _referenced_files_exist(lake, KEY)
+
+
+def test_two_writers_of_different_partitions_both_commit(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    lake.write_arrow(KEY, DAY, pa.table({"x": [0]}))
+    writers = [LakeStorage(url=str(tmp_path / "lake")) for _ in range(3)]
+    days = ["2024-01-02", "2024-01-03", "2024-01-04"]
+    staged = [_stage(w, d, [i]) for i, (w, d) in enumerate(zip(writers, days, strict=True))]
+    assert _commit_together([batch for _, batch in staged]) == [None, None, None]
+    assert {d: lake.read_arrow(KEY, d).column("x").to_pylist() for d in days} == {
+        "2024-01-02": [0], "2024-01-03": [1], "2024-01-04": [2]
+    }
+    assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [0]
+
+
+def test_a_daily_table_whose_rows_carry_ingest_date_keeps_it(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    facts = pa.table({"sale_line_id": ["L1"], "ingest_date": [date(2024, 1, 1)], "quantity": [2]})
+    lake.write_arrow(["curated", "fact"], DAY, facts)
+    assert lake.read_arrow(["curated", "fact"], DAY).to_pylist() == facts.to_pylist()
+    table = lake.load_table(["curated", "fact"])
+    assert [(f.name, table.schema().find_column_name(f.source_id)) for f in table.spec().fields] == [
+        ("ingest_date", "ingest_date")
+    ]
+
+
+def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark: Any) -> None:
+    from dagster import DailyPartitionsDefinition, asset, materialize
+    from dagster_pyspark import PySparkResource
+
+    from lake_assets.io_managers import ParquetLakeIOManager
+
+    @asset(key_prefix=["processed"], partitions_def=DailyPartitionsDefinition(start_date="2024-01-01"))
+    def sale() -> pa.Table:
+        return pa.table({"sale_id": ["S1", "S2", "S3"], "amount": [1.0, 2.0, 3.0]})
+
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=PySparkResource(spark_config={}))
+    result = materialize([sale], resources={"io_manager": io_manager}, partition_key=DAY)
+    [event] = result.asset_materializations_for_node("processed__sale")
+    metadata = {k: v.value for k, v in event.metadata.items()}
+    table = lake.load_table(["processed", "sale"])
+    assert metadata["snapshot_id"] == str(table.current_snapshot().snapshot_id)
+    assert metadata["iceberg_table"] == "processed.sale"
+    assert metadata["dagster/row_count"] == 3
+    assert [c.name for c in metadata["dagster/column_schema"].columns] == ["sale_id", "amount"]
+
+
+def test_columns_widen_and_an_incompatible_type_is_refused_by_name(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    lake.write_arrow(KEY, "2024-01-01", pa.table({"qty": pa.array([1], pa.int32())}))
+    lake.write_arrow(KEY, "2024-01-02", pa.table({"qty": pa.array([2**40], pa.int64())}))  # int -> long
+    assert lake.read_arrow(KEY, "2024-01-02").column("qty").to_pylist() == [2**40]
+    with pytest.raises(ValueError, match=r"raw/src/table partition 2024-01-03: the written columns do not fit"):
+        lake.write_arrow(KEY, "2024-01-03", pa.table({"qty": ["two"]}))
+    assert lake.committed_partitions(KEY) == ["2024-01-01", "2024-01-02"]

@@ -110,7 +110,7 @@ def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
         assert "jane.roe" not in text and "078-05-1120" not in text
         _assert_no_secret(text)
     lake = LakeStorage(url=config.lake.url)
-    assert lake.read_manifest(["masked", "customer"], DAY) is None  # nothing half-written
+    assert lake.commit_info(["masked", "customer"], DAY) is None  # nothing half-written
 
     # The same input with `on_unknown_pii: mask`: the free-text column is redacted, the run succeeds.
     monkeypatch.setenv("LAKE_CONFIG", str(_config_with(tmp_path, on_unknown_pii="mask")))

@@ -126,5 +126,5 @@ def test_mostly_quarantined_input_fails_after_writing_the_quarantine(
     for part in expected:
         assert part in message, (case, part, message)
     lake = LakeStorage(url=config.lake.url)
-    assert lake.read_manifest(["quarantine", "processed", "sale"], DAY).rows == len(LINES)
-    assert lake.read_manifest(["processed", "sale"], DAY) is None
+    assert lake.commit_info(["quarantine", "processed", "sale"], DAY).rows == len(LINES)
+    assert lake.commit_info(["processed", "sale"], DAY) is None

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pyspark.sql import SparkSession
 
-from lake_assets.assets.curated import _applied_state, _scd2_changes
+from lake_assets.assets.curated import _scd2_changes
 from spark.scd2 import add_inferred_members, empty_scd2_dimension, scd2_merge
 from spark.star_schema import build_dim_date, scd1_merge
 
@@ -65,14 +65,3 @@ def test_snapshot_delivery_deletes_absent_members(spark: SparkSession) -> None:
     unchanged = scd2_merge(state, _scd2_changes(state, snapshot, "customer_id", attrs, "updated_at", "none",
                                                 "2024-01-02"), **kwargs)
     assert sorted(tuple(r) for r in unchanged.collect()) == sorted(tuple(r) for r in state.collect())
-
-
-def test_applied_state_reads_old_and_new_manifest_layouts() -> None:
-    class Manifest:
-        def __init__(self, extra: dict) -> None:
-            self.extra = extra
-
-    assert _applied_state(None) == {}
-    assert _applied_state(Manifest({"applied": {"2024-01-01": "b1"}})) == {"changes": {"2024-01-01": "b1"}}
-    new = {"changes": {"2024-01-01": "b1"}, "sales": {"2024-01-01": "b2"}}
-    assert _applied_state(Manifest({"applied": new})) == new

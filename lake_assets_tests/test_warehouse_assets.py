@@ -30,6 +30,7 @@ def _commit_like_spark(lake: LakeStorage, name: str, partition: str | None, tabl
     """One committed batch of two part files, the first empty (Spark writes one per empty task)."""
     with lake.staged_batch(["curated", name], partition) as batch:
         os.makedirs(batch.local_dir, exist_ok=True)
+        table = batch.with_partition_column(table)
         pq.write_table(table.slice(0, 0), f"{batch.local_dir}/part-00000.parquet")
         pq.write_table(table, f"{batch.local_dir}/part-00001.parquet")
         batch.commit(rows=table.num_rows)

@@ -22,6 +22,7 @@
 
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
+from typing import Any
 
 import pyarrow.parquet as pq
 from dagster import (
@@ -115,22 +116,17 @@ def _pending_partitions(
 ) -> list[tuple[str, str]]:
     """(partition, batch_id) of committed source partitions not yet applied, oldest first."""
     pending = []
-    for partition in lake.committed_partitions(source_key):
+    for partition, commit in lake.commits(source_key).items():
         if up_to is not None and partition > up_to:
             continue
-        manifest = lake.read_manifest(source_key, partition)
-        if manifest is not None and applied.get(partition) != manifest.batch_id:
-            pending.append((partition, manifest.batch_id))
+        if applied.get(partition) != commit.batch_id:
+            pending.append((partition, commit.batch_id))
     return pending
 
 
-def _applied_state(manifest: object | None) -> dict[str, dict[str, str]]:
-    """{source: {day: batch_id}} already applied to a dimension (kept in its manifest's extra)."""
-    extra = getattr(manifest, "extra", None) or {}
-    applied = extra.get("applied", {})
-    if applied and all(isinstance(v, str) for v in applied.values()):
-        applied = {"changes": applied}  # the layout before sales were tracked
-    return {k: dict(v) for k, v in applied.items()}
+def _applied_state(state: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """{source: {day: batch_id}} already applied to a dimension (its lake commit state, `applied`)."""
+    return {k: dict(v) for k, v in (state.get("applied") or {}).items()}
 
 
 def _key_checks(name: str, key_col: str, natural_key: str, scd2: bool) -> list[AssetCheckSpec]:
@@ -252,8 +248,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
     ):
         spark = pyspark.spark_session
         own_key = ["curated", name]
-        manifest = None if config.rebuild else lake.read_manifest(own_key)
-        applied = _applied_state(manifest)
+        applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         if config.rebuild:
             context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
@@ -280,13 +275,14 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 ).localCheckpoint()
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
-        written = write_spark(state, lake, own_key, None, extra={"applied": applied})
+        written = write_spark(state, lake, own_key, None, state={"applied": applied})
         result = read_spark(spark, lake, own_key, None)
         yield Output(
             None,
             metadata={
                 "dagster/row_count": written.rows,
                 "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
+                "snapshot_id": str(written.snapshot_id),
                 "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
             },
         )
@@ -314,8 +310,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
     ):
         spark = pyspark.spark_session
         own_key = ["curated", "dim_location"]
-        manifest = None if config.rebuild else lake.read_manifest(own_key)
-        applied = _applied_state(manifest)
+        applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         if state is not None:
             state = _conform(state, attributes)
@@ -341,9 +336,10 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
                     "location_id", *[F.lit(None).cast(t).alias(c) for c, t in attributes.items()]),
                 key_col="location_key", natural_key="location_id", attributes=attributes,
             )
-        written = write_spark(state, lake, own_key, None, extra={"applied": applied})
+        written = write_spark(state, lake, own_key, None, state={"applied": applied})
         yield Output(None, metadata={"dagster/row_count": written.rows,
-                                     "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key))})
+                                     "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
+                                     "snapshot_id": str(written.snapshot_id)})
         yield from _key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id", scd2=False)
 
     return dim_location

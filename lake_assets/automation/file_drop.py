@@ -43,7 +43,7 @@ def list_dropped_files(config: PipelineConfig) -> list[DroppedFile]:
 
 def held_by_lake(config: PipelineConfig, files: list[DroppedFile]) -> set[DroppedFile]:
     """The files some committed raw partition already holds (same path and fingerprint)."""
-    lake = LakeStorage(url=config.lake.url)
+    lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri)
     held: set[DroppedFile] = set()
     by_table: dict[tuple[str, str], dict[str, set[str]]] = {}
     for dropped in files:

@@ -1,4 +1,4 @@
-"""The incremental high-water mark: durable in the raw partition's manifest, advanced only on commit.
+"""The incremental high-water mark: durable in the raw partition's commit state, advanced only on commit.
 
 A run for partition D reads a window of the source. Its start is the mark stored in the newest
 committed partition before D: every row with `cursor >= mark` is read, and the rows that sit exactly
@@ -6,7 +6,7 @@ on the mark and whose key was already delivered (the mark's `boundary_keys`) are
 
 * rows that share the boundary value but arrived after the previous read are not lost (`>=`);
 * rows already delivered at the boundary are not delivered twice (key de-duplication);
-* the new mark is written in the same manifest that publishes the data, so a crash before the commit
+* the new mark is stored in the same Iceberg commit that publishes the data, so a crash before the commit
   leaves the old mark and the next run re-reads; a rerun of D starts from the same mark and replaces D.
 
 The window ends where the oldest committed partition after D started (its `start_cursor`): rows past

@@ -5,7 +5,7 @@ the partition day (`2024-01-15`) and glob wildcards (`*`, `?`) are allowed. S3 (
 is listed with boto3 and read with pyarrow, both honouring `AWS_ENDPOINT_URL`.
 
 Each file has a fingerprint (`size:mtime_ns` locally, `size:ETag` on S3); the pipeline records the
-fingerprints of the files a partition holds in its manifest, so a file is ingested once, and a file
+fingerprints of the files a partition holds in its commit state, so a file is ingested once, and a file
 re-delivered with new content counts as new.
 
 Reading streams: CSV through `pyarrow.csv.open_csv` block by block (quoted values may hold

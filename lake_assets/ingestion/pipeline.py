@@ -7,9 +7,9 @@ value as text (see text.py), plus `_ingested_at`, `_source`, `_batch_id` and the
 
 Guarantees:
 * Streaming: chunks go straight into a staged Parquet file; memory holds one chunk.
-* Atomic and idempotent: the partition (data, cursor, file fingerprints, column list) is published by
-  one manifest commit; a crash before it leaves the previous commit visible and the staged files are
-  removed by the next commit. Running D again replaces D.
+* Atomic and idempotent: the partition (data, and as its commit state the cursor, file fingerprints
+  and column list) is published by one Iceberg commit; a crash before it leaves the previous snapshot
+  current (the staged files are an orphan for the lake's orphan clean-up). Running D again replaces D.
 * Incremental (database / API): reads the window from the cursor of the newest committed partition
   before D up to where the oldest committed partition after D started (cursor.py), so rerunning an
   older day never re-reads what a later day holds; file sources skip the files already held by
@@ -47,7 +47,7 @@ from lake_assets.ingestion.mapping import key_columns, mapping_conflicts
 from lake_assets.ingestion.text import records_as_text
 from lake_assets.ingestion.validation import REJECT_SCHEMA, RowValidator, reject_record
 from lake_assets.ingestion.writer import ChunkWriter
-from lake_assets.resources.lake_storage import LakeStorage, Manifest
+from lake_assets.resources.lake_storage import CommitInfo, LakeStorage
 
 Source = FileSource | DatabaseSource | APISource
 _ROW_INDEX = "__lake_row_index"  # position of a row in its chunk while validation splits it
@@ -69,23 +69,19 @@ def make_source(source: SourceKindConfig, table: TableConfig) -> Source:
     return FileSource(source, table)  # type: ignore[arg-type]
 
 
-def previous_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, Manifest] | None:
+def previous_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, CommitInfo] | None:
     """The newest committed partition strictly before `day` (the one a run for `day` continues from)."""
-    for partition in reversed(lake.committed_partitions(key)):
+    for partition, info in reversed(lake.commits(key).items()):
         if partition < day:
-            manifest = lake.read_manifest(key, partition)
-            if manifest is not None:
-                return partition, manifest
+            return partition, info
     return None
 
 
-def next_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, Manifest] | None:
+def next_commit(lake: LakeStorage, key: list[str], day: str) -> tuple[str, CommitInfo] | None:
     """The oldest committed partition strictly after `day` (the one that bounds a rerun of `day`)."""
-    for partition in lake.committed_partitions(key):
+    for partition, info in lake.commits(key).items():
         if partition > day:
-            manifest = lake.read_manifest(key, partition)
-            if manifest is not None:
-                return partition, manifest
+            return partition, info
     return None
 
 
@@ -93,8 +89,8 @@ def cursor_window(lake: LakeStorage, key: list[str], day: str, cursor_field: str
     """The cursor range a run for `day` reads (see cursor.py).
 
     Start: the mark of the newest committed partition before `day`. End: the mark the oldest committed
-    partition after `day` started from (its `start_cursor`; for manifests written before that was
-    recorded, the mark of the partition before it). A later partition that started from nothing (a full
+    partition after `day` started from (its `start_cursor`; for a commit without one, the mark of
+    the partition before it). A later partition that started from nothing (a full
     load) holds every row, so the window is closed. A different cursor column means a full reload:
     the window is open.
     """
@@ -103,19 +99,19 @@ def cursor_window(lake: LakeStorage, key: list[str], day: str, cursor_field: str
         return state if state is not None and state.column == cursor_field else None
 
     before = previous_commit(lake, key, day)
-    start = same_column(CursorState.from_json(before[1].extra.get("cursor"))) if before else None
+    start = same_column(CursorState.from_json(before[1].state.get("cursor"))) if before else None
     after = next_commit(lake, key, day)
     if after is None:
         return CursorWindow(start)
     later_day, later = after
-    if "start_cursor" in later.extra:
-        recorded = later.extra["start_cursor"]
+    if "start_cursor" in later.state:
+        recorded = later.state["start_cursor"]
     else:
         behind = previous_commit(lake, key, later_day)
-        recorded = behind[1].extra.get("cursor") if behind else None
+        recorded = behind[1].state.get("cursor") if behind else None
     end = CursorState.from_json(recorded)
     if end is None:
-        own = CursorState.from_json(later.extra.get("cursor"))
+        own = CursorState.from_json(later.state.get("cursor"))
         if own is None or own.column != cursor_field:
             return CursorWindow(start)  # not incremental on this column then: nothing to bound by
         return CursorWindow(start, closed=True)
@@ -127,11 +123,10 @@ def cursor_window(lake: LakeStorage, key: list[str], day: str, cursor_field: str
 def ingested_fingerprints(lake: LakeStorage, key: list[str], except_day: str | None = None) -> dict[str, set[str]]:
     """path -> fingerprints held by committed partitions (other than `except_day`)."""
     held: dict[str, set[str]] = {}
-    for partition in lake.committed_partitions(key):
+    for partition, info in lake.commits(key).items():
         if partition == except_day:
             continue
-        manifest = lake.read_manifest(key, partition)
-        for path, fingerprint in ((manifest.extra if manifest else {}).get("files") or {}).items():
+        for path, fingerprint in (info.state.get("files") or {}).items():
             held.setdefault(path, set()).add(fingerprint)
     return held
 
@@ -167,6 +162,7 @@ class IngestionResult:
     cursor_held: str | None = None  # "<value> (<n> quarantined rows)" when quarantine holds the mark back
     window_end: str | None = None  # the later partition that bounds this run, "<day>: <column> = <value>"
     http: dict[str, int] | None = None  # API sources: requests, retries, 429 answers
+    snapshot_id: int | None = None  # the Iceberg snapshot the commit produced
 
     def metadata(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -174,6 +170,7 @@ class IngestionResult:
             "quarantined_rows": self.quarantined,
             "batch_id": self.batch_id,
             "path": self.path,
+            "snapshot_id": str(self.snapshot_id),
             "origins": ", ".join(self.origins[:20]) + (" ..." if len(self.origins) > 20 else ""),
             "schema_new_columns": ", ".join(self.new_columns) or "-",
             "schema_missing_columns": ", ".join(self.missing_columns) or "-",
@@ -259,7 +256,7 @@ class DataIngestionPipeline:
     def run(self, day: str) -> IngestionResult:
         lake, table = self.lake, self.table
         previous = previous_commit(lake, self.key, day)
-        previous_extra = previous[1].extra if previous else {}
+        previous_extra = previous[1].state if previous else {}
         cursor_field = self._incremental_field()
         window = cursor_window(lake, self.key, day, cursor_field) if cursor_field else CursorWindow(None)
         previous_cursor = window.start
@@ -270,7 +267,7 @@ class DataIngestionPipeline:
         tracker: CursorTracker | None = None
         origin = getattr(self.source, "origin", "")
         with lake.staged_batch(self.key, day) as batch:
-            writer = ChunkWriter(batch.local_dir)
+            writer = ChunkWriter(batch.local_dir, prepare=batch.with_partition_column)
             for piece in self._pieces(day, window):
                 rows = piece.rows
                 seen.update(dict.fromkeys(c for c in rows.column_names if not c.startswith("_")))
@@ -317,19 +314,20 @@ class DataIngestionPipeline:
             if cursor_field:
                 extra["start_cursor"] = previous_cursor.to_json() if previous_cursor else None
             reject_table = pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
-            lake.write_arrow(["quarantine", *self.key], day, reject_table, extra={"raw_batch_id": batch.batch_id})
+            lake.write_arrow(["quarantine", *self.key], day, reject_table, state={"raw_batch_id": batch.batch_id})
             if writer.rows == 0 and rejects:
                 # Committing would report success for a delivery nobody can use; the old partition and
                 # mark stay, so the rows are read again once the cause is fixed.
                 raise IngestionError(self._nothing_published(day, rejects))
-            manifest = batch.commit(rows=writer.rows, extra=extra)
+            commit = batch.commit(rows=writer.rows, state=extra)
         held = None
         if tracker is not None and tracker.held_back:
             held = f"{cursor_field} = {tracker.held_value} ({tracker.held_count} quarantined rows are read again)"
         return IngestionResult(
-            rows=manifest.rows,
+            rows=commit.rows,
             quarantined=len(rejects),
-            batch_id=manifest.batch_id,
+            batch_id=commit.batch_id,
+            snapshot_id=commit.snapshot_id,
             path=lake.uri(lake.dataset_dir(self.key, day)),
             schema=writer.schema or pa.schema([]),
             origins=origins,

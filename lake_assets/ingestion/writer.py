@@ -3,12 +3,14 @@
 Memory holds one chunk at a time. If a later chunk brings columns the file does not have yet (JSON
 records, CSV files with different headers), the file written so far is re-streamed into a new file
 with the widened schema, one row group at a time, so memory stays flat either way. Data columns keep
-their first-seen order; `_`-prefixed lineage columns stay last.
+their first-seen order; `_`-prefixed lineage columns stay last. `prepare` adds what the lake needs in
+the file but the caller does not see (a daily table's `ingest_date`); `schema` is the caller's.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,8 +32,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 class ChunkWriter:
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, prepare: Callable[[pa.Table], pa.Table] | None = None) -> None:
         self.directory = directory
+        self._prepare = prepare or (lambda table: table)
         self.rows = 0
         self._part = 0
         self._writer: pq.ParquetWriter | None = None
@@ -47,7 +50,8 @@ class ChunkWriter:
         self._path = f"{self.directory}/part-{self._part:05d}.parquet"
         self._part += 1
         self._schema = schema
-        self._writer = pq.ParquetWriter(self._path, schema, compression="snappy")
+        file_schema = self._prepare(schema.empty_table()).schema
+        self._writer = pq.ParquetWriter(self._path, file_schema, compression="snappy")
 
     def write(self, table: pa.Table) -> None:
         if self._schema is None:
@@ -56,7 +60,7 @@ class ChunkWriter:
             self._widen(table.schema)
         assert self._writer is not None and self._schema is not None
         if table.num_rows:
-            self._writer.write_table(conform(table, self._schema))
+            self._writer.write_table(self._prepare(conform(table, self._schema)))
             self.rows += table.num_rows
 
     def _widen(self, incoming: pa.Schema) -> None:
@@ -68,7 +72,7 @@ class ChunkWriter:
         self._open(merged)
         assert self._writer is not None
         for batch in pq.ParquetFile(old).iter_batches():
-            self._writer.write_table(conform(pa.Table.from_batches([batch]), merged))
+            self._writer.write_table(self._prepare(conform(pa.Table.from_batches([batch]), merged)))
         os.remove(old)
 
     def close(self, empty_schema: pa.Schema) -> None:

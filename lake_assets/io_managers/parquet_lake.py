@@ -1,9 +1,11 @@
-"""The Parquet lake IO manager: asset key -> `<layer>/<source>/<table>[/ingest_date=D]` in the lake.
+"""The lake IO manager: asset key `<layer>/<a>/<b>` -> Iceberg table `<layer>.<a>__<b>` (daily assets:
+partition `ingest_date=D`).
 
 An output may be a Spark DataFrame or a pyarrow Table; an input is loaded as a pyarrow Table when the
 parameter is annotated `pa.Table`, otherwise as a Spark DataFrame. Every write is an atomic replace of
-the partition (or of the whole dataset for unpartitioned assets) and reports `dagster/row_count` and
-`dagster/column_schema`.
+the partition (or of the whole table for unpartitioned assets) and reports `dagster/row_count`,
+`dagster/column_schema`, the Iceberg table, and the snapshot id the write produced (the table version
+to time-travel to).
 """
 
 
@@ -22,7 +24,7 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
 from lake_assets.io_managers.spark_lake import read_spark, write_spark
-from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.resources.lake_storage import LakeStorage, table_name
 
 
 def table_schema_metadata(schema: pa.Schema) -> TableSchema:
@@ -41,19 +43,21 @@ class ParquetLakeIOManager(ConfigurableIOManager):
         key_path = context.asset_key.path
         partition = context.asset_partition_key if context.has_asset_partitions else None
         if isinstance(obj, pa.Table):
-            manifest = self.lake.write_arrow(key_path, partition, obj)
+            commit = self.lake.write_arrow(key_path, partition, obj)
             schema = obj.schema
         elif isinstance(obj, DataFrame):
-            manifest = write_spark(obj, self.lake, key_path, partition)
+            commit = write_spark(obj, self.lake, key_path, partition)
             schema = self.lake.read_schema(key_path, partition)
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__} in the lake")
         context.add_output_metadata(
             {
-                "dagster/row_count": manifest.rows,
+                "dagster/row_count": commit.rows,
                 "dagster/column_schema": table_schema_metadata(schema),
                 "path": self.lake.uri(self.lake.dataset_dir(key_path, partition)),
-                "batch_id": manifest.batch_id,
+                "iceberg_table": ".".join(table_name(key_path)),
+                "snapshot_id": str(commit.snapshot_id),
+                "batch_id": commit.batch_id,
             }
         )
 

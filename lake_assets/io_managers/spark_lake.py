@@ -1,9 +1,10 @@
-"""Moving data between the lake and Spark / Arrow.
+"""Moving data between the lake's Iceberg tables and Spark / Arrow.
 
-Local lake: Spark reads and writes Parquet natively (the files named by the manifest).
-S3 lake: data crosses through Arrow (`createDataFrame(arrow)` / `toArrow()`), because the hadoop-aws
-jars that `s3a://` needs are not part of the pyspark wheel. On a cluster that has them, point Spark
-at `s3a://` directly (see docs/storage.md).
+Local lake: Spark writes the Parquet data files itself into the table's fresh batch directory, the
+driver commits them to the catalog (see LakeStorage), and reads are `spark.read.parquet` of the files
+the catalog plans for the partition. S3 lake: data crosses through Arrow (`createDataFrame(arrow)` /
+`toArrow()`), because the hadoop-aws jars that `s3a://` needs are not part of the pyspark wheel. On a
+cluster that has them, point Spark at `s3a://` directly (see docs/storage.md).
 """
 
 from __future__ import annotations
@@ -11,23 +12,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from lake_assets.resources.lake_storage import LakeStorage, Manifest
+from lake_assets.resources.lake_storage import PARTITION_COLUMN, CommitInfo, LakeStorage
 
 
 def read_spark(spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], partition: str | None) -> DataFrame:
-    files = lake.committed_files(key_path, partition)
+    """The partition's (or unpartitioned table's) current rows; raises `LakeDataNotFound` if never written."""
     if lake.is_s3:
         return spark.createDataFrame(lake.read_arrow(key_path, partition))
-    return spark.read.parquet(*files)
+    files = lake.committed_files(key_path, partition)
+    if not files:
+        return spark.createDataFrame(lake.read_arrow(key_path, partition))
+    df = spark.read.parquet(*files)
+    table = lake.load_table(key_path)
+    hidden = [c for c in lake.hidden_columns(table) if c in df.columns] if table is not None else []
+    return df.drop(*hidden) if hidden else df
 
 
 def read_spark_if_exists(
     spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], partition: str | None = None
 ) -> DataFrame | None:
-    if lake.read_manifest(key_path, partition) is None:
+    if lake.commit_info(key_path, partition) is None:
         return None
     return read_spark(spark, lake, key_path, partition)
 
@@ -37,21 +44,14 @@ def write_spark(
     lake: LakeStorage,
     key_path: Sequence[str],
     partition: str | None,
-    extra: dict[str, Any] | None = None,
-) -> Manifest:
-    """Replace a dataset/partition with `df`, atomically (see LakeStorage)."""
+    state: dict[str, Any] | None = None,
+) -> CommitInfo:
+    """Replace a partition (or an unpartitioned table) with `df`, atomically (see LakeStorage)."""
     if lake.is_s3:
-        return lake.write_arrow(key_path, partition, df.toArrow(), extra)
+        return lake.write_arrow(key_path, partition, df.toArrow(), state)
     with lake.staged_batch(key_path, partition) as batch:
+        if partition is not None and PARTITION_COLUMN not in df.columns:
+            df = df.withColumn(PARTITION_COLUMN, F.lit(partition).cast("date"))
+            batch.added_partition_column = True
         df.write.mode("overwrite").parquet(batch.local_dir)
-        rows = sum(
-            pq.read_metadata(f"{batch.local_dir}/{name}").num_rows
-            for name in _parquet_names(batch.local_dir)
-        )
-        return batch.commit(rows=rows, extra=extra)
-
-
-def _parquet_names(directory: str) -> list[str]:
-    import os
-
-    return sorted(n for n in os.listdir(directory) if n.endswith(".parquet"))
+        return batch.commit(state=state)

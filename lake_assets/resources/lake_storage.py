@@ -1,17 +1,36 @@
-"""Lake storage: a local directory or an S3 prefix, with atomic, replace-not-append partition commits.
+"""Lake storage: every dataset is an Apache Iceberg table in a SQL catalog (pyiceberg).
 
-Layout of one dataset (an asset, optionally one daily partition of it)::
+Naming: an asset key `<layer>/<a>/<b>` is the table `<a>__<b>` in the namespace `<layer>` (raw,
+processed, masked, curated, quarantine, vault). One namespace level keeps the names valid for every
+engine (Athena/Glue and Trino's Hive-style catalogs have no nested namespaces).
 
-    <layer>/<source>/<table>/ingest_date=YYYY-MM-DD/batch-<id>/part-00000.parquet
-    <layer>/<source>/<table>/ingest_date=YYYY-MM-DD/_manifest.json
+Layout of one table (warehouse location = the lake URL)::
+
+    <layer>/<a>/<b>/metadata/*.metadata.json, snap-*.avro, *-m0.avro    (Iceberg metadata)
+    <layer>/<a>/<b>/ingest_date=YYYY-MM-DD/batch-<id>/part-*.parquet     (daily tables)
+    <layer>/<a>/<b>/batch-<id>/part-*.parquet                            (unpartitioned tables)
 
 Guarantees:
-* A partition becomes visible only when `_manifest.json` is written, last, in one PUT (S3) or one
-  rename (local). Readers list files from the manifest only, so a crashed write is never read.
-* Committing a partition again replaces it: the new manifest names only the new batch's files and
-  older batches (and leftovers of crashed writes) are deleted after the commit.
-* On S3 every object is written through boto3 with server-side encryption (SSE-S3, AES256); pyarrow
-  cannot request SSE per write. `AWS_ENDPOINT_URL` is honoured (MinIO, moto).
+* Daily tables are partitioned by identity on the date column `ingest_date`. The data files carry it
+  (added on write when the data has no such column, and dropped again on read), so `add_files` can
+  derive each file's partition from its statistics.
+* A write puts its Parquet files in a fresh `batch-<id>` directory, then ONE catalog transaction drops
+  the partition's (or unpartitioned table's) current files, adds the new ones, evolves the schema when
+  new columns arrive (`union_by_name`) and records the partition's commit record (rows, batch id, the
+  caller's state) as a table property. Readers see the previous snapshot or the new one, never a mix;
+  a crash before the commit leaves the previous snapshot and an orphan directory.
+* Replaced files stay on disk: older snapshots (time travel, readers planning the previous snapshot)
+  still reference them. Only snapshot expiry followed by orphan removal may delete them.
+* Concurrent writers: the catalog swap is optimistic. A writer whose commit loses the race re-reads
+  the table and retries when the other writer changed other partitions; when the other writer
+  committed the same partition after this write started (its commit record changed, or pyiceberg's
+  validation finds new files under the delete filter), it fails with `LakeWriteConflict` (a
+  `CommitFailedException`) instead of silently overwriting it or adding its files beside the other's.
+* Reads plan files through the catalog (partition filter, column statistics); nothing lists
+  directories.
+* On S3 data files are uploaded through boto3 with server-side encryption (SSE-S3, AES256); pyiceberg
+  writes the metadata files itself, so the bucket's default encryption must be on (see
+  docs/storage.md). `AWS_ENDPOINT_URL` is honoured (MinIO, moto).
 """
 
 from __future__ import annotations
@@ -20,11 +39,12 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,32 +53,109 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+    ValidationError,
+    ValidationException,
+)
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
 
-MANIFEST = "_manifest.json"
-PARTITION_PREFIX = "ingest_date="
+PARTITION_COLUMN = "ingest_date"
+PARTITION_PREFIX = f"{PARTITION_COLUMN}="
+COMMIT_PROPERTY = "lake.commit"  # `lake.commit.<day>` on daily tables, `lake.commit` on the others
+HIDDEN_PROPERTY = "lake.hidden-columns"  # columns the lake added on write and drops on read
+SNAPSHOT_BATCH = "lake.batch-id"  # snapshot summary property: which write produced the snapshot
+COMMIT_ATTEMPTS = 8
 
 
 class LakeDataNotFound(FileNotFoundError):
     """A dataset or partition that has never been committed."""
 
 
+class LakeWriteConflict(CommitFailedException):
+    """Another writer committed the same partition (or unpartitioned table) while this write ran."""
+
+
 @dataclass(frozen=True)
-class Manifest:
+class CommitInfo:
+    """The last commit of one partition (or of an unpartitioned table)."""
+
     batch_id: str
-    files: list[str]
     rows: int
     committed_at: str
-    extra: dict[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+    snapshot_id: int | None = None
+
+
+def table_name(key_path: Sequence[str]) -> tuple[str, str]:
+    """(namespace, table) of an asset key path: the layer, then the rest joined by `__`."""
+    if len(key_path) < 2:
+        raise ValueError(f"lake key {'/'.join(key_path)!r} needs a layer and a name, e.g. raw/<source>/<table>")
+    return key_path[0], "__".join(key_path[1:])
+
+
+def _iceberg_safe(schema: pa.Schema) -> pa.Schema:
+    """The schema the table is created/evolved with: every column optional, microsecond timestamps.
+
+    Optional columns let a later write omit a column; Iceberg (format 2) has no nanosecond type.
+    """
+    return pa.schema([pa.field(f.name, _iceberg_type(f.type), nullable=True) for f in schema])
+
+
+def _iceberg_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_timestamp(t) and t.unit != "us":
+        return pa.timestamp("us", tz=t.tz)
+    if pa.types.is_dictionary(t):
+        return _iceberg_type(t.value_type)
+    if pa.types.is_null(t):
+        return pa.string()  # an all-null column says nothing about its type
+    return t
+
+
+def _conform_for_write(table: pa.Table, existing: pa.Schema | None) -> pa.Table:
+    """Cast columns Iceberg cannot store as they are (ns timestamps, dictionaries, all-null columns)."""
+    columns, fields = [], []
+    for f, column in zip(table.schema, table.columns, strict=True):
+        target = _iceberg_type(f.type)
+        if pa.types.is_null(f.type) and existing is not None and f.name in existing.names:
+            target = existing.field(f.name).type
+        columns.append(column if target == f.type else column.cast(target, safe=False))
+        fields.append(pa.field(f.name, target, nullable=f.nullable))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    """Iceberg's Arrow schema with the large string/binary/list types Parquet readers give back as plain."""
+
+    def plain(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(t):
+            return pa.string()
+        if pa.types.is_large_binary(t):
+            return pa.binary()
+        if pa.types.is_large_list(t):
+            return pa.list_(plain(t.value_type))
+        return t
+
+    return pa.schema([pa.field(f.name, plain(f.type), nullable=True) for f in schema])
 
 
 class LakeStorage(ConfigurableResource):
-    """Where the lake lives: `./.lake` (any local directory) or `s3://bucket/prefix`."""
+    """Where the lake lives (`./.lake` or `s3://bucket/prefix`) and the Iceberg catalog that indexes it.
+
+    `catalog_uri` is a SQLAlchemy URL. Empty: `sqlite:///<lake>/catalog.db` for a local lake; an S3
+    lake needs one (a SQLite file cannot live in S3), e.g. `postgresql+psycopg2://…`.
+    """
 
     url: str
+    catalog_uri: str = ""
     sse: str = "AES256"
 
     _fs: Any = PrivateAttr(default=None)
     _s3: Any = PrivateAttr(default=None)
+    _catalog: Any = PrivateAttr(default=None)
 
     # ---------------------------------------------------------------- locations
     @property
@@ -76,7 +173,7 @@ class LakeStorage(ConfigurableResource):
         return self._root.split("/", 1)[0]
 
     def dataset_dir(self, key_path: Sequence[str], partition: str | None = None) -> str:
-        """Filesystem path (bucket/prefix/... on S3) of one dataset or one partition of it."""
+        """Filesystem path (bucket/prefix/... on S3) of one table's location or one partition of it."""
         parts = [self._root, *key_path]
         if partition is not None:
             parts.append(f"{PARTITION_PREFIX}{partition}")
@@ -84,6 +181,18 @@ class LakeStorage(ConfigurableResource):
 
     def uri(self, path: str) -> str:
         return f"s3://{path}" if self.is_s3 else path
+
+    def _file_uri(self, path: str) -> str:
+        """The URI the catalog stores for a filesystem path."""
+        return f"s3://{path}" if self.is_s3 else f"file://{path}"
+
+    @staticmethod
+    def _fs_path(uri: str) -> str:
+        """A catalog URI as a path for `filesystem` (no scheme)."""
+        for scheme in ("file://", "s3://", "s3a://"):
+            if uri.startswith(scheme):
+                return uri[len(scheme) :]
+        return uri
 
     # ---------------------------------------------------------------- clients
     @property
@@ -108,74 +217,193 @@ class LakeStorage(ConfigurableResource):
             self._s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
         return self._s3
 
-    # ---------------------------------------------------------------- reading
-    def read_manifest(self, key_path: Sequence[str], partition: str | None = None) -> Manifest | None:
-        path = f"{self.dataset_dir(key_path, partition)}/{MANIFEST}"
+    @property
+    def resolved_catalog_uri(self) -> str:
+        if self.catalog_uri:
+            return self.catalog_uri
+        if self.is_s3:
+            raise ValueError(
+                f"lake {self.url}: an S3 lake needs an Iceberg catalog database; set lake.catalog.uri "
+                "(e.g. postgresql+psycopg2://user@host/db); a SQLite file cannot live in S3"
+            )
+        return f"sqlite:///{self._root}/catalog.db"
+
+    @property
+    def catalog(self) -> Any:
+        """The pyiceberg `SqlCatalog` (one per process and lake)."""
+        if self._catalog is None:
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            properties: dict[str, str] = {"uri": self.resolved_catalog_uri, "warehouse": self._file_uri(self._root)}
+            if self.is_s3:
+                properties["s3.region"] = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+                if os.environ.get("AWS_ENDPOINT_URL"):
+                    properties["s3.endpoint"] = os.environ["AWS_ENDPOINT_URL"]
+            else:
+                os.makedirs(self._root, exist_ok=True)
+            self._catalog = SqlCatalog("lake", **properties)
+        return self._catalog
+
+    # ---------------------------------------------------------------- tables
+    def load_table(self, key_path: Sequence[str]) -> Any | None:
+        """The Iceberg table of a dataset, or None if it was never written."""
         try:
-            with self.filesystem.open_input_stream(path) as stream:
-                data = json.loads(stream.read().decode("utf-8"))
-        except (FileNotFoundError, OSError) as exc:
-            if isinstance(exc, FileNotFoundError) or "NoSuchKey" in str(exc) or "does not exist" in str(exc):
-                return None
-            raise
-        return Manifest(
-            batch_id=data["batch_id"],
-            files=data["files"],
-            rows=data["rows"],
-            committed_at=data["committed_at"],
-            extra=data.get("extra", {}),
+            return self.catalog.load_table(table_name(key_path))
+        except NoSuchTableError:
+            return None
+
+    def _create_table(self, key_path: Sequence[str], schema: pa.Schema, partitioned: bool, hidden: bool) -> Any:
+        from pyiceberg.catalog import Catalog
+        from pyiceberg.partitioning import PartitionField, PartitionSpec
+        from pyiceberg.schema import assign_fresh_schema_ids
+        from pyiceberg.transforms import IdentityTransform
+
+        namespace, _ = table_name(key_path)
+        try:
+            self.catalog.create_namespace(namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+        # Fresh ids now (the conversion leaves -1), so the partition field can name its source column.
+        iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(_iceberg_safe(schema)))
+        spec = PartitionSpec()
+        if partitioned:
+            source = iceberg_schema.find_field(PARTITION_COLUMN)
+            spec = PartitionSpec(
+                PartitionField(source_id=source.field_id, field_id=1000, transform=IdentityTransform(),
+                               name=PARTITION_COLUMN)
+            )
+        # pyiceberg's own commit retry re-applies the updates without our commit-record check; a lost
+        # race must come back to `_commit`, which re-reads the table and decides retry or conflict.
+        properties = {"commit.retry.num-retries": "0"}
+        if hidden:
+            properties[HIDDEN_PROPERTY] = PARTITION_COLUMN
+        try:
+            return self.catalog.create_table(
+                table_name(key_path),
+                schema=iceberg_schema,
+                location=self._file_uri(self.dataset_dir(key_path)),
+                partition_spec=spec,
+                properties=properties,
+            )
+        except TableAlreadyExistsError:  # another writer created it first
+            return self.catalog.load_table(table_name(key_path))
+
+    @staticmethod
+    def _property(partition: str | None) -> str:
+        return COMMIT_PROPERTY if partition is None else f"{COMMIT_PROPERTY}.{partition}"
+
+    @staticmethod
+    def _filter(partition: str | None) -> BooleanExpression:
+        return AlwaysTrue() if partition is None else EqualTo(PARTITION_COLUMN, partition)
+
+    @staticmethod
+    def _snapshots_by_batch(table: Any) -> dict[str, int]:
+        found = {}
+        for snapshot in table.metadata.snapshots:
+            summary = snapshot.summary.additional_properties if snapshot.summary else {}
+            if SNAPSHOT_BATCH in summary:
+                found[summary[SNAPSHOT_BATCH]] = snapshot.snapshot_id
+        return found
+
+    def _record(self, table: Any, partition: str | None, snapshots: dict[str, int] | None = None) -> CommitInfo | None:
+        raw = table.properties.get(self._property(partition))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        snapshot_id = (self._snapshots_by_batch(table) if snapshots is None else snapshots).get(data["batch_id"])
+        return CommitInfo(
+            batch_id=data["batch_id"], rows=data["rows"], committed_at=data["committed_at"],
+            state=data.get("state") or {}, snapshot_id=snapshot_id,
         )
 
-    def committed_files(self, key_path: Sequence[str], partition: str | None = None) -> list[str]:
-        """Full paths of the committed files of a dataset; raises if it was never committed."""
-        manifest = self.read_manifest(key_path, partition)
-        if manifest is None:
+    # ---------------------------------------------------------------- reading
+    def commit_info(self, key_path: Sequence[str], partition: str | None = None) -> CommitInfo | None:
+        """The last commit of a partition (or unpartitioned table); None if there is none."""
+        table = self.load_table(key_path)
+        return None if table is None else self._record(table, partition)
+
+    def commits(self, key_path: Sequence[str]) -> dict[str, CommitInfo]:
+        """{partition: its last commit} of a daily table, oldest first, from one read of the table."""
+        table = self.load_table(key_path)
+        if table is None:
+            return {}
+        snapshots = self._snapshots_by_batch(table)
+        records = {day: self._record(table, day, snapshots) for day in self._partitions(table)}
+        return {day: info for day, info in records.items() if info is not None}
+
+    def partition_state(self, key_path: Sequence[str], partition: str | None = None) -> dict[str, Any]:
+        """The state a writer stored with a partition's data (`write_*(…, state=…)`); {} if none."""
+        info = self.commit_info(key_path, partition)
+        return dict(info.state) if info else {}
+
+    def _committed(self, key_path: Sequence[str], partition: str | None) -> tuple[Any, list[str]]:
+        table = self.load_table(key_path)
+        if table is None or self._record(table, partition) is None:
             where = self.uri(self.dataset_dir(key_path, partition))
             raise LakeDataNotFound(f"no committed data at {where} (has its upstream asset run?)")
-        base = self.dataset_dir(key_path, partition)
-        return [f"{base}/{name}" for name in manifest.files]
+        files = sorted(task.file.file_path for task in table.scan(row_filter=self._filter(partition)).plan_files())
+        return table, files
+
+    def committed_files(self, key_path: Sequence[str], partition: str | None = None) -> list[str]:
+        """Paths (for `filesystem`) of a partition's current data files; raises if it was never committed."""
+        return [self._fs_path(f) for f in self._committed(key_path, partition)[1]]
+
+    @staticmethod
+    def hidden_columns(table: Any) -> list[str]:
+        return [c for c in table.properties.get(HIDDEN_PROPERTY, "").split(",") if c]
+
+    def _empty(self, table: Any) -> pa.Table:
+        schema = _plain(table.schema().as_arrow())
+        hidden = self.hidden_columns(table)
+        return schema.empty_table().drop_columns([c for c in hidden if c in schema.names])
 
     def read_arrow(self, key_path: Sequence[str], partition: str | None = None) -> pa.Table:
-        files = self.committed_files(key_path, partition)
-        return pq.ParquetDataset(files, filesystem=self.filesystem, partitioning=None).read()
+        table, files = self._committed(key_path, partition)
+        if not files:
+            return self._empty(table)
+        data = pq.ParquetDataset([self._fs_path(f) for f in files], filesystem=self.filesystem,
+                                 partitioning=None).read()
+        return data.drop_columns([c for c in self.hidden_columns(table) if c in data.column_names])
 
     def read_schema(self, key_path: Sequence[str], partition: str | None = None) -> pa.Schema:
-        files = self.committed_files(key_path, partition)
-        return pq.read_schema(files[0], filesystem=self.filesystem) if files else pa.schema([])
+        table, files = self._committed(key_path, partition)
+        if not files:
+            return self._empty(table).schema
+        schema = pq.read_schema(self._fs_path(files[0]), filesystem=self.filesystem)
+        hidden = [c for c in self.hidden_columns(table) if c in schema.names]
+        return pa.schema([f for f in schema if f.name not in hidden])
 
     def committed_partitions(self, key_path: Sequence[str]) -> list[str]:
-        """Sorted partition keys of a dataset that have a manifest."""
-        base = self.dataset_dir(key_path)
-        try:
-            infos = self.filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-        except FileNotFoundError:
-            return []
-        keys = []
-        for info in infos:
-            name = info.path.rstrip("/").rsplit("/", 1)[-1]
-            if info.type == pafs.FileType.Directory and name.startswith(PARTITION_PREFIX):
-                key = name[len(PARTITION_PREFIX) :]
-                if self.read_manifest(key_path, key) is not None:
-                    keys.append(key)
-        return sorted(keys)
+        """Sorted partition keys that have a commit."""
+        table = self.load_table(key_path)
+        return [] if table is None else self._partitions(table)
+
+    @staticmethod
+    def _partitions(table: Any) -> list[str]:
+        prefix = f"{COMMIT_PROPERTY}."
+        return sorted(k[len(prefix) :] for k in table.properties if k.startswith(prefix))
 
     # ---------------------------------------------------------------- writing
     @contextmanager
     def staged_batch(self, key_path: Sequence[str], partition: str | None = None) -> Iterator[StagedBatch]:
-        """Stage files for one commit; nothing is visible until `StagedBatch.commit()`.
+        """Stage the data files of one commit; nothing is visible until `StagedBatch.commit()`.
 
-        Locally the files are written straight into the batch directory (Spark can write there
-        natively); on S3 they are written to a local temp directory and uploaded with SSE at commit.
-        If the block raises, the staged files are removed and the previous commit stays visible.
+        Locally the files go straight into the table's fresh batch directory (Spark writes there
+        natively); on S3 into a local temp directory, uploaded with SSE at commit. Files of daily
+        tables must carry the `ingest_date` column (`StagedBatch.partition_value`). If the block
+        raises, the staged files are removed and the previous snapshot stays current.
         """
         batch_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        target_dir = self.dataset_dir(key_path, partition)
+        target_dir = f"{self.dataset_dir(key_path, partition)}/batch-{batch_id}"
         if self.is_s3:
             local_dir = tempfile.mkdtemp(prefix="lake-stage-")
         else:
-            local_dir = f"{target_dir}/batch-{batch_id}"
+            local_dir = target_dir
             os.makedirs(os.path.dirname(local_dir), exist_ok=True)
-        batch = StagedBatch(self, target_dir, batch_id, local_dir)
+        table = self.load_table(key_path)
+        seen = self._record(table, partition) if table is not None else None
+        batch = StagedBatch(self, list(key_path), partition, batch_id, local_dir, target_dir,
+                            seen.batch_id if seen else None)
         try:
             yield batch
         except BaseException:
@@ -190,13 +418,77 @@ class LakeStorage(ConfigurableResource):
         key_path: Sequence[str],
         partition: str | None,
         table: pa.Table,
-        extra: dict[str, Any] | None = None,
-    ) -> Manifest:
-        """Replace a dataset/partition with `table`, atomically."""
+        state: dict[str, Any] | None = None,
+    ) -> CommitInfo:
+        """Replace a partition (or an unpartitioned table) with `table`, atomically."""
+        existing = self.load_table(key_path)
+        table = _conform_for_write(table, existing.schema().as_arrow() if existing is not None else None)
         with self.staged_batch(key_path, partition) as batch:
             os.makedirs(batch.local_dir, exist_ok=True)
-            pq.write_table(table, f"{batch.local_dir}/part-00000.parquet", compression="snappy")
-            return batch.commit(rows=table.num_rows, extra=extra)
+            pq.write_table(batch.with_partition_column(table), f"{batch.local_dir}/part-00000.parquet",
+                           compression="snappy")
+            return batch.commit(rows=table.num_rows, state=state)
+
+    def _commit(self, batch: StagedBatch, files: list[str], schema: pa.Schema, rows: int,
+                state: dict[str, Any] | None) -> CommitInfo:
+        """One catalog transaction: schema evolution, drop the partition's files, add `files`, record."""
+        key_path, partition = batch.key_path, batch.partition
+        where = "/".join(key_path) + (f" partition {partition}" if partition else "")
+        record = {
+            "batch_id": batch.batch_id,
+            "rows": rows,
+            "committed_at": datetime.now(timezone.utc).isoformat(),
+            "state": state or {},
+        }
+        for attempt in range(COMMIT_ATTEMPTS):
+            table = self.load_table(key_path)
+            if table is None:
+                hidden = partition is not None and batch.added_partition_column
+                table = self._create_table(key_path, schema, partition is not None, hidden)
+            current = self._record(table, partition)
+            if (current.batch_id if current else None) != batch.seen_batch_id:
+                raise LakeWriteConflict(
+                    f"{where}: another writer committed batch {current.batch_id if current else '?'} while "
+                    f"batch {batch.batch_id} was being written; nothing of this write was published. "
+                    "Run it again (the rerun replaces the partition)."
+                )
+            tx = table.transaction()
+            try:  # new columns and type widenings (int -> long); a no-op when nothing changed
+                with tx.update_schema() as update:
+                    update.union_by_name(_iceberg_safe(schema))
+            except (ValueError, ValidationError) as exc:
+                raise ValueError(
+                    f"{where}: the written columns do not fit the table's schema ({exc}); a column cannot "
+                    "change to an incompatible type"
+                ) from exc
+            if any(True for _ in table.scan(row_filter=self._filter(partition)).plan_files()):
+                tx.delete(self._filter(partition), snapshot_properties={SNAPSHOT_BATCH: batch.batch_id})
+            if files:
+                try:
+                    tx.add_files(files, snapshot_properties={SNAPSHOT_BATCH: batch.batch_id},
+                                 check_duplicate_files=False)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: the written files do not fit the table: {exc}") from exc
+            tx.set_properties({self._property(partition): json.dumps(record, sort_keys=True, default=str)})
+            try:
+                tx.commit_transaction()
+            except ValidationException as exc:
+                # pyiceberg re-validated the delete on the newer snapshot: files were added to this
+                # partition by a writer that committed after this one started.
+                raise LakeWriteConflict(
+                    f"{where}: another writer committed this partition while batch {batch.batch_id} was "
+                    f"being written ({exc}); nothing of this write was published. Run it again (the rerun "
+                    "replaces the partition)."
+                ) from exc
+            except CommitFailedException:
+                # Someone else committed first: re-read and try again (fails above if it was this partition).
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            committed = self.load_table(key_path)
+            snapshot = committed.current_snapshot() if committed is not None else None
+            return CommitInfo(batch_id=batch.batch_id, rows=rows, committed_at=record["committed_at"],
+                              state=dict(state or {}), snapshot_id=snapshot.snapshot_id if snapshot else None)
+        raise LakeWriteConflict(f"{where}: the catalog kept changing under {COMMIT_ATTEMPTS} commit attempts")
 
     # ---------------------------------------------------------------- S3 primitives
     def _key(self, path: str) -> str:
@@ -207,87 +499,67 @@ class LakeStorage(ConfigurableResource):
             local_path, self.bucket, self._key(path), ExtraArgs={"ServerSideEncryption": self.sse}
         )
 
-    def _put_bytes(self, data: bytes, path: str) -> None:
-        self.s3_client.put_object(
-            Bucket=self.bucket, Key=self._key(path), Body=data, ServerSideEncryption=self.sse
-        )
-
-    def _delete_prefix(self, path: str) -> None:
-        if self.is_s3:
-            paginator = self.s3_client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(path).rstrip("/") + "/"):
-                objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-                if objects:
-                    self.s3_client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def _list_batch_dirs(self, target_dir: str) -> list[str]:
-        if self.is_s3:
-            # List keys, not "directories": with bucket versioning, delimiter listings (pyarrow's) can
-            # still show prefixes whose objects only have delete markers left.
-            prefix = self._key(target_dir).rstrip("/") + "/"
-            dirs: set[str] = set()
-            for page in self.s3_client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    first = obj["Key"][len(prefix) :].split("/", 1)[0]
-                    if first.startswith("batch-") and "/" in obj["Key"][len(prefix) :]:
-                        dirs.add(f"{target_dir.rstrip('/')}/{first}")
-            return sorted(dirs)
-        infos = self.filesystem.get_file_info(pafs.FileSelector(target_dir, allow_not_found=True))
-        return [
-            i.path.rstrip("/")
-            for i in infos
-            if i.type == pafs.FileType.Directory and i.base_name.startswith("batch-")
-        ]
-
 
 class StagedBatch:
-    """Files of one pending commit. `commit()` publishes them; anything else leaves no trace."""
+    """Files of one pending commit. `commit()` publishes them; anything else leaves no visible trace."""
 
-    def __init__(self, storage: LakeStorage, target_dir: str, batch_id: str, local_dir: str) -> None:
+    def __init__(self, storage: LakeStorage, key_path: list[str], partition: str | None, batch_id: str,
+                 local_dir: str, target_dir: str, seen_batch_id: str | None) -> None:
         self.storage = storage
-        self.target_dir = target_dir
+        self.key_path = key_path
+        self.partition = partition
         self.batch_id = batch_id
         self.local_dir = local_dir
+        self.target_dir = target_dir
+        self.seen_batch_id = seen_batch_id  # the partition's commit when this write began
         self.committed = False
+        self.added_partition_column = False  # set when the lake adds `ingest_date` to the data
 
     @property
-    def batch_dir_name(self) -> str:
-        return f"batch-{self.batch_id}"
+    def partition_value(self) -> date | None:
+        """The `ingest_date` every row of a daily table's files must carry."""
+        return None if self.partition is None else date.fromisoformat(self.partition)
 
-    def commit(self, rows: int, extra: dict[str, Any] | None = None) -> Manifest:
-        files = sorted(
-            name for name in os.listdir(self.local_dir) if name.endswith(".parquet") and not name.startswith(".")
+    def with_partition_column(self, table: pa.Table) -> pa.Table:
+        """`table` with the `ingest_date` column a daily table's files need (kept if the data has it)."""
+        if self.partition is None or PARTITION_COLUMN in table.column_names:
+            return table
+        self.added_partition_column = True
+        return table.append_column(
+            pa.field(PARTITION_COLUMN, pa.date32()), pa.array([self.partition_value] * table.num_rows, pa.date32())
         )
+
+    def commit(self, rows: int | None = None, state: dict[str, Any] | None = None) -> CommitInfo:
+        """Publish the staged files as the partition's whole content, in one catalog transaction.
+
+        `rows` defaults to the files' row count; `state` is stored with the commit (`partition_state`).
+        """
         storage = self.storage
-        if storage.is_s3:
-            for name in files:
-                storage._put_file(f"{self.local_dir}/{name}", f"{self.target_dir}/{self.batch_dir_name}/{name}")
-        manifest = Manifest(
-            batch_id=self.batch_id,
-            files=[f"{self.batch_dir_name}/{name}" for name in files],
-            rows=rows,
-            committed_at=datetime.now(timezone.utc).isoformat(),
-            extra=extra or {},
-        )
-        payload = json.dumps(manifest.__dict__, indent=1).encode("utf-8")
-        manifest_path = f"{self.target_dir}/{MANIFEST}"
-        if storage.is_s3:
-            storage._put_bytes(payload, manifest_path)
-        else:
-            tmp = f"{self.target_dir}/.{MANIFEST}.{self.batch_id}.tmp"
-            with open(tmp, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, manifest_path)  # the commit point: one atomic rename
+        names = sorted(
+            n for n in os.listdir(self.local_dir) if n.endswith(".parquet") and not n.startswith(".")
+        ) if os.path.isdir(self.local_dir) else []
+        schema: pa.Schema | None = None
+        kept: list[str] = []
+        counted = 0
+        for name in names:
+            metadata = pq.read_metadata(f"{self.local_dir}/{name}")
+            schema = schema or metadata.schema.to_arrow_schema()
+            counted += metadata.num_rows
+            if metadata.num_rows:  # an empty file has no statistics to place it in a partition
+                kept.append(name)
+        if schema is None:
+            raise ValueError(f"{'/'.join(self.key_path)}: the write produced no Parquet file in {self.local_dir}")
+        if self.partition is not None and PARTITION_COLUMN not in schema.names:
+            raise ValueError(f"{'/'.join(self.key_path)}: files of a daily table need the {PARTITION_COLUMN} column")
+        files = []
+        for name in kept:
+            target = f"{self.target_dir}/{name}"
+            if storage.is_s3:
+                storage._put_file(f"{self.local_dir}/{name}", target)
+            files.append(storage._file_uri(target))
+        info = storage._commit(self, files, schema, counted if rows is None else rows, state)
         self.committed = True
-        # Replace, never append: drop every other batch (older commits, crashed writes).
-        for batch_dir in storage._list_batch_dirs(self.target_dir):
-            if not batch_dir.endswith(self.batch_dir_name):
-                storage._delete_prefix(batch_dir)
-        return manifest
+        return info
 
     def discard(self) -> None:
         if not self.committed and not self.storage.is_s3:
