@@ -202,3 +202,21 @@ def test_columns_widen_and_an_incompatible_type_is_refused_by_name(tmp_path: Pat
     with pytest.raises(ValueError, match=r"raw/src/table partition 2024-01-03: the written columns do not fit"):
         lake.write_arrow(KEY, "2024-01-03", pa.table({"qty": ["two"]}))
     assert lake.committed_partitions(KEY) == ["2024-01-01", "2024-01-02"]
+
+
+def test_an_empty_partition_reads_with_the_types_of_a_full_one(tmp_path: Path, spark: Any) -> None:
+    """Raw stamps `_ingested_at` without a zone; an empty day must read back as the same Spark type,
+    or a table written from it next changes the column's type and the commit is refused."""
+    from datetime import datetime
+
+    from lake_assets.io_managers.spark_lake import read_spark, write_spark
+
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    stamped = pa.schema([("id", pa.string()), ("_ingested_at", pa.timestamp("us"))])
+    lake.write_arrow(KEY, DAY, pa.table({"id": ["a"], "_ingested_at": [datetime(2024, 1, 1, 2)]}, schema=stamped))
+    lake.write_arrow(KEY, "2024-01-02", stamped.empty_table())
+    full, empty = read_spark(spark, lake, KEY, DAY), read_spark(spark, lake, KEY, "2024-01-02")
+    assert full.dtypes == empty.dtypes
+    derived = ["processed", "src", "table"]
+    write_spark(full, lake, derived, DAY)
+    assert write_spark(empty, lake, derived, "2024-01-02").rows == 0

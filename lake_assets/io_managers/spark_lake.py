@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from lake_assets.resources.lake_storage import PARTITION_COLUMN, CommitInfo, LakeStorage
 
@@ -24,11 +26,18 @@ def read_spark(spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], 
         return spark.createDataFrame(lake.read_arrow(key_path, partition))
     files = lake.committed_files(key_path, partition)
     if not files:
-        return spark.createDataFrame(lake.read_arrow(key_path, partition))
+        return _empty_frame(spark, lake.read_arrow(key_path, partition).schema)
     df = spark.read.parquet(*files)
     table = lake.load_table(key_path)
     hidden = [c for c in lake.hidden_columns(table) if c in df.columns] if table is not None else []
     return df.drop(*hidden) if hidden else df
+
+
+def _empty_frame(spark: SparkSession, schema: pa.Schema) -> DataFrame:
+    """No rows, with the Spark types `spark.read.parquet` gives the same columns: a timestamp without a
+    zone is TIMESTAMP_NTZ there (createDataFrame would make it a zoned TIMESTAMP, and the next write of
+    a table built from it would change the column's type)."""
+    return spark.createDataFrame([], schema=from_arrow_schema(schema, prefer_timestamp_ntz=True))
 
 
 def read_spark_if_exists(
