@@ -699,7 +699,7 @@ class StandardizeConfig(_Strict):
 
 
 class ScheduleConfig(_Strict):
-    """When the daily job runs (issue 6); the Airflow export uses the same values."""
+    """When the daily job runs; the Airflow export uses the same values."""
 
     cron: str = "0 2 * * *"
     timezone: str = "UTC"

@@ -1,4 +1,4 @@
-"""Orchestration (issue 6): the daily job and its schedule, the file-drop sensor, run notifications.
+"""Orchestration: the daily job and its schedule, the file-drop sensor, run notifications.
 
 `build_automation(config)` returns the jobs, schedules and sensors that `build_definitions` adds.
 """
