@@ -152,3 +152,13 @@ def materialize_day(config: PipelineConfig, day: str):  # noqa: ANN201 - dagster
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert not failed_checks, [f"{e.asset_key.to_user_string()}:{e.check_name} {e.metadata}" for e in failed_checks]
     return result
+
+
+def query_rows(url: str, sql: str) -> list[dict]:
+    """Rows of one warehouse query as dicts (a fresh engine, disposed afterwards)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()

@@ -25,6 +25,7 @@ from spark.mapping_rules import map_columns
 from spark.standardize import snake_case_columns
 
 from .api_server import ApiState, serve_api
+from .helpers import query_rows
 
 DAY = "2024-03-01"
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "payments_api.yaml"
@@ -95,15 +96,6 @@ def _tables(url: str) -> dict[str, list[dict[str, Any]]]:
         engine.dispose()
 
 
-def _rows(url: str, sql: str) -> list[dict[str, Any]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
 def test_payments_api_with_nested_line_items_reaches_the_warehouse(
     api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
 ) -> None:
@@ -124,11 +116,11 @@ def test_payments_api_with_nested_line_items_reaches_the_warehouse(
     }
     net = sum((Decimal(item["quantity"]) * Decimal(item["unit_amount"]) / 100 for _, item in lines.values()),
               Decimal("0"))
-    facts = _rows(warehouse, "SELECT sale_line_id, order_id, quantity, unit_price, net_amount, sold_at, "
+    facts = query_rows(warehouse, "SELECT sale_line_id, order_id, quantity, unit_price, net_amount, sold_at, "
                              "payment_method FROM fact_sales")
     assert sorted(f["sale_line_id"] for f in facts) == sorted(lines)
     assert sum(Decimal(str(f["net_amount"])) for f in facts) == net
-    daily = _rows(warehouse, "SELECT sale_lines, net_amount FROM v_sales_daily")
+    daily = query_rows(warehouse, "SELECT sale_lines, net_amount FROM v_sales_daily")
     assert [(d["sale_lines"], Decimal(str(d["net_amount"]))) for d in daily] == [(len(lines), net)]
     by_line = {f["sale_line_id"]: f for f in facts}
     for line_id, (charge, item) in lines.items():
@@ -139,9 +131,9 @@ def test_payments_api_with_nested_line_items_reaches_the_warehouse(
         sold_at = dt.datetime.fromisoformat(str(fact["sold_at"]))
         assert sold_at == dt.datetime.fromtimestamp(charge["created"], dt.UTC).replace(tzinfo=None), line_id
 
-    products = _rows(warehouse, "SELECT product_id, product_name FROM dim_product WHERE product_key <> -1")
+    products = query_rows(warehouse, "SELECT product_id, product_name FROM dim_product WHERE product_key <> -1")
     assert {p["product_id"]: p["product_name"] for p in products} == PRODUCTS
-    customers = _rows(warehouse, "SELECT customer_id, email, country FROM dim_customer WHERE customer_key <> -1")
+    customers = query_rows(warehouse, "SELECT customer_id, email, country FROM dim_customer WHERE customer_key <> -1")
     used = {charge["customer"]["id"] for charge, _ in lines.values()}
     assert {c["customer_id"]: c["country"] for c in customers} == {
         c: CUSTOMERS[c]["address"]["country"] for c in used}

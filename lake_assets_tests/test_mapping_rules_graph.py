@@ -11,11 +11,9 @@ import io
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from lake_assets.config import load_config
 
-from .helpers import materialize_day
+from .helpers import materialize_day, query_rows
 
 DAY = "2011-12-01"
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
@@ -69,15 +67,6 @@ standardize:
 """
 
 
-def _rows(url: str, sql: str) -> list[dict]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
 def test_online_retail_export_through_mapping_rules(tmp_path: Path, spark) -> None:
     drop = tmp_path / "drop" / DAY
     drop.mkdir(parents=True)
@@ -96,7 +85,7 @@ def test_online_retail_export_through_mapping_rules(tmp_path: Path, spark) -> No
     lines = {(r[0], r[1]): r for r in ROWS}
     net = sum((Decimal(r[3]) * Decimal(r[5]) / 100 for r in lines.values()), Decimal("0"))
     url = f"sqlite:///{warehouse}"
-    facts = _rows(url, "SELECT sale_line_id, order_id, quantity, unit_price, net_amount FROM fact_sales")
+    facts = query_rows(url, "SELECT sale_line_id, order_id, quantity, unit_price, net_amount FROM fact_sales")
     assert sorted(f["sale_line_id"] for f in facts) == sorted(f"{i}|{s}" for i, s in lines)
     assert sum(Decimal(str(f["net_amount"])) for f in facts) == net
     cancelled = [f for f in facts if str(f["order_id"]).startswith("C")]
@@ -104,11 +93,11 @@ def test_online_retail_export_through_mapping_rules(tmp_path: Path, spark) -> No
     assert {Decimal(str(f["unit_price"])) for f in cancelled} == {Decimal("27.50"), Decimal("4.65")}
 
     # Products from the same file: every stock code with its description.
-    products = _rows(url, "SELECT product_id, product_name FROM dim_product WHERE product_key <> -1")
+    products = query_rows(url, "SELECT product_id, product_name FROM dim_product WHERE product_key <> -1")
     assert {p["product_id"]: p["product_name"] for p in products} == {r[1]: r[2].strip() for r in ROWS}
 
     # Customers from the same file: countries mapped by value_map (unmapped names pass, upper-cased by
     # the customer entity's rule); lines without a customer feed no customer.
-    customers = _rows(url, "SELECT customer_id, country FROM dim_customer WHERE customer_key <> -1")
+    customers = query_rows(url, "SELECT customer_id, country FROM dim_customer WHERE customer_key <> -1")
     expected = {r[6]: COUNTRY_CODES.get(r[7], r[7].upper()) for r in ROWS if r[6]}
     assert {c["customer_id"]: c["country"] for c in customers} == expected
