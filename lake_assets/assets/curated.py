@@ -20,11 +20,9 @@
 """
 
 
-from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -46,7 +44,7 @@ from lake_assets.assets.partitions import daily_partitions, run_partition
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
-from lake_assets.io_managers.spark_lake import read_spark, read_spark_if_exists, write_spark
+from lake_assets.io_managers.spark_lake import read_columns, read_spark, read_spark_if_exists, write_spark
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, add_inferred_members, unknown_member
 from spark.star_schema import (
@@ -71,33 +69,6 @@ class DimensionRunConfig(Config):
         default=False,
         description="discard the dimension's state and re-apply every committed masked partition in order",
     )
-
-
-def read_columns(
-    spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], partitions: Sequence[str], columns: list[str]
-) -> DataFrame:
-    """Only `columns` of the given committed partitions (one scan, not one read per partition)."""
-    files = [f for p in partitions for f in lake.committed_files(key_path, p)]
-    if not files:
-        schema = lake.read_schema(key_path, partitions[0]) if partitions else None
-        ddl = ", ".join(f"`{c}` {_ddl_type(schema, c)}" for c in columns)
-        return spark.createDataFrame([], ddl)
-    if lake.is_s3:
-        table = pq.ParquetDataset(files, filesystem=lake.filesystem, partitioning=None).read(columns=columns)
-        return spark.createDataFrame(table)
-    return spark.read.parquet(*files).select(*columns)
-
-
-def _ddl_type(schema: object, column: str) -> str:
-    if schema is not None and column in getattr(schema, "names", []):
-        import pyarrow as pa
-
-        kind = schema.field(column).type
-        if pa.types.is_timestamp(kind):
-            return "timestamp"
-        if pa.types.is_date(kind):
-            return "date"
-    return "string"
 
 
 def _attributes(entity: EntitySchema, exclude: tuple[str, ...]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -31,6 +32,22 @@ def read_spark(spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], 
     table = lake.load_table(key_path)
     hidden = [c for c in lake.hidden_columns(table) if c in df.columns] if table is not None else []
     return df.drop(*hidden) if hidden else df
+
+
+def read_columns(
+    spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], partitions: Sequence[str], columns: list[str]
+) -> DataFrame:
+    """Only `columns` of the given committed partitions, in one scan (not one read per partition). With no
+    rows the columns are typed as the table declares them (text before the table has any partition)."""
+    files = [f for p in partitions for f in lake.committed_files(key_path, p)]
+    if not files:
+        schema = lake.read_schema(key_path, partitions[0]) if partitions else pa.schema([])
+        fields = [schema.field(c) if c in schema.names else pa.field(c, pa.string()) for c in columns]
+        return _empty_frame(spark, pa.schema(fields))
+    if lake.is_s3:
+        table = pq.ParquetDataset(files, filesystem=lake.filesystem, partitioning=None).read(columns=columns)
+        return spark.createDataFrame(table)
+    return spark.read.parquet(*files).select(*columns)
 
 
 def _empty_frame(spark: SparkSession, schema: pa.Schema) -> DataFrame:
