@@ -3,6 +3,7 @@ concurrent writers, and metadata any Iceberg reader understands."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from datetime import date
 from pathlib import Path
@@ -220,3 +221,36 @@ def test_an_empty_partition_reads_with_the_types_of_a_full_one(tmp_path: Path, s
     derived = ["processed", "src", "table"]
     write_spark(full, lake, derived, DAY)
     assert write_spark(empty, lake, derived, "2024-01-02").rows == 0
+
+
+def _open_and_write(lake_url: str, catalog_uri: str, name: str, barrier: Any, errors: Any) -> None:
+    lake = LakeStorage(url=lake_url, catalog_uri=catalog_uri)
+    barrier.wait()
+    try:
+        lake.write_arrow(["raw", "src", name], DAY, pa.table({"id": [1, 2]}))
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which asserts there were none
+        errors.put(f"{name}: {type(error).__name__}: {error}")
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_processes_opening_a_new_catalog_at_once_all_commit(
+    catalog: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The steps of a multi-process run all open the catalog of a new lake at the same moment.
+    catalog_uri = request.getfixturevalue("postgres_catalog") if catalog == "postgresql" else ""
+    lake_url = str(tmp_path / "lake")
+    context = multiprocessing.get_context("fork")
+    writers = 6
+    barrier, errors = context.Barrier(writers), context.Queue()
+    processes = [
+        context.Process(target=_open_and_write, args=(lake_url, catalog_uri, f"t{i}", barrier, errors))
+        for i in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert failures == []
+    lake = LakeStorage(url=lake_url, catalog_uri=catalog_uri)
+    assert sorted(t for _, t in lake.catalog.list_tables("raw")) == sorted(f"src__t{i}" for i in range(writers))

@@ -62,6 +62,7 @@ from pyiceberg.exceptions import (
     ValidationException,
 )
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
+from sqlalchemy.exc import DBAPIError
 
 PARTITION_COLUMN = "ingest_date"
 PARTITION_PREFIX = f"{PARTITION_COLUMN}="
@@ -69,6 +70,7 @@ COMMIT_PROPERTY = "lake.commit"  # `lake.commit.<day>` on daily tables, `lake.co
 HIDDEN_PROPERTY = "lake.hidden-columns"  # columns the lake added on write and drops on read
 SNAPSHOT_BATCH = "lake.batch-id"  # snapshot summary property: which write produced the snapshot
 COMMIT_ATTEMPTS = 8
+CATALOG_OPEN_ATTEMPTS = 5
 
 
 class LakeDataNotFound(FileNotFoundError):
@@ -140,6 +142,26 @@ def _plain(schema: pa.Schema) -> pa.Schema:
         return t
 
     return pa.schema([pa.field(f.name, plain(f.type), nullable=True) for f in schema])
+
+
+def _open_sql_catalog(properties: dict[str, str]) -> Any:
+    """pyiceberg's `SqlCatalog`, surviving other processes creating the catalog tables at the same time.
+
+    pyiceberg checks for its tables, then creates the missing ones; the steps of a multi-process run
+    all open the catalog at once on a new lake, so another process may create them in between and
+    this one's CREATE TABLE fails ("already exists", or a unique violation on PostgreSQL's type
+    catalog). The tables exist then, so opening again succeeds.
+    """
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    for attempt in range(CATALOG_OPEN_ATTEMPTS):
+        try:
+            return SqlCatalog("lake", **properties)
+        except DBAPIError:
+            if attempt == CATALOG_OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class LakeStorage(ConfigurableResource):
@@ -232,8 +254,6 @@ class LakeStorage(ConfigurableResource):
     def catalog(self) -> Any:
         """The pyiceberg `SqlCatalog` (one per process and lake)."""
         if self._catalog is None:
-            from pyiceberg.catalog.sql import SqlCatalog
-
             properties: dict[str, str] = {"uri": self.resolved_catalog_uri, "warehouse": self._file_uri(self._root)}
             if self.is_s3:
                 properties["s3.region"] = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -241,7 +261,7 @@ class LakeStorage(ConfigurableResource):
                     properties["s3.endpoint"] = os.environ["AWS_ENDPOINT_URL"]
             else:
                 os.makedirs(self._root, exist_ok=True)
-            self._catalog = SqlCatalog("lake", **properties)
+            self._catalog = _open_sql_catalog(properties)
         return self._catalog
 
     # ---------------------------------------------------------------- tables
@@ -263,6 +283,10 @@ class LakeStorage(ConfigurableResource):
             self.catalog.create_namespace(namespace)
         except NamespaceAlreadyExistsError:
             pass
+        except DBAPIError:
+            # Another process inserted the namespace between pyiceberg's check and its insert.
+            if not self.catalog.namespace_exists(namespace):
+                raise
         # Fresh ids now (the conversion leaves -1), so the partition field can name its source column.
         iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(_iceberg_safe(schema)))
         spec = PartitionSpec()
