@@ -35,10 +35,10 @@ def _materialize(selection: str) -> str:
 # The seed's order. The warehouse load belongs to "build_star_schema" (the star schema is built in
 # the lake, then loaded); asset checks run with their assets and the gate reads their outcome.
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest_data", _materialize("group:ingest")),
-    Stage("transform_and_standardize", _materialize("group:standardize")),
-    Stage("apply_data_masking", _materialize("group:mask")),
-    Stage("build_star_schema", _materialize("group:star_schema or group:warehouse")),
+    Stage("ingest_data", _materialize("group:raw")),
+    Stage("transform_and_standardize", _materialize("group:processed")),
+    Stage("apply_data_masking", _materialize("group:masked")),
+    Stage("build_star_schema", _materialize("group:curated or group:warehouse")),
     Stage("data_quality_checks", "python -m lake_assets.automation.quality_gate --partition {{ ds }}"),
 )
 

@@ -708,11 +708,13 @@ class ScheduleConfig(_Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        # Dagster's own parser: what it accepts is exactly what the schedule will run.
-        from dagster._utils.schedules import is_valid_cron_string
+        # Dagster's own schedule validation: what it accepts is exactly what the schedule will run.
+        from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
 
-        if not is_valid_cron_string(value):
-            raise ValueError("must be a 5-field cron expression such as '0 2 * * *'")
+        try:
+            ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
+        except DagsterInvalidDefinitionError:
+            raise ValueError("must be a 5-field cron expression such as '0 2 * * *'") from None
         return value
 
     @field_validator("timezone")

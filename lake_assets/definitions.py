@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from dagster import Definitions, definitions, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from lake_assets.assets import build_all_assets
 from lake_assets.automation import build_automation, monitoring_assets
-from lake_assets.config import PipelineConfig, load_config
+from lake_assets.config import PipelineConfig
 from lake_assets.io_managers import ParquetLakeIOManager, WarehouseIOManager
 from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_resource
 from lake_assets.resources.warehouse import warehouse_extras
@@ -38,9 +38,3 @@ def build_definitions(config: PipelineConfig) -> Definitions:
         # One process per run: one SparkSession (~6 s to start) serves every step.
         executor=in_process_executor,
     )
-
-
-@definitions
-def defs() -> Definitions:
-    """Loaded by `dagster dev` / `-m lake_assets.definitions`; the config is read at load time."""
-    return build_definitions(load_config())

@@ -122,7 +122,7 @@ def test_dag_loads_in_real_airflow(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert task["retry_delay"] == 300
         assert task["email"] == ["ops@example.test"] and task["email_on_failure"] is True
     assert tasks["ingest_data"]["bash_command"] == (
-        "dagster asset materialize -m lake_assets --select 'group:ingest' --partition {{ ds }}"
+        "dagster asset materialize -m lake_assets --select 'group:raw' --partition {{ ds }}"
     )
     assert "--partition {{ ds }}" in tasks["build_star_schema"]["bash_command"]
     assert tasks["data_quality_checks"]["bash_command"].startswith("python -m lake_assets.automation.quality_gate")

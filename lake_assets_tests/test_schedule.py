@@ -5,7 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from dagster import AssetKey, RunRequest, build_schedule_context
+from dagster import AssetCheckKey, AssetKey, RunRequest, build_schedule_context
 
 from lake_assets.automation.jobs import DAILY_JOB_NAME, DAILY_SCHEDULE_NAME, MAX_RUNTIME_TAG
 from lake_assets.config import ConfigError, load_config
@@ -85,7 +85,9 @@ def test_daily_job_covers_every_asset_with_checks_and_max_runtime(monkeypatch: p
     assert job.tags[MAX_RUNTIME_TAG] == "1234"
     assert job.partitions_def is not None and job.partitions_def.get_first_partition_key() == "2024-01-01"
     # Asset checks run inside the job (the seed's "quality checks" stage).
-    assert len(job.asset_layer.asset_graph.asset_check_keys) > 0
+    checks_in_job = set(job.asset_layer.asset_graph.asset_check_keys)
+    assert checks_in_job == set(defs.resolve_asset_graph().asset_check_keys)
+    assert AssetCheckKey(AssetKey(["curated", "fact_sales"]), "sale_line_unique") in checks_in_job
     # Seed order: every processed asset runs after a raw one, masked after processed, and so on.
     graph = job.asset_layer.asset_graph
     layers = ["raw", "processed", "masked", "curated", "warehouse"]

@@ -123,7 +123,7 @@ def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Pa
             assert {f"ingest_date={d}" for d in ("2024-01-01", "2024-01-02")} <= days, days
             assert len(list((tmp_path / "lake" / "raw" / "shop_files" / "stores").rglob("*.parquet"))) >= 2
 
-            graph_url = f"{base}/locations/lake_assets/asset-groups/ingest/lineage"
+            graph_url = f"{base}/locations/lake_assets/asset-groups/raw/lineage"
             screenshot = tmp_path / "asset_graph.png"
             shot = _browse(graph_url, tmp_path, f"--screenshot={screenshot}")
             assert screenshot.exists(), shot.stderr[-2000:]

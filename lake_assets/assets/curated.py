@@ -56,7 +56,7 @@ from spark.star_schema import (
     scd2_merge,
 )
 
-STAR = "star_schema"
+GROUP = "curated"
 SALE_SOURCE = ["masked", "sale"]
 FACT_KEY = ["curated", "fact_sales"]
 SAMPLE_VALUES = 5
@@ -203,7 +203,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
 
     @asset(
         key=["curated", name],
-        group_name=STAR,
+        group_name=GROUP,
         deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
         check_specs=_key_checks(name, key_col, natural_key, scd2=True),
@@ -269,7 +269,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
 
     @asset(
         key=["curated", "dim_location"],
-        group_name=STAR,
+        group_name=GROUP,
         deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
         check_specs=_key_checks("dim_location", "location_key", "location_id", scd2=False),
@@ -330,7 +330,7 @@ def sale_date_range(spark: SparkSession, lake: LakeStorage) -> tuple[date | None
 def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
     @asset(
         key=["curated", "dim_date"],
-        group_name=STAR,
+        group_name=GROUP,
         deps=[AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
         check_specs=[AssetCheckSpec("date_key_unique", asset=["curated", "dim_date"], blocking=True)],
@@ -372,7 +372,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
 
     @asset(
         key=["curated", "fact_sales"],
-        group_name=STAR,
+        group_name=GROUP,
         partitions_def=daily_partitions(config),
         ins={
             "sales": AssetIn(key=["masked", "sale"]),

@@ -125,7 +125,7 @@ def _build_derived_asset(config: PipelineConfig, table: DerivedTableConfig) -> A
 
     @asset(
         key=derived_asset_key(table),
-        group_name="ingest",
+        group_name="raw",
         ins=ins,
         partitions_def=daily_partitions(config),
         kinds={"spark", "parquet"},

@@ -57,7 +57,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
 
     @asset(
         key=["masked", entity.name],
-        group_name="mask",
+        group_name="masked",
         ins={"processed": AssetIn(key=["processed", entity.name])},
         partitions_def=daily_partitions(config),
         kinds={"spark", "parquet"},

@@ -184,7 +184,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
 
     @asset(
         key=["processed", entity.name],
-        group_name="standardize",
+        group_name="processed",
         ins=ins,
         partitions_def=daily_partitions(config),
         kinds={"spark", "parquet"},
@@ -305,7 +305,7 @@ def _build_aggregation_asset(config: PipelineConfig, entity: EntitySchema, index
 
     @asset(
         key=["processed", "agg", spec.name],
-        group_name="standardize",
+        group_name="processed",
         ins={"processed": AssetIn(key=["processed", entity.name])},
         partitions_def=daily_partitions(config),
         kinds={"spark", "parquet"},

@@ -43,7 +43,7 @@ def _describe(source: SourceKindConfig, table: TableConfig) -> str:
 def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: TableConfig) -> AssetsDefinition:
     @asset(
         key=raw_asset_key(source, table),
-        group_name="ingest",
+        group_name="raw",
         partitions_def=daily_partitions(config),
         kinds={"python", "parquet"},
         description=f"{_describe(source, table)}, as delivered ("

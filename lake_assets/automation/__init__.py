@@ -3,8 +3,9 @@
 `build_automation(config)` returns the jobs, schedules and sensors that `build_definitions` adds.
 """
 
-from dagster import AssetSpec, JobDefinition, ScheduleDefinition, SensorDefinition
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from typing import Any
+
+from dagster import AssetSpec, ScheduleDefinition, SensorDefinition
 
 from lake_assets.automation.jobs import DAILY_JOB_NAME, build_daily_job, build_daily_schedule
 from lake_assets.automation.metrics import METRICS_SPEC
@@ -22,10 +23,11 @@ def monitoring_assets() -> list[AssetSpec]:
 
 def build_automation(
     config: PipelineConfig,
-) -> tuple[list[UnresolvedAssetJobDefinition | JobDefinition], list[ScheduleDefinition], list[SensorDefinition]]:
+) -> tuple[list[Any], list[ScheduleDefinition], list[SensorDefinition]]:
+    """(jobs, schedules, sensors); the jobs are `define_asset_job` results, whose type Dagster does not export."""
     job = build_daily_job(config)
     return (
         [job],
-        [build_daily_schedule(config, job)],
-        [build_file_drop_sensor(config, job), *build_notification_sensors(config)],
+        [build_daily_schedule(config)],
+        [build_file_drop_sensor(config), *build_notification_sensors(config)],
     )

@@ -18,7 +18,6 @@ from dagster import (
 )
 from dagster import define_asset_job as _define_asset_job
 from dagster import schedule as _schedule
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.config import PipelineConfig
@@ -29,7 +28,7 @@ DAILY_SCHEDULE_NAME = "daily_lake_schedule"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 
-def build_daily_job(config: PipelineConfig) -> UnresolvedAssetJobDefinition:
+def build_daily_job(config: PipelineConfig):  # the type define_asset_job returns is not exported by Dagster
     return _define_asset_job(
         DAILY_JOB_NAME,
         # Partitioning is inferred from the assets (daily; the dimensions run inside each day's run).
@@ -40,7 +39,7 @@ def build_daily_job(config: PipelineConfig) -> UnresolvedAssetJobDefinition:
     )
 
 
-def build_daily_schedule(config: PipelineConfig, job: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
+def build_daily_schedule(config: PipelineConfig) -> ScheduleDefinition:
     """At `schedule.cron` in `schedule.timezone`, run the latest complete day (at 02:00: yesterday).
 
     A custom schedule rather than `build_schedule_from_partitioned_job`, which refuses a free cron
@@ -51,7 +50,7 @@ def build_daily_schedule(config: PipelineConfig, job: UnresolvedAssetJobDefiniti
 
     @_schedule(
         name=DAILY_SCHEDULE_NAME,
-        job=job,
+        job_name=DAILY_JOB_NAME,
         cron_schedule=config.schedule.cron,
         execution_timezone=config.schedule.timezone,
         default_status=DefaultScheduleStatus.RUNNING,

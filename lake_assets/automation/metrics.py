@@ -1,4 +1,4 @@
-"""Per-run pipeline metrics as observations of one external asset, `lake_metrics/pipeline_runs`, so
+"""Per-run pipeline metrics as observations of one external asset, `monitoring/pipeline_runs`, so
 the UI plots them over time (asset page -> Plots): duration, seconds per stage, rows per layer,
 quarantined rows, checks passed/failed and the quality score of every finished run.
 
@@ -10,7 +10,7 @@ from dagster import AssetKey, AssetObservation, AssetSpec, DagsterInstance, Meta
 
 from lake_assets.automation.run_report import RunReport
 
-METRICS_KEY = AssetKey(["lake_metrics", "pipeline_runs"])
+METRICS_KEY = AssetKey(["monitoring", "pipeline_runs"])
 
 METRICS_SPEC = AssetSpec(
     key=METRICS_KEY,

@@ -21,10 +21,10 @@ import json
 
 from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, SkipReason
 from dagster import sensor as _sensor
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.automation.file_drop import DroppedFile, held_by_lake, list_dropped_files
+from lake_assets.automation.jobs import DAILY_JOB_NAME
 from lake_assets.config import PipelineConfig
 
 FILE_DROP_SENSOR_NAME = "file_drop_sensor"
@@ -42,12 +42,12 @@ def _write_cursor(seen: dict[str, str], waiting: dict[str, str]) -> str:
     return json.dumps({"seen": seen, "waiting": waiting}, sort_keys=True)
 
 
-def build_file_drop_sensor(config: PipelineConfig, job: UnresolvedAssetJobDefinition) -> SensorDefinition:
+def build_file_drop_sensor(config: PipelineConfig) -> SensorDefinition:
     partitions = daily_partitions(config)
 
     @_sensor(
         name=FILE_DROP_SENSOR_NAME,
-        job=job,
+        job_name=DAILY_JOB_NAME,
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
         description="New files in the file-drop locations launch the daily job for their day.",
