@@ -4,14 +4,15 @@ library only, never with the pipeline's own code."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 
-from lake_assets.checks.pii_scan import scan_rows
 from lake_assets.config import PipelineConfig
 from lake_assets.resources.lake_storage import LakeStorage
 
@@ -52,17 +53,47 @@ def expected_net_total(sample_dir: Path, day: str) -> Decimal:
     )
 
 
-def pii_in_rows(columns: list[str], rows: Iterable[tuple]) -> dict[str, dict[str, int]]:
-    return scan_rows(columns, rows)
+PII_HEADER_WORDS = ("mail", "social", "ssn", "card")
 
 
-def pii_in_parquet_files(files: list[str], filesystem) -> dict[str, dict[str, int]]:
-    found: dict[str, dict[str, int]] = {}
+def source_pii_values(drop: Path) -> set[str]:
+    """Every e-mail, SSN and card number the CSV files under `drop` deliver, as the source wrote them.
+
+    Columns are picked by header words the fixtures use (E-Mail, Social Security, Card, Email): the
+    oracle is the input itself, independent of the pipeline's own PII scanner.
+    """
+    values: set[str] = set()
+    for path in sorted(drop.rglob("*.csv")):
+        text = path.read_bytes().decode("utf-8-sig", errors="replace")
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        wanted = [i for i, name in enumerate(header) if any(w in name.lower() for w in PII_HEADER_WORDS)]
+        for row in reader:
+            values.update(row[i].strip() for i in wanted if i < len(row) and len(row[i].strip()) >= 6)
+    return values
+
+
+def leaked_pii(pii: set[str], rows: Iterable[Sequence[Any]]) -> set[str]:
+    """The source PII values found in `rows`: verbatim (case-insensitive), or as a card's bare digits."""
+    lowered = {value.lower() for value in pii}
+    cards = {d for d in ("".join(c for c in value if c.isdigit()) for value in pii) if len(d) >= 13}
+    found: set[str] = set()
+    for row in rows:
+        for value in row:
+            if not isinstance(value, str):
+                continue
+            text = value.lower()
+            found.update(v for v in lowered if v in text)
+            compact = text.replace(" ", "").replace("-", "")
+            found.update(d for d in cards if d in compact)
+    return found
+
+
+def leaked_pii_in_parquet_files(pii: set[str], files: list[str], filesystem) -> set[str]:
+    found: set[str] = set()
     for path in files:
         table = pq.read_table(path, filesystem=filesystem)
-        rows = zip(*[c.to_pylist() for c in table.columns], strict=True)
-        for column, kinds in scan_rows(table.column_names, rows).items():
-            found.setdefault(column, {}).update(kinds)
+        found |= leaked_pii(pii, zip(*[c.to_pylist() for c in table.columns], strict=True))
     return found
 
 
@@ -128,12 +159,14 @@ def assert_graph_correct(config: PipelineConfig, lake: LakeStorage) -> dict[str,
     assert warehouse_total == expected_net_total(SAMPLE_DIR, DAY)
     assert snapshot["_view_total"][0][0] == warehouse_total
 
-    # No e-mail, SSN or full card number in the curated layer or in the warehouse.
+    # No source e-mail, SSN or full card number in the curated layer or in the warehouse.
+    pii = source_pii_values(SAMPLE_DIR / DAY)
+    assert len(pii) > 10  # the fixture does carry PII
     for table in STAR_TABLES:
         partition = DAY if table == "fact_sales" else None
         files = lake.committed_files(["curated", table], partition)
-        assert pii_in_parquet_files(files, lake.filesystem) == {}, f"PII in curated/{table}"
-        assert pii_in_rows([f"c{i}" for i in range(len(snapshot[table][0]))], snapshot[table]) == {}, table
+        assert leaked_pii_in_parquet_files(pii, files, lake.filesystem) == set(), f"PII in curated/{table}"
+        assert leaked_pii(pii, snapshot[table]) == set(), table
     return snapshot
 
 

@@ -14,7 +14,7 @@ from lake_assets.assets import build_all_assets
 from lake_assets.config import load_config
 from lake_assets.definitions import build_resources
 from lake_assets.resources.lake_storage import LakeStorage
-from lake_assets.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from lake_assets.resources.warehouse import WarehouseDataRejected, WarehouseResource, WarehouseUnavailable
 
 from .conftest import SAMPLE_DIR, Warehouse
 
@@ -161,7 +161,7 @@ def test_failed_load_leaves_previous_table_intact(backend: str, tmp_path: Path, 
         warehouse = WarehouseResource(url=fixture.url, schema_name=fixture.schema)
     warehouse.ensure_schema()
     assert warehouse.replace_rows("dim_date", _dim_date_rows(10)) == 10
-    with pytest.raises(Exception):  # noqa: B017 - each driver raises its own IntegrityError type
+    with pytest.raises(WarehouseDataRejected, match="dim_date.*day_name"):
         warehouse.replace_rows("dim_date", _dim_date_rows(20, broken=True))
     rows = warehouse.fetch_all(f"SELECT COUNT(*), MAX(date_key) FROM {warehouse.qualified('dim_date')}")
     assert rows == [(10, 20240110)]

@@ -64,7 +64,7 @@ def test_local_drop_launches_once_per_new_file(tmp_path: Path, monkeypatch: pyte
     second = _tick(defs, first.cursor)
     (request,) = second.run_requests
     assert request.partition_key == "2024-01-02"
-    assert request.job_name in (None, DAILY_JOB_NAME)
+    assert defs.get_sensor_def(FILE_DROP_SENSOR_NAME).job_name == DAILY_JOB_NAME
     assert str(drop / "2024-01-02" / "customers.csv") in request.tags["lake/files"]
     assert "2024-01-01" not in request.tags["lake/files"]
 
