@@ -6,7 +6,7 @@ Guarantees:
   `LOAD DATA LOCAL INFILE` of a tab-separated file written by Arrow (falling back to multi-row
   `INSERT` batches when the server has `local_infile` off), SQLite `executemany`, each inside the
   load's one transaction.
-* Table and column names come from the DDL in `sql/<dialect>/` and are quoted by the dialect; values
+* Table and column names come from the DDL in `lake_assets/sql/<dialect>/` and are quoted by the dialect; values
   are always bound or streamed, never formatted into SQL.
 * Extra columns of the config (`entities:`; `extra_columns` here, table -> column -> Spark type) are
   added to the fixed tables by `ALTER TABLE ... ADD COLUMN`, typed per dialect by SQLAlchemy's type
@@ -54,7 +54,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 if TYPE_CHECKING:
     from lake_assets.config import PipelineConfig
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # package data: present in a non-editable install
 INSERT_BATCH_ROWS = 5_000
 # Warehouse table of each entity's extra columns.
 EXTRA_COLUMN_TABLES = {"customer": "dim_customer", "product": "dim_product", "location": "dim_location",
@@ -197,7 +197,7 @@ class WarehouseResource(ConfigurableResource):
         return ""
 
     def render_sql_file(self, name: str) -> list[str]:
-        """Statements of `sql/<dialect>/<name>` with `{schema}` replaced by the quoted schema prefix and
+        """Statements of `lake_assets/sql/<dialect>/<name>` with `{schema}` replaced by the quoted schema prefix and
         `{customer_extra_columns}` / `{sale_measure_sums}` by the extra columns (quoted; empty if none)."""
         path = SQL_DIR / self.dialect / name
         if not path.is_file():
