@@ -180,3 +180,22 @@ def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
         return name
 
     return S3Server(endpoint=moto_server, make_bucket=make_bucket)
+
+
+# The fast tier (`pytest -m "not services"`) leaves out every test that needs a service or Spark:
+# those using one of these fixtures, and modules that mark themselves (whole-graph runs, servers).
+SERVICE_FIXTURES = frozenset(
+    {"spark", "postgres_warehouse", "postgres_catalog", "mariadb_warehouse", "warehouse", "moto_server", "s3"}
+)
+
+
+# Parameters that make a test ask for a service fixture by name (`request.getfixturevalue`).
+SERVICE_PARAMS = frozenset({"postgresql", "postgres", "mariadb", "postgres_warehouse", "mariadb_warehouse", "s3"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = {v for v in callspec.params.values() if isinstance(v, str)} if callspec else set()
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())) or SERVICE_PARAMS & params:
+            item.add_marker(pytest.mark.services)

@@ -17,6 +17,8 @@ import pytest
 
 from lake_assets.airflow_export import DAG_ID, main
 
+pytestmark = pytest.mark.services  # real Airflow in its own venv
+
 AIRFLOW_VERSION = os.environ.get("LAKE_AIRFLOW_VERSION", "3.3.2")
 VENV = Path(os.environ.get("LAKE_AIRFLOW_VENV", f"/tmp/lake_assets_airflow_venv-{AIRFLOW_VERSION}"))
 TASK_ORDER = ["start", "ingest_data", "transform_and_standardize", "apply_data_masking", "build_star_schema",

@@ -21,6 +21,8 @@ from spark.naming import to_snake_case
 
 from .api_server import ApiState, charge_record, sale_record, serve_api
 
+pytestmark = pytest.mark.services  # a local HTTP API server
+
 
 @pytest.fixture
 def api() -> Iterator[tuple[ApiState, str]]:

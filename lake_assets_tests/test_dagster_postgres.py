@@ -13,6 +13,8 @@ from lake_assets.definitions import build_resources
 
 from .dagster_home import postgres_dagster_home
 
+pytestmark = pytest.mark.services  # a Dagster instance on PostgreSQL
+
 STORES = AssetKey(["raw", "shop_files", "stores"])
 
 

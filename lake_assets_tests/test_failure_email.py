@@ -31,6 +31,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import SAMPLE_DIR
 
+pytestmark = pytest.mark.services  # an SMTP server and Dagster runs
+
 RAW_KEYS = [AssetKey(["raw", "shop_files", t]) for t in ("customers", "products", "stores", "sales")]
 
 

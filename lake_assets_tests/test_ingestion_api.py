@@ -22,6 +22,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 
 from .api_server import ApiState, sale_record, serve_api
 
+pytestmark = pytest.mark.services  # a local HTTP API server
+
 TOKEN = "s3cr3t-token-value"
 COLUMNS = {
     "line_id": "sale_line_id",

@@ -22,6 +22,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import SAMPLE_DIR
 
+pytestmark = pytest.mark.services  # whole-graph runs
+
 DAY = "2024-03-01"
 COLUMNS = {"line_no": "sale_line_id", "sold": "sold_at", "qty": "quantity", "price": "unit_price"}
 HEADER = ["LineNo", "Sold", "Qty", "Price"]

@@ -27,6 +27,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import MARIADB_ADMIN_URL, PG_ADMIN_URL, TEST_MASKING_KEY, require_listening
 
+pytestmark = pytest.mark.services  # PostgreSQL and MariaDB sources
+
 SALE_COLUMNS = {"line_id": "sale_line_id", "ordered_at": "sold_at", "qty": "quantity"}
 T0 = "2024-03-01 10:00:00"
 

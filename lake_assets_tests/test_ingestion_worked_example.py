@@ -22,6 +22,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 from .conftest import PG_ADMIN_URL, REPO, Warehouse, require_listening
 from .helpers import materialize_day
 
+pytestmark = pytest.mark.services  # whole-graph runs on PostgreSQL
+
 EXAMPLE = REPO / "docs" / "examples" / "shop_postgres.yaml"
 DAY = "2024-03-01"
 # (order_id, customer_id, store_code, ordered_at, status, updated_at)

@@ -20,6 +20,8 @@ from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage, La
 
 from .conftest import S3Server
 
+pytestmark = pytest.mark.services  # catalogs on PostgreSQL and moto S3
+
 KEY = ["raw", "src", "table"]
 DAY = "2024-01-01"
 

@@ -20,6 +20,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 from . import retail_export as export
 from .helpers import leaked_pii, materialize_day, source_pii_values
 
+pytestmark = pytest.mark.services  # whole-graph runs on every warehouse
+
 
 def _warehouse(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
     if backend == "sqlite":

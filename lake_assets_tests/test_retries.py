@@ -14,6 +14,8 @@ from lake_assets.definitions import build_resources
 
 from .conftest import SAMPLE_DIR
 
+pytestmark = pytest.mark.services  # Dagster runs that wait out retry back-off
+
 RETRIED_LAYERS = {"raw", "warehouse"}  # sources and the warehouse load: where a retry can help
 
 

@@ -22,6 +22,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 from . import warehouse_rows as rows
 from .conftest import Warehouse
 
+pytestmark = pytest.mark.services  # PostgreSQL and MariaDB warehouses
+
 DAYS = ("2024-01-01", "2024-01-02")
 WAREHOUSE_KEYS = [AssetKey(["warehouse", t]) for t in (*WAREHOUSE_TABLES, "bi_views")]
 

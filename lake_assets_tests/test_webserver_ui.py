@@ -18,6 +18,8 @@ from PIL import Image
 from .conftest import REPO, service_missing
 from .dagster_home import env_with, postgres_dagster_home
 
+pytestmark = pytest.mark.services  # a Dagster webserver on PostgreSQL and Chromium
+
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 STORES = ["raw", "shop_files", "stores"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
