@@ -799,8 +799,17 @@ class SensorConfig(_Strict):
 
 
 class RetriesConfig(_Strict):
+    """Retries of the steps a later attempt may fix (connection and throttling errors; data errors fail
+    at once). See lake_assets/assets/retry.py."""
+
     max: int = Field(default=2, ge=0)
-    delay_seconds: float = Field(default=300, ge=0)
+    delay_seconds: float = Field(default=300, ge=0, description="the first delay; the base of the backoff")
+    backoff: Literal["exponential", "linear", "constant"] = Field(
+        default="exponential", description="exponential: delay, 3 x delay, 7 x delay...; linear: delay x attempt"
+    )
+    jitter: Literal["plus_minus", "full", "none"] = Field(
+        default="plus_minus", description="plus_minus: ± delay_seconds at random; full: 0 to the delay"
+    )
 
 
 class SmtpConfig(_Strict):
