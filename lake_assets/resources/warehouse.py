@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from dagster import ConfigurableResource, Failure
 from pydantic import Field, PrivateAttr
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import URL, Connection, Engine
@@ -241,7 +241,10 @@ class WarehouseResource(ConfigurableResource):
             keyword = "SCHEMA" if self.dialect == "postgresql" else "DATABASE"
             quoted = self.engine.dialect.identifier_preparer.quote(self.schema_name)
             with self.connect_checked() as conn, conn.begin():
-                conn.exec_driver_sql(f"CREATE {keyword} IF NOT EXISTS {quoted}")
+                # Looked up first: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the whole database even
+                # when the schema exists, and a least-privileged pipeline login owns only its schema.
+                if not inspect(conn).has_schema(self.schema_name):
+                    conn.exec_driver_sql(f"CREATE {keyword} IF NOT EXISTS {quoted}")
         self.run_sql_file("tables.sql")
         self._add_missing_columns()
 
