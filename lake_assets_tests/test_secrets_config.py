@@ -97,3 +97,43 @@ def test_errors_hide_masking_key_and_smtp_password(tmp_path: Path, monkeypatch: 
 def test_hide_url_passwords_in_free_text() -> None:
     text = f"cannot reach mysql+pymysql://root:{PASSWORD}@h:3306/x nor sqlite:///a/b.db nor http://u@h/"
     assert hide_url_passwords(text) == "cannot reach mysql+pymysql://root:***@h:3306/x nor sqlite:///a/b.db nor http://u@h/"
+
+
+@pytest.mark.parametrize("status", [None, 404], ids=["refused", "http_404"])
+def test_failed_webhook_names_its_host_only(status: int | None) -> None:
+    """A webhook URL's path is its credential: a failed delivery logs scheme, host and status only."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from lake_assets.automation.channels import post_webhook
+    from lake_assets.automation.run_report import RunReport
+    from lake_assets.config import NotifyConfig
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        if status is None:
+            with socket.socket() as probe:  # a port nobody listens on
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        else:
+            port = server.server_address[1]
+        secret = "T0001/B0002/hook-tok-3e7a9c"
+        notify = NotifyConfig(webhook_url=f"http://127.0.0.1:{port}/services/{secret}?token=qp-tok-77d1")
+        report = RunReport(run_id="r" * 36, job_name="daily_lake_job", status="FAILURE", partition=None, ui_url="")
+        problem = post_webhook(report, notify)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert problem is not None and problem.startswith(f"webhook http://127.0.0.1:{port}/… failed")
+    assert (f"(HTTP {status})" in problem) if status else "ConnectionError" in problem
+    assert "hook-tok-3e7a9c" not in problem and "qp-tok-77d1" not in problem
