@@ -2,8 +2,10 @@
 
 The file comes from `LAKE_CONFIG` (default: the bundled `sample_config.yaml`). Every error names the
 file, the key path and what was expected, and is raised at load time, before any asset runs.
-Secrets (masking key, passwords, tokens) are only ever read from the environment through
-interpolation; the config never stores a default for them.
+Secrets (masking key, passwords, tokens) are read from the environment through interpolation; the
+config never stores a default for them. Which variables each key referenced is kept
+(`PipelineConfig.env_variables`), so resources receive secrets as Dagster `EnvVar`s (lake_assets/secrets.py),
+and config errors never echo a URL's password, the masking key or the SMTP password.
 """
 
 from __future__ import annotations
@@ -16,16 +18,42 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lake_assets.entities import ENTITIES, ENTITY_NAMES
+from lake_assets.secrets import hide_url_passwords
 
 BUNDLED_CONFIG = Path(__file__).with_name("sample_config.yaml")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A name the pipeline quotes before it reaches SQL (a source database's table or cursor column): letters
+# of any script, digits, '_', '$', '-' and inner spaces, at most 63 characters (PostgreSQL's limit).
+# Quotes, backticks, ';', dots inside a part and control characters are refused rather than escaped.
+_QUOTED_NAME = re.compile(r"^(?! )[\w$\- ]{1,63}(?<! )$")
+QUOTED_NAME_RULE = ("letters (accents and other scripts too), digits, '_', '$', '-' and inner spaces, "
+                    "at most 63 characters")
 _METRIC = re.compile(r"^\s*(sum|count|min|max|avg|count_distinct)\(\s*([A-Za-z_][A-Za-z0-9_]*|\*)\s*\)\s*$")
+
+
+def _sqlalchemy_url(value: str) -> str:
+    """A parseable SQLAlchemy URL; the error never repeats the value (it may hold a password)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(value)
+    except Exception as exc:  # noqa: BLE001 - ArgumentError, or ValueError for a bad port
+        problem = "its port is not a number" if isinstance(exc, ValueError) else "it cannot be parsed"
+        raise ValueError(f"is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database): "
+                         f"{problem}") from None
+    return value
+
+
+def _quoted_name(value: str, what: str) -> str:
+    if not _QUOTED_NAME.match(value):
+        raise ValueError(f"{what} {value!r} is not a name this pipeline accepts: {QUOTED_NAME_RULE}")
+    return value
 
 
 class ConfigError(ValueError):
@@ -43,6 +71,11 @@ class CatalogConfig(_Strict):
         default="",
         description="SQLAlchemy URL (sqlite:///…, postgresql+psycopg2://…); empty: sqlite:///<lake>/catalog.db",
     )
+
+    @field_validator("uri")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        return _sqlalchemy_url(value) if value else value
 
 
 class LakeConfig(_Strict):
@@ -80,6 +113,11 @@ class WarehouseConfig(_Strict):
     row_level_security: RowLevelSecurityConfig = Field(default_factory=lambda: RowLevelSecurityConfig())
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        return _sqlalchemy_url(value)
 
     @field_validator("schema_name")
     @classmethod
@@ -340,6 +378,11 @@ class FileSourceConfig(_SourceBase):
 class DatabaseIncrementalConfig(_Strict):
     cursor: str = Field(description="Source column that only grows: an update timestamp or an increasing id")
 
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_name(cls, value: str) -> str:
+        return _quoted_name(value, "column")
+
 
 class DatabaseTableConfig(_TableBase):
     """A table (`schema.table`) or a SQL query; full load, or incremental on a cursor column."""
@@ -354,6 +397,26 @@ class DatabaseTableConfig(_TableBase):
             raise ValueError("give exactly one of 'table' or 'query'")
         return self
 
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str | None) -> str | None:
+        """`table` or `schema.table` (each part quoted when read); nothing else reaches the SQL."""
+        if value is not None:
+            parts = value.split(".")
+            if len(parts) > 3:
+                raise ValueError(f"{value!r}: at most catalog.schema.table")
+            for part in parts:
+                _quoted_name(part, "name part")
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, value: str | None) -> str | None:
+        """The query is read as a sub-select: one SELECT (or WITH) and no second statement."""
+        if value is not None:
+            _one_query(value, "SQL")
+        return value
+
 
 class DatabaseSourceConfig(_SourceBase):
     kind: Literal["database"]
@@ -365,14 +428,7 @@ class DatabaseSourceConfig(_SourceBase):
     @field_validator("url")
     @classmethod
     def _sqlalchemy_url(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
-        try:
-            make_url(value)
-        except ArgumentError:
-            raise ValueError("is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database)") from None
-        return value
+        return _sqlalchemy_url(value)
 
 
 class ApiAuthConfig(_Strict):
@@ -499,6 +555,17 @@ _SQL_TOKEN = re.compile(
 )
 
 
+def _one_query(value: str, dialect: str) -> str:
+    """One query starting with SELECT or WITH; a ';' is allowed only at the very end."""
+    words = [m for m in _SQL_TOKEN.finditer(value) if not m.group("comment")]
+    first = next((m.group("word") or "" for m in words), "").lower()
+    if first not in ("select", "with") and not (words and words[0].group("open")):
+        raise ValueError(f"must be one {dialect} query starting with SELECT or WITH")
+    if any(m.group("semicolon") for m in words[:-1]):
+        raise ValueError(f"must be one {dialect} query; remove the ';' between statements")
+    return value
+
+
 def view_name(source_name: str, table_name: str) -> str:
     """The name a table has in derived SQL: `<source>__<table>` (a plain identifier Spark SQL parses)."""
     return f"{source_name}__{table_name}"
@@ -519,13 +586,7 @@ class DerivedTableConfig(_MappedTable):
     @field_validator("sql")
     @classmethod
     def _one_select(cls, value: str) -> str:
-        words = [m for m in _SQL_TOKEN.finditer(value) if not m.group("comment")]
-        first = next((m.group("word") or "" for m in words), "").lower()
-        if first not in ("select", "with") and not (words and words[0].group("open")):
-            raise ValueError("must be one Spark SQL query starting with SELECT or WITH")
-        if any(m.group("semicolon") for m in words[:-1]):
-            raise ValueError("must be one Spark SQL query; remove the ';' between statements")
-        return value
+        return _one_query(value, "Spark SQL")
 
 
 class DerivedSourceConfig(_Strict):
@@ -740,8 +801,17 @@ class SensorConfig(_Strict):
 
 
 class RetriesConfig(_Strict):
+    """Retries of the steps a later attempt may fix (connection and throttling errors; data errors fail
+    at once). See lake_assets/assets/retry.py."""
+
     max: int = Field(default=2, ge=0)
-    delay_seconds: float = Field(default=300, ge=0)
+    delay_seconds: float = Field(default=300, ge=0, description="the first delay; the base of the backoff")
+    backoff: Literal["exponential", "linear", "constant"] = Field(
+        default="exponential", description="exponential: delay, 3 x delay, 7 x delay...; linear: delay x attempt"
+    )
+    jitter: Literal["plus_minus", "full", "none"] = Field(
+        default="plus_minus", description="plus_minus: ± delay_seconds at random; full: 0 to the delay"
+    )
 
 
 class SmtpConfig(_Strict):
@@ -986,6 +1056,14 @@ class PipelineConfig(_Strict):
         default_factory=lambda: {"raw": 90, "processed": 180, "masked": 180, "curated": 365}
     )
 
+    # Config key (`warehouse.url`, `sources[0].url`) -> the environment variables its text referenced.
+    _env_references: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+
+    def env_variables(self, key: str) -> list[str]:
+        """The environment variables the YAML value at `key` referenced (`${NAME}`), in order; empty
+        for a literal value or a config not read by `load_config`."""
+        return list(self._env_references.get(key, []))
+
     @model_validator(mode="after")
     def _unique_sources(self) -> PipelineConfig:
         seen: set[str] = set()
@@ -1092,14 +1170,17 @@ class PipelineConfig(_Strict):
         return [c for c in schema.columns if c not in skip]
 
 
-def _interpolate(node: Any, path: str, file: Path) -> Any:
-    """Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a missing variable."""
+def _interpolate(node: Any, path: str, file: Path, references: dict[str, list[str]] | None = None) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a missing variable;
+    record in `references` the variables each key's string named."""
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), file) for k, v in node.items()}
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), file, references) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", file) for i, v in enumerate(node)]
+        return [_interpolate(v, f"{path}[{i}]", file, references) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
+    if references is not None and _ENV_PATTERN.search(node):
+        references[path] = [m.group(1) for m in _ENV_PATTERN.finditer(node)]
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -1133,17 +1214,31 @@ def _format_validation_error(file: Path, error: ValidationError) -> str:
             lines.append(f"  key '{key}': unknown key")
         elif problem["type"] == "missing":
             lines.append(f"  key '{key}': required key is missing")
+        elif key in _SECRET_KEYS:
+            lines.append(f"  key '{key}': {problem['msg']} (value not shown: it is a secret)")
         else:
             lines.append(f"  key '{key}': {problem['msg']} (got {problem.get('input')!r})")
     return "\n".join(lines)
 
 
+# Where the config holds secrets in clear (after interpolation): an error never shows these values.
+_SECRET_PATHS = (("masking", "key"), ("notify", "smtp", "password"))
+_SECRET_KEYS = frozenset(".".join(path) for path in _SECRET_PATHS)
+
+
 def _redact_secrets(message: str, raw: dict[str, Any]) -> str:
-    """Validation errors echo inputs; never echo the masking key."""
-    secret = (raw.get("masking") or {}).get("key") if isinstance(raw.get("masking"), dict) else None
-    if isinstance(secret, str) and secret:
+    """Validation errors echo inputs (a whole section, for a check across keys): never the masking key,
+    the SMTP password or the password of any URL, parseable or not."""
+    secrets: list[str] = []
+    for path in _SECRET_PATHS:
+        node: Any = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, str) and node:
+            secrets.append(node)
+    for secret in sorted(secrets, key=len, reverse=True):
         message = message.replace(secret, "***")
-    return message
+    return hide_url_passwords(message)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> PipelineConfig:
@@ -1161,8 +1256,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PipelineConfig:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level")
-    resolved = _interpolate(raw, "", file)
+    references: dict[str, list[str]] = {}
+    resolved = _interpolate(raw, "", file, references)
     try:
-        return PipelineConfig.model_validate(resolved)
+        config = PipelineConfig.model_validate(resolved)
     except ValidationError as exc:
         raise ConfigError(_redact_secrets(_format_validation_error(file, exc), resolved)) from None
+    config._env_references = references
+    return config

@@ -10,13 +10,19 @@ from lake_assets.config import PipelineConfig
 from lake_assets.io_managers import ParquetLakeIOManager, WarehouseIOManager
 from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_resource
 from lake_assets.resources.warehouse import warehouse_extras
+from lake_assets.secrets import url_fields
 
 
 def build_resources(config: PipelineConfig) -> dict[str, Any]:
-    lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri)
+    """The resources of the code location. URL passwords go in as their own fields, as `EnvVar`s when the
+    config read them from the environment: the UI and run snapshots show the variable, not the value."""
+    catalog = url_fields(config.lake.catalog.uri, config.env_variables("lake.catalog.uri"),
+                         url_key="catalog_uri", password_key="catalog_password")
+    lake = LakeStorage(url=config.lake.url, **catalog)
     pyspark = build_spark_resource(config.spark)
     warehouse = WarehouseResource(
-        url=config.warehouse.url, schema_name=config.warehouse.schema_name, **warehouse_extras(config)
+        **url_fields(config.warehouse.url, config.env_variables("warehouse.url")),
+        schema_name=config.warehouse.schema_name, **warehouse_extras(config),
     )
     return {
         "lake": lake,

@@ -1,14 +1,16 @@
-"""Retry policy from config: transient failures are retried after the configured delay, a run that
-fails twice then succeeds ends green; deterministic failures (a missing source file) are not retried."""
+"""Retry policy from config: transient failures are retried after the configured delay (growing
+exponentially, with jitter), a run that fails twice then succeeds ends green; deterministic failures
+(a missing source file) are not retried."""
 
 import shutil
 import time
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterEventType, RetryPolicy, asset, instance_for_test, materialize
+from dagster import AssetKey, Backoff, DagsterEventType, Jitter, asset, instance_for_test, materialize
 
 from lake_assets.assets import build_all_assets
+from lake_assets.assets.retry import retry_policy
 from lake_assets.config import load_config
 from lake_assets.definitions import build_resources
 
@@ -33,10 +35,11 @@ def test_policy_comes_from_config_on_sources_and_warehouse(retry_env: None) -> N
         policy = assets_def.op.retry_policy
         for key in assets_def.keys:
             by_layer.setdefault(key.path[0], set()).add(
-                None if policy is None else (policy.max_retries, policy.delay)
+                None if policy is None else (policy.max_retries, policy.delay, policy.backoff, policy.jitter)
             )
     for layer in RETRIED_LAYERS:
-        assert by_layer[layer] == {(2, 0.3)}, layer
+        # Backoff and jitter by default: runs that failed together do not retry in lockstep.
+        assert by_layer[layer] == {(2, 0.3, Backoff.EXPONENTIAL, Jitter.PLUS_MINUS)}, layer
 
 
 def test_fails_twice_then_succeeds(retry_env: None) -> None:
@@ -44,7 +47,7 @@ def test_fails_twice_then_succeeds(retry_env: None) -> None:
     attempts: list[float] = []
 
     # A source that is flaky for two attempts, under the same config-built policy as the raw assets.
-    @asset(retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds))
+    @asset(retry_policy=retry_policy(config.retries))
     def flaky_source() -> int:
         attempts.append(time.monotonic())
         if len(attempts) < 3:
@@ -59,14 +62,15 @@ def test_fails_twice_then_succeeds(retry_env: None) -> None:
         assert len(retries) == 2
     assert len(attempts) == 3
     gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
-    assert all(gap >= 0.3 for gap in gaps), gaps
+    # Exponential backoff with ± delay jitter: the first wait is 0.3 ± 0.3 s, the second 0.9 ± 0.3 s.
+    assert gaps[1] >= 0.6, gaps
 
 
 def test_three_transient_failures_exhaust_the_policy(retry_env: None) -> None:
     config = load_config()
     attempts: list[int] = []
 
-    @asset(retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds))
+    @asset(retry_policy=retry_policy(config.retries))
     def down_source() -> int:
         attempts.append(1)
         raise ConnectionError("still unreachable")

@@ -27,7 +27,6 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
-    RetryPolicy,
     asset,
 )
 from pyspark.errors import AnalysisException
@@ -35,6 +34,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.retry import retry_policy
 from lake_assets.config import DERIVED_SOURCE, DerivedTableConfig, PipelineConfig, view_name
 from lake_assets.ingestion import raw_key
 from spark.naming import ColumnNameCollision
@@ -137,7 +137,7 @@ def _build_derived_asset(config: PipelineConfig, table: DerivedTableConfig) -> A
             "sql": MetadataValue.md(f"```sql\n{table.sql.strip()}\n```"),
             "inputs": ", ".join(f"{v} = raw/{v.replace('__', '/', 1)}" for v in names.values()),
         },
-        retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
+        retry_policy=retry_policy(config.retries),
     )
     def _derived(context: AssetExecutionContext, **frames: DataFrame) -> Output[DataFrame]:
         views = {names[arg]: frames[arg] for arg in ins}

@@ -9,10 +9,11 @@ returns no value; downstream assets read the committed files. Rows that fail val
 """
 
 
-from dagster import AssetExecutionContext, AssetsDefinition, Failure, Output, RetryPolicy, asset
+from dagster import AssetExecutionContext, AssetsDefinition, Failure, Output, asset
 from sqlalchemy.engine import make_url
 
 from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.retry import retry_policy
 from lake_assets.config import (
     ApiSourceConfig,
     DatabaseSourceConfig,
@@ -50,7 +51,7 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
         + (f"feeds entity `{table.entity}`). " if table.entity else "an input of derived tables). ")
         + "Grain: one row per delivered record.",
         metadata={"entity": table.entity or "-", "source_kind": source.kind},
-        retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
+        retry_policy=retry_policy(config.retries),
     )
     def _raw(context: AssetExecutionContext, lake: LakeStorage):  # noqa: ANN202 - Output[None]
         day = context.partition_key

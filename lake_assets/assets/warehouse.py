@@ -23,12 +23,12 @@ from dagster import (
     AssetsDefinition,
     MaterializeResult,
     Output,
-    RetryPolicy,
     asset,
 )
 from sqlalchemy import text
 
 from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.retry import retry_policy
 from lake_assets.checks.pii_scan import scan_rows
 from lake_assets.config import PipelineConfig
 from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_KEY
@@ -77,7 +77,7 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
         kinds={"sql", _warehouse_kind(config.warehouse.url)},
         metadata={PRIMARY_KEY_KEY: PRIMARY_KEYS[table]}
         | ({PARTITION_COLUMN_KEY: "ingest_date"} if partitioned else {}),
-        retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
+        retry_policy=retry_policy(config.retries),
         check_specs=[AssetCheckSpec("no_pii_in_warehouse", asset=["warehouse", table], blocking=True)],
         description=f"curated/{table} in the warehouse"
         + (
@@ -102,7 +102,7 @@ def _build_bi_views(config: PipelineConfig) -> AssetsDefinition:
         deps=[AssetKey(["warehouse", t]) for t in WAREHOUSE_TABLES],
         kinds={"sql"},
         # View DDL and the materialized-view refresh talk to the warehouse: a dropped connection retries.
-        retry_policy=RetryPolicy(max_retries=config.retries.max, delay=config.retries.delay_seconds),
+        retry_policy=retry_policy(config.retries),
         description="BI views (sales by day / month+category / product / location / customer segment, "
         "current customers) re-created after each load; row-level security for the BI roles of "
         "warehouse.row_level_security; PostgreSQL materialized views refreshed CONCURRENTLY.",

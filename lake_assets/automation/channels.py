@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import requests
 
@@ -49,8 +50,17 @@ def post_webhook(report: RunReport, notify: NotifyConfig) -> str | None:
         response = requests.post(notify.webhook_url, json={"subject": report.subject(), **report.as_json()}, timeout=10)
         response.raise_for_status()
     except requests.RequestException as exc:
-        return f"webhook {notify.webhook_url} failed: {type(exc).__name__}: {exc}"
+        # A webhook's path and query are its credential (Slack, Teams): name the host and the status
+        # only; requests' own message repeats the whole URL.
+        status = f" (HTTP {exc.response.status_code})" if exc.response is not None else ""
+        return f"webhook {webhook_host(notify.webhook_url)} failed: {type(exc).__name__}{status}"
     return None
+
+
+def webhook_host(url: str) -> str:
+    """`scheme://host[:port]/…` of a webhook URL: what may be logged of it."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"
 
 
 def deliver(report: RunReport, notify: NotifyConfig) -> list[str]:

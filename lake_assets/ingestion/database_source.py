@@ -8,8 +8,10 @@ with the table. A query is wrapped as a sub-select, so a `sale` may come from a 
 line tables.
 
 Errors name the source and the URL with the password hidden. Bad credentials, unknown databases,
-missing tables and SQL errors are deterministic (`SourceUnavailable`); refused connections and
-timeouts are transient (`SourceTemporarilyUnavailable`).
+missing tables, SQL errors and data errors (a value the database cannot compute or convert, such as a
+division by zero or an invalid cast; a constraint; a value that is not text in the connection's
+encoding) are deterministic (`SourceUnavailable`, not retried); refused connections, timeouts and
+dropped connections are transient (`SourceTemporarilyUnavailable`, retried by the asset's policy).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from lake_assets.config import DatabaseSourceConfig, DatabaseTableConfig
 from lake_assets.ingestion.cursor import CursorState
 from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
 from lake_assets.ingestion.text import rows_as_text
+from lake_assets.resources.warehouse import is_data_error
 
 # Driver messages that mean "this will fail again": credentials, names, permissions, SQL.
 _DETERMINISTIC = (
@@ -105,11 +108,17 @@ class DatabaseSource:
     def _fail(self, exc: Exception) -> Exception:
         orig = getattr(exc, "orig", None) or exc
         cause = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        if isinstance(orig, UnicodeError):
+            cause = f"a value is not valid text in the connection's encoding ({cause})"
         if self.url.password:
             cause = cause.replace(str(self.url.password), "***")
         message = f"source {self.name} ({self.safe_url}): {cause}"
         lowered = cause.lower()
-        deterministic = isinstance(exc, ProgrammingError) or any(m in lowered for m in _DETERMINISTIC)
+        deterministic = (
+            isinstance(exc, ProgrammingError | UnicodeError)
+            or is_data_error(exc)
+            or any(m in lowered for m in _DETERMINISTIC)
+        )
         if isinstance(exc, OperationalError | DBAPIError) and not deterministic:
             return SourceTemporarilyUnavailable(message)
         return SourceUnavailable(message)
@@ -134,7 +143,7 @@ class DatabaseSource:
                 result = connection.execution_options(stream_results=True, yield_per=self.source.chunk_rows).execute(
                     text(sql), params
                 )
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, UnicodeError) as exc:
                 raise self._fail(exc) from None
             columns = list(result.keys())
             cursor_index = None
@@ -160,7 +169,7 @@ class DatabaseSource:
                 rows = next(partitions)
             except StopIteration:
                 return
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, UnicodeError) as exc:
                 raise self._fail(exc) from None
             cursor_values = [row[cursor_index] for row in rows] if cursor_index is not None else None
             yield DatabaseChunk(rows_as_text(columns, rows), cursor_values)

@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
@@ -63,6 +63,8 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
 from sqlalchemy.exc import DBAPIError
+
+from lake_assets.secrets import SECRET_FIELD, with_password
 
 PARTITION_COLUMN = "ingest_date"
 PARTITION_PREFIX = f"{PARTITION_COLUMN}="
@@ -168,11 +170,18 @@ class LakeStorage(ConfigurableResource):
     """Where the lake lives (`./.lake` or `s3://bucket/prefix`) and the Iceberg catalog that indexes it.
 
     `catalog_uri` is a SQLAlchemy URL. Empty: `sqlite:///<lake>/catalog.db` for a local lake; an S3
-    lake needs one (a SQLite file cannot live in S3), e.g. `postgresql+psycopg2://…`.
+    lake needs one (a SQLite file cannot live in S3), e.g. `postgresql+psycopg2://…`. Its password may
+    come as `catalog_password` (a Dagster `EnvVar` when the config read it from the environment).
+    S3 credentials are never config: boto3 and Arrow read the standard AWS chain (AWS_* variables,
+    profile, instance role).
     """
 
     url: str
     catalog_uri: str = ""
+    catalog_password: str | None = Field(
+        default=None, description="the catalog URL's password (replaces one in `catalog_uri`)",
+        json_schema_extra=SECRET_FIELD,
+    )
     sse: str = "AES256"
 
     _fs: Any = PrivateAttr(default=None)
@@ -242,7 +251,7 @@ class LakeStorage(ConfigurableResource):
     @property
     def resolved_catalog_uri(self) -> str:
         if self.catalog_uri:
-            return self.catalog_uri
+            return with_password(self.catalog_uri, self.catalog_password).render_as_string(hide_password=False)
         if self.is_s3:
             raise ValueError(
                 f"lake {self.url}: an S3 lake needs an Iceberg catalog database; set lake.catalog.uri "

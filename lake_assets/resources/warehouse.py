@@ -25,7 +25,9 @@ Guarantees:
   `WarehouseDataRejected`, a `dagster.Failure` with `allow_retries=False`, naming the table and,
   where the warehouse reports it, the column, the row of the load and that row's key. Connection
   and throttling errors propagate unchanged, so the asset's retry policy applies to them.
-* Errors name the warehouse by its URL with the password hidden.
+* Errors name the warehouse by its URL with the password hidden. The password may come as its own
+  field (`password`, a Dagster `EnvVar` when the config read it from the environment), so the URL
+  the UI shows holds none.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from dagster import ConfigurableResource, Failure
-from pydantic import PrivateAttr
-from sqlalchemy import create_engine, text
+from pydantic import Field, PrivateAttr
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+
+from lake_assets.secrets import SECRET_FIELD, with_password
 
 if TYPE_CHECKING:
     from lake_assets.config import PipelineConfig
@@ -142,7 +146,10 @@ class WarehouseDataRejected(Failure):
 class WarehouseResource(ConfigurableResource):
     """A SQL warehouse addressed by a SQLAlchemy URL; `schema_name` qualifies every table."""
 
-    url: str
+    url: str = Field(description="SQLAlchemy URL; without its password when `password` is given")
+    password: str | None = Field(
+        default=None, description="the URL's password (replaces one in `url`)", json_schema_extra=SECRET_FIELD
+    )
     schema_name: str | None = None
     extra_columns: dict[str, dict[str, str]] = {}
     sale_measures: list[str] = []
@@ -151,21 +158,26 @@ class WarehouseResource(ConfigurableResource):
 
     # ------------------------------------------------------------------ basics
     @property
+    def sqlalchemy_url(self) -> URL:
+        """The URL with the password: for connecting only, never for messages (see `safe_url`)."""
+        return with_password(self.url, self.password)
+
+    @property
     def dialect(self) -> str:
-        name = make_url(self.url).get_backend_name()
+        name = self.sqlalchemy_url.get_backend_name()
         return {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}.get(
             name, name
         )
 
     @property
     def safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        return self.sqlalchemy_url.render_as_string(hide_password=True)
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             if self.dialect == "sqlite":
-                database = make_url(self.url).database
+                database = self.sqlalchemy_url.database
                 if database and database != ":memory:":
                     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             connect_args: dict[str, Any] = {}
@@ -174,7 +186,7 @@ class WarehouseResource(ConfigurableResource):
                 connect_args["local_infile"] = True
             elif self.dialect == "postgresql":
                 connect_args["connect_timeout"] = 10
-            self._engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+            self._engine = create_engine(self.sqlalchemy_url, pool_pre_ping=True, connect_args=connect_args)
         return self._engine
 
     def connect_checked(self) -> Connection:
@@ -229,7 +241,10 @@ class WarehouseResource(ConfigurableResource):
             keyword = "SCHEMA" if self.dialect == "postgresql" else "DATABASE"
             quoted = self.engine.dialect.identifier_preparer.quote(self.schema_name)
             with self.connect_checked() as conn, conn.begin():
-                conn.exec_driver_sql(f"CREATE {keyword} IF NOT EXISTS {quoted}")
+                # Looked up first: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the whole database even
+                # when the schema exists, and a least-privileged pipeline login owns only its schema.
+                if not inspect(conn).has_schema(self.schema_name):
+                    conn.exec_driver_sql(f"CREATE {keyword} IF NOT EXISTS {quoted}")
         self.run_sql_file("tables.sql")
         self._add_missing_columns()
 
