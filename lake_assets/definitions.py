@@ -13,7 +13,7 @@ from lake_assets.resources.warehouse import warehouse_extras
 
 
 def build_resources(config: PipelineConfig) -> dict[str, Any]:
-    lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri)
+    lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri, kms_key_id=config.lake.kms_key_id)
     pyspark = build_spark_resource(config.spark)
     warehouse = WarehouseResource(
         url=config.warehouse.url, schema_name=config.warehouse.schema_name, **warehouse_extras(config)
