@@ -50,7 +50,8 @@ class LakeConfig(_Strict):
     catalog: CatalogConfig = Field(default_factory=lambda: CatalogConfig())
     kms_key_id: str = Field(
         default="",
-        description="S3 lakes: a KMS key (id or ARN) for SSE-KMS on the bucket and every upload; empty: SSE-S3 (AES256)",
+        description="S3 lakes: a KMS key (id or ARN) for SSE-KMS on the bucket and every upload; "
+        "empty: SSE-S3 (AES256)",
     )
 
     @model_validator(mode="after")

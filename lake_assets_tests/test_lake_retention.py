@@ -191,7 +191,8 @@ def test_cli_dry_run_lists_and_changes_nothing(tmp_path: Path, monkeypatch: pyte
 def test_unknown_retention_layer_is_named(tmp_path: Path) -> None:
     from lake_assets.config import BUNDLED_CONFIG
 
-    text = BUNDLED_CONFIG.read_text(encoding="utf-8").replace("retention_days: {raw: 90,", "retention_days: {cold: 3, raw: 90,")
+    text = BUNDLED_CONFIG.read_text(encoding="utf-8")
+    text = text.replace("retention_days: {raw: 90,", "retention_days: {cold: 3, raw: 90,")
     path = tmp_path / "pipeline.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as error:
