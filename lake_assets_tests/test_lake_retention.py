@@ -199,3 +199,25 @@ def test_unknown_retention_layer_is_named(tmp_path: Path) -> None:
         load_config(path)
     assert "retention_days" in str(error.value) and "'cold'" in str(error.value)
     assert "quarantine" in str(error.value)  # the message lists the layers
+
+
+def test_schedule_counts_from_the_day_it_runs_in_the_pipeline_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoneinfo import ZoneInfo
+
+    from dagster import build_schedule_context
+
+    from lake_assets.automation.retention_job import RETENTION_JOB_NAME, RETENTION_SCHEDULE_NAME
+    from lake_assets.definitions import build_definitions
+
+    monkeypatch.setenv("LAKE_SCHEDULE_TIMEZONE", "America/New_York")
+    monkeypatch.setenv("LAKE_MAINTENANCE_CRON", "30 21 * * *")
+    defs = build_definitions(load_config())
+    schedule = defs.get_schedule_def(RETENTION_SCHEDULE_NAME)
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "30 21 * * *", "America/New_York", RETENTION_JOB_NAME)
+    # 21:30 in New York on Jan 3rd is already Jan 4th in UTC: the day counted from is New York's.
+    when = datetime(2024, 1, 3, 21, 30, tzinfo=ZoneInfo("America/New_York"))
+    data = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=when,
+                                                         repository_def=defs.get_repository_def()))
+    (request,) = data.run_requests
+    assert request.run_config == {"ops": {RETENTION_OP: {"config": {"today": "2024-01-03"}}}}
