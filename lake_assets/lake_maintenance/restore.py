@@ -30,6 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyiceberg.exceptions import CommitFailedException
 
 from lake_assets.config import load_config
 from lake_assets.lake_maintenance import lake_from_config, parse_table_key
@@ -294,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RestoreError, LakeDataNotFound) as exc:
         print(f"lake-restore: {exc}", file=sys.stderr)
         return 2
+    except CommitFailedException as exc:
+        print(f"lake-restore: {args.table}: another writer committed while restoring ({exc}); nothing was "
+              "changed. Check the table (--show) and run the restore again.", file=sys.stderr)
+        return 3
     print(result.describe())
     return 0
 
