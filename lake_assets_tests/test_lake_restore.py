@@ -16,7 +16,8 @@ from dagster import AssetKey, AssetSelection, materialize
 
 from lake_assets.config import load_config
 from lake_assets.lake_maintenance import restore
-from lake_assets.lake_maintenance.restore import RestoreError, read_as_of, restore_partition, restore_table
+from lake_assets.lake_maintenance.restore import restore_partition, restore_table
+from lake_assets.lake_maintenance.time_travel import RestoreError, read_as_of
 from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import SAMPLE_DIR
