@@ -81,6 +81,11 @@ class CatalogConfig(_Strict):
 class LakeConfig(_Strict):
     url: str = Field(description="Local directory or s3://bucket/prefix")
     catalog: CatalogConfig = Field(default_factory=lambda: CatalogConfig())
+    kms_key_id: str = Field(
+        default="",
+        description="S3 lakes: a KMS key (id or ARN) for SSE-KMS on the bucket and every upload; "
+        "empty: SSE-S3 (AES256)",
+    )
 
     @model_validator(mode="after")
     def _s3_needs_a_catalog(self) -> LakeConfig:
@@ -800,6 +805,32 @@ class SensorConfig(_Strict):
     )
 
 
+LAKE_LAYERS = ("raw", "processed", "masked", "curated", "quarantine", "vault")
+# Days a daily partition is kept, per layer. Quarantine holds rejected raw rows (PII included) and is
+# kept only long enough to investigate and replay them; the vault maps tokens to encrypted values and
+# is kept as long as raw, after which the tokens of older days can no longer be detokenized.
+DEFAULT_RETENTION_DAYS = {"raw": 90, "processed": 180, "masked": 180, "curated": 365, "quarantine": 30, "vault": 90}
+
+
+class MaintenanceConfig(_Strict):
+    """The daily `lake_retention` job: partition retention, snapshot expiry, orphan-file removal."""
+
+    cron: str = Field(default="30 3 * * *", description="when the job runs, in schedule.timezone")
+    snapshot_retention_days: int = Field(
+        default=7, ge=1, description="snapshots older than this are expired (the current one always stays); "
+        "it bounds how far back lake-restore and time travel reach"
+    )
+    orphan_min_age_hours: int = Field(
+        default=24, ge=1, description="unreferenced files younger than this are kept: they may belong to a "
+        "write still in flight"
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        return ScheduleConfig._valid_cron(value)
+
+
 class RetriesConfig(_Strict):
     """Retries of the steps a later attempt may fix (connection and throttling errors; data errors fail
     at once). See lake_assets/assets/retry.py."""
@@ -1052,9 +1083,32 @@ class PipelineConfig(_Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     star_schema: StarSchemaConfig = Field(default_factory=lambda: StarSchemaConfig())
     entities: EntitiesConfig = Field(default_factory=lambda: EntitiesConfig())
-    retention_days: dict[Literal["raw", "processed", "masked", "curated"], int] = Field(
-        default_factory=lambda: {"raw": 90, "processed": 180, "masked": 180, "curated": 365}
+    retention_days: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_RETENTION_DAYS),
+        description="days a daily partition is kept, per lake layer; layers left out keep their default",
     )
+    maintenance: MaintenanceConfig = Field(default_factory=lambda: MaintenanceConfig())
+
+    @field_validator("retention_days")
+    @classmethod
+    def _known_layers(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(LAKE_LAYERS))
+        if unknown:
+            raise ValueError(f"unknown lake layer(s) {unknown}; the layers are {', '.join(LAKE_LAYERS)}")
+        short = sorted(layer for layer, days in value.items() if days < 1)
+        if short:
+            raise ValueError(f"layer(s) {short}: retention must be at least 1 day")
+        return {**DEFAULT_RETENTION_DAYS, **value}
+
+    @model_validator(mode="after")
+    def _orphans_outlive_a_run(self) -> PipelineConfig:
+        if self.maintenance.orphan_min_age_hours * 3600 <= self.schedule.max_runtime_seconds:
+            raise ValueError(
+                f"maintenance.orphan_min_age_hours ({self.maintenance.orphan_min_age_hours}) must exceed the "
+                f"longest run (schedule.max_runtime_seconds = {self.schedule.max_runtime_seconds}): files a "
+                "running write has staged but not committed yet look like orphans"
+            )
+        return self
 
     # Config key (`warehouse.url`, `sources[0].url`) -> the environment variables its text referenced.
     _env_references: dict[str, list[str]] = PrivateAttr(default_factory=dict)

@@ -18,7 +18,7 @@ def build_resources(config: PipelineConfig) -> dict[str, Any]:
     config read them from the environment: the UI and run snapshots show the variable, not the value."""
     catalog = url_fields(config.lake.catalog.uri, config.env_variables("lake.catalog.uri"),
                          url_key="catalog_uri", password_key="catalog_password")
-    lake = LakeStorage(url=config.lake.url, **catalog)
+    lake = LakeStorage(url=config.lake.url, kms_key_id=config.lake.kms_key_id, **catalog)
     pyspark = build_spark_resource(config.spark)
     warehouse = WarehouseResource(
         **url_fields(config.warehouse.url, config.env_variables("warehouse.url")),

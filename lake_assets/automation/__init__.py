@@ -1,4 +1,5 @@
-"""Orchestration: the daily job and its schedule, the file-drop sensor, run notifications.
+"""Orchestration: the daily job and its schedule, the lake retention job and its schedule, the file-drop
+sensor, run notifications.
 
 `build_automation(config)` returns the jobs, schedules and sensors that `build_definitions` adds.
 """
@@ -10,6 +11,7 @@ from dagster import AssetSpec, ScheduleDefinition, SensorDefinition
 from lake_assets.automation.jobs import DAILY_JOB_NAME, build_daily_job, build_daily_schedule
 from lake_assets.automation.metrics import METRICS_SPEC
 from lake_assets.automation.notifications import build_notification_sensors
+from lake_assets.automation.retention_job import build_retention_job, build_retention_schedule
 from lake_assets.automation.sensors import build_file_drop_sensor
 from lake_assets.config import PipelineConfig
 
@@ -26,8 +28,9 @@ def build_automation(
 ) -> tuple[list[Any], list[ScheduleDefinition], list[SensorDefinition]]:
     """(jobs, schedules, sensors); the jobs are `define_asset_job` results, whose type Dagster does not export."""
     job = build_daily_job(config)
+    retention = build_retention_job(config)
     return (
-        [job],
-        [build_daily_schedule(config)],
+        [job, retention],
+        [build_daily_schedule(config), build_retention_schedule(config, retention)],
         [build_file_drop_sensor(config), *build_notification_sensors(config)],
     )

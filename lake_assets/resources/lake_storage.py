@@ -183,6 +183,7 @@ class LakeStorage(ConfigurableResource):
         json_schema_extra=SECRET_FIELD,
     )
     sse: str = "AES256"
+    kms_key_id: str = ""  # set: uploads use SSE-KMS with this key instead of `sse`
 
     _fs: Any = PrivateAttr(default=None)
     _s3: Any = PrivateAttr(default=None)
@@ -528,9 +529,14 @@ class LakeStorage(ConfigurableResource):
         return path.split("/", 1)[1]
 
     def _put_file(self, local_path: str, path: str) -> None:
-        self.s3_client.upload_file(
-            local_path, self.bucket, self._key(path), ExtraArgs={"ServerSideEncryption": self.sse}
-        )
+        self.s3_client.upload_file(local_path, self.bucket, self._key(path), ExtraArgs=self.sse_args)
+
+    @property
+    def sse_args(self) -> dict[str, str]:
+        """The server-side encryption arguments of every upload (SSE-KMS when a key is configured)."""
+        if self.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {"ServerSideEncryption": self.sse}
 
 
 class StagedBatch:
