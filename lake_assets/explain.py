@@ -47,7 +47,7 @@ from lake_assets.ingestion.errors import IngestionError, SourceUnavailable
 from lake_assets.ingestion.file_source import FileSource
 from lake_assets.ingestion.mapping import entity_column, key_columns, mapping_conflicts, to_snake_case
 from spark.mapping_rules import nested_path
-from spark.pii_detection import pii_kind_by_name
+from spark.pii_detection import Finding, pii_kind_by_name, technique_for
 from spark.standardize import DEFAULT_NULL_TOKENS, DEFAULT_TIMESTAMP_FORMATS
 
 # Where a delivered column the entity does not know ends up (processed.py: cast_to_schema passes
@@ -265,9 +265,6 @@ def _null_rule(entity: EntitySchema, rules: EntityStandardizeConfig, column: str
 
 def _default_technique(column: str, kind: str | None, by: str) -> str:
     """The technique the masked step applies to an unconfigured PII column (`on_unknown_pii: mask`)."""
-    from lake_assets.assets.masked import technique_for
-    from spark.pii_detection import Finding
-
     # As the masked step would see it: the name's own kind (None for a nested column like `buyer`),
     # plus a value match of `kind` when only the values can show it.
     counts = ((kind, 1),) if kind and by == "values" else ()

@@ -199,3 +199,22 @@ def find_unconfigured_pii(
 ) -> dict[str, str]:
     """{column: reason} view of `detect_unconfigured_pii` (reasons name kinds and counts, never values)."""
     return {f.column: f.reason for f in detect_unconfigured_pii(df, configured, sample_rows)}
+
+
+# Technique used for an unconfigured column when `on_unknown_pii: mask`, by the kind its name shows.
+DEFAULT_TECHNIQUE_BY_KIND = {
+    "email": "hmac_sha256",
+    "phone": "last4",
+    "ssn": "last4",
+    "card_number": "tokenize",
+    "street_address": "redact",
+}
+
+
+def technique_for(finding: Finding) -> str:
+    """The technique of the kind the name shows when the values agree with it (or none match);
+    otherwise redact (free text with PII somewhere inside)."""
+    value_kinds = {kind for kind, _ in finding.counts}
+    if finding.name_kind and value_kinds <= {finding.name_kind}:
+        return DEFAULT_TECHNIQUE_BY_KIND.get(finding.name_kind, "redact")
+    return "redact"

@@ -24,26 +24,8 @@ from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.masking import UNKEYED_TECHNIQUES, apply_masking, vault_entries
-from spark.pii_detection import Finding, detect_unconfigured_pii
+from spark.pii_detection import detect_unconfigured_pii, technique_for
 from spark.scd2 import ATTR_HASH, attribute_hash
-
-# Technique used for an unconfigured column when `on_unknown_pii: mask`, by the kind its name shows.
-DEFAULT_TECHNIQUE_BY_KIND = {
-    "email": "hmac_sha256",
-    "phone": "last4",
-    "ssn": "last4",
-    "card_number": "tokenize",
-    "street_address": "redact",
-}
-
-
-def technique_for(finding: Finding) -> str:
-    """The technique of the kind the name shows when the values agree with it (or none match);
-    otherwise redact (free text with PII somewhere inside)."""
-    value_kinds = {kind for kind, _ in finding.counts}
-    if finding.name_kind and value_kinds <= {finding.name_kind}:
-        return DEFAULT_TECHNIQUE_BY_KIND.get(finding.name_kind, "redact")
-    return "redact"
 
 
 def vault_key_path(entity: str, column: str) -> list[str]:
