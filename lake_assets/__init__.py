@@ -4,12 +4,40 @@
 other submodule does not load the pipeline config; loading the code location does.
 """
 
+import sys
+from types import TracebackType
+
 import dagster as dg
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    from lake_assets.config import load_config
+    from lake_assets.config import ConfigError, load_config
     from lake_assets.definitions import build_definitions
 
-    return build_definitions(load_config())
+    try:
+        config = load_config()
+    except ConfigError:
+        _report_config_errors_plainly()
+        raise
+    return build_definitions(config)
+
+
+def _report_config_errors_plainly() -> None:
+    """A config error that ends a command (`dagster asset materialize ...`) prints its message alone.
+
+    The message names the file and every bad key; the 40 lines of Dagster's loading stack above it
+    would bury that. Only an uncaught error at the top of the process goes through `sys.excepthook`:
+    the webserver and code servers catch loading errors and show them their own way.
+    """
+    from lake_assets.config import ConfigError
+
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+        if isinstance(error, ConfigError):
+            print(f"lake_assets: {error}", file=sys.stderr)
+        else:
+            previous(kind, error, trace)
+
+    sys.excepthook = hook

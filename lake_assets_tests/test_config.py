@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +97,17 @@ def test_short_masking_key_rejected_without_echoing_it(monkeypatch: pytest.Monke
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_dagster_cli_prints_a_config_error_without_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "pipeline.yaml"
+    bad.write_text("lake:\n  colour: red\n", encoding="utf-8")
+    env = {**os.environ, "LAKE_CONFIG": str(bad)}
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run([str(dagster), "asset", "materialize", "-m", "lake_assets", "--select", "*",
+                           "--partition", "2024-01-01"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode != 0
+    assert f"lake_assets: {bad}: invalid pipeline config" in done.stderr
+    assert "key 'lake.colour': unknown key" in done.stderr
+    assert "Traceback" not in done.stderr
