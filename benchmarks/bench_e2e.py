@@ -175,7 +175,7 @@ def spark_jobs(event_dir: Path, windows: dict[str, tuple[float, float]]) -> dict
     event log (every application in `event_dir`, finished or not). Jobs of one step can overlap, so
     their seconds are the union of their intervals, never more than the step."""
     intervals: dict[int, list[float]] = {}
-    for log in event_dir.glob("*"):
+    for log in (p for p in event_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
         with open(log, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if '"SparkListenerJob' not in line[:40]:
@@ -264,7 +264,10 @@ def bench_size(rows: int, args: argparse.Namespace) -> SizeResult:
         pipeline = pipeline_yaml(drop, lake, schema, args.spark_master)
         if args.spark_jobs:
             events.mkdir()
-            pipeline["spark"]["conf"].update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri()})
+            # Plain JSON lines in one file per application (Spark 4 defaults to rolling zstd files).
+            pipeline["spark"]["conf"].update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(),
+                                              "spark.eventLog.compress": "false",
+                                              "spark.eventLog.rolling.enabled": "false"})
         config.write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
         env = {**os.environ, "LAKE_CONFIG": str(config), "LAKE_MASKING_KEY": MASKING_KEY,
                "DAGSTER_HOME": str(home)}
