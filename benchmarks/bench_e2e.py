@@ -18,6 +18,8 @@ Per size N, in one run:
    own peak RSS; its fact row count and gross amount must equal the warehouse's for day 1.
 5. The load ceiling: `psql \\copy` of the warehouse's day-1 fact rows (exported to CSV first, untimed)
    into an empty copy of `fact_sales` with the same indexes, against the warehouse/fact_sales step.
+With `--spark-jobs`, Spark's event log is on and each step also shows its Spark jobs and the seconds
+they ran (the rest of a step is driver-side: planning, Python, catalog commits, Dagster bookkeeping).
 The warehouse schemas are dropped and the temporary directory removed afterwards (`--keep` keeps the
 directory). Prints a Markdown report; `--record` also appends it to benchmarks/RESULTS.md with the
 machine and the load average at start and end. Not a test: numbers depend on the machine and its load.
