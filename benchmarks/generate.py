@@ -66,12 +66,18 @@ class Customer:
 
 
 class RetailGenerator:
-    def __init__(self, seed: int, rows: int) -> None:
+    """`customers`, `products`, `stores` override the member counts derived from `rows`;
+    `blank_discounts` is the share of sale lines whose discount is left empty (0: none, the default,
+    which draws no random numbers for it, so the default output never changes)."""
+
+    def __init__(self, seed: int, rows: int, *, customers: int | None = None, products: int | None = None,
+                 stores: int | None = None, blank_discounts: float = 0.0) -> None:
         self.rng = random.Random(seed)
         self.rows = rows
-        self.n_customers = max(40, rows // 10)
-        self.n_products = max(15, rows // 50)
-        self.n_stores = max(5, min(50, rows // 100))
+        self.n_customers = customers if customers is not None else max(40, rows // 10)
+        self.n_products = products if products is not None else max(15, rows // 50)
+        self.n_stores = stores if stores is not None else max(5, min(50, rows // 100))
+        self.blank_discounts = blank_discounts
         self.customers: dict[str, Customer] = {}
         self.products: dict[str, dict[str, object]] = {}
         self.next_customer = 1
@@ -125,8 +131,12 @@ class RetailGenerator:
                 "Modified_At": modified.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     # ------------------------------------------------------------------ days
-    def day(self, day: date, first: bool) -> dict[str, list]:
+    def day(self, day: date, first: bool, rows: int | None = None,
+            changed_share: float | None = None) -> dict[str, list]:
+        """One day's files. `rows` overrides the sales lines of this day; `changed_share` the share of
+        known customers changed on a later day (default 1/30)."""
         r = self.rng
+        rows = self.rows if rows is None else rows
         midnight = datetime(day.year, day.month, day.day)
         customer_rows: list[list[str]] = []
         if first:
@@ -135,7 +145,9 @@ class RetailGenerator:
                 self.customers[c.no] = c
                 customer_rows.append(self._customer_row(c, midnight - timedelta(days=r.randint(1, 400))))
         else:
-            changed = r.sample(sorted(self.customers), k=max(1, len(self.customers) // 30))
+            known = len(self.customers)
+            count = max(1, known // 30 if changed_share is None else round(known * changed_share))
+            changed = r.sample(sorted(self.customers), k=count)
             for no in changed:
                 c = self.customers[no]
                 c.street = f"{r.randint(1, 9999)} {r.choice(STREETS)}"
@@ -149,7 +161,7 @@ class RetailGenerator:
                 self.customers[c.no] = c
                 customer_rows.append(self._customer_row(c, midnight + timedelta(hours=r.randint(0, 23))))
         # Late-arriving customers: created now, sold to today, delivered in tomorrow's file.
-        late = [self._new_customer() for _ in range(max(1, self.rows // 200))]
+        late = [self._new_customer() for _ in range(max(1, rows // 200))]
         customer_rows += [list(row) for row in r.sample(customer_rows, k=max(1, len(customer_rows) // 100))]  # dups
 
         products: list[dict[str, object]] = []
@@ -174,7 +186,7 @@ class RetailGenerator:
         sales: list[list[str]] = []
         buyers = sorted(self.customers)
         skus = sorted(self.products)
-        for i in range(self.rows):
+        for i in range(rows):
             if i < len(late):
                 cust_no, card = late[i].no, late[i].card
             else:
@@ -189,7 +201,8 @@ class RetailGenerator:
             sales.append([
                 f"L{line:09d}", f"O{(line + 2) // 3:09d}", self._messy_timestamp(ts), cust_no, r.choice(skus),
                 f"S{r.randint(1, self.n_stores):03d}", str(qty),
-                f"${price:.2f}" if r.random() < 0.1 else f" {price:.2f}", f"{discount:.2f}",
+                f"${price:.2f}" if r.random() < 0.1 else f" {price:.2f}",
+                "" if self.blank_discounts and r.random() < self.blank_discounts else f"{discount:.2f}",
                 " ".join(card[j:j + 4] for j in range(0, len(card), 4)) if r.random() < 0.3 else card,
             ])
         sales += [list(row) for row in r.sample(sales, k=max(1, len(sales) // 100))]  # re-delivered lines
