@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from spark.scd2 import add_inferred_members, empty_scd2_dimension, scd2_merge
+from spark.scd2 import add_inferred_members, empty_scd2_dimension, late_changes, scd2_merge
 from spark.star_schema import build_fact_sales, scd1_merge
 
 ATTRS = {"city": "string", "segment": "string"}
@@ -177,3 +177,29 @@ def test_facts_resolve_to_the_version_valid_at_sale_time(spark: SparkSession, cl
     got = sorted((r.sale_line_id, r.customer_key, r.location_key) for r in facts.collect())
     assert got == [("L1", 7, 1), ("L2", 9, 1), ("L3", 10, 1), ("L4", -1, -1), ("L5", 5, 1), ("L6", -1, -1),
                    ("L7", 1, 1)]
+
+
+def test_late_changes_are_found_and_known_versions_are_not(spark: SparkSession) -> None:
+    # After DAY1..DAY3 (close policy): C1 Boston until 2 Jan 10:00 then Denver; C3 Austin, Reno (2 Jan
+    # 09:00), Austin again (3 Jan 09:00); C4 deleted 2 Jan 11:00, back 3 Jan 11:00.
+    dim = _run_days(spark, "close")[-1]
+    late_rows = [
+        ("C1", "Chicago", "vip", t(2, 5), False),  # late: Boston was valid then, Chicago is news
+        ("C1", "Boston", "vip", t(1, 20), False),  # re-delivery of what was valid then
+        ("C1", "Denver", "vip", t(2, 10), False),  # re-delivery of the latest version
+        ("C3", "Reno", "gold", t(3, 9), False),    # same instant as the last change, other values
+        ("C4", "Portland", "vip", t(2, 12), False),  # dated while the member was deleted
+        ("C1", "Miami", "vip", t(4, 1), False),    # after the history: an ordinary change
+        ("C9", "Tulsa", "vip", t(1, 1), False),    # a new member: never late
+        ("C2", "Waco", "vip", None, False),        # undated: takes the day's stamp, never late
+    ]
+    late = late_changes(dim, _changes(spark, late_rows), natural_key="customer_id", attributes=ATTRS,
+                        effective_col="updated_at")
+    found = sorted((r["customer_id"], r["effective_at"]) for r in late.collect())
+    assert found == [("C1", t(2, 5)), ("C3", t(3, 9)), ("C4", t(2, 12))]
+    # What scd2_merge does with the same batch: only the ordinary change and the new member are applied.
+    merged = _merge(dim, _changes(spark, late_rows), delete_policy="close", undated_at=t(4, 0))
+    added = {(r["customer_id"], r["city"]) for r in merged.subtract(dim).collect()}
+    assert ("C1", "Chicago") not in added and ("C3", "Reno") in {
+        (r["customer_id"], r["city"]) for r in dim.collect()}
+    assert {("C1", "Miami"), ("C9", "Tulsa"), ("C2", "Waco")} <= added

@@ -11,7 +11,9 @@ Guarantees of `scd2_merge` (each is tested in lake_assets_tests/test_scd2.py):
   re-deliveries collapse; two different rows at the same instant keep the later-delivered one).
 * A change becomes a version only when the Type-2 attributes differ from the previous state, so
   A -> B -> A makes three versions and re-applying an already applied batch is a no-op (events not
-  later than the member's last recorded change are ignored).
+  later than the member's last recorded change are ignored). The last recorded change is kept in
+  `_changed_at` (a first version's validity starts in 1900, its change does not), so a record older
+  than a member's first version never takes over as current; `late_changes` lists such records.
 * The Type-2 state is compared through `_attr_hash` when the batch carries it: a keyed hash of the
   *unmasked* Type-2 values, computed by the masked layer before masking (`attribute_hash`). A moved
   street address is then a change even though `[REDACTED]` reads the same before and after, and two
@@ -47,7 +49,12 @@ from spark.standardize import row_hash
 UNKNOWN_KEY = -1
 BEGINNING_OF_TIME = datetime(1900, 1, 1)
 END_OF_TIME = datetime(9999, 12, 31)
-SCD2_META = ("version", "valid_from", "valid_to", "is_current", "is_deleted", "is_inferred", "row_hash")
+# When the version's change happened at the source. Equal to `valid_from` except on a member's first
+# version, whose validity starts at the beginning of time so earlier facts resolve to it; without it a
+# record older than that first version, delivered later, would look newer and take over as current.
+# A lake-only column: the warehouse tables do not have it.
+CHANGED_AT = "_changed_at"
+SCD2_META = ("version", "valid_from", "valid_to", "is_current", "is_deleted", "is_inferred", "row_hash", CHANGED_AT)
 DELETE_FLAG = "_deleted"
 DELIVERY_ORDER = "_ingested_at"
 DeletePolicy = Literal["ignore", "close", "mark_deleted"]
@@ -91,6 +98,7 @@ def _valid_for_all_time(scd2: bool, *, version: int, inferred: bool, hash_value:
         F.lit(False).alias("is_deleted"),
         F.lit(inferred).alias("is_inferred"),
         F.lit(hash_value).alias("row_hash"),
+        F.lit(None).cast("timestamp").alias(CHANGED_AT),
     ]
 
 
@@ -143,7 +151,8 @@ def add_inferred_members(
         *_placeholder_attributes(attributes),
         *_valid_for_all_time(scd2, version=1, inferred=True, hash_value=_INFERRED_HASH),
     ]
-    return dim.unionByName(missing.select(*values))
+    # A dimension written before `_changed_at` existed lacks it: its rows read NULL there.
+    return dim.unionByName(missing.select(*values), allowMissingColumns=True)
 
 
 def _undated_stamp(undated_at: datetime | None) -> Column:
@@ -209,7 +218,7 @@ def scd2_merge(
         raise ValueError(f"type1 columns {sorted(unknown_type1)} are not attributes of the dimension")
     type2_cols = [c for c in attr_cols if c not in type1_columns]
     columns = [key_col, natural_key, *attr_cols, *SCD2_META]
-    current = current.select(*columns)
+    current = _with_changed_at(current).select(*columns)
     known = current.filter(F.col(key_col) != UNKNOWN_KEY)
 
     # The member's latest version is the anchor the batch continues from.
@@ -225,8 +234,7 @@ def scd2_merge(
             F.col("is_current").alias("_a_current"),
             F.col("is_inferred").alias("_a_inferred"),
             F.struct(*attr_cols).alias("_a_attrs"),
-            # The last recorded change: a closed member's delete time, else its version start.
-            F.greatest("valid_from", F.when(F.col("valid_to") != _ts(END_OF_TIME), F.col("valid_to"))).alias("_a_time"),
+            _last_change().alias("_a_time"),
             F.when(F.col("is_current"), F.col("row_hash")).otherwise(F.lit(_CLOSED)).alias("_a_hash"),
         )
     )
@@ -248,11 +256,9 @@ def scd2_merge(
         )
     # The keyed hash of the unmasked values when the batch has it; a delete row has none, and a
     # `mark_deleted` version is told apart by its marker, so its delivered values suffice there.
-    type2_hash = F.coalesce(F.col(ATTR_HASH), row_hash(type2_cols))
-    # Stored base64, not hex: 64 hex characters often hold a Luhn-valid run of digits, which the
-    # warehouse PII scan would rightly report as a card number.
+    type2_hash = _type2_hash(type2_cols)
     event_hash = (
-        F.when(~F.col("_deleted"), F.base64(F.unhex(type2_hash)))
+        F.when(~F.col("_deleted"), _stored_hash(type2_hash))
         .when(F.lit(delete_policy == "close"), F.lit(_CLOSED))
         .otherwise(F.base64(F.unhex(F.sha2(F.concat(type2_hash, F.lit("|deleted")), 256))))
     )
@@ -297,6 +303,7 @@ def scd2_merge(
         F.col("_deleted").alias("is_deleted"),
         F.lit(False).alias("is_inferred"),
         "row_hash",
+        F.col("_effective").alias(CHANGED_AT),
     )
 
     # Close the anchor version at the first change, or drop it when it is completed in place.
@@ -316,6 +323,73 @@ def scd2_merge(
     if type1_columns:
         merged = _overwrite_type1(merged, events, known, natural_key, type1_columns, columns, type1_null_policy)
     return merged
+
+
+def _with_changed_at(dim: DataFrame) -> DataFrame:
+    """`dim` with `_changed_at` (NULL in a dimension written before the column existed)."""
+    return dim if CHANGED_AT in dim.columns else dim.withColumn(CHANGED_AT, F.lit(None).cast("timestamp"))
+
+
+def _last_change() -> Column:
+    """A version row's last recorded change: its delete time when closed, else when it changed."""
+    changed = F.coalesce(F.col(CHANGED_AT), F.col("valid_from"))
+    return F.greatest(changed, F.when(F.col("valid_to") != _ts(END_OF_TIME), F.col("valid_to")))
+
+
+def _type2_hash(type2_cols: Sequence[str]) -> Column:
+    """Hex SHA-256 of a row's Type-2 state: the keyed `_attr_hash` when the batch has it."""
+    return F.coalesce(F.col(ATTR_HASH), row_hash(type2_cols))
+
+
+def _stored_hash(type2_hash: Column) -> Column:
+    # Stored base64, not hex: 64 hex characters often hold a Luhn-valid run of digits, which the
+    # warehouse PII scan would rightly report as a card number.
+    return F.base64(F.unhex(type2_hash))
+
+
+def late_changes(
+    current: DataFrame,
+    changes: DataFrame,
+    *,
+    natural_key: str,
+    attributes: Mapping[str, str],
+    effective_col: str,
+    type1_columns: Sequence[str] = (),
+) -> DataFrame:
+    """The change rows `scd2_merge` does not apply although they say something new.
+
+    Grain: one row per (natural key, effective time) of `changes` that is dated at or before its
+    member's last recorded change AND whose Type-2 state differs from the version valid at that time
+    (a late record or a correction of history). Re-deliveries of known versions are not included.
+    Columns: the natural key, `effective_at`, `applied_until` (the member's last recorded change).
+    Rows without an effective time and delete rows are never late.
+    """
+    type2_cols = [c for c in attributes if c not in type1_columns]
+    known = _with_changed_at(current).filter((F.col("version") > 0) & ~F.col("is_inferred"))
+    last_change = known.groupBy(natural_key).agg(F.max(_last_change()).alias("applied_until"))
+    if ATTR_HASH not in changes.columns:
+        changes = changes.withColumn(ATTR_HASH, F.lit(None).cast("string"))
+    dated = changes.filter(F.col(effective_col).isNotNull())
+    if DELETE_FLAG in dated.columns:
+        dated = dated.filter(~F.coalesce(F.col(DELETE_FLAG), F.lit(False)))
+    late = (
+        dated.select(natural_key, F.col(effective_col).alias("effective_at"),
+                     _stored_hash(_type2_hash(type2_cols)).alias("_hash"))
+        .join(last_change, natural_key)
+        .filter(F.col("effective_at") <= F.col("applied_until"))
+    )
+    versions = known.select(
+        F.col(natural_key).alias("_member"), "valid_from", "valid_to", F.col("row_hash").alias("_version_hash")
+    )
+    as_of = late.join(
+        versions,
+        (late[natural_key] == versions["_member"])
+        & (versions["valid_from"] <= late["effective_at"])
+        & (late["effective_at"] < versions["valid_to"]),
+        "left",
+    )
+    differs = F.col("_version_hash").isNull() | (F.col("_version_hash") != F.col("_hash"))
+    return as_of.filter(differs).select(natural_key, "effective_at", "applied_until").distinct()
 
 
 def _overwrite_type1(

@@ -32,6 +32,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    MetadataValue,
     Output,
     asset,
 )
@@ -46,7 +47,7 @@ from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.io_managers.spark_lake import read_columns, read_spark, read_spark_if_exists, write_spark
 from lake_assets.resources.lake_storage import LakeStorage
-from spark.scd2 import ATTR_HASH, DELETE_FLAG, add_inferred_members, unknown_member
+from spark.scd2 import ATTR_HASH, DELETE_FLAG, add_inferred_members, late_changes, unknown_member
 from spark.star_schema import (
     UNKNOWN_KEY,
     build_dim_date,
@@ -107,6 +108,30 @@ def _key_checks(name: str, key_col: str, natural_key: str, scd2: bool) -> list[A
         specs.append(AssetCheckSpec("one_current_row_per_member", asset=["curated", name], blocking=True,
                                     description=f"at most one is_current row per {natural_key}, no overlaps"))
     return specs
+
+
+LATE_CHANGES_CHECK = "no_late_changes_ignored"
+LATE_SAMPLE = 10
+
+
+def _late_changes_check(name: str, natural_key: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        LATE_CHANGES_CHECK, asset=["curated", name], blocking=False,
+        description=f"WARN when delivered changes dated before their {natural_key}'s latest version (late "
+        "records, corrections of history) were not applied: the dimension keeps the history it had",
+    )
+
+
+def _late_changes_result(count: int, sample: list[tuple[str, str, str]]) -> AssetCheckResult:
+    """`sample`: (member, effective at, applied until) of some of the `count` changes not applied."""
+    shown = [f"- {member}: dated {at}, history applied until {until}" for member, at, until in sample]
+    return AssetCheckResult(
+        check_name=LATE_CHANGES_CHECK,
+        passed=count == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"late_changes_ignored": count,
+                  "sample": MetadataValue.md("\n".join(shown)) if shown else MetadataValue.text("none")},
+    )
 
 
 def _key_check_results(df: DataFrame, key_col: str, natural_key: str, scd2: bool) -> list[AssetCheckResult]:
@@ -206,7 +231,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         group_name=GROUP,
         deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
-        check_specs=_key_checks(name, key_col, natural_key, scd2=True),
+        check_specs=[*_key_checks(name, key_col, natural_key, scd2=True), _late_changes_check(name, natural_key)],
         description=f"SCD Type 2 dimension of {entity.name}. Grain: one row per {natural_key} version; "
         f"{key_col} stable across runs; unknown member {key_col} = {UNKNOWN_KEY}; Type-1 columns: "
         f"{', '.join(type1_columns) or 'none'}; extra attributes: {', '.join(entity.extras) or 'none'}; "
@@ -227,11 +252,19 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             state = empty_scd2_dimension(spark, key_col, natural_key, attributes)
         state = _conform(state, attributes)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
+        late_count, late_sample = 0, []
         for day, batches in pending:
             if "changes" in batches:
                 delivered = _conform(read_spark(spark, lake, source_key, day), attributes)
                 changes = _scd2_changes(state, delivered, natural_key, attributes, effective,
                                         settings.delete_detection, day)
+                ignored = late_changes(state, changes, natural_key=natural_key, attributes=attributes,
+                                       effective_col=effective, type1_columns=type1_columns)
+                found = ignored.count()
+                if found and len(late_sample) < LATE_SAMPLE:
+                    late_sample += [(str(r[0]), str(r[1]), str(r[2])) for r in
+                                    ignored.orderBy(natural_key).limit(LATE_SAMPLE - len(late_sample)).collect()]
+                late_count += found
                 state = scd2_merge(
                     state, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
                     effective_col=effective, type1_columns=type1_columns,
@@ -255,9 +288,14 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
                 "snapshot_id": str(written.snapshot_id),
                 "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
+                "late_changes_ignored": late_count,
             },
         )
+        if late_count:
+            context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
+                                "latest version were not applied (see the no_late_changes_ignored check)")
         yield from _key_check_results(result, key_col, natural_key, scd2=True)
+        yield _late_changes_result(late_count, late_sample)
 
     return _dimension
 

@@ -34,12 +34,15 @@ from lake_assets.config import PipelineConfig
 from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_KEY
 from lake_assets.resources.warehouse import WarehouseResource
 from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
+from spark.scd2 import CHANGED_AT
 
 WAREHOUSE_DIMENSIONS = ("dim_customer", "dim_product", "dim_location", "dim_date")
 WAREHOUSE_TABLES = (*WAREHOUSE_DIMENSIONS, "fact_sales")
 PRIMARY_KEYS = {"dim_customer": "customer_key", "dim_product": "product_key", "dim_location": "location_key",
                 "dim_date": "date_key", "fact_sales": "sale_line_id"}
 PII_SCAN_ROW_LIMIT = 200_000
+# Bookkeeping the lake keeps for the next merge; the warehouse tables do not have these columns.
+LAKE_ONLY_COLUMNS = (CHANGED_AT,)
 
 
 def _warehouse_kind(url: str) -> str:
@@ -88,7 +91,7 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
         ),
     )
     def _warehouse_table(context: AssetExecutionContext, warehouse: WarehouseResource, curated: pa.Table):
-        yield Output(curated)
+        yield Output(curated.drop_columns([c for c in LAKE_ONLY_COLUMNS if c in curated.column_names]))
         where = ("ingest_date", context.partition_key) if partitioned else None
         yield _pii_check(warehouse, table, where)
 
