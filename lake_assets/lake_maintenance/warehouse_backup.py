@@ -6,10 +6,10 @@ server-side encryption)::
     <lake>/backups/warehouse/<YYYY-MM-DD>/warehouse.pgdump | warehouse.sql.gz | warehouse.sqlite3
     <lake>/backups/warehouse/<YYYY-MM-DD>/manifest.json
 
-One backup per day: a rerun of a day replaces it (the new dump is complete before the old goes). The manifest is written last, so a directory
-without one is an interrupted backup, which restore refuses. It records the dialect, the schema, the
-dump's size and SHA-256 (checked before a restore) and the rows per table at the dump, which a
-restore compares with what it restored.
+One backup per day: a rerun of a day replaces it (the new dump is complete before the old goes).
+The manifest is written last, so a directory without one is an interrupted backup, which restore
+refuses. It records the dialect, the schema, the dump's size and SHA-256 (checked before a restore)
+and the rows per table at the dump, which a restore compares with what it restored.
 
 Retention (`backups.retention_days`): after a successful dump, the backups of days before
 `today - retention_days` are deleted. The newest backup is never deleted, and a failed dump deletes
