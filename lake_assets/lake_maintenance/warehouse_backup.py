@@ -44,7 +44,7 @@ from lake_assets.lake_maintenance.warehouse_dump import (
 )
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.resources.tls import tls_fields
-from lake_assets.resources.warehouse import WarehouseResource
+from lake_assets.resources.warehouse import WarehouseResource, WarehouseUnavailable
 from lake_assets.secrets import hide_url_passwords, safe_url
 
 BACKUP_AREA = ("backups", "warehouse")
@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warehouse = warehouse_from_config(config, args.target_url)
         report = restore_backup(lake_from_config(config), warehouse, args.backup, args.force,
                                 privileges=not args.no_privileges)
-    except (WarehouseDumpError, ValueError, OSError) as exc:
+    except (WarehouseDumpError, WarehouseUnavailable, ValueError, OSError) as exc:
         print(f"lake-restore-warehouse: {hide_url_passwords(str(exc))}", file=sys.stderr)
         return 1
     print(f"into {warehouse.safe_url}: {report.describe()}")

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from lake_assets.resources.warehouse import WarehouseResource
@@ -172,6 +173,17 @@ def _engine(warehouse: WarehouseResource, url: URL | None = None) -> Engine:
     return create_engine(url or warehouse.sqlalchemy_url, poolclass=NullPool, connect_args=args)
 
 
+@contextmanager
+def _connected(warehouse: WarehouseResource, engine: Engine) -> Iterator[Connection]:
+    """A connection; a failed connect is the warehouse's `WarehouseUnavailable` (no password, TLS named)."""
+    try:
+        conn = engine.connect()
+    except OperationalError as exc:
+        raise warehouse.unavailable(exc) from None
+    with conn:
+        yield conn
+
+
 def _count(conn: Any, quote: Any, schema: str, tables: list[str]) -> dict[str, int]:
     prefix = f"{quote(schema)}." if schema else ""
     return {t: int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {prefix}{quote(t)}").scalar_one()) for t in tables}
@@ -186,7 +198,7 @@ def relations(warehouse: WarehouseResource, url: URL | None = None) -> list[str]
                 "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'"))
     engine = _engine(warehouse, url)
     try:
-        with engine.connect() as conn:
+        with _connected(warehouse, engine) as conn:
             if warehouse.dialect == "postgresql":
                 sql = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                        "WHERE n.nspname = :s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')")
@@ -204,7 +216,7 @@ def table_counts(warehouse: WarehouseResource, url: URL | None = None) -> dict[s
     schema = warehouse_schema(warehouse)
     engine = _engine(warehouse, url)
     try:
-        with engine.connect() as conn:
+        with _connected(warehouse, engine) as conn:
             names = inspect(conn).get_table_names(schema=schema)
             return _count(conn, engine.dialect.identifier_preparer.quote, schema, sorted(names))
     finally:
@@ -229,15 +241,17 @@ def _dump_postgresql(warehouse: WarehouseResource, out: Path) -> DumpResult:
     schema = warehouse_schema(warehouse)
     engine = _engine(warehouse)
     try:
-        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-            names = sorted(inspect(conn).get_table_names(schema=schema))
-            if not names:
-                raise WarehouseDumpError(f"warehouse {warehouse.safe_url}: schema {schema!r} holds no table to back up")
-            counts = _count(conn, engine.dialect.identifier_preparer.quote, schema, names)
-            # The transaction stays open while pg_dump runs: its exported snapshot lives as long.
-            _run([tool, "--format=custom", f"--schema={schema}", f"--snapshot={snapshot}", "--no-password",
-                  f"--file={out}"], "pg_dump", env=libpq_env(warehouse))
+        with _connected(warehouse, engine) as conn:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+                names = sorted(inspect(conn).get_table_names(schema=schema))
+                if not names:
+                    raise WarehouseDumpError(f"warehouse {warehouse.safe_url}: schema {schema!r} holds no table")
+                counts = _count(conn, engine.dialect.identifier_preparer.quote, schema, names)
+                # The transaction stays open while pg_dump runs: its exported snapshot lives as long.
+                _run([tool, "--format=custom", f"--schema={schema}", f"--snapshot={snapshot}", "--no-password",
+                      f"--file={out}"], "pg_dump", env=libpq_env(warehouse))
     finally:
         engine.dispose()
     return DumpResult(out, _version(tool), counts, exact=True)
@@ -248,7 +262,7 @@ def _dump_mysql(warehouse: WarehouseResource, out: Path) -> DumpResult:
     database = warehouse_schema(warehouse)
     engine = _engine(warehouse)
     try:
-        with engine.connect() as conn:
+        with _connected(warehouse, engine) as conn:
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             names = sorted(inspect(conn).get_table_names(schema=database))
             if not names:
@@ -353,7 +367,7 @@ def _restore_postgresql(warehouse: WarehouseResource, dump_file: Path, schema: s
     with tempfile.TemporaryDirectory(prefix="lake-restore-") as tmp:
         engine = _engine(warehouse)
         try:
-            with engine.connect() as conn:
+            with _connected(warehouse, engine) as conn:
                 exists = inspect(conn).has_schema(schema)
         finally:
             engine.dispose()
@@ -373,7 +387,7 @@ def _restore_mysql(warehouse: WarehouseResource, dump_file: Path, database: str)
     server = warehouse.sqlalchemy_url.set(database="")
     engine = _engine(warehouse, server)
     try:
-        with engine.begin() as conn:
+        with _connected(warehouse, engine) as conn, conn.begin():
             conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {engine.dialect.identifier_preparer.quote(database)}")
     finally:
         engine.dispose()

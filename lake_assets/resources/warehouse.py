@@ -208,18 +208,24 @@ class WarehouseResource(ConfigurableResource):
         try:
             return self.engine.connect()
         except OperationalError as exc:
-            lines = str(exc.orig).strip().splitlines() if exc.orig else [str(exc)]
-            cause = next((line for line in lines if is_tls_error(line)), lines[0]) if self.tls_sslmode else lines[0]
-            if self.password:
-                cause = cause.replace(self.password, "***")
-            if self.tls_sslmode and is_tls_error(" ".join(lines)):
-                raise WarehouseUnavailable(
-                    f"warehouse {self.safe_url}: the TLS connection was refused (warehouse.tls: sslmode "
-                    f"{self.tls_sslmode}, ca_file {self.tls_ca_file or '-'}, cert_file {self.tls_cert_file or '-'}): "
-                    f"{cause}. Check that ca_file holds the CA that signed the server's certificate and that "
-                    "the certificate names the URL's host."
-                ) from None
-            raise WarehouseUnavailable(f"warehouse {self.safe_url} is unreachable: {cause}") from None
+            raise self.unavailable(exc) from None
+
+    def unavailable(self, exc: OperationalError) -> WarehouseUnavailable:
+        """The error of a failed connection: the URL without its password, the driver's cause, and for a
+        refused TLS handshake or certificate the TLS settings (file names only)."""
+        lines = str(exc.orig).strip().splitlines() if exc.orig else [str(exc)]
+        tls = self.tls_sslmode and is_tls_error(" ".join(lines))
+        cause = next((line for line in lines if is_tls_error(line)), lines[0]) if tls else lines[0]
+        if self.password:
+            cause = cause.replace(self.password, "***")
+        if tls:
+            return WarehouseUnavailable(
+                f"warehouse {self.safe_url}: the TLS connection was refused (warehouse.tls: sslmode "
+                f"{self.tls_sslmode}, ca_file {self.tls_ca_file or '-'}, cert_file {self.tls_cert_file or '-'}): "
+                f"{cause}. Check that ca_file holds the CA that signed the server's certificate and that "
+                "the certificate names the URL's host."
+            )
+        return WarehouseUnavailable(f"warehouse {self.safe_url} is unreachable: {cause}")
 
     def qualified(self, table: str) -> str:
         quote = self.engine.dialect.identifier_preparer.quote
