@@ -127,6 +127,11 @@ class TlsConfig(_Strict):
     cert_file: str = Field(default="", description="PEM client certificate (with key_file)")
     key_file: str = Field(default="", description="PEM private key of cert_file (not passphrase-protected)")
 
+    @field_validator("sslmode", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # `${WAREHOUSE_SSLMODE:-}` left empty: the driver's default
+
     @model_validator(mode="after")
     def _consistent(self) -> TlsConfig:
         if self.sslmode in ("verify-ca", "verify-full") and not self.ca_file:

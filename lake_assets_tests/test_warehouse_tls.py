@@ -40,7 +40,6 @@ from lake_assets.resources.warehouse import WarehouseResource, WarehouseUnavaila
 from . import warehouse_rows as rows
 from .conftest import service_missing
 
-pytestmark = pytest.mark.services
 PASSWORD = "tls-test-pw-8u3"  # carried in the URL (the server trusts loopback TLS): must never show
 
 
@@ -167,6 +166,7 @@ def tls_postgres() -> Iterator[TlsServer]:
 
 
 # --------------------------------------------------------------------------- tests
+@pytest.mark.services  # the throwaway server
 def test_verify_full_with_the_right_ca_connects_encrypted(tls_postgres: TlsServer, tmp_path: Path) -> None:
     warehouse = WarehouseResource(url=tls_postgres.url(), schema_name="dw", tls_sslmode="verify-full",
                                   tls_ca_file=tls_postgres.ca_file)
@@ -180,6 +180,7 @@ def test_verify_full_with_the_right_ca_connects_encrypted(tls_postgres: TlsServe
     assert result.manifest["tables"]["dim_customer"] == rows.dim_customer().num_rows
 
 
+@pytest.mark.services  # the throwaway server
 def test_plain_text_is_refused_by_this_server(tls_postgres: TlsServer) -> None:
     """The control: without TLS the server refuses, so the connections above really were encrypted."""
     warehouse = WarehouseResource(url=tls_postgres.url(), tls_sslmode="disable")
@@ -188,6 +189,7 @@ def test_plain_text_is_refused_by_this_server(tls_postgres: TlsServer) -> None:
     assert PASSWORD not in str(caught.value)
 
 
+@pytest.mark.services  # the throwaway server
 def test_a_wrong_ca_is_refused_with_a_clear_error(tls_postgres: TlsServer, tmp_path: Path) -> None:
     warehouse = WarehouseResource(url=tls_postgres.url(), schema_name="dw", tls_sslmode="verify-full",
                                   tls_ca_file=tls_postgres.wrong_ca_file)
@@ -203,6 +205,7 @@ def test_a_wrong_ca_is_refused_with_a_clear_error(tls_postgres: TlsServer, tmp_p
     assert not (tmp_path / "lake" / "backups" / "warehouse" / "2024-03-01").exists()
 
 
+@pytest.mark.services  # the throwaway server
 def test_pg_dump_checks_the_certificate_too(tls_postgres: TlsServer, tmp_path: Path) -> None:
     """pg_dump connects on its own (PGSSLMODE/PGSSLROOTCERT): a wrong CA fails the dump there as well."""
     from lake_assets.lake_maintenance.warehouse_dump import libpq_env
@@ -216,6 +219,7 @@ def test_pg_dump_checks_the_certificate_too(tls_postgres: TlsServer, tmp_path: P
     assert done.returncode != 0 and "certificate verify failed" in done.stderr
 
 
+@pytest.mark.services  # the throwaway server
 def test_database_source_tls(tls_postgres: TlsServer) -> None:
     table = DatabaseTableConfig(name="one", entity="customer", query="SELECT 1 AS customer_id")
 
@@ -253,3 +257,20 @@ def test_tls_settings_map_to_each_driver(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="SQLite warehouse"):
         WarehouseConfig(url="sqlite:///x.db", tls={"sslmode": "require"})
+
+
+def test_s3_clients_use_https_unless_the_endpoint_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 (uploads, listings) and Arrow (reads) speak HTTPS to S3; only an explicit http:// endpoint
+    (MinIO, moto in the tests) turns it off."""
+    from lake_assets.ingestion.file_source import s3_filesystem
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    lake = LakeStorage(url="s3://bucket/lake")
+    assert lake.s3_client.meta.endpoint_url.startswith("https://")
+    assert lake.filesystem.__reduce__()[1][0]["scheme"] == "https"
+    assert s3_filesystem().__reduce__()[1][0]["scheme"] == "https"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    plain = LakeStorage(url="s3://bucket/lake")
+    assert plain.filesystem.__reduce__()[1][0]["scheme"] == "http"
+    assert plain.s3_client.meta.endpoint_url == "http://127.0.0.1:9000"
