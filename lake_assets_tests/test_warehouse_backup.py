@@ -129,16 +129,22 @@ def test_backup_drop_restore_gives_back_the_rows(backup_login: WarehouseResource
     monkeypatch.setenv("WAREHOUSE_URL", warehouse.sqlalchemy_url.render_as_string(hide_password=False))
     if warehouse.schema_name:
         monkeypatch.setenv("WAREHOUSE_SCHEMA", warehouse.schema_name)
-    assert main(["--backup", "2024-03-01"]) == 0, capsys.readouterr().err
+    target = []
+    if warehouse.dialect == "postgresql":  # --target-url naming its password by variable (kept off argv)
+        monkeypatch.setenv("BK_PASSWORD", warehouse.sqlalchemy_url.password)
+        monkeypatch.setenv("WAREHOUSE_URL", "sqlite:///unused.db")
+        target = ["--target-url", str(warehouse.url).replace(":pg-secret-4711@", ":${BK_PASSWORD}@")]
+        assert "${BK_PASSWORD}" in target[1]
+    assert main(["--backup", "2024-03-01", *target]) == 0, capsys.readouterr().err
     restored = WarehouseResource(url=warehouse.url, password=warehouse.password, schema_name=warehouse.schema_name)
     assert _snapshot(restored) == before
     assert restored.fetch_all(f"SELECT * FROM {restored.qualified('v_sales_daily')} ORDER BY 1, 2") == view_before
 
     # A second restore finds the tables and refuses; --force replaces them.
-    assert main(["--backup", "2024-03-01"]) == 1
+    assert main(["--backup", "2024-03-01", *target]) == 1
     err = capsys.readouterr().err
     assert "is not empty" in err and "fact_sales" in err
-    assert main(["--backup", "2024-03-01", "--force"]) == 0
+    assert main(["--backup", "2024-03-01", "--force", *target]) == 0
     assert _snapshot(restored) == before
 
     password = warehouse.sqlalchemy_url.password

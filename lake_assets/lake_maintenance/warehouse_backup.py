@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -216,6 +218,18 @@ def restore_backup(lake: LakeStorage, warehouse: WarehouseResource, backup: str,
     return RestoreReport(manifest, table_counts(warehouse))
 
 
+def expand_variables(text: str) -> str:
+    """`text` with each `${VAR}` replaced by the variable's value (a command-line URL keeps its password
+    off the command line, where `ps` shows it to every user)."""
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in os.environ:
+            raise ValueError(f"--target-url: environment variable {match.group(1)} is not set")
+        return os.environ[match.group(1)]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lake-restore-warehouse",
@@ -228,8 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", help="pipeline config YAML (default: LAKE_CONFIG)")
     parser.add_argument("--backup", required=True,
                         help="a day (YYYY-MM-DD) of <lake>/backups/warehouse/, or a backup directory (path or s3://)")
-    parser.add_argument("--target-url", help="SQLAlchemy URL to restore into (default: warehouse.url of the config; "
-                        "put a password in it through an environment variable, e.g. \"$RESTORE_URL\")")
+    parser.add_argument("--target-url", help="SQLAlchemy URL to restore into (default: warehouse.url of the config). "
+                        "Write a password as ${VAR} in single quotes, e.g. "
+                        "'postgresql+psycopg2://etl:${DW_PASSWORD}@db/dw': the command reads the variable, so the "
+                        "password is not on its command line")
     parser.add_argument("--force", action="store_true",
                         help="restore even if the target holds tables: the dumped objects replace those of the "
                         "same name")
@@ -238,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        warehouse = warehouse_from_config(config, args.target_url)
+        warehouse = warehouse_from_config(config, expand_variables(args.target_url) if args.target_url else None)
         report = restore_backup(lake_from_config(config), warehouse, args.backup, args.force,
                                 privileges=not args.no_privileges)
     except (WarehouseDumpError, WarehouseUnavailable, ValueError, OSError) as exc:
