@@ -112,12 +112,59 @@ class RowLevelSecurityConfig(_Strict):
         return value
 
 
+class TlsConfig(_Strict):
+    """TLS of a database connection (the warehouse, a database source), libpq's modes on every driver.
+
+    `disable`: plain text; `require`: encrypted, the server's certificate not checked; `verify-ca`: its
+    certificate must chain to `ca_file`; `verify-full`: that, and its name (or IP address) must match
+    the host of the URL. Unset: the driver's default (libpq and PyMySQL try TLS and fall back to plain
+    text). `cert_file`/`key_file`: a client certificate, for servers that authenticate by certificate.
+    Relative paths are taken from the current directory.
+    """
+
+    sslmode: Literal["disable", "require", "verify-ca", "verify-full"] | None = None
+    ca_file: str = Field(default="", description="PEM file of the CA(s) the server's certificate must chain to")
+    cert_file: str = Field(default="", description="PEM client certificate (with key_file)")
+    key_file: str = Field(default="", description="PEM private key of cert_file (not passphrase-protected)")
+
+    @field_validator("sslmode", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # `${WAREHOUSE_SSLMODE:-}` left empty: the driver's default
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TlsConfig:
+        if self.sslmode in ("verify-ca", "verify-full") and not self.ca_file:
+            raise ValueError(f"sslmode {self.sslmode} needs ca_file (the CA the server's certificate must chain to)")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file go together (a client certificate and its key)")
+        if self.sslmode == "disable" and (self.ca_file or self.cert_file):
+            raise ValueError("sslmode disable uses no certificate; remove ca_file/cert_file/key_file or pick a mode")
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, key)
+            if path and not Path(path).expanduser().is_file():
+                raise ValueError(f"{key}: no such file {path!r}")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any TLS setting is given (otherwise the driver's defaults apply)."""
+        return self.sslmode is not None or bool(self.ca_file or self.cert_file)
+
+
 class WarehouseConfig(_Strict):
     url: str = Field(description="SQLAlchemy URL: sqlite:///, postgresql+psycopg2://, mysql+pymysql://")
     schema_name: str | None = Field(default=None, alias="schema")
     row_level_security: RowLevelSecurityConfig = Field(default_factory=lambda: RowLevelSecurityConfig())
+    tls: TlsConfig = Field(default_factory=lambda: TlsConfig(), description="TLS to a PostgreSQL/MySQL warehouse")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _tls_needs_a_server(self) -> WarehouseConfig:
+        if self.tls.enabled and self.url.startswith("sqlite"):
+            raise ValueError("tls: a SQLite warehouse is a local file, there is no connection to encrypt; remove tls")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -428,6 +475,7 @@ class DatabaseSourceConfig(_SourceBase):
     url: str = Field(description="SQLAlchemy URL; put the password in an environment variable")
     chunk_rows: int = Field(default=50_000, ge=1, description="rows fetched and written per chunk")
     connect_timeout_seconds: int = Field(default=10, ge=1)
+    tls: TlsConfig = Field(default_factory=lambda: TlsConfig(), description="TLS to the source database")
     tables: list[DatabaseTableConfig]
 
     @field_validator("url")
@@ -831,6 +879,20 @@ class MaintenanceConfig(_Strict):
         return ScheduleConfig._valid_cron(value)
 
 
+class BackupConfig(_Strict):
+    """The daily `warehouse_backup` job: a dump of the warehouse into `<lake>/backups/warehouse/<day>/`."""
+
+    cron: str = Field(default="0 4 * * *", description="when the job runs, in schedule.timezone")
+    retention_days: int = Field(
+        default=30, ge=1, description="dumps of days older than this are deleted by the job (the newest always stays)"
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        return ScheduleConfig._valid_cron(value)
+
+
 class RetriesConfig(_Strict):
     """Retries of the steps a later attempt may fix (connection and throttling errors; data errors fail
     at once). See lake_assets/assets/retry.py."""
@@ -1088,6 +1150,7 @@ class PipelineConfig(_Strict):
         description="days a daily partition is kept, per lake layer; layers left out keep their default",
     )
     maintenance: MaintenanceConfig = Field(default_factory=lambda: MaintenanceConfig())
+    backups: BackupConfig = Field(default_factory=lambda: BackupConfig())
 
     @field_validator("retention_days")
     @classmethod

@@ -9,6 +9,7 @@ from lake_assets.automation import build_automation, monitoring_assets
 from lake_assets.config import PipelineConfig
 from lake_assets.io_managers import ParquetLakeIOManager, WarehouseIOManager
 from lake_assets.resources import LakeStorage, WarehouseResource, build_spark_resource
+from lake_assets.resources.tls import tls_fields
 from lake_assets.resources.warehouse import warehouse_extras
 from lake_assets.secrets import url_fields
 
@@ -22,7 +23,7 @@ def build_resources(config: PipelineConfig) -> dict[str, Any]:
     pyspark = build_spark_resource(config.spark)
     warehouse = WarehouseResource(
         **url_fields(config.warehouse.url, config.env_variables("warehouse.url")),
-        schema_name=config.warehouse.schema_name, **warehouse_extras(config),
+        schema_name=config.warehouse.schema_name, **warehouse_extras(config), **tls_fields(config.warehouse.tls),
     )
     return {
         "lake": lake,

@@ -31,6 +31,7 @@ from lake_assets.config import DatabaseSourceConfig, DatabaseTableConfig
 from lake_assets.ingestion.cursor import CursorState
 from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
 from lake_assets.ingestion.text import rows_as_text
+from lake_assets.resources.tls import tls_connect_args
 from lake_assets.resources.warehouse import is_data_error
 
 # Driver messages that mean "this will fail again": credentials, names, permissions, SQL.
@@ -47,6 +48,7 @@ _DETERMINISTIC = (
     "unknown column",
     "unknown table",
     "invalid input syntax",
+    "certificate",  # TLS: verify failed, wrong host name, missing CA file (fixed by config, not by waiting)
 )
 
 
@@ -81,6 +83,9 @@ class DatabaseSource:
         connect_args: dict[str, Any] = {}
         if self.url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
             connect_args["connect_timeout"] = self.source.connect_timeout_seconds
+        tls = self.source.tls
+        connect_args.update(tls_connect_args(self.url.get_backend_name(), tls.sslmode or "", tls.ca_file,
+                                             tls.cert_file, tls.key_file))
         return create_engine(self.url, connect_args=connect_args, poolclass=NullPool)
 
     def _sql(self, engine: Engine, since: bool, until: bool) -> str:

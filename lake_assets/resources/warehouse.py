@@ -28,6 +28,9 @@ Guarantees:
 * Errors name the warehouse by its URL with the password hidden. The password may come as its own
   field (`password`, a Dagster `EnvVar` when the config read it from the environment), so the URL
   the UI shows holds none.
+* TLS (`warehouse.tls`: sslmode, CA file, client certificate) goes to the driver as connect
+  arguments (resources/tls.py); a refused handshake or certificate is `WarehouseUnavailable` naming
+  the TLS settings (file names, never a secret).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from lake_assets.resources.tls import is_tls_error, tls_connect_args
 from lake_assets.secrets import SECRET_FIELD, with_password
 
 if TYPE_CHECKING:
@@ -153,6 +157,10 @@ class WarehouseResource(ConfigurableResource):
     schema_name: str | None = None
     extra_columns: dict[str, dict[str, str]] = {}
     sale_measures: list[str] = []
+    tls_sslmode: str = Field(default="", description="disable, require, verify-ca, verify-full; empty: driver default")
+    tls_ca_file: str = Field(default="", description="PEM CA file the server certificate must chain to")
+    tls_cert_file: str = Field(default="", description="PEM client certificate")
+    tls_key_file: str = Field(default="", description="PEM key of the client certificate")
 
     _engine: Any = PrivateAttr(default=None)
 
@@ -186,15 +194,38 @@ class WarehouseResource(ConfigurableResource):
                 connect_args["local_infile"] = True
             elif self.dialect == "postgresql":
                 connect_args["connect_timeout"] = 10
+            connect_args.update(self.tls_connect_args)
             self._engine = create_engine(self.sqlalchemy_url, pool_pre_ping=True, connect_args=connect_args)
         return self._engine
+
+    @property
+    def tls_connect_args(self) -> dict[str, Any]:
+        """The driver's TLS arguments of the `tls_*` fields (empty: the driver's defaults)."""
+        return tls_connect_args(self.sqlalchemy_url.get_backend_name(), self.tls_sslmode, self.tls_ca_file,
+                                self.tls_cert_file, self.tls_key_file)
 
     def connect_checked(self) -> Connection:
         try:
             return self.engine.connect()
         except OperationalError as exc:
-            cause = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise WarehouseUnavailable(f"warehouse {self.safe_url} is unreachable: {cause}") from None
+            raise self.unavailable(exc) from None
+
+    def unavailable(self, exc: OperationalError) -> WarehouseUnavailable:
+        """The error of a failed connection: the URL without its password, the driver's cause, and for a
+        refused TLS handshake or certificate the TLS settings (file names only)."""
+        lines = str(exc.orig).strip().splitlines() if exc.orig else [str(exc)]
+        tls = self.tls_sslmode and is_tls_error(" ".join(lines))
+        cause = next((line for line in lines if is_tls_error(line)), lines[0]) if tls else lines[0]
+        if self.password:
+            cause = cause.replace(self.password, "***")
+        if tls:
+            return WarehouseUnavailable(
+                f"warehouse {self.safe_url}: the TLS connection was refused (warehouse.tls: sslmode "
+                f"{self.tls_sslmode}, ca_file {self.tls_ca_file or '-'}, cert_file {self.tls_cert_file or '-'}): "
+                f"{cause}. Check that ca_file holds the CA that signed the server's certificate and that "
+                "the certificate names the URL's host."
+            )
+        return WarehouseUnavailable(f"warehouse {self.safe_url} is unreachable: {cause}")
 
     def qualified(self, table: str) -> str:
         quote = self.engine.dialect.identifier_preparer.quote
