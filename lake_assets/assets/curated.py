@@ -41,6 +41,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions, run_partition
+from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
@@ -203,6 +204,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
 
     @asset(
         key=["curated", name],
+        pool=STAR_SCHEMA_POOL,
         group_name=STAR,
         deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
@@ -269,6 +271,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
 
     @asset(
         key=["curated", "dim_location"],
+        pool=STAR_SCHEMA_POOL,
         group_name=STAR,
         deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
@@ -330,6 +333,7 @@ def sale_date_range(spark: SparkSession, lake: LakeStorage) -> tuple[date | None
 def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
     @asset(
         key=["curated", "dim_date"],
+        pool=STAR_SCHEMA_POOL,
         group_name=STAR,
         deps=[AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
@@ -372,6 +376,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
 
     @asset(
         key=["curated", "fact_sales"],
+        pool=STAR_SCHEMA_POOL,
         group_name=STAR,
         partitions_def=daily_partitions(config),
         ins={
