@@ -45,6 +45,7 @@ def _pooled_windows(instance: DagsterInstance, run_id: str) -> list[tuple[float,
     return [(starts[k], ends[k]) for k in POOLED_STEPS]
 
 
+@pytest.mark.slow
 def test_cli_runs_take_turns_on_the_shared_table_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
 ) -> None:

@@ -1,7 +1,7 @@
 """A backfill queued all at once on deploy/postgres/dagster.yaml, dequeued by a real `dagster-daemon`:
 the queue's `dagster/partition` limit runs the days one after the other, oldest first, so the shared
 dimension applies each day once and in order. Three days (the sample data's), one source's chain
-(backfill_location.py): every run is a process with its own SparkSession, ~20 s each here."""
+(backfill_location.py): every run is a process with its own SparkSession."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 LOCATION = str(Path(__file__).with_name("backfill_location.py"))
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
 DIM = AssetKey(["curated", "dim_customer"])
-DEADLINE_SECONDS = 300
+DEADLINE_SECONDS = 900  # a timeout for a loaded machine; ~40 s a run when idle, 2 min at load 10 on 2 cores
 
 
 def _wait_for_runs(instance: DagsterInstance, count: int, daemon: subprocess.Popen, log: Path) -> list:
@@ -43,6 +43,7 @@ def _wait_for_runs(instance: DagsterInstance, count: int, daemon: subprocess.Pop
                          + log.read_text()[-3000:])
 
 
+@pytest.mark.slow
 def test_backfill_queued_at_once_applies_every_day_once_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
