@@ -16,7 +16,7 @@ def postgres_dagster_home(directory: Path, immediate_runs: bool = False) -> Iter
     """Yield (DAGSTER_HOME, DAGSTER_PG_URL) for a new database; drop it (forcing connections off) after.
 
     `immediate_runs` swaps the queued coordinator for the default one, for tests that launch runs
-    through the webserver without a daemon to dequeue them.
+    through the webserver without a daemon to dequeue them (the pool limits still apply).
     """
     require_listening("PostgreSQL", 5432)
     name = f"dagster_test_{uuid.uuid4().hex[:10]}"
@@ -27,7 +27,7 @@ def postgres_dagster_home(directory: Path, immediate_runs: bool = False) -> Iter
     home.mkdir(parents=True)
     instance_yaml = (REPO / "deploy" / "postgres" / "dagster.yaml").read_text(encoding="utf-8")
     if immediate_runs:
-        queued = "  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 1\n"
+        queued = "  class: QueuedRunCoordinator\n"
         assert queued in instance_yaml
         instance_yaml = instance_yaml.replace(queued, "  class: DefaultRunCoordinator\n")
     (home / "dagster.yaml").write_text(instance_yaml, encoding="utf-8")

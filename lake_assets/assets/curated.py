@@ -42,6 +42,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions, run_partition
+from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
@@ -228,6 +229,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
 
     @asset(
         key=["curated", name],
+        pool=STAR_SCHEMA_POOL,
         group_name=GROUP,
         deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
@@ -307,6 +309,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
 
     @asset(
         key=["curated", "dim_location"],
+        pool=STAR_SCHEMA_POOL,
         group_name=GROUP,
         deps=[AssetKey(source_key), AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
@@ -368,6 +371,7 @@ def sale_date_range(spark: SparkSession, lake: LakeStorage) -> tuple[date | None
 def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
     @asset(
         key=["curated", "dim_date"],
+        pool=STAR_SCHEMA_POOL,
         group_name=GROUP,
         deps=[AssetKey(SALE_SOURCE)],
         kinds={"spark", "parquet"},
@@ -410,6 +414,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
 
     @asset(
         key=["curated", "fact_sales"],
+        pool=STAR_SCHEMA_POOL,
         group_name=GROUP,
         partitions_def=daily_partitions(config),
         ins={

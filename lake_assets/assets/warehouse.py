@@ -28,6 +28,7 @@ from dagster import (
 from sqlalchemy import text
 
 from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.assets.retry import retry_policy
 from lake_assets.checks.pii_scan import scan_rows
 from lake_assets.config import PipelineConfig
@@ -71,6 +72,7 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
 
     @asset(
         key=["warehouse", table],
+        pool=STAR_SCHEMA_POOL,
         group_name="warehouse",
         ins={"curated": AssetIn(key=["curated", table])},
         # Facts after their dimensions: a failed dimension load skips the day's fact load.
@@ -101,6 +103,7 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
 def _build_bi_views(config: PipelineConfig) -> AssetsDefinition:
     @asset(
         key=["warehouse", "bi_views"],
+        pool=STAR_SCHEMA_POOL,
         group_name="warehouse",
         deps=[AssetKey(["warehouse", t]) for t in WAREHOUSE_TABLES],
         kinds={"sql"},
