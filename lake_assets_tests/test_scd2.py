@@ -203,3 +203,28 @@ def test_late_changes_are_found_and_known_versions_are_not(spark: SparkSession) 
     assert ("C1", "Chicago") not in added and ("C3", "Reno") in {
         (r["customer_id"], r["city"]) for r in dim.collect()}
     assert {("C1", "Miami"), ("C9", "Tulsa"), ("C2", "Waco")} <= added
+
+
+def test_key_checks_find_planted_defects_and_pass_a_clean_history(spark: SparkSession) -> None:
+    from lake_assets.assets.curated import _key_check_results
+
+    schema = "customer_key bigint, customer_id string, valid_from timestamp, valid_to timestamp, is_current boolean"
+    clean = [(1, "C1", B, t(2, 0), False), (2, "C1", t(2, 0), E, True), (3, "C2", B, E, True),
+             (4, "C3", B, t(2, 0), False), (5, "C3", t(3, 0), E, True)]  # C3: deleted, then back (a gap)
+    results = _key_check_results(spark.createDataFrame(clean, schema), "customer_key", "customer_id", scd2=True)
+    assert [r.passed for r in results] == [True, True]
+
+    broken = [
+        (1, "C1", B, t(2, 0), False), (1, "C1", t(2, 0), E, True),  # a surrogate key twice
+        (None, "C2", B, E, True),                                      # a NULL key
+        (4, "C3", B, E, True), (5, "C3", t(2, 0), E, True),            # two current rows, overlapping
+        (6, "C4", B, E, False),                                        # open but not current
+    ]
+    key, history = _key_check_results(spark.createDataFrame(broken, schema), "customer_key", "customer_id",
+                                      scd2=True)
+    assert not key.passed and key.metadata["null_keys"].value == 1
+    assert key.metadata["rows"].value == 6 and key.metadata["distinct_keys"].value == 4
+    assert not history.passed
+    assert history.metadata["members_with_several_current_rows"].value == 1
+    assert history.metadata["overlaps"].value == 1
+    assert history.metadata["open_versions_not_current"].value == 1

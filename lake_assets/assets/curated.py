@@ -38,7 +38,7 @@ from dagster import (
 )
 from dagster_pyspark import PySparkResource
 from pydantic import Field
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions, run_partition
@@ -48,7 +48,7 @@ from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.io_managers.spark_lake import read_columns, read_spark, read_spark_if_exists, write_spark
 from lake_assets.resources.lake_storage import LakeStorage
-from spark.scd2 import ATTR_HASH, DELETE_FLAG, add_inferred_members, late_changes, unknown_member
+from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
 from spark.star_schema import (
     UNKNOWN_KEY,
     build_dim_date,
@@ -136,11 +136,30 @@ def _late_changes_result(count: int, sample: list[tuple[str, str, str]]) -> Asse
 
 
 def _key_check_results(df: DataFrame, key_col: str, natural_key: str, scd2: bool) -> list[AssetCheckResult]:
-    stats = df.agg(
+    """Both key checks from one aggregation over the table (one Spark job, not one per figure)."""
+    figures = [
         F.count(F.lit(1)).alias("rows"),
         F.countDistinct(key_col).alias("distinct_keys"),
         F.sum(F.col(key_col).isNull().cast("int")).alias("null_keys"),
-    ).collect()[0]
+    ]
+    if scd2:
+        member = Window.partitionBy(natural_key)
+        df = df.select(
+            natural_key, key_col, "valid_from", "valid_to", "is_current",
+            F.sum(F.col("is_current").cast("int")).over(member).alias("_current_rows"),
+            F.lead("valid_from").over(member.orderBy("valid_from")).alias("_next_from"),
+        )
+        # A gap is legitimate (a member closed by a delete, then re-appearing); an overlap never is.
+        overlap = (F.col("valid_from") >= F.col("valid_to")) | (
+            F.col("_next_from").isNotNull() & (F.col("_next_from") < F.col("valid_to")))
+        open_not_current = (F.col("_next_from").isNull() & ~F.col("is_current")
+                            & (F.col("valid_to") == F.lit(END_OF_TIME).cast("timestamp")))
+        figures += [
+            F.countDistinct(F.when(F.col("_current_rows") > 1, F.col(natural_key))).alias("several_current"),
+            F.sum(overlap.cast("int")).alias("overlaps"),
+            F.sum(open_not_current.cast("int")).alias("open_not_current"),
+        ]
+    stats = df.agg(*figures).collect()[0]
     results = [
         AssetCheckResult(
             check_name="surrogate_key_unique",
@@ -150,22 +169,14 @@ def _key_check_results(df: DataFrame, key_col: str, natural_key: str, scd2: bool
         )
     ]
     if scd2:
-        per_member = df.groupBy(natural_key).agg(F.sum(F.col("is_current").cast("int")).alias("current"))
-        bad_current = per_member.filter("current > 1").count()
-        ordered = df.selectExpr(
-            natural_key, "valid_from", "valid_to", "is_current",
-            f"lead(valid_from) over (partition by {natural_key} order by valid_from) as next_from",
-        )
-        # A gap is legitimate (a member closed by a delete, then re-appearing); an overlap never is.
-        overlaps = ordered.filter("valid_from >= valid_to or (next_from is not null and next_from < valid_to)")
-        overlaps = overlaps.count()
-        open_not_current = ordered.filter("next_from is null and not is_current and valid_to = '9999-12-31'").count()
+        bad_current, overlaps, open_versions = (
+            stats["several_current"], stats["overlaps"] or 0, stats["open_not_current"] or 0)
         results.append(
             AssetCheckResult(
                 check_name="one_current_row_per_member",
-                passed=bad_current == 0 and overlaps == 0 and open_not_current == 0,
+                passed=bad_current == 0 and overlaps == 0 and open_versions == 0,
                 metadata={"members_with_several_current_rows": bad_current, "overlaps": overlaps,
-                          "open_versions_not_current": open_not_current},
+                          "open_versions_not_current": open_versions},
             )
         )
     return results
