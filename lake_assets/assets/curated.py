@@ -355,8 +355,9 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
                 applied.setdefault(source, {})[day] = batch_id
         if state is None:
             state = scd1_merge(
-                None, spark.createDataFrame([], "location_id string").select(
-                    "location_id", *[F.lit(None).cast(t).alias(c) for c, t in attributes.items()]),
+                None, spark.range(0).select(
+                    F.lit(None).cast("string").alias("location_id"),
+                    *[F.lit(None).cast(t).alias(c) for c, t in attributes.items()]),
                 key_col="location_key", natural_key="location_id", attributes=attributes,
             )
         written = write_spark(state, lake, own_key, None, state={"applied": applied})

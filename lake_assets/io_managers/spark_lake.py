@@ -53,8 +53,10 @@ def read_columns(
 def _empty_frame(spark: SparkSession, schema: pa.Schema) -> DataFrame:
     """No rows, with the Spark types `spark.read.parquet` gives the same columns: a timestamp without a
     zone is TIMESTAMP_NTZ there (createDataFrame would make it a zoned TIMESTAMP, and the next write of
-    a table built from it would change the column's type)."""
-    return spark.createDataFrame([], schema=from_arrow_schema(schema, prefer_timestamp_ntz=True))
+    a table built from it would change the column's type). Built on the JVM side: `createDataFrame([])`
+    would start Python worker processes for nothing."""
+    fields = from_arrow_schema(schema, prefer_timestamp_ntz=True).fields
+    return spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in fields])
 
 
 def read_spark_if_exists(
