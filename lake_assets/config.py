@@ -688,14 +688,19 @@ class StandardizeConfig(_Strict):
         for entity, rules in self.entities.items():
             if entity not in ENTITIES:
                 raise ValueError(f"unknown entity {entity!r}; expected one of {sorted(ENTITIES)}")
-            columns = set(ENTITIES[entity].columns)
-            used = set(rules.nulls)
-            for agg in rules.aggregations:
-                used |= set(agg.group_by) | {_METRIC.match(m).group(2) for m in agg.metrics.values()} - {"*"}
-            unknown = sorted(used - columns)
-            if unknown:
-                raise ValueError(f"{entity}: unknown column(s) {unknown}; entity columns are {sorted(columns)}")
+        # Column names are checked by PipelineConfig._standardize_columns_exist: extra columns declared
+        # under `entities:` are columns too, and only the whole config knows them.
         return self
+
+    def unknown_columns(self, entity: str, columns: set[str]) -> list[str]:
+        """Columns the entity's null rules and aggregations name that are not among `columns`."""
+        rules = self.entities.get(entity)
+        if rules is None:
+            return []
+        used = set(rules.nulls)
+        for agg in rules.aggregations:
+            used |= set(agg.group_by) | {_METRIC.match(m).group(2) for m in agg.metrics.values()} - {"*"}
+        return sorted(used - columns)
 
 
 class ScheduleConfig(_Strict):
@@ -798,17 +803,14 @@ class StarSchemaConfig(_Strict):
     def dimension(self, entity: str) -> DimensionConfig:
         return self.dimensions.get(entity, DimensionConfig())  # type: ignore[call-overload]
 
-    @model_validator(mode="after")
-    def _known_type1_columns(self) -> StarSchemaConfig:
+    def unknown_type1_columns(self, entity: str, extras: set[str]) -> list[str]:
+        """`type1_columns` of one dimension that are neither its entity's attributes nor in `extras`
+        (the extra attributes declared under `entities:`; checked by PipelineConfig, which knows them)."""
         from lake_assets.entities import ENTITIES
 
-        for entity, dim in self.dimensions.items():
-            schema = ENTITIES[entity]
-            attributes = set(schema.columns) - set(schema.key) - {schema.cursor}
-            unknown = sorted(set(dim.type1_columns) - attributes)
-            if unknown:
-                raise ValueError(f"dimensions.{entity}.type1_columns: {unknown} are not attributes of {entity}")
-        return self
+        schema = ENTITIES[entity]
+        attributes = (set(schema.columns) - set(schema.key) - {schema.cursor}) | extras
+        return sorted(set(self.dimension(entity).type1_columns) - attributes)
 
 
 _EXTRA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -1060,6 +1062,37 @@ class PipelineConfig(_Strict):
         return [(s, view) for s in sources for t in s.tables for view in t.feeds() if view.entity == entity]
 
     @model_validator(mode="after")
+    def _standardize_columns_exist(self) -> PipelineConfig:
+        """Null rules and aggregations name entity columns or the entity's declared extra columns."""
+        from lake_assets.entities import ENTITIES
+
+        for entity in self.standardize.entities:
+            columns = {*ENTITIES[entity].columns, *self.entities.extra_columns(entity)}
+            unknown = self.standardize.unknown_columns(entity, columns)
+            if unknown:
+                raise ValueError(f"standardize.entities.{entity}: unknown column(s) {unknown}; {entity}'s columns "
+                                 f"are {sorted(columns)} (declare another one under entities.{entity})")
+        return self
+
+    @model_validator(mode="after")
+    def _type1_columns_known(self) -> PipelineConfig:
+        """`type1_columns` name attributes of the dimension, declared extras included; an extra declared
+        `scd: 2` cannot also be listed as Type 1."""
+        for entity in self.star_schema.dimensions:
+            extras = getattr(self.entities, entity).attributes
+            where = f"star_schema.dimensions.{entity}.type1_columns"
+            unknown = self.star_schema.unknown_type1_columns(entity, set(extras))
+            if unknown:
+                raise ValueError(f"{where}: {unknown} are not attributes of {entity} "
+                                 f"(nor extra attributes declared under entities.{entity}.attributes)")
+            versioned = [n for n in self.star_schema.dimension(entity).type1_columns
+                         if n in extras and extras[n].scd == 2]
+            if versioned:
+                raise ValueError(f"{where}: {versioned} are declared scd: 2 under entities.{entity}.attributes; "
+                                 "keep one of the two")
+        return self
+
+    @model_validator(mode="after")
     def _one_mask_per_extra(self) -> PipelineConfig:
         for entity, overrides in self.masking.entities.items():
             for column, technique in self.entities.mask_rules(entity).items():
@@ -1077,7 +1110,8 @@ class PipelineConfig(_Strict):
 
     def type1_columns(self, entity: str) -> list[str]:
         """Type-1 (overwritten) columns of an SCD2 dimension: configured ones plus extras with scd: 1."""
-        return [*self.star_schema.dimension(entity).type1_columns, *self.entities.type1_attributes(entity)]
+        return list(dict.fromkeys([*self.star_schema.dimension(entity).type1_columns,
+                                   *self.entities.type1_attributes(entity)]))
 
     def type2_attributes(self, entity: str) -> list[str] | None:
         """The Type-2 attributes of an SCD2 dimension's entity, extras included (None for other entities)."""

@@ -100,6 +100,59 @@ def test_entity_schema_appends_the_extras(tmp_path: Path) -> None:
     assert config.mask_rules_for("sale") == {"email": "hmac_sha256", "payment_method": "keep"}
 
 
+def _config_with(tmp_path: Path, entities: dict, **sections: dict) -> Path:
+    path = _config_file(tmp_path, entities)
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    path.write_text(yaml.safe_dump({**document, **sections}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+DECLARED = {
+    "customer": {"attributes": {"company_name": {"type": "string", "mask": "keep"},
+                                "credit_limit": {"type": "decimal(12,2)", "mask": "keep", "scd": 2}}},
+    "sale": {"measures": {"freight": "decimal(12,2)"}, "degenerate": {"order_status": "string"}},
+}
+
+
+def test_null_rules_and_type1_columns_accept_declared_extras(tmp_path: Path) -> None:
+    config = load_config(_config_with(
+        tmp_path, DECLARED,
+        standardize={"entities": {
+            "sale": {"nulls": {"order_status": {"rule": "default", "value": "unknown"},
+                               "freight": {"rule": "default", "value": "0"}},
+                     "aggregations": [{"name": "by_status", "group_by": ["order_status"],
+                                       "metrics": {"freight": "sum(freight)"}}]},
+            "customer": {"nulls": {"company_name": {"rule": "reject"}}},
+        }},
+        star_schema={"dimensions": {"customer": {"type1_columns": ["company_name", "city"]}}},
+    ))
+    assert config.standardize.entities["sale"].nulls["order_status"].value == "unknown"
+    # Listed as Type 1, the extra is overwritten rather than versioned; each column once.
+    assert config.type1_columns("customer") == ["company_name", "city"]
+    assert "company_name" not in config.type2_attributes("customer")
+    assert "credit_limit" in config.type2_attributes("customer")
+
+
+@pytest.mark.parametrize(
+    ("sections", "says"),
+    [
+        ({"standardize": {"entities": {"sale": {"nulls": {"shoe_size": {"rule": "keep"}}}}}},
+         "standardize.entities.sale: unknown column(s) ['shoe_size']"),
+        # An extra of another entity is no column of this one.
+        ({"standardize": {"entities": {"customer": {"nulls": {"freight": {"rule": "keep"}}}}}},
+         "standardize.entities.customer: unknown column(s) ['freight']"),
+        ({"star_schema": {"dimensions": {"product": {"type1_columns": ["company_name"]}}}},
+         "star_schema.dimensions.product.type1_columns: ['company_name'] are not attributes of product"),
+        ({"star_schema": {"dimensions": {"customer": {"type1_columns": ["credit_limit"]}}}},
+         "['credit_limit'] are declared scd: 2 under entities.customer.attributes"),
+    ],
+)
+def test_rules_naming_undeclared_columns_still_fail(tmp_path: Path, sections: dict, says: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(_config_with(tmp_path, DECLARED, **sections))
+    assert says in str(error.value), str(error.value)
+
+
 def _half_up(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
