@@ -685,7 +685,7 @@ class StandardizeConfig(_Strict):
     def _columns_exist(self) -> StandardizeConfig:
         from lake_assets.entities import ENTITIES
 
-        for entity, rules in self.entities.items():
+        for entity in self.entities:
             if entity not in ENTITIES:
                 raise ValueError(f"unknown entity {entity!r}; expected one of {sorted(ENTITIES)}")
         # Column names are checked by PipelineConfig._standardize_columns_exist: extra columns declared
