@@ -236,12 +236,8 @@ class _MappedTable(_Strict):
             if feed.entity in feeds:
                 raise ValueError(f"also_feeds[{i}].entity: {feed.entity!r} is already fed by this table")
             feeds[feed.entity] = ENTITIES[feed.entity].columns
-            unknown = sorted(set(feed.columns.values()) - set(ENTITIES[feed.entity].columns))
-            if unknown:
-                raise ValueError(
-                    f"also_feeds[{i}].columns: {unknown} are not columns of {feed.entity}; "
-                    f"its columns are {list(ENTITIES[feed.entity].columns)}"
-                )
+            # Names outside the entity's columns may be extra columns declared under `entities:`:
+            # PipelineConfig._mapping_rules_name_declared_columns checks them against those.
             unmapped = [c for c in ENTITIES[feed.entity].key if c not in feed.columns.values()]
             if unmapped:
                 raise ValueError(
@@ -263,8 +259,7 @@ class _MappedTable(_Strict):
         for option, allowed in (("scale", _NUMERIC), ("timestamp_units", ("timestamp", "date")), ("value_map", None)):
             for column in getattr(self, option):
                 if column not in types:
-                    raise ValueError(f"{option}.{column}: not a column of {' or '.join(feeds)} "
-                                     "(rules name the entity column a source column is mapped to)")
+                    continue  # perhaps a declared extra column: checked by PipelineConfig
                 if allowed and not any(t in allowed or t.startswith("decimal") for t in types[column]):
                     kinds = "a number" if option == "scale" else "a timestamp or date"
                     raise ValueError(f"{option}.{column}: {column} is {'/'.join(sorted(types[column]))}, "
@@ -1060,6 +1055,45 @@ class PipelineConfig(_Strict):
         that entity, the feed's `columns`."""
         sources: list[SourceKindConfig | DerivedSourceConfig] = [*self.sources, self.derived_source]
         return [(s, view) for s in sources for t in s.tables for view in t.feeds() if view.entity == entity]
+
+    @model_validator(mode="after")
+    def _mapping_rules_name_declared_columns(self) -> PipelineConfig:
+        """`also_feeds` columns and the value rules (`scale`, `timestamp_units`, `value_map`) name entity
+        columns or extra columns declared under `entities:`, of a type the rule can change."""
+        from lake_assets.entities import ENTITIES
+
+        problems: list[str] = []
+        tables = [(f"{s.name}.{t.name}", t) for s in self.sources for t in s.tables]
+        tables += [(f"derived.{t.name}", t) for t in self.derived]
+        for where, table in tables:
+            if table.entity is None:
+                continue
+            types: dict[str, set[str]] = {}
+            for feed in [table, *table.also_feeds]:
+                columns = {**ENTITIES[feed.entity].columns, **self.entities.extra_columns(feed.entity)}
+                for column, kind in columns.items():
+                    types.setdefault(column, set()).add(kind)
+            for i, feed in enumerate(table.also_feeds):
+                known = {*ENTITIES[feed.entity].columns, *self.entities.extra_columns(feed.entity)}
+                unknown = sorted(set(feed.columns.values()) - known)
+                if unknown:
+                    problems.append(f"sources: {where}.also_feeds[{i}].columns: {unknown} are not columns of "
+                                    f"{feed.entity}; its columns are {sorted(known)} (declare another one under "
+                                    f"entities.{feed.entity})")
+            entities = " or ".join(f.entity for f in [table, *table.also_feeds])
+            for option, allowed in (("scale", _NUMERIC), ("timestamp_units", ("timestamp", "date")),
+                                    ("value_map", None)):
+                for column in getattr(table, option):
+                    if column not in types:
+                        problems.append(f"sources: {where}.{option}.{column}: not a column of {entities} "
+                                        "(rules name the entity column a source column is mapped to)")
+                    elif allowed and not any(t in allowed or t.startswith("decimal") for t in types[column]):
+                        kinds = "a number" if option == "scale" else "a timestamp or date"
+                        problems.append(f"sources: {where}.{option}.{column}: {column} is "
+                                        f"{'/'.join(sorted(types[column]))}, not {kinds}")
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _standardize_columns_exist(self) -> PipelineConfig:
