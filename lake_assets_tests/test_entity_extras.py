@@ -244,6 +244,15 @@ def test_an_existing_star_schema_gains_the_extra_columns(request: pytest.Fixture
     status = after.fetch_all(f"SELECT order_status, COUNT(*) FROM {fact} WHERE order_status IS NOT NULL "
                              "GROUP BY order_status ORDER BY order_status")
     assert [(s, int(n)) for s, n in status] == [("pending", 1), ("shipped", 1)]
+    # The degenerate column groups the per-day view; the fact rows above: net = 10 x quantity - 1.
+    by_status = after.fetch_all(
+        f"SELECT full_date, order_status, sale_lines, net_amount, freight FROM "
+        f"{after.qualified('v_sales_daily_by_order_attributes')} ORDER BY full_date, order_status")
+    assert [(str(d), s, int(n), Decimal(str(net)), None if f is None else Decimal(str(f)))
+            for d, s, n, net, f in by_status] == [
+        ("2024-01-01", None, 2, Decimal(19 + 29), None), ("2024-01-02", None, 2, Decimal(9 + 49), None),
+        ("2024-01-03", "pending", 1, Decimal(19), Decimal("11.61")),
+        ("2024-01-03", "shipped", 1, Decimal(9), Decimal("32.38"))]
 
 
 def test_explain_reports_an_extra_as_mapped_with_its_mask(tmp_path: Path) -> None:
