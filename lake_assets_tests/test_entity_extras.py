@@ -1,6 +1,6 @@
 """Columns of the configuration's own (`entities:`) and the discount rate, unit by unit: config
 validation, the entity schema, the fact's money arithmetic, and the warehouse migration of an existing
-star schema on PostgreSQL and MariaDB. The whole graph runs in test_entity_extras_e2e.py."""
+star schema on PostgreSQL and MariaDB. The whole graph runs in test_own_sources_graph.py."""
 
 from __future__ import annotations
 
