@@ -326,12 +326,8 @@ class _MappedTable(_Strict):
             if feed.entity in feeds:
                 raise ValueError(f"also_feeds[{i}].entity: {feed.entity!r} is already fed by this table")
             feeds[feed.entity] = ENTITIES[feed.entity].columns
-            unknown = sorted(set(feed.columns.values()) - set(ENTITIES[feed.entity].columns))
-            if unknown:
-                raise ValueError(
-                    f"also_feeds[{i}].columns: {unknown} are not columns of {feed.entity}; "
-                    f"its columns are {list(ENTITIES[feed.entity].columns)}"
-                )
+            # Names outside the entity's columns may be extra columns declared under `entities:`:
+            # PipelineConfig._mapping_rules_name_declared_columns checks them against those.
             unmapped = [c for c in ENTITIES[feed.entity].key if c not in feed.columns.values()]
             if unmapped:
                 raise ValueError(
@@ -353,8 +349,7 @@ class _MappedTable(_Strict):
         for option, allowed in (("scale", _NUMERIC), ("timestamp_units", ("timestamp", "date")), ("value_map", None)):
             for column in getattr(self, option):
                 if column not in types:
-                    raise ValueError(f"{option}.{column}: not a column of {' or '.join(feeds)} "
-                                     "(rules name the entity column a source column is mapped to)")
+                    continue  # perhaps a declared extra column: checked by PipelineConfig
                 if allowed and not any(t in allowed or t.startswith("decimal") for t in types[column]):
                     kinds = "a number" if option == "scale" else "a timestamp or date"
                     raise ValueError(f"{option}.{column}: {column} is {'/'.join(sorted(types[column]))}, "
@@ -799,17 +794,22 @@ class StandardizeConfig(_Strict):
     def _columns_exist(self) -> StandardizeConfig:
         from lake_assets.entities import ENTITIES
 
-        for entity, rules in self.entities.items():
+        for entity in self.entities:
             if entity not in ENTITIES:
                 raise ValueError(f"unknown entity {entity!r}; expected one of {sorted(ENTITIES)}")
-            columns = set(ENTITIES[entity].columns)
-            used = set(rules.nulls)
-            for agg in rules.aggregations:
-                used |= set(agg.group_by) | {_METRIC.match(m).group(2) for m in agg.metrics.values()} - {"*"}
-            unknown = sorted(used - columns)
-            if unknown:
-                raise ValueError(f"{entity}: unknown column(s) {unknown}; entity columns are {sorted(columns)}")
+        # Column names are checked by PipelineConfig._standardize_columns_exist: extra columns declared
+        # under `entities:` are columns too, and only the whole config knows them.
         return self
+
+    def unknown_columns(self, entity: str, columns: set[str]) -> list[str]:
+        """Columns the entity's null rules and aggregations name that are not among `columns`."""
+        rules = self.entities.get(entity)
+        if rules is None:
+            return []
+        used = set(rules.nulls)
+        for agg in rules.aggregations:
+            used |= set(agg.group_by) | {_METRIC.match(m).group(2) for m in agg.metrics.values()} - {"*"}
+        return sorted(used - columns)
 
 
 class ScheduleConfig(_Strict):
@@ -963,17 +963,14 @@ class StarSchemaConfig(_Strict):
     def dimension(self, entity: str) -> DimensionConfig:
         return self.dimensions.get(entity, DimensionConfig())  # type: ignore[call-overload]
 
-    @model_validator(mode="after")
-    def _known_type1_columns(self) -> StarSchemaConfig:
+    def unknown_type1_columns(self, entity: str, extras: set[str]) -> list[str]:
+        """`type1_columns` of one dimension that are neither its entity's attributes nor in `extras`
+        (the extra attributes declared under `entities:`; checked by PipelineConfig, which knows them)."""
         from lake_assets.entities import ENTITIES
 
-        for entity, dim in self.dimensions.items():
-            schema = ENTITIES[entity]
-            attributes = set(schema.columns) - set(schema.key) - {schema.cursor}
-            unknown = sorted(set(dim.type1_columns) - attributes)
-            if unknown:
-                raise ValueError(f"dimensions.{entity}.type1_columns: {unknown} are not attributes of {entity}")
-        return self
+        schema = ENTITIES[entity]
+        attributes = (set(schema.columns) - set(schema.key) - {schema.cursor}) | extras
+        return sorted(set(self.dimension(entity).type1_columns) - attributes)
 
 
 _EXTRA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -1257,6 +1254,76 @@ class PipelineConfig(_Strict):
         return [(s, view) for s in sources for t in s.tables for view in t.feeds() if view.entity == entity]
 
     @model_validator(mode="after")
+    def _mapping_rules_name_declared_columns(self) -> PipelineConfig:
+        """`also_feeds` columns and the value rules (`scale`, `timestamp_units`, `value_map`) name entity
+        columns or extra columns declared under `entities:`, of a type the rule can change."""
+        from lake_assets.entities import ENTITIES
+
+        problems: list[str] = []
+        tables = [(f"{s.name}.{t.name}", t) for s in self.sources for t in s.tables]
+        tables += [(f"derived.{t.name}", t) for t in self.derived]
+        for where, table in tables:
+            if table.entity is None:
+                continue
+            types: dict[str, set[str]] = {}
+            for feed in [table, *table.also_feeds]:
+                columns = {**ENTITIES[feed.entity].columns, **self.entities.extra_columns(feed.entity)}
+                for column, kind in columns.items():
+                    types.setdefault(column, set()).add(kind)
+            for i, feed in enumerate(table.also_feeds):
+                known = {*ENTITIES[feed.entity].columns, *self.entities.extra_columns(feed.entity)}
+                unknown = sorted(set(feed.columns.values()) - known)
+                if unknown:
+                    problems.append(f"sources: {where}.also_feeds[{i}].columns: {unknown} are not columns of "
+                                    f"{feed.entity}; its columns are {sorted(known)} (declare another one under "
+                                    f"entities.{feed.entity})")
+            entities = " or ".join(f.entity for f in [table, *table.also_feeds])
+            for option, allowed in (("scale", _NUMERIC), ("timestamp_units", ("timestamp", "date")),
+                                    ("value_map", None)):
+                for column in getattr(table, option):
+                    if column not in types:
+                        problems.append(f"sources: {where}.{option}.{column}: not a column of {entities} "
+                                        "(rules name the entity column a source column is mapped to)")
+                    elif allowed and not any(t in allowed or t.startswith("decimal") for t in types[column]):
+                        kinds = "a number" if option == "scale" else "a timestamp or date"
+                        problems.append(f"sources: {where}.{option}.{column}: {column} is "
+                                        f"{'/'.join(sorted(types[column]))}, not {kinds}")
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _standardize_columns_exist(self) -> PipelineConfig:
+        """Null rules and aggregations name entity columns or the entity's declared extra columns."""
+        from lake_assets.entities import ENTITIES
+
+        for entity in self.standardize.entities:
+            columns = {*ENTITIES[entity].columns, *self.entities.extra_columns(entity)}
+            unknown = self.standardize.unknown_columns(entity, columns)
+            if unknown:
+                raise ValueError(f"standardize.entities.{entity}: unknown column(s) {unknown}; {entity}'s columns "
+                                 f"are {sorted(columns)} (declare another one under entities.{entity})")
+        return self
+
+    @model_validator(mode="after")
+    def _type1_columns_known(self) -> PipelineConfig:
+        """`type1_columns` name attributes of the dimension, declared extras included; an extra declared
+        `scd: 2` cannot also be listed as Type 1."""
+        for entity in self.star_schema.dimensions:
+            extras = getattr(self.entities, entity).attributes
+            where = f"star_schema.dimensions.{entity}.type1_columns"
+            unknown = self.star_schema.unknown_type1_columns(entity, set(extras))
+            if unknown:
+                raise ValueError(f"{where}: {unknown} are not attributes of {entity} "
+                                 f"(nor extra attributes declared under entities.{entity}.attributes)")
+            versioned = [n for n in self.star_schema.dimension(entity).type1_columns
+                         if n in extras and extras[n].scd == 2]
+            if versioned:
+                raise ValueError(f"{where}: {versioned} are declared scd: 2 under entities.{entity}.attributes; "
+                                 "keep one of the two")
+        return self
+
+    @model_validator(mode="after")
     def _one_mask_per_extra(self) -> PipelineConfig:
         for entity, overrides in self.masking.entities.items():
             for column, technique in self.entities.mask_rules(entity).items():
@@ -1274,7 +1341,8 @@ class PipelineConfig(_Strict):
 
     def type1_columns(self, entity: str) -> list[str]:
         """Type-1 (overwritten) columns of an SCD2 dimension: configured ones plus extras with scd: 1."""
-        return [*self.star_schema.dimension(entity).type1_columns, *self.entities.type1_attributes(entity)]
+        return list(dict.fromkeys([*self.star_schema.dimension(entity).type1_columns,
+                                   *self.entities.type1_attributes(entity)]))
 
     def type2_attributes(self, entity: str) -> list[str] | None:
         """The Type-2 attributes of an SCD2 dimension's entity, extras included (None for other entities)."""

@@ -9,6 +9,10 @@ fields) and reports, per delivered column, the entity column it becomes, the pro
 transform (type cast, case and digit rules, null rule) and the masking rule; then the unmapped
 columns and where they go, required entity columns the source does not deliver, PII-looking column
 names without a masking rule, conflicting renames, the record key and how duplicates are resolved.
+A table with `also_feeds` gets one more report per entity it feeds (the same columns, that feed's
+renames; unmapped columns are dropped there). A `derived:` table is reported with its inputs and their
+delivered columns, its renames and mapping rules, and the required entity columns its query must
+return: its own columns exist only when Spark runs the SQL.
 
 Nothing is written: no lake, no warehouse, no cursor, no Spark session. The rules are not restated
 here; they are read from the modules that apply them (entities, mapping, masking config, the
@@ -30,15 +34,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lake_assets.config import (
+    DERIVED_SOURCE,
     ApiSourceConfig,
     ConfigError,
     DatabaseSourceConfig,
+    DerivedSourceConfig,
+    DerivedTableConfig,
     EntityStandardizeConfig,
     FileSourceConfig,
     PipelineConfig,
     SourceKindConfig,
     TableConfig,
     load_config,
+    view_name,
 )
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.ingestion.api_source import APISource
@@ -92,10 +100,15 @@ class TableReport:
     standardize: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # "also_feeds": the same rows feeding a further entity; "derived": a `derived:` table (Spark SQL).
+    via: str = ""
+    inputs: dict[str, list[str]] = field(default_factory=dict)  # derived: input view -> its delivered columns
+    renames: dict[str, str] = field(default_factory=dict)  # derived: `columns` (output column -> entity column)
 
     @property
     def name(self) -> str:
-        return f"{self.source}.{self.table}"
+        name = f"{self.source}.{self.table}"
+        return f"{name} (also feeds {self.entity})" if self.via == "also_feeds" else name
 
 
 # --------------------------------------------------------------------------- reading the delivered columns
@@ -286,8 +299,27 @@ def _duplicates(config: PipelineConfig, entity: EntitySchema) -> dict[str, Any]:
     }
 
 
-def explain_table(config: PipelineConfig, source: SourceKindConfig, table: TableConfig) -> TableReport:
-    """The report of one source table; a table that cannot be read gets an error, never an exception."""
+Delivered = tuple[list[str], dict[str, list[str]], str]
+
+
+def _read(source: SourceKindConfig, table: TableConfig) -> Delivered | str:
+    """The delivered columns, or why they cannot be read (secrets hidden): one table that cannot be read
+    must not hide the others."""
+    try:
+        return delivered_columns(source, table)
+    except IngestionError as exc:
+        return _hide_secrets(str(exc), source)
+    except Exception as exc:  # noqa: BLE001
+        return _hide_secrets(f"cannot read the columns: {type(exc).__name__}: {exc}", source)
+
+
+def explain_table(
+    config: PipelineConfig, source: SourceKindConfig, table: TableConfig, delivered: Delivered | str | None = None,
+    also_feeds: bool = False,
+) -> TableReport:
+    """The report of one source table (or, with `also_feeds`, of the view of it feeding a further
+    entity); a table that cannot be read gets an error, never an exception. `delivered`: what `_read`
+    returned, when the caller has read the columns already."""
     entity = entity_schema(config, table.entity)  # with the configured extra columns
     rules = config.standardize.entities.get(entity.name, EntityStandardizeConfig())
     formats = list(rules.timestamp_formats or config.standardize.timestamp_formats or DEFAULT_TIMESTAMP_FORMATS)
@@ -296,19 +328,16 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
     kind = "file"
     if isinstance(source, DatabaseSourceConfig | ApiSourceConfig):
         kind = "database" if isinstance(source, DatabaseSourceConfig) else "api"
-    report = TableReport(source.name, table.name, kind, entity.name, read_from="")
+    report = TableReport(source.name, table.name, kind, entity.name, read_from="",
+                         via="also_feeds" if also_feeds else "")
     report.standardize = {"null_tokens": tokens, "timestamp_formats": formats}
     report.duplicates = _duplicates(config, entity)
-    try:
-        columns, nested, report.read_from = delivered_columns(source, table)
-    except IngestionError as exc:
+    read = _read(source, table) if delivered is None else delivered
+    if isinstance(read, str):
         report.read_from = _origin(source, table)
-        report.errors.append(_hide_secrets(str(exc), source))
+        report.errors.append(read)
         return report
-    except Exception as exc:  # noqa: BLE001 - one unreadable table must not hide the others
-        report.read_from = _origin(source, table)
-        report.errors.append(_hide_secrets(f"cannot read the columns: {type(exc).__name__}: {exc}", source))
-        return report
+    columns, nested, report.read_from = read
 
     delivered_entity: dict[str, str] = {}
     for column in columns:
@@ -331,13 +360,16 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
                 )
             )
         else:
+            # Through also_feeds only the mapped columns feed the entity (processed.py `_mapped`).
+            kept = [f"dropped (only mapped columns feed {entity.name})"] if also_feeds else ["trim (kept as text)"]
             report.columns.append(
                 ColumnReport(
-                    column, None, target, None, ["trim (kept as text)"], None, masking.get(target), pii,
-                    nested.get(column, []),
+                    column, None, target, None, kept, None, masking.get(target), pii, nested.get(column, []),
                 )
             )
             report.unmapped.append(column)
+            if also_feeds:
+                continue  # dropped here; the table's own report judges its PII
         if pii and target not in masking:
             report.pii_without_rule.append(target)
 
@@ -425,8 +457,8 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
             "ingest time only"
         )
     for column, fields in nested.items():
-        if to_snake_case(column) in read_from:
-            continue  # mapped field by field through nested paths
+        if to_snake_case(column) in read_from or also_feeds:
+            continue  # mapped field by field through nested paths (or reported by the table's own report)
         report.warnings.append(
             f"{column} is a nested object, stored as one JSON text column; its fields ({', '.join(fields[:6])}"
             f"{', ...' if len(fields) > 6 else ''}) are not mapped one by one"
@@ -434,16 +466,76 @@ def explain_table(config: PipelineConfig, source: SourceKindConfig, table: Table
     return report
 
 
+def explain_derived(config: PipelineConfig, table: DerivedTableConfig, also_feeds: bool = False) -> TableReport:
+    """The report of a derived table (or of its view feeding a further entity through `also_feeds`).
+
+    Its columns exist only once Spark runs its SQL, which explain does not do: the report lists the
+    inputs with their delivered columns, the `columns` renames and mapping rules, and the entity columns
+    the query must return."""
+    entity = entity_schema(config, table.entity)
+    inputs = config.derived_inputs(table)
+    report = TableReport(
+        DERIVED_SOURCE, table.name, "derived", entity.name,
+        read_from=f"Spark SQL over {', '.join(view_name(s.name, t.name) for s, t in inputs)} when "
+        f"raw/{DERIVED_SOURCE}/{table.name} runs",
+        via="also_feeds" if also_feeds else "derived", renames=dict(table.columns),
+    )
+    report.duplicates = _duplicates(config, entity)
+    report.key = {"delivered": list(table.key), "entity": list(entity.key), "configured": bool(table.key),
+                  "entity_cursor": entity.cursor, "cursor_delivered_as": None}
+    for source, input_table in inputs:
+        name = view_name(source.name, input_table.name)
+        if isinstance(source, DerivedSourceConfig):
+            report.inputs[name] = []  # an earlier derived table: its columns are known when it runs
+            continue
+        read = _read(source, input_table)
+        if isinstance(read, str):
+            report.errors.append(f"input {name} ({source.name}.{input_table.name}): {read}")
+        else:
+            report.inputs[name] = [c for c in read[0] if not c.startswith("_")]
+    for column, target in table.columns.items():
+        if target not in entity.columns:
+            report.warnings.append(f"rename {column} -> {target}: {target!r} is not a column of entity {entity.name}")
+    built = set(table.columns.values()) | table.derived_columns()
+    needed = [c for c in entity.required if c not in built]
+    rules = [f"{option}.{column}" for option in ("timestamp_units", "scale", "value_map")
+             for column in getattr(table, option)]
+    report.warnings.append(
+        "its output columns are known only when the SQL runs (explain runs nothing): the query must return "
+        + (f"{', '.join(needed)} by name" if needed else "no further required column by name")
+        + (f"; renamed by `columns`: {', '.join(f'{k} -> {v}' for k, v in table.columns.items())}"
+           if table.columns else "")
+        + (f"; mapping rules: {', '.join(rules)}" if rules else "")
+        + f"; other {entity.name} columns it returns by name are typed and loaded, the rest kept as text"
+    )
+    return report
+
+
+def _wanted(only: set[str], source: str, table: str) -> bool:
+    return not only or source in only or f"{source}.{table}" in only
+
+
 def explain(config: PipelineConfig, only: Sequence[str] = ()) -> list[TableReport]:
-    """Reports for every configured table (or those named `source` / `source.table` in `only`)."""
+    """Reports for every configured table (or those named `source` / `source.table` in `only`, derived
+    tables as `derived.<name>`): each source table, then one report per entity it also feeds
+    (`also_feeds`, from the same read of its columns), then the derived tables."""
     wanted = set(only)
-    return [
-        explain_table(config, source, table)
-        for source in config.sources
-        for table in source.tables
-        if table.entity is not None  # an input of derived tables only: no entity mapping to explain
-        and (not wanted or source.name in wanted or f"{source.name}.{table.name}" in wanted)
-    ]
+    reports: list[TableReport] = []
+    for source in config.sources:
+        for table in source.tables:
+            # A table without entity is an input of derived tables only: explained with them.
+            if table.entity is None or not _wanted(wanted, source.name, table.name):
+                continue
+            read = _read(source, table)
+            reports.append(explain_table(config, source, table, read))
+            for view in table.feeds()[1:]:
+                # The view's own key is the entity's, through its `columns` (the table's `key` is not its).
+                reports.append(explain_table(config, source, view.model_copy(update={"key": []}), read, True))
+    for derived in config.derived:
+        if _wanted(wanted, DERIVED_SOURCE, derived.name):
+            reports.append(explain_derived(config, derived))
+            reports.extend(explain_derived(config, view, also_feeds=True) for view in derived.feeds()[1:])
+    return reports
 
 
 # --------------------------------------------------------------------------- rendering
@@ -458,6 +550,8 @@ def render_text(reports: list[TableReport]) -> str:
         status = "ERROR" if report.errors else "ok"
         out.append(f"{report.name} -> entity {report.entity}  [{report.kind}, {status}]")
         out.append(f"  read from: {report.read_from}")
+        for view, columns in report.inputs.items():
+            out.append(f"  input {view}: {', '.join(columns) or '(known when it runs)'}")
         if report.columns:
             rows = [["delivered column", "entity column", "type", "transform", "null rule", "masking"]]
             for c in report.columns:
@@ -468,8 +562,10 @@ def render_text(reports: list[TableReport]) -> str:
                      c.null_rule or "-", masking]
                 )
             out.extend(_grid(rows))
+            destination = (f"dropped: only mapped columns feed {report.entity}" if report.via == "also_feeds"
+                           else UNMAPPED_DESTINATION)
             out.append(f"  unmapped: {', '.join(report.unmapped) or 'none'}"
-                       + (f" -> {UNMAPPED_DESTINATION}" if report.unmapped else ""))
+                       + (f" -> {destination}" if report.unmapped else ""))
             out.append(f"  required entity columns missing: {', '.join(report.missing_required) or 'none'}")
             out.append(f"  optional entity columns not delivered (NULL): {', '.join(report.not_delivered) or 'none'}")
             out.append(f"  PII-looking columns without a masking rule: {', '.join(report.pii_without_rule) or 'none'}")
@@ -523,8 +619,9 @@ def _parser() -> argparse.ArgumentParser:
         description="For every source table: the delivered columns (read from the database, the first "
         "matching file, or the API's first page) -> entity column, transform and masking rule; unmapped "
         "columns and where they go; required columns missing; PII-looking columns without a masking rule; "
-        "the key and how duplicates are resolved. Only what is needed to learn the column names is read; "
-        "nothing is written.",
+        "the key and how duplicates are resolved; the same for each entity it also feeds (also_feeds). "
+        "For every derived table: its inputs and their columns, its renames and the entity columns its "
+        "query must return. Only what is needed to learn the column names is read; nothing is written.",
         epilog="Exit status: 0 no errors, 1 some table has an error (unreachable source, no file, a required "
         "column not delivered, conflicting renames, unmasked PII while on_unknown_pii is fail), 2 usage or "
         "config error. Passwords and tokens are never printed.",
@@ -535,7 +632,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain_cmd.add_argument(
         "--table", action="append", default=[], metavar="SOURCE[.TABLE]",
-        help="explain only this source or source.table (repeatable; default: every table)",
+        help="explain only this source or source.table (derived tables: derived or derived.NAME; "
+        "repeatable; default: every table)",
     )
     explain_cmd.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
@@ -551,6 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lake-config: {exc}", file=sys.stderr)
         return 2
     known = {s.name for s in config.sources} | {f"{s.name}.{t.name}" for s in config.sources for t in s.tables}
+    if config.derived:
+        known |= {DERIVED_SOURCE} | {f"{DERIVED_SOURCE}.{t.name}" for t in config.derived}
     unknown = sorted(set(args.table) - known)
     if unknown:
         print(f"lake-config: unknown table(s) {unknown}; configured: {sorted(known)}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Columns of the configuration's own (`entities:`) and the discount rate, unit by unit: config
 validation, the entity schema, the fact's money arithmetic, and the warehouse migration of an existing
-star schema on PostgreSQL and MariaDB. The whole graph runs in test_entity_extras_e2e.py."""
+star schema on PostgreSQL and MariaDB. The whole graph runs in test_own_sources_graph.py."""
 
 from __future__ import annotations
 
@@ -100,6 +100,59 @@ def test_entity_schema_appends_the_extras(tmp_path: Path) -> None:
     assert config.mask_rules_for("sale") == {"email": "hmac_sha256", "payment_method": "keep"}
 
 
+def _config_with(tmp_path: Path, entities: dict, **sections: dict) -> Path:
+    path = _config_file(tmp_path, entities)
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    path.write_text(yaml.safe_dump({**document, **sections}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+DECLARED = {
+    "customer": {"attributes": {"company_name": {"type": "string", "mask": "keep"},
+                                "credit_limit": {"type": "decimal(12,2)", "mask": "keep", "scd": 2}}},
+    "sale": {"measures": {"freight": "decimal(12,2)"}, "degenerate": {"order_status": "string"}},
+}
+
+
+def test_null_rules_and_type1_columns_accept_declared_extras(tmp_path: Path) -> None:
+    config = load_config(_config_with(
+        tmp_path, DECLARED,
+        standardize={"entities": {
+            "sale": {"nulls": {"order_status": {"rule": "default", "value": "unknown"},
+                               "freight": {"rule": "default", "value": "0"}},
+                     "aggregations": [{"name": "by_status", "group_by": ["order_status"],
+                                       "metrics": {"freight": "sum(freight)"}}]},
+            "customer": {"nulls": {"company_name": {"rule": "reject"}}},
+        }},
+        star_schema={"dimensions": {"customer": {"type1_columns": ["company_name", "city"]}}},
+    ))
+    assert config.standardize.entities["sale"].nulls["order_status"].value == "unknown"
+    # Listed as Type 1, the extra is overwritten rather than versioned; each column once.
+    assert config.type1_columns("customer") == ["company_name", "city"]
+    assert "company_name" not in config.type2_attributes("customer")
+    assert "credit_limit" in config.type2_attributes("customer")
+
+
+@pytest.mark.parametrize(
+    ("sections", "says"),
+    [
+        ({"standardize": {"entities": {"sale": {"nulls": {"shoe_size": {"rule": "keep"}}}}}},
+         "standardize.entities.sale: unknown column(s) ['shoe_size']"),
+        # An extra of another entity is no column of this one.
+        ({"standardize": {"entities": {"customer": {"nulls": {"freight": {"rule": "keep"}}}}}},
+         "standardize.entities.customer: unknown column(s) ['freight']"),
+        ({"star_schema": {"dimensions": {"product": {"type1_columns": ["company_name"]}}}},
+         "star_schema.dimensions.product.type1_columns: ['company_name'] are not attributes of product"),
+        ({"star_schema": {"dimensions": {"customer": {"type1_columns": ["credit_limit"]}}}},
+         "['credit_limit'] are declared scd: 2 under entities.customer.attributes"),
+    ],
+)
+def test_rules_naming_undeclared_columns_still_fail(tmp_path: Path, sections: dict, says: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(_config_with(tmp_path, DECLARED, **sections))
+    assert says in str(error.value), str(error.value)
+
+
 def _half_up(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -191,6 +244,15 @@ def test_an_existing_star_schema_gains_the_extra_columns(request: pytest.Fixture
     status = after.fetch_all(f"SELECT order_status, COUNT(*) FROM {fact} WHERE order_status IS NOT NULL "
                              "GROUP BY order_status ORDER BY order_status")
     assert [(s, int(n)) for s, n in status] == [("pending", 1), ("shipped", 1)]
+    # The degenerate column groups the per-day view; the fact rows above: net = 10 x quantity - 1.
+    by_status = after.fetch_all(
+        f"SELECT full_date, order_status, sale_lines, net_amount, freight FROM "
+        f"{after.qualified('v_sales_daily_by_order_attributes')} ORDER BY full_date, order_status")
+    assert [(str(d), s, int(n), Decimal(str(net)), None if f is None else Decimal(str(f)))
+            for d, s, n, net, f in by_status] == [
+        ("2024-01-01", None, 2, Decimal(19 + 29), None), ("2024-01-02", None, 2, Decimal(9 + 49), None),
+        ("2024-01-03", "pending", 1, Decimal(19), Decimal("11.61")),
+        ("2024-01-03", "shipped", 1, Decimal(9), Decimal("32.38"))]
 
 
 def test_explain_reports_an_extra_as_mapped_with_its_mask(tmp_path: Path) -> None:

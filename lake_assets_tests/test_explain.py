@@ -284,3 +284,66 @@ def test_api_first_page_with_nested_record(tmp_path: Path, monkeypatch, capsys) 
     assert "warning: buyer: nested field buyer.contact.email looks like email" in out
     assert "masks it with redact if its values show it" in out  # found by value, free text: redacted
     assert token not in out + err
+
+
+# --------------------------------------------------------------------------- also_feeds and derived tables
+LINES_HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+                "Country"]
+PAYMENTS_HEADER = ["payment_id", "invoice_no", "amount", "method"]
+
+
+def test_also_feeds_and_derived_tables_are_explained(tmp_path: Path, capsys) -> None:
+    day = tmp_path / "drop" / "2024-05-01"
+    day.mkdir(parents=True)
+    (day / "lines.csv").write_text(",".join(LINES_HEADER) + "\n536365,85123A,HEART,6,5/1/2024 8:26,255,17850,EIRE\n",
+                                   encoding="utf-8")
+    (day / "payments.csv").write_text(",".join(PAYMENTS_HEADER) + "\nP1,536365,1530,card\n", encoding="utf-8")
+    source = {"name": "shop", "kind": "file", "path": str(tmp_path / "drop"), "tables": [
+        {"name": "lines", "entity": "sale", "pattern": "{date}/lines.csv",
+         "generate": {"sale_line_id": {"from": ["InvoiceNo", "StockCode"]}},
+         "columns": {"invoice_date": "sold_at", "stock_code": "product_id"},
+         "also_feeds": [
+             {"entity": "product", "columns": {"stock_code": "product_id", "description": "product_name"}},
+             {"entity": "customer", "columns": {"customer_id": "customer_id", "region_name": "region"}}]},
+        {"name": "payments", "pattern": "{date}/payments.csv"},
+    ]}
+    path = write_config(tmp_path, [source])
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["derived"] = [{
+        "name": "paid_lines", "entity": "sale", "columns": {"qty": "quantity"}, "scale": {"unit_price": 0.01},
+        "also_feeds": [{"entity": "location", "columns": {"store": "location_id"}}],
+        "sql": "SELECT l.*, l.quantity AS qty FROM shop__lines l JOIN shop__payments p ON p.invoice_no = l.invoice_no",
+    }]
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    code, tables = explained(path, capsys)
+    assert list(tables) == ["shop.lines", "shop.lines (also feeds product)", "shop.lines (also feeds customer)",
+                            "derived.paid_lines", "derived.paid_lines (also feeds location)"]
+    assert code == 0, [t["errors"] for t in tables.values()]
+
+    product = tables["shop.lines (also feeds product)"]
+    assert (product["entity"], product["via"]) == ("product", "also_feeds")
+    assert {k: v[0] for k, v in mapping_of(product).items()} == {
+        "InvoiceNo": None, "StockCode": "product_id", "Description": "product_name", "Quantity": None,
+        "InvoiceDate": None, "UnitPrice": None, "CustomerID": None, "Country": None}
+    dropped = next(c for c in product["columns"] if c["delivered"] == "Country")["transforms"]
+    assert dropped == ["dropped (only mapped columns feed product)"]
+    assert product["key"]["delivered"] == ["StockCode"] and product["missing_required"] == []
+    customer = tables["shop.lines (also feeds customer)"]
+    assert "rename region_name -> region matches no delivered column" in customer["warnings"]
+    assert customer["key"]["delivered"] == ["CustomerID"]
+
+    derived = tables["derived.paid_lines"]
+    assert (derived["kind"], derived["entity"]) == ("derived", "sale")
+    assert derived["inputs"] == {"shop__lines": LINES_HEADER, "shop__payments": PAYMENTS_HEADER}
+    assert derived["renames"] == {"qty": "quantity"}
+    assert "Spark SQL over shop__lines, shop__payments" in derived["read_from"]
+    [note] = [w for w in derived["warnings"] if w.startswith("its output columns are known only when the SQL runs")]
+    assert "must return sale_line_id, sold_at, unit_price by name" in note and "scale.unit_price" in note
+    assert tables["derived.paid_lines (also feeds location)"]["entity"] == "location"
+
+    code, out, _ = run(["explain", "--config", str(path), "--table", "derived"], capsys)
+    assert code == 0
+    assert "derived.paid_lines -> entity sale  [derived, ok]" in out
+    assert "  input shop__payments: payment_id, invoice_no, amount, method" in out
+    assert "shop.lines" not in out.split("input")[0]

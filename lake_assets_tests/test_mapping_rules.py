@@ -172,9 +172,7 @@ def _table(**extra) -> dict:
         ({"scale": {"unit_price": "cents"}}, "scale.unit_price must be a number"),
         ({"timestamp_units": {"quantity": "seconds"}}, "timestamp_units.quantity: quantity is int"),
         ({"timestamp_units": {"sold_at": "minutes"}}, "timestamp_units.sold_at"),
-        ({"value_map": {"country": {"EIRE": "IE"}}}, "value_map.country: not a column of sale"),
         ({"also_feeds": [{"entity": "sale", "columns": {"a": "order_id"}}]}, "also_feeds[0].entity"),
-        ({"also_feeds": [{"entity": "product", "columns": {"a": "colour"}}]}, "also_feeds[0].columns: ['colour']"),
         ({"also_feeds": [{"entity": "product", "columns": {"a": "brand"}}]}, "nothing maps to product's key"),
         ({"columns": {"product..id": "product_id"}}, "nested path"),
     ],
@@ -183,6 +181,40 @@ def test_config_errors_name_the_key(extra: dict, message: str) -> None:
     with pytest.raises(ValidationError) as error:
         FileTableConfig.model_validate(_table(**extra))
     assert message in str(error.value)
+
+
+def _pipeline(table: dict, entities: dict | None = None) -> dict:
+    return {"start_date": "2024-01-01", "lake": {"url": "/tmp/lake"}, "warehouse": {"url": "sqlite:///wh.db"},
+            "sources": [{"name": "shop", "kind": "file", "path": "/tmp/drop", "tables": [table]}],
+            "masking": {"key": "k" * 32, "columns": {}}, "entities": entities or {}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"value_map": {"country": {"EIRE": "IE"}}}, "shop.sales.value_map.country: not a column of sale"),
+        ({"also_feeds": [{"entity": "product", "columns": {"a": "product_id", "b": "colour"}}]},
+         "shop.sales.also_feeds[0].columns: ['colour'] are not columns of product"),
+        ({"scale": {"order_status": 0.01}}, "shop.sales.scale.order_status: order_status is string, not a number"),
+    ],
+)
+def test_rules_naming_no_entity_or_declared_column_fail(extra: dict, message: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        PipelineConfig.model_validate(_pipeline(_table(**extra), {"sale": {"degenerate": {"order_status": "string"}}}))
+    assert message in str(error.value)
+
+
+def test_rules_and_also_feeds_may_name_declared_extra_columns() -> None:
+    """A company name fed from sale lines, freight in cents, a status code mapped to words."""
+    table = _table(scale={"freight": 0.01}, value_map={"order_status": {"S": "shipped"}},
+                   also_feeds=[{"entity": "customer", "columns": {"cust": "customer_id", "firm": "company_name"}}])
+    entities = {"customer": {"attributes": {"company_name": {"type": "string", "mask": "keep"}}},
+                "sale": {"measures": {"freight": "decimal(12,2)"}, "degenerate": {"order_status": "string"}}}
+    config = PipelineConfig.model_validate(_pipeline(table, entities))
+    [(_, view)] = config.tables_for_entity("customer")
+    assert view.columns == {"cust": "customer_id", "firm": "company_name"}
+    with pytest.raises(ValidationError, match=r"also_feeds\[0\].columns: \['company_name'\]"):
+        PipelineConfig.model_validate(_pipeline(table, {"sale": entities["sale"]}))
 
 
 def test_file_row_needs_a_file_source() -> None:

@@ -128,3 +128,20 @@ def test_mostly_quarantined_input_fails_after_writing_the_quarantine(
     lake = LakeStorage(url=config.lake.url)
     assert lake.commit_info(["quarantine", "processed", "sale"], DAY).rows == len(LINES)
     assert lake.commit_info(["processed", "sale"], DAY) is None
+
+
+def test_a_rename_matching_no_delivered_column_fails_naming_table_key_and_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    """CustomerID exported as `Customer`: customer_id is optional, so without this check every line would
+    load with no customer and nobody would be told."""
+    config = _config(tmp_path, monkeypatch, HEADER.replace("CustomerID", "Customer") + "\n".join(LINES) + "\n")
+    result = _run(config)
+    assert not result.success
+    message = _failure(result)
+    # The header as the processed layer names it (snake_case), sorted.
+    delivered = ["country", "customer", "description", "invoice_date", "invoice_no", "quantity", "stock_code",
+                 "unit_price"]
+    assert ("retail.online_retail: columns key 'customer_id' (-> customer_id) matches no delivered column; "
+            f"delivered columns: {delivered}") in message, message
+    assert LakeStorage(url=config.lake.url).commit_info(["processed", "sale"], DAY) is None

@@ -80,6 +80,9 @@ def test_postgres_rls_hides_other_regions(postgres_warehouse: Warehouse, pg_role
     assert _as(url, pg_role, f"SELECT location_id FROM {s}.dim_location") == [("S1",)]
     daily = _as(url, pg_role, f"SELECT full_date, net_amount FROM {s}.v_sales_daily ORDER BY 1")
     assert [n for _, n in daily] == [Decimal("19.00"), Decimal("9.00")]
+    by_attributes = _as(url, pg_role, f"SELECT full_date, net_amount FROM {s}.v_sales_daily_by_order_attributes "
+                                      "ORDER BY 1")
+    assert by_attributes == daily  # no degenerate columns here: one row per day, filtered the same way
     # The owner (the pipeline) still sees every region.
     admin = WarehouseResource(url=url, schema_name=s)
     assert admin.fetch_all(f"SELECT COUNT(*) FROM {s}.fact_sales") == [(4,)]
@@ -96,6 +99,9 @@ def test_mariadb_view_based_security_hides_other_regions(mariadb_warehouse: Ware
     assert visible == [("L1",), ("L3",)]
     daily = _as(url, mariadb_user, f"SELECT full_date, net_amount FROM {s}.v_sales_daily ORDER BY 1")
     assert [n for _, n in daily] == [Decimal("19.00"), Decimal("9.00")]
+    by_attributes = _as(url, mariadb_user, f"SELECT full_date, net_amount FROM "
+                                           f"{s}.v_sales_daily_by_order_attributes ORDER BY 1")
+    assert by_attributes == daily  # no degenerate columns here: one row per day, filtered the same way
     by_location = _as(url, mariadb_user, f"SELECT location_id FROM {s}.v_sales_by_location")
     assert by_location == [("S1",)]
     # The base table is not granted: the views are the only way in.

@@ -131,6 +131,16 @@ def nested_path(source: str, delivered: Sequence[str]) -> tuple[str, str] | None
     return None
 
 
+def unmatched_sources(mapping: Mapping[str, str], delivered: Sequence[str]) -> list[str]:
+    """Keys of `mapping` that read nothing from `delivered` (snake_case column names): neither a
+    delivered column (compared in snake_case) nor a nested path into one. `map_columns` would leave
+    their entity column NULL on every row, so the caller reports them instead."""
+    return [
+        source for source in mapping
+        if source.strip() and to_snake_case(source) not in delivered and nested_path(source, delivered) is None
+    ]
+
+
 def map_columns(df: DataFrame, mapping: Mapping[str, str], keep_unmapped: bool = True) -> DataFrame:
     """Rename source columns (keys compared in snake_case) and extract nested fields: a key such as
     `product.id` reads field `id` of the JSON object text in column `product` (`get_json_object`; NULL

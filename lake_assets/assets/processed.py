@@ -46,7 +46,14 @@ from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
-from spark.mapping_rules import absent_key_parts, apply_value_rules, generate_keys, map_columns, present
+from spark.mapping_rules import (
+    absent_key_parts,
+    apply_value_rules,
+    generate_keys,
+    map_columns,
+    present,
+    unmatched_sources,
+)
 from spark.naming import snake_case_names
 from spark.standardize import (
     DEFAULT_NULL_TOKENS,
@@ -112,6 +119,24 @@ def _absent_required(
             problems.append(
                 f"{source.name}.{table.name}: required column {column} absent "
                 f"(mapped from: {origin}); delivered columns: {delivered}"
+            )
+    return problems
+
+
+def _unmatched_renames(feeds: list[tuple[SourceKindConfig, Any]], raw_frames: list[DataFrame]) -> list[str]:
+    """One problem per `columns` key of a feed with rows that matches no delivered column: left alone it
+    would make its entity column NULL on every row of that table without a word."""
+    problems = []
+    for (source, table), frame in zip(feeds, raw_frames, strict=True):
+        delivered = [c for c in snake_case_names(frame.columns).values() if not c.startswith("_")]
+        unmatched = unmatched_sources(table.columns, delivered)
+        if not unmatched or not frame.limit(1).count():
+            continue  # a feed without rows that day says nothing about its columns
+        feed = f" (also_feeds {table.entity})" if _is_also_feed(source, table) else ""
+        for key in unmatched:
+            problems.append(
+                f"{source.name}.{table.name}{feed}: columns key {key!r} (-> {table.columns[key]}) matches no "
+                f"delivered column; delivered columns: {sorted(delivered)}"
             )
     return problems
 
@@ -248,7 +273,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             for problem in absent_key_parts(list(snake_case_names(raw_frames[name].columns).values()),
                                             _key_rules(table))
             if frame.limit(1).count()
-        ]
+        ] + _unmatched_renames(feeds, [raw_frames[name] for name in ins])
         share = rejected_rows / input_rows if input_rows else 0.0
         if absent or share > max_share:
             top = "; ".join(f"{n} rows: {r}" for r, n in list(reasons.items())[:3]) or "none"

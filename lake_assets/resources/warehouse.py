@@ -10,7 +10,8 @@ Guarantees:
   are always bound or streamed, never formatted into SQL.
 * Extra columns of the config (`entities:`; `extra_columns` here, table -> column -> Spark type) are
   added to the fixed tables by `ALTER TABLE ... ADD COLUMN`, typed per dialect by SQLAlchemy's type
-  compiler; the views get them through `{customer_extra_columns}` and `{sale_measure_sums}`.
+  compiler; the views get them through `{customer_extra_columns}`, `{sale_measure_sums}` and
+  `{sale_degenerate_columns}`.
 * Dimensions are upserted: bulk-loaded into a temporary staging table, then merged into the target
   (PostgreSQL/SQLite `INSERT ... ON CONFLICT DO UPDATE`, MySQL `ON DUPLICATE KEY UPDATE`), rows
   whose key vanished deleted, all in one transaction. Unchanged rows are not rewritten in PostgreSQL.
@@ -241,18 +242,22 @@ class WarehouseResource(ConfigurableResource):
 
     def render_sql_file(self, name: str) -> list[str]:
         """Statements of `lake_assets/sql/<dialect>/<name>` with `{schema}` replaced by the quoted schema prefix and
-        `{customer_extra_columns}` / `{sale_measure_sums}` by the extra columns (quoted; empty if none)."""
+        `{customer_extra_columns}` / `{sale_measure_sums}` / `{sale_degenerate_columns}` by the extra columns
+        (quoted; empty if none)."""
         path = SQL_DIR / self.dialect / name
         if not path.is_file():
             raise FileNotFoundError(f"no DDL for dialect {self.dialect!r}: {path} is missing")
         quote = self.engine.dialect.identifier_preparer.quote
         customer = "".join(f", {quote(c)}" for c in self.extra_columns.get("dim_customer", {}))
         measures = "".join(f", SUM(f.{quote(m)}) AS {quote(m)}" for m in self.sale_measures)
+        degenerate = "".join(f", f.{quote(c)}" for c in self.extra_columns.get("fact_sales", {})
+                             if c not in self.sale_measures)
         body = (
             path.read_text(encoding="utf-8")
             .replace("{schema}", self._schema_prefix())
             .replace("{customer_extra_columns}", customer)
             .replace("{sale_measure_sums}", measures)
+            .replace("{sale_degenerate_columns}", degenerate)
         )
         body = re.sub(r"^\s*--.*$", "", body, flags=re.MULTILINE)
         return [stmt.strip() for stmt in body.split(";\n") if stmt.strip().rstrip(";").strip()]

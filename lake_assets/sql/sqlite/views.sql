@@ -35,6 +35,14 @@ FROM {schema}fact_sales f
 JOIN {schema}dim_customer c ON c.customer_key = f.customer_key
 JOIN {schema}dim_date d ON d.date_key = f.date_key
 GROUP BY c.segment, d.year, d.month;
+-- One row per day and combination of the fact's degenerate columns ({sale_degenerate_columns}: `, f.<c>`
+-- per declared `entities.sale.degenerate` column; without any, one row per day).
+DROP VIEW IF EXISTS {schema}v_sales_daily_by_order_attributes;
+CREATE VIEW {schema}v_sales_daily_by_order_attributes AS
+SELECT d.full_date{sale_degenerate_columns}, COUNT(*) AS sale_lines, SUM(f.quantity) AS units,
+       SUM(f.net_amount) AS net_amount{sale_measure_sums}
+FROM {schema}fact_sales f JOIN {schema}dim_date d ON d.date_key = f.date_key
+GROUP BY d.full_date{sale_degenerate_columns};
 DROP VIEW IF EXISTS {schema}v_current_customers;
 CREATE VIEW {schema}v_current_customers AS
 SELECT customer_key, customer_id, first_name, last_name, email, phone, city, region, country, segment,
