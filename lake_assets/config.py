@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lake_assets.entities import ENTITIES, ENTITY_NAMES
+from lake_assets.quality_config import QualityConfig
 from lake_assets.secrets import hide_url_passwords
 
 BUNDLED_CONFIG = Path(__file__).with_name("sample_config.yaml")
@@ -1088,6 +1089,9 @@ class PipelineConfig(_Strict):
         description="days a daily partition is kept, per lake layer; layers left out keep their default",
     )
     maintenance: MaintenanceConfig = Field(default_factory=lambda: MaintenanceConfig())
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="check severities and declared column rules (docs/quality.md)"
+    )
 
     @field_validator("retention_days")
     @classmethod
