@@ -13,6 +13,10 @@ quality:
     curated/fact_sales:
       columns:
         quantity: {min: -1000, max: 1000}
+  row_count:                    # the `row_count` check (warn by default)
+    tables: [processed/sale, curated/fact_sales]
+    min_rows: 1
+    tolerance: 0.5              # at most 50 % change from the previous committed day; unset: not compared
 ```
 """
 
@@ -32,7 +36,13 @@ CHECKABLE_TABLES = (
     *(f"curated/{table}" for table in STAR_TABLES),
 )
 # Default severity of each configurable check; ERROR checks are blocking.
-CHECK_DEFAULTS: dict[str, Severity] = {"schema": "error", "declared_columns": "error"}
+CHECK_DEFAULTS: dict[str, Severity] = {
+    "schema": "error",
+    "declared_columns": "error",
+    "reconciles_with_masked": "error",
+    "reconciles_with_curated": "error",
+    "row_count": "warn",
+}
 
 
 class _Strict(BaseModel):
@@ -66,9 +76,30 @@ class TableQuality(_Strict):
     columns: dict[str, ColumnQuality] = Field(min_length=1)
 
 
+class RowCountQuality(_Strict):
+    tables: list[str] = Field(
+        default_factory=lambda: ["processed/sale", "curated/fact_sales"],
+        description="daily tables whose row count is checked",
+    )
+    min_rows: int = Field(default=1, ge=0, description="fewer rows in a day fail the check")
+    tolerance: float | None = Field(
+        default=None, gt=0, description="largest relative change from the previous committed day (0.5 = 50 %)"
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _daily_tables(cls, value: list[str]) -> list[str]:
+        daily = [t for t in CHECKABLE_TABLES if not t.startswith("curated/dim_")]
+        unknown = sorted(set(value) - set(daily))
+        if unknown:
+            raise ValueError(f"unknown or undated table(s) {unknown}; daily tables: {', '.join(daily)}")
+        return value
+
+
 class QualityConfig(_Strict):
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     tables: dict[str, TableQuality] = Field(default_factory=dict)
+    row_count: RowCountQuality = Field(default_factory=RowCountQuality)
 
     @field_validator("checks")
     @classmethod

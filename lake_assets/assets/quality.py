@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.reconciliation import build_reconciliation_checks
 from lake_assets.checks.declared_rules import declared_rules
 from lake_assets.checks.layer_rules import built_in_rules
 from lake_assets.checks.table_rules import Outcome, TableRules, validate
@@ -92,9 +93,11 @@ def _check_function(
 
 
 def build_quality_checks(config: PipelineConfig) -> list[AssetChecksDefinition]:
-    """The `schema` check of every processed/masked/curated table and the declared checks."""
+    """Every standalone check: `schema` on each processed/masked/curated table, the declared checks,
+    the reconciliations and row counts (`lake_assets/assets/reconciliation.py`)."""
     built_in, declared = built_in_rules(config), declared_rules(config.quality)
     return [
         *(_table_check(config, table, SCHEMA_CHECK, rules) for table, rules in built_in.items()),
         *(_table_check(config, table, DECLARED_CHECK, rules) for table, rules in declared.items()),
+        *build_reconciliation_checks(config),
     ]
