@@ -17,6 +17,7 @@ from dagster import (
     AssetKey,
     AssetSelection,
     AssetSpec,
+    DagsterInstance,
     Definitions,
     define_asset_job,
 )
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.quality import build_quality_checks
+from lake_assets.automation.run_report import build_run_report
 from lake_assets.checks.declared_rules import declared_rules
 from lake_assets.checks.layer_rules import built_in_rules
 from lake_assets.checks.table_rules import SAMPLE_ROWS, validate
@@ -143,16 +145,19 @@ def test_quality_config_rejects_unknown_tables_checks_and_empty_rules() -> None:
         QualityConfig.model_validate({"tables": {"processed/sale": {"columns": {"quantity": {"min": 5, "max": 1}}}}})
 
 
-def _checks_run_alone(config: PipelineConfig, lake: LakeStorage, table: str) -> dict[str, object]:
+def _checks_run_alone(
+    config: PipelineConfig, lake: LakeStorage, table: str, instance: DagsterInstance | None = None
+) -> dict[str, object]:
     """Every check of `table` run by Dagster on the committed day, without materializing the table."""
     key = AssetKey(table.split("/"))
-    checks = [c for c in build_quality_checks(config) if {k.asset_key for k in c.check_keys} == {key}]
+    checks = [c for c in build_quality_checks(config)
+              if {(k.asset_key, k.name) for k in c.check_keys} & {(key, "schema"), (key, "declared_columns")}]
     # A run of the checks alone with the day's partition tag, as the UI's "Execute" on a check launches.
     job = define_asset_job("checks_alone", AssetSelection.checks(*checks))
     defs = Definitions(assets=[AssetSpec(key, partitions_def=daily_partitions(config))], asset_checks=checks,
                        jobs=[job], resources={"lake": lake})
     result = defs.resolve_job_def("checks_alone").execute_in_process(
-        tags={"dagster/partition": DAY}, raise_on_error=False)
+        tags={"dagster/partition": DAY}, raise_on_error=False, instance=instance)
     assert result.get_asset_materialization_events() == []
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     # A failed ERROR check fails its step (that is what blocks downstream assets); a WARN one does not.
@@ -160,6 +165,7 @@ def _checks_run_alone(config: PipelineConfig, lake: LakeStorage, table: str) -> 
     blocking_failed = {f"{'__'.join(key.path)}_{n}" for n, e in evaluations.items()
                        if not e.passed and e.severity == AssetCheckSeverity.ERROR}
     assert failed_steps == blocking_failed
+    evaluations["run_id"] = result.run_id
     return evaluations
 
 
@@ -183,9 +189,18 @@ def test_checks_run_alone_in_dagster_with_severity_from_config(config: PipelineC
     (row,) = declared.metadata["failing_rows_sample"].value
     assert (row["sale_line_id"], row["quantity"], row["card_number"]) == ("L1", "9", "***")
 
-    lake.write_arrow(["processed", "sale"], DAY, _sales(3))  # corrected: the same checks re-run pass
-    assert {name: e.passed for name, e in _checks_run_alone(config, lake, "processed/sale").items()} == {
-        "schema": True, "declared_columns": True}
+    # Quantities corrected, prices still negative: the WARN check fails, the ERROR one passes; the run's
+    # quality score weighs them 1 and 2. Then all corrected: the same checks re-run pass.
+    lake.write_arrow(["processed", "sale"], DAY, _sales(3, unit_price=[Decimal("-2")] * 3))
+    with DagsterInstance.ephemeral() as instance:
+        mixed = _checks_run_alone(config, lake, "processed/sale", instance)
+        report = build_run_report(instance, mixed["run_id"], "http://dagster")
+    assert (mixed["schema"].passed, mixed["declared_columns"].passed) == (False, True)
+    assert report.quality_score == round(2 / 3, 4)
+    assert report.quality_score_per_asset == {"processed/sale": round(2 / 3, 4)}
+    lake.write_arrow(["processed", "sale"], DAY, _sales(3))
+    fixed = _checks_run_alone(config, lake, "processed/sale")
+    assert (fixed["schema"].passed, fixed["declared_columns"].passed) == (True, True)
 
 
 def test_every_layer_table_has_a_schema_check(config: PipelineConfig) -> None:
