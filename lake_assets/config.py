@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lake_assets.entities import ENTITIES, ENTITY_NAMES
+from lake_assets.quality_config import QualityConfig
 from lake_assets.secrets import hide_url_passwords
 
 BUNDLED_CONFIG = Path(__file__).with_name("sample_config.yaml")
@@ -1148,6 +1149,9 @@ class PipelineConfig(_Strict):
     )
     maintenance: MaintenanceConfig = Field(default_factory=lambda: MaintenanceConfig())
     backups: BackupConfig = Field(default_factory=lambda: BackupConfig())
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="check severities and declared column rules (docs/quality.md)"
+    )
 
     @field_validator("retention_days")
     @classmethod

@@ -175,10 +175,13 @@ def materialize_day(config: PipelineConfig, day: str):  # noqa: ANN201 - dagster
     from dagster import materialize
 
     from lake_assets.assets import build_all_assets
+    from lake_assets.assets.quality import build_quality_checks
     from lake_assets.definitions import build_resources
 
+    # The daily job's graph: the assets and the standalone quality checks.
     result = materialize(
-        build_all_assets(config), resources=build_resources(config), partition_key=day, raise_on_error=False
+        [*build_all_assets(config), *build_quality_checks(config)], resources=build_resources(config),
+        partition_key=day, raise_on_error=False,
     )
     failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
     assert result.success, failures

@@ -8,8 +8,12 @@ never holds facts whose dimension rows did not arrive. Data errors fail at once;
 are retried by the retry policy (see WarehouseResource). The pipeline creates
 and migrates the tables itself (`lake_assets/sql/<dialect>/tables.sql`). After the tables, `warehouse/bi_views`
 re-creates the BI views, applies row-level security for the configured BI roles and, in
-PostgreSQL, refreshes the materialized views CONCURRENTLY. Every table is scanned for e-mails, SSNs
-and card numbers after the load; finding any fails the check.
+PostgreSQL, refreshes the materialized views CONCURRENTLY.
+
+PII never reaches a BI role: the rows about to be loaded (the whole curated dimension, or the fact
+day) are scanned for e-mails, SSNs and card numbers before the load starts. A finding fails the
+blocking check `no_pii_in_warehouse` and the step (no retry), so nothing is written; the check
+passes only for rows that were scanned clean, and its evaluation follows the load it vouches for.
 """
 
 
@@ -17,20 +21,19 @@ import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
-    AssetExecutionContext,
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    Failure,
     MaterializeResult,
     Output,
     asset,
 )
-from sqlalchemy import text
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.assets.retry import retry_policy
-from lake_assets.checks.pii_scan import scan_rows
+from lake_assets.checks.pii_scan import describe_findings, scan_arrow
 from lake_assets.config import PipelineConfig
 from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_KEY
 from lake_assets.resources.warehouse import WarehouseResource
@@ -41,7 +44,7 @@ WAREHOUSE_DIMENSIONS = ("dim_customer", "dim_product", "dim_location", "dim_date
 WAREHOUSE_TABLES = (*WAREHOUSE_DIMENSIONS, "fact_sales")
 PRIMARY_KEYS = {"dim_customer": "customer_key", "dim_product": "product_key", "dim_location": "location_key",
                 "dim_date": "date_key", "fact_sales": "sale_line_id"}
-PII_SCAN_ROW_LIMIT = 200_000
+PII_CHECK = "no_pii_in_warehouse"
 # Bookkeeping the lake keeps for the next merge; the warehouse tables do not have these columns.
 LAKE_ONLY_COLUMNS = (CHANGED_AT,)
 
@@ -50,20 +53,20 @@ def _warehouse_kind(url: str) -> str:
     return "postgres" if url.startswith("postgres") else "mysql" if "mysql" in url else "sqlite"
 
 
-def _pii_check(warehouse: WarehouseResource, table: str, where: tuple[str, str] | None) -> AssetCheckResult:
-    sql = f"SELECT * FROM {warehouse.qualified(table)}"
-    params: dict[str, str] = {}
-    if where:
-        sql += f" WHERE {warehouse.engine.dialect.identifier_preparer.quote(where[0])} = :value"
-        params = {"value": where[1]}
-    with warehouse.connect_checked() as conn:
-        result = conn.execute(text(sql), params)
-        columns = list(result.keys())
-        found = scan_rows(columns, result.fetchmany(PII_SCAN_ROW_LIMIT))
-    return AssetCheckResult(
-        check_name="no_pii_in_warehouse",
-        passed=not found,
-        metadata={"findings": ", ".join(f"{c}: {k}" for c, k in sorted(found.items())) or "none"},
+def _pii_scan(table: str, curated: pa.Table) -> tuple[AssetCheckResult, Failure | None]:
+    """The check result for the rows about to be loaded, and the step failure when they hold PII."""
+    found = scan_arrow(curated)
+    findings = describe_findings(found)
+    check = AssetCheckResult(check_name=PII_CHECK, passed=not found,
+                             metadata={"rows_scanned": curated.num_rows, "findings": findings or "none"})
+    if not found:
+        return check, None
+    return check, Failure(
+        description=f"warehouse/{table}: PII in the rows about to be loaded, nothing was loaded: {findings} "
+        "(values not shown). Mask the column(s) before curated (masking.columns, masking.entities, or the "
+        "extra column's `mask`) and re-run.",
+        metadata={"table": table, "columns": ", ".join(sorted(found))},
+        allow_retries=False,
     )
 
 
@@ -83,7 +86,9 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
         metadata={PRIMARY_KEY_KEY: PRIMARY_KEYS[table]}
         | ({PARTITION_COLUMN_KEY: "ingest_date"} if partitioned else {}),
         retry_policy=retry_policy(config.retries),
-        check_specs=[AssetCheckSpec("no_pii_in_warehouse", asset=["warehouse", table], blocking=True)],
+        check_specs=[AssetCheckSpec(PII_CHECK, asset=["warehouse", table], blocking=True,
+                                    description="no e-mail, SSN or card number in the rows loaded; "
+                                    "scanned before the load, which a finding stops")],
         description=f"curated/{table} in the warehouse"
         + (
             ", replaced one ingest_date at a time (a re-delivered sale_line_id moves to the latest day), "
@@ -92,10 +97,15 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
             else ", upserted by surrogate key on each load."
         ),
     )
-    def _warehouse_table(context: AssetExecutionContext, warehouse: WarehouseResource, curated: pa.Table):
-        yield Output(curated.drop_columns([c for c in LAKE_ONLY_COLUMNS if c in curated.column_names]))
-        where = ("ingest_date", context.partition_key) if partitioned else None
-        yield _pii_check(warehouse, table, where)
+    def _warehouse_table(curated: pa.Table):
+        curated = curated.drop_columns([c for c in LAKE_ONLY_COLUMNS if c in curated.column_names])
+        check, failure = _pii_scan(table, curated)
+        if failure:
+            # The failed evaluation is recorded, then the step fails before the IO manager loads anything.
+            yield check
+            raise failure
+        yield Output(curated)
+        yield check
 
     return _warehouse_table
 

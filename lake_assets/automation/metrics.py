@@ -1,6 +1,7 @@
 """Per-run pipeline metrics as observations of one external asset, `monitoring/pipeline_runs`, so
 the UI plots them over time (asset page -> Plots): duration, seconds per stage, rows per layer,
-quarantined rows, checks passed/failed and the quality score of every finished run.
+quarantined rows, checks passed/failed and the quality score (weighted by severity, see run_report.py)
+of every finished run, overall and per asset (`quality_score_<layer>_<table>`).
 
 Recorded by the notification sensors from the run's own event log (run_report.py), which keeps the
 asset code of each layer free of monitoring concerns.
@@ -16,7 +17,8 @@ METRICS_SPEC = AssetSpec(
     key=METRICS_KEY,
     group_name="monitoring",
     description="One observation per finished run: duration, seconds per stage, rows per layer, quarantined "
-    "rows, asset checks passed/failed and quality score (share of checks passed). Plotted on the Plots tab.",
+    "rows, asset checks passed/failed and quality score (share of checks passed, an ERROR check weighing 2, a "
+    "WARN one 1; per run and per asset). Plotted on the Plots tab.",
     kinds={"dagster"},
 )
 
@@ -34,6 +36,8 @@ def metrics_of(report: RunReport) -> dict[str, object]:
         metadata["duration_seconds"] = report.duration_seconds
     if report.quality_score is not None:
         metadata["quality_score"] = report.quality_score
+    metadata.update({f"quality_score_{asset.replace('/', '_')}": score
+                     for asset, score in report.quality_score_per_asset.items()})
     metadata.update({f"rows_{layer}": rows for layer, rows in sorted(report.rows_per_layer.items())})
     metadata.update({f"seconds_{stage}": sec for stage, sec in report.seconds_per_stage.items()})
     return metadata

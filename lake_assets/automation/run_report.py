@@ -4,6 +4,9 @@ Grain: one report per run. Rows per layer are the sum of `dagster/row_count` ove
 materializations, grouped by the first part of the asset key (raw, processed, masked, curated,
 warehouse); stage time is first step start to last step end per layer; checks are the run's
 asset-check evaluations. Nothing here touches the lake: it only reads what the assets reported.
+
+Quality score: the share of the run's check evaluations that passed, weighted by severity (an ERROR
+check counts `CHECK_WEIGHTS["ERROR"]` = 2, a WARN check 1), per run and per asset; None without checks.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from dagster import DagsterEventType, DagsterInstance
 
 PARTITION_TAG = "dagster/partition"
+CHECK_WEIGHTS = {"ERROR": 2, "WARN": 1}
 
 
 @dataclass
@@ -29,14 +33,30 @@ class RunReport:
     seconds_per_stage: dict[str, float] = field(default_factory=dict)
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[str] = field(default_factory=list)
+    # "asset:check" -> its weight (by severity); a check without one counts as ERROR.
+    check_weights: dict[str, int] = field(default_factory=dict)
     failed_steps: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
     headline: str | None = None  # overrides the subject's verdict (e.g. "running longer than 3600 s")
 
+    def _score(self, names: set[str] | None = None) -> float | None:
+        def weight(name: str) -> int:
+            return self.check_weights.get(name, CHECK_WEIGHTS["ERROR"])
+
+        passed = sum(weight(n) for n in self.checks_passed if names is None or n in names)
+        failed = sum(weight(n) for n in self.checks_failed if names is None or n in names)
+        return round(passed / (passed + failed), 4) if passed + failed else None
+
     @property
     def quality_score(self) -> float | None:
-        total = len(self.checks_passed) + len(self.checks_failed)
-        return round(len(self.checks_passed) / total, 4) if total else None
+        return self._score()
+
+    @property
+    def quality_score_per_asset(self) -> dict[str, float]:
+        names = {*self.checks_passed, *self.checks_failed}
+        assets = sorted({n.rsplit(":", 1)[0] for n in names})
+        return {a: score for a in assets if (score := self._score({n for n in names if n.startswith(a + ":")}))
+                is not None}
 
     def subject(self) -> str:
         day = f" [{self.partition}]" if self.partition else ""
@@ -86,6 +106,7 @@ class RunReport:
             "checks_passed": self.checks_passed,
             "checks_failed": self.checks_failed,
             "quality_score": self.quality_score,
+            "quality_score_per_asset": self.quality_score_per_asset,
             "failed_steps": [{"step": s, "error": e} for s, e in self.failed_steps],
             "error": self.error,
             "headline": self.headline,
@@ -131,6 +152,8 @@ def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, e
             evaluation = event.event_specific_data
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             (report.checks_passed if evaluation.passed else report.checks_failed).append(name)
+            severity = getattr(evaluation.severity, "value", "ERROR")
+            report.check_weights[name] = CHECK_WEIGHTS.get(severity, CHECK_WEIGHTS["ERROR"])
         elif kind == DagsterEventType.STEP_FAILURE:
             error_info = event.event_specific_data.error
             message = error_info.message.strip() if error_info else event.message or ""

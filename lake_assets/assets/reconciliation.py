@@ -1,0 +1,154 @@
+"""Standalone checks that compare layers and days, per ingest day (re-runnable alone):
+
+* `reconciles_with_masked` on `curated/fact_sales`: the day's fact lines are exactly the masked sale
+  lines of the day (less those delivered again on a later day), and per `date_key` the fact's net
+  amount equals the masked lines' net recomputed with Arrow (`lake_assets/checks/reconcile.py`).
+* `reconciles_with_curated` on `warehouse/fact_sales`: the warehouse rows of the ingest day have the
+  same line count and net total as `curated/fact_sales` of that day.
+* `row_count` on the daily tables of `quality.row_count.tables`: at least `min_rows` rows, and
+  (with `tolerance`) within that share of the previous committed day's count. From commit records.
+
+Severity from `quality.checks.<name>.severity` (error = blocking).
+"""
+
+import warnings
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    PreviewWarning,
+    asset_check,
+)
+from sqlalchemy import text
+
+from lake_assets.assets.partitions import daily_partitions
+from lake_assets.checks.reconcile import fact_against_masked, row_count_problems, totals_differ
+from lake_assets.config import PipelineConfig
+from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
+from lake_assets.resources.warehouse import WarehouseResource
+
+FACT = ["curated", "fact_sales"]
+MASKED_SALE = ["masked", "sale"]
+
+
+def _severity(config: PipelineConfig, name: str) -> tuple[bool, AssetCheckSeverity]:
+    error = config.quality.severity(name) == "error"
+    return error, AssetCheckSeverity.ERROR if error else AssetCheckSeverity.WARN
+
+
+def _daily_check(
+    config: PipelineConfig, asset: list[str], name: str, description: str
+) -> Callable[[Callable[..., AssetCheckResult]], AssetChecksDefinition]:
+    """`@asset_check` for a daily asset; partitioned checks are a Dagster preview (docs/quality.md)."""
+    blocking, _ = _severity(config, name)
+    decorator = asset_check(
+        asset=AssetKey(asset), name=name, blocking=blocking, partitions_def=daily_partitions(config),
+        description=f"{description}; {config.quality.severity(name)}{' (blocking)' if blocking else ''}.",
+    )
+
+    def apply(function: Callable[..., AssetCheckResult]) -> AssetChecksDefinition:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PreviewWarning)
+            return decorator(function)
+
+    return apply
+
+
+def _later_fact_ids(lake: LakeStorage, day: str, ids: Iterable[str]) -> set[str]:
+    wanted, found = set(ids), set()
+    for later in (d for d in lake.committed_partitions(FACT) if d > day):
+        found |= wanted & set(lake.read_arrow(FACT, later).column("sale_line_id").to_pylist())
+        if found == wanted:
+            break
+    return found
+
+
+def _fact_vs_masked(config: PipelineConfig) -> AssetChecksDefinition:
+    name = "reconciles_with_masked"
+    _, severity = _severity(config, name)
+
+    @_daily_check(config, FACT, name, "Fact lines of the day are the masked sale lines of the day (less those "
+                  "delivered again later); net amount per date_key equals the masked lines' net")
+    def reconciles_with_masked(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
+        day = context.partition_key
+        try:
+            fact, masked = lake.read_arrow(FACT, day), lake.read_arrow(MASKED_SALE, day)
+        except LakeDataNotFound as exc:
+            return AssetCheckResult(passed=False, severity=severity, metadata={"partition": day, "error": str(exc)})
+        result = fact_against_masked(fact, masked, lambda ids: _later_fact_ids(lake, day, ids))
+        return AssetCheckResult(passed=result.passed, severity=severity,
+                                metadata={"partition": day, **result.metadata()})
+
+    return reconciles_with_masked
+
+
+def _warehouse_vs_curated(config: PipelineConfig) -> AssetChecksDefinition:
+    name = "reconciles_with_curated"
+    _, severity = _severity(config, name)
+
+    @_daily_check(config, ["warehouse", "fact_sales"], name,
+                  "Warehouse rows of the ingest day have the line count and net total of curated/fact_sales")
+    def reconciles_with_curated(
+        context: AssetCheckExecutionContext, lake: LakeStorage, warehouse: WarehouseResource
+    ) -> AssetCheckResult:
+        day = context.partition_key
+        try:
+            fact = lake.read_arrow(FACT, day)
+        except LakeDataNotFound as exc:
+            return AssetCheckResult(passed=False, severity=severity, metadata={"partition": day, "error": str(exc)})
+        net = fact.column("net_amount").to_pylist()
+        curated = (fact.num_rows, sum((v for v in net if v is not None), Decimal("0")))
+        with warehouse.connect_checked() as conn:
+            lines, total = conn.execute(
+                text(f"SELECT COUNT(*), SUM(net_amount) FROM {warehouse.qualified('fact_sales')} "
+                     "WHERE ingest_date = :day"), {"day": day}
+            ).one()
+        loaded = (int(lines), Decimal(str(total)) if total is not None else Decimal("0"))
+        return AssetCheckResult(
+            passed=not totals_differ(loaded, curated), severity=severity,
+            metadata={"partition": day, "warehouse_lines": loaded[0], "curated_lines": curated[0],
+                      "warehouse_net_amount": str(loaded[1].quantize(Decimal("0.01"))),
+                      "curated_net_amount": str(curated[1].quantize(Decimal("0.01")))},
+        )
+
+    return reconciles_with_curated
+
+
+def _row_count(config: PipelineConfig, table: str) -> AssetChecksDefinition:
+    name, key = "row_count", table.split("/")
+    _, severity = _severity(config, name)
+    settings = config.quality.row_count
+
+    @_daily_check(config, key, name, f"At least {settings.min_rows} row(s) a day"
+                  + (f", within {settings.tolerance:.0%} of the previous day" if settings.tolerance else ""))
+    def row_count(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
+        day = context.partition_key
+        info = lake.commit_info(key, day)
+        if info is None:
+            return AssetCheckResult(passed=False, severity=severity,
+                                    metadata={"partition": day, "error": f"{table} has no commit for {day}"})
+        earlier = [d for d in lake.committed_partitions(key) if d < day]
+        previous_info = lake.commit_info(key, earlier[-1]) if earlier else None
+        previous = (earlier[-1], previous_info.rows) if previous_info else None
+        problems = row_count_problems(info.rows, previous, settings.min_rows, settings.tolerance)
+        return AssetCheckResult(
+            passed=not problems, severity=severity,
+            metadata={"partition": day, "rows": info.rows,
+                      "previous_day_rows": f"{previous[1]} ({previous[0]})" if previous else "none",
+                      "problems": "; ".join(problems) or "none"},
+        )
+
+    return row_count
+
+
+def build_reconciliation_checks(config: PipelineConfig) -> list[AssetChecksDefinition]:
+    return [
+        _fact_vs_masked(config),
+        _warehouse_vs_curated(config),
+        *(_row_count(config, table) for table in config.quality.row_count.tables),
+    ]

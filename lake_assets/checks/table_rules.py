@@ -1,0 +1,139 @@
+"""Column rules of one lake table, validated with pandera over a whole partition (no Dagster here).
+
+Grain: one `TableRules` per lake table (`processed/sale`, `curated/fact_sales`); one `Outcome` per
+validation of one partition (or of an unpartitioned table). Every row is validated; only a bounded
+sample of failing rows is kept, with the table's PII columns shown as `***`, so an outcome can be
+stored as check metadata without copying data (or personal data) out of the lake.
+
+pandera runs on pandas frames backed by Arrow (`pd.ArrowDtype`), so the lake's types are checked
+exactly (`decimal128(12, 2)` is not `double`) and nothing is converted row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pdr
+import pyarrow as pa
+
+SAMPLE_ROWS = 5
+MASK = "***"
+Number = int | float | Decimal
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """What one column must satisfy. `min`/`max` are inclusive; `regex` must match the whole value;
+    None values are judged by `not_null` alone."""
+
+    not_null: bool = False
+    unique: bool = False
+    accepted_values: tuple[Any, ...] | None = None
+    min: Number | None = None
+    max: Number | None = None
+    regex: str | None = None
+    dtype: pa.DataType | None = None
+    # An absent column fails the rules only when it must be there (tables written before an optional
+    # column was configured lack it).
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class TableRules:
+    columns: Mapping[str, ColumnRule]
+    # Columns whose combination identifies a row (one row per key per partition).
+    unique_together: tuple[str, ...] = ()
+    # Shown as *** in the failing-row sample.
+    pii_columns: frozenset[str] = frozenset()
+
+
+@dataclass
+class Outcome:
+    rows: int
+    # "column: rule" -> failing values (rows) found; empty when the table passed.
+    failures: dict[str, int] = field(default_factory=dict)
+    # Up to SAMPLE_ROWS failing rows, every value as text, PII columns as ***.
+    sample: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        return "; ".join(f"{rule}: {count}" for rule, count in sorted(self.failures.items())) or "none"
+
+
+def _checks(rule: ColumnRule) -> list[tuple[str, pdr.Check]]:
+    """(rule name, pandera check) pairs, in the order pandera numbers them (`check_number`)."""
+    checks = []
+    if rule.accepted_values is not None:
+        checks.append(("accepted_values", pdr.Check.isin(list(rule.accepted_values))))
+    if rule.min is not None:
+        checks.append(("min", pdr.Check.ge(rule.min)))
+    if rule.max is not None:
+        checks.append(("max", pdr.Check.le(rule.max)))
+    if rule.regex is not None:
+        checks.append(("regex", pdr.Check.str_matches(f"^(?:{rule.regex})$")))
+    return checks
+
+
+def build_schema(rules: TableRules) -> pdr.DataFrameSchema:
+    return pdr.DataFrameSchema(
+        {
+            name: pdr.Column(
+                pd.ArrowDtype(rule.dtype) if rule.dtype is not None else None,
+                checks=[check for _, check in _checks(rule)],
+                nullable=not rule.not_null,
+                unique=rule.unique,
+                required=rule.required,
+            )
+            for name, rule in rules.columns.items()
+        },
+        unique=list(rules.unique_together) or None,
+        strict=False,
+    )
+
+
+def _rule_name(case: Mapping[str, Any], rules: TableRules, table: pa.Table) -> str:
+    """`column: rule` of one pandera failure case, in the words of the rules."""
+    check = str(case["check"])
+    column = case["column"] if isinstance(case["column"], str) else None
+    if check == "column_in_dataframe":
+        return f"{case['failure_case']}: missing"
+    if check in ("field_uniqueness", "multiple_fields_uniqueness"):
+        return f"{column or '+'.join(rules.unique_together)}: unique"
+    if column is None:
+        return check
+    if check == "not_nullable":
+        return f"{column}: not_null"
+    if check.startswith("dtype("):
+        return f"{column}: type {table.schema.field(column).type}, expected {rules.columns[column].dtype}"
+    number = case.get("check_number")
+    names = [name for name, _ in _checks(rules.columns[column])] if column in rules.columns else []
+    if isinstance(number, int | float) and not pd.isna(number) and int(number) < len(names):
+        return f"{column}: {names[int(number)]}"
+    return f"{column}: {check}"
+
+
+def validate(table: pa.Table, rules: TableRules, sample_rows: int = SAMPLE_ROWS) -> Outcome:
+    """Validate every row of `table` against `rules`."""
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    try:
+        build_schema(rules).validate(frame, lazy=True)
+        return Outcome(rows=table.num_rows)
+    except pdr.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+    failures: dict[str, int] = {}
+    for row in cases.to_dict("records"):
+        key = _rule_name(row, rules, table)
+        failures[key] = failures.get(key, 0) + 1
+    indexes = [int(i) for i in pd.unique(cases["index"].dropna())][:sample_rows]
+    sample = [
+        {c: MASK if c in rules.pii_columns and row[c] is not None else str(row[c]) for c in table.column_names}
+        for row in table.take(indexes).to_pylist()
+    ]
+    return Outcome(rows=table.num_rows, failures=failures, sample=sample)

@@ -1,0 +1,126 @@
+"""The `quality:` section of the pipeline config: check severities and declared per-column rules.
+
+```yaml
+quality:
+  checks:                       # per check name, for every asset that has that check
+    schema: {severity: warn}    # error (default: blocks downstream assets) or warn (reports only)
+  tables:                       # declared rules, checked by `declared_columns` on that table
+    processed/customer:
+      severity: warn            # overrides quality.checks.declared_columns for this table
+      columns:
+        segment: {accepted_values: [consumer, corporate, home_office]}
+        email: {not_null: true, unique: true}
+    curated/fact_sales:
+      columns:
+        quantity: {min: -1000, max: 1000}
+  row_count:                    # the `row_count` check (warn by default)
+    tables: [processed/sale, curated/fact_sales]
+    min_rows: 1
+    tolerance: 0.5              # at most 50 % change from the previous committed day; unset: not compared
+```
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lake_assets.entities import ENTITY_NAMES
+
+Severity = Literal["error", "warn"]
+STAR_TABLES = ("dim_customer", "dim_product", "dim_location", "dim_date", "fact_sales")
+CHECKABLE_TABLES = (
+    *(f"{layer}/{entity}" for layer in ("processed", "masked") for entity in sorted(ENTITY_NAMES)),
+    *(f"curated/{table}" for table in STAR_TABLES),
+)
+# Default severity of each configurable check; ERROR checks are blocking.
+CHECK_DEFAULTS: dict[str, Severity] = {
+    "schema": "error",
+    "declared_columns": "error",
+    "reconciles_with_masked": "error",
+    "reconciles_with_curated": "error",
+    "row_count": "warn",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckSettings(_Strict):
+    severity: Severity | None = Field(default=None, description="error (blocking) or warn")
+
+
+class ColumnQuality(_Strict):
+    not_null: bool = False
+    unique: bool = False
+    accepted_values: list[str | int | Decimal | bool] | None = Field(default=None, min_length=1)
+    min: Decimal | None = Field(default=None, description="inclusive lower bound")
+    max: Decimal | None = Field(default=None, description="inclusive upper bound")
+    regex: str | None = Field(default=None, description="must match the whole value")
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> ColumnQuality:
+        if not (self.not_null or self.unique or self.accepted_values or self.regex
+                or self.min is not None or self.max is not None):
+            raise ValueError("declares no rule (not_null, unique, accepted_values, min, max, regex)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class TableQuality(_Strict):
+    severity: Severity | None = None
+    columns: dict[str, ColumnQuality] = Field(min_length=1)
+
+
+class RowCountQuality(_Strict):
+    tables: list[str] = Field(
+        default_factory=lambda: ["processed/sale", "curated/fact_sales"],
+        description="daily tables whose row count is checked",
+    )
+    min_rows: int = Field(default=1, ge=0, description="fewer rows in a day fail the check")
+    tolerance: float | None = Field(
+        default=None, gt=0, description="largest relative change from the previous committed day (0.5 = 50 %)"
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _daily_tables(cls, value: list[str]) -> list[str]:
+        daily = [t for t in CHECKABLE_TABLES if not t.startswith("curated/dim_")]
+        unknown = sorted(set(value) - set(daily))
+        if unknown:
+            raise ValueError(f"unknown or undated table(s) {unknown}; daily tables: {', '.join(daily)}")
+        return value
+
+
+class QualityConfig(_Strict):
+    checks: dict[str, CheckSettings] = Field(default_factory=dict)
+    tables: dict[str, TableQuality] = Field(default_factory=dict)
+    row_count: RowCountQuality = Field(default_factory=RowCountQuality)
+
+    @field_validator("checks")
+    @classmethod
+    def _known_checks(cls, value: dict[str, CheckSettings]) -> dict[str, CheckSettings]:
+        unknown = sorted(set(value) - set(CHECK_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown check(s) {unknown}; configurable: {', '.join(CHECK_DEFAULTS)}")
+        return value
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: dict[str, TableQuality]) -> dict[str, TableQuality]:
+        unknown = sorted(set(value) - set(CHECKABLE_TABLES))
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}; checkable: {', '.join(CHECKABLE_TABLES)}")
+        return value
+
+    def severity(self, check: str, table: str | None = None) -> Severity:
+        """The configured severity of `check` (on `table`, for declared rules), else its default."""
+        declared = self.tables.get(table) if table and check == "declared_columns" else None
+        if declared and declared.severity:
+            return declared.severity
+        settings = self.checks.get(check)
+        return settings.severity if settings and settings.severity else CHECK_DEFAULTS[check]
