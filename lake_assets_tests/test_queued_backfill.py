@@ -23,6 +23,8 @@ from .backfill_location import JOB_NAME
 from .conftest import REPO
 from .dagster_home import env_with, postgres_dagster_home
 
+pytestmark = pytest.mark.services  # a Dagster daemon and instance on PostgreSQL
+
 BIN = Path(sys.executable).parent
 LOCATION = str(Path(__file__).with_name("backfill_location.py"))
 DAYS = ["2024-01-01", "2024-01-02"]

@@ -19,6 +19,8 @@ from lake_assets.resources.warehouse import WarehouseResource
 from . import warehouse_rows as rows
 from .conftest import Warehouse
 
+pytestmark = pytest.mark.services  # warehouse loads on SQLite and PostgreSQL
+
 PLANTED = "ana.lima@example.com"
 DAY = "2024-01-01"
 
