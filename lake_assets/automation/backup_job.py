@@ -7,25 +7,21 @@ One op: dump the warehouse (pg_dump / mariadb-dump / SQLite's backup API) into
 A failed dump fails the run and deletes no older backup.
 """
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from dagster import (
     Config,
-    DefaultScheduleStatus,
     JobDefinition,
     MetadataValue,
     OpExecutionContext,
     Out,
     Output,
-    RunRequest,
     ScheduleDefinition,
-    ScheduleEvaluationContext,
     job,
     op,
-    schedule,
 )
 
+from lake_assets.automation.day_schedule import build_day_schedule
 from lake_assets.config import PipelineConfig
 from lake_assets.lake_maintenance.retention import today_in
 from lake_assets.lake_maintenance.warehouse_backup import backup_warehouse
@@ -73,14 +69,6 @@ def build_backup_job(pipeline: PipelineConfig) -> JobDefinition:
 
 def build_backup_schedule(config: PipelineConfig, backup_job: JobDefinition) -> ScheduleDefinition:
     """At `backups.cron` in `schedule.timezone`: the backup of that day."""
-    zone = ZoneInfo(config.schedule.timezone)
-
-    @schedule(name=BACKUP_SCHEDULE_NAME, job=backup_job, cron_schedule=config.backups.cron,
-              execution_timezone=config.schedule.timezone, default_status=DefaultScheduleStatus.RUNNING,
-              description=f"{config.backups.cron} ({config.schedule.timezone}): warehouse backup.")
-    def warehouse_backup_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-        now = context.scheduled_execution_time or datetime.now(tz=zone)
-        day = now.astimezone(zone).date().isoformat()
-        return RunRequest(run_key=f"backup-{day}", run_config={"ops": {BACKUP_OP: {"config": {"today": day}}}})
-
-    return warehouse_backup_schedule
+    return build_day_schedule(name=BACKUP_SCHEDULE_NAME, job=backup_job, op=BACKUP_OP,
+                              cron=config.backups.cron,
+                              timezone=config.schedule.timezone, run_key_prefix="backup", what="warehouse backup")

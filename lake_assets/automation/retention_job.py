@@ -7,24 +7,20 @@ every removed partition, snapshot and file. Its own schedule (`maintenance.cron`
 """
 
 from datetime import date, datetime, timezone
-from zoneinfo import ZoneInfo
 
 from dagster import (
     Config,
-    DefaultScheduleStatus,
     JobDefinition,
     MetadataValue,
     OpExecutionContext,
     Out,
     Output,
-    RunRequest,
     ScheduleDefinition,
-    ScheduleEvaluationContext,
     job,
     op,
-    schedule,
 )
 
+from lake_assets.automation.day_schedule import build_day_schedule
 from lake_assets.config import PipelineConfig
 from lake_assets.lake_maintenance.retention import format_plan, run_retention, today_in
 from lake_assets.resources.lake_storage import LakeStorage
@@ -73,15 +69,6 @@ def build_retention_job(pipeline: PipelineConfig) -> JobDefinition:
 
 def build_retention_schedule(config: PipelineConfig, retention_job: JobDefinition) -> ScheduleDefinition:
     """At `maintenance.cron` in `schedule.timezone`: retention counted from that day."""
-    zone = ZoneInfo(config.schedule.timezone)
-
-    @schedule(name=RETENTION_SCHEDULE_NAME, job=retention_job, cron_schedule=config.maintenance.cron,
-              execution_timezone=config.schedule.timezone, default_status=DefaultScheduleStatus.RUNNING,
-              description=f"{config.maintenance.cron} ({config.schedule.timezone}): lake retention.")
-    def lake_retention_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-        now = context.scheduled_execution_time or datetime.now(tz=zone)
-        day = now.astimezone(zone).date().isoformat()
-        return RunRequest(run_key=f"retention-{day}",
-                          run_config={"ops": {RETENTION_OP: {"config": {"today": day}}}})
-
-    return lake_retention_schedule
+    return build_day_schedule(name=RETENTION_SCHEDULE_NAME, job=retention_job, op=RETENTION_OP,
+                              cron=config.maintenance.cron,
+                              timezone=config.schedule.timezone, run_key_prefix="retention", what="lake retention")
