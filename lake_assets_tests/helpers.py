@@ -198,3 +198,17 @@ def query_rows(url: str, sql: str) -> list[dict]:
             return [dict(r._mapping) for r in conn.execute(text(sql))]
     finally:
         engine.dispose()
+
+
+def warehouse_rows(config: PipelineConfig, sql: str) -> list[dict]:
+    """`query_rows` on the config's warehouse; `{p}` in `sql` is its schema prefix (none on SQLite)."""
+    prefix = "" if config.warehouse.url.startswith("sqlite") else f"{config.warehouse.schema_name}."
+    return query_rows(config.warehouse.url, sql.format(p=prefix))
+
+
+def warehouse_for(backend: str, tmp_path: Path, request: Any) -> tuple[str, str]:
+    """(URL, schema) of a fresh warehouse: a SQLite file, or the `postgres` / `mariadb` fixture's."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.db'}", "analytics"
+    server = request.getfixturevalue("postgres_warehouse" if backend == "postgres" else "mariadb_warehouse")
+    return server.url, server.schema

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from lake_assets.assets import build_all_assets
 from lake_assets.config import PipelineConfig, load_config
@@ -27,7 +27,7 @@ from lake_assets.resources.lake_storage import LakeStorage
 from . import own_fixtures as own
 from .api_server import ApiState, serve_api
 from .conftest import TEST_MASKING_KEY
-from .helpers import materialize_day
+from .helpers import materialize_day, warehouse_for, warehouse_rows
 
 CENT = own.CENT
 cents = own.cents
@@ -41,21 +41,7 @@ def api() -> Iterator[tuple[ApiState, str]]:
         yield state, url
 
 
-def _warehouse(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'warehouse.db'}", "analytics"
-    server = request.getfixturevalue("postgres_warehouse" if backend == "postgres" else "mariadb_warehouse")
-    return server.url, server.schema
 
-
-def _rows(config: PipelineConfig, sql: str) -> list[dict[str, Any]]:
-    prefix = "" if config.warehouse.url.startswith("sqlite") else f"{config.warehouse.schema_name}."
-    engine = create_engine(config.warehouse.url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(text(sql.format(p=prefix)))]
-    finally:
-        engine.dispose()
 
 
 def _all_text(config: PipelineConfig) -> list[tuple[str, str]]:
@@ -67,7 +53,7 @@ def _all_text(config: PipelineConfig) -> list[tuple[str, str]]:
         names = [*inspector.get_table_names(schema=schema), *inspector.get_view_names(schema=schema)]
     finally:
         engine.dispose()
-    return [(name, value) for name in names for row in _rows(config, f"SELECT * FROM {{p}}{name}")
+    return [(name, value) for name in names for row in warehouse_rows(config, f"SELECT * FROM {{p}}{name}")
             for value in row.values() if isinstance(value, str)]
 
 
@@ -84,7 +70,7 @@ def test_four_own_sources_reach_the_warehouse(
     state, base_url = api
     monkeypatch.setenv("PAYMENTS_API_URL", base_url)
     monkeypatch.setenv("PAYMENTS_API_TOKEN", own.API_TOKEN)
-    url, schema = _warehouse(backend, tmp_path, request)
+    url, schema = warehouse_for(backend, tmp_path, request)
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(own.pipeline_document(tmp_path, url, schema, TEST_MASKING_KEY), sort_keys=False),
                     encoding="utf-8")
@@ -117,7 +103,7 @@ def test_four_own_sources_reach_the_warehouse(
     expected = {line: oracle for lines in sources.values() for line, oracle in lines.items()}
     assert len(expected) == sum(len(lines) for lines in sources.values())  # no id shared by two sources
 
-    facts = {f["sale_line_id"]: f for f in _rows(config, (
+    facts = {f["sale_line_id"]: f for f in warehouse_rows(config, (
         "SELECT sale_line_id, order_id, quantity, unit_price, net_amount, discount_rate, sold_at, customer_key, "
         "product_key, location_key, freight, order_status, shipper, payment_method FROM {p}fact_sales"))}
     assert sorted(facts) == sorted(expected)
@@ -152,7 +138,7 @@ def test_four_own_sources_reach_the_warehouse(
         k for k, e in invoices.items() if e["customer"] is None}
 
     # The view sums everything, the measure included.
-    [daily] = _rows(config, "SELECT sale_lines, net_amount, freight FROM {p}v_sales_daily")
+    [daily] = warehouse_rows(config, "SELECT sale_lines, net_amount, freight FROM {p}v_sales_daily")
     assert (daily["sale_lines"], _money(daily["net_amount"]), _money(daily["freight"])) == (
         len(expected), sum((cents(e["net"]) for e in expected.values()), Decimal(0)),
         sum((e["freight"] for e in db.values()), Decimal(0)))
@@ -161,7 +147,7 @@ def test_four_own_sources_reach_the_warehouse(
     groups: dict[tuple[Any, ...], list[Decimal]] = {}
     for e in expected.values():
         groups.setdefault((e["status"], e.get("shipper"), e["method"]), []).append(cents(e["net"]))
-    view = _rows(config, "SELECT order_status, shipper, payment_method, sale_lines, net_amount "
+    view = warehouse_rows(config, "SELECT order_status, shipper, payment_method, sale_lines, net_amount "
                          "FROM {p}v_sales_daily_by_order_attributes")
     assert {(v["order_status"], v["shipper"], v["payment_method"]): (int(v["sale_lines"]), _money(v["net_amount"]))
             for v in view} == {k: (len(nets), sum(nets, Decimal(0))) for k, nets in groups.items()}
@@ -171,7 +157,7 @@ def test_four_own_sources_reach_the_warehouse(
     companies |= {e["customer"]: e["company"] for e in invoices.values() if e["customer"]}
     companies |= {"C-17": "Schulz Textil GmbH", "C-23": None, "C-31": "Fischer & Söhne KG"}
     companies |= {c["customer"]["id"]: c["customer"]["business_name"] for c in state.charges if c["lines"]["data"]}
-    current = {c["customer_id"]: c for c in _rows(config, (
+    current = {c["customer_id"]: c for c in warehouse_rows(config, (
         "SELECT customer_id, company_name, contact_title, credit_limit, sales_rep, country "
         "FROM {p}v_current_customers"))}
     assert {k: c["company_name"] for k, c in current.items()} == companies
@@ -183,7 +169,7 @@ def test_four_own_sources_reach_the_warehouse(
         e["customer"]: e["country"] for e in invoices.values() if e["customer"]}
 
     # Products: the database's supplier, the export's and the API's names from the same rows.
-    products = {p["product_id"]: p for p in _rows(
+    products = {p["product_id"]: p for p in warehouse_rows(
         config, "SELECT product_id, product_name, supplier_name, is_current FROM {p}dim_product") if p["is_current"]}
     assert {str(p[0]): p[3] for p in own.DB_PRODUCTS} == {str(p[0]): products[str(p[0])]["supplier_name"]
                                                           for p in own.DB_PRODUCTS}

@@ -10,34 +10,19 @@ from pathlib import Path
 
 import pytest
 from dagster import materialize
-from sqlalchemy import create_engine, text
 
 from lake_assets.assets import build_all_assets
-from lake_assets.config import PipelineConfig, load_config
+from lake_assets.config import load_config
 from lake_assets.definitions import build_resources
 from lake_assets.resources.lake_storage import LakeStorage
 
 from . import retail_export as export
-from .helpers import leaked_pii, materialize_day, source_pii_values
+from .helpers import leaked_pii, materialize_day, source_pii_values, warehouse_for, warehouse_rows
 
 pytestmark = pytest.mark.services  # whole-graph runs on every warehouse
 
 
-def _warehouse(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'warehouse.db'}", "analytics"
-    warehouse = request.getfixturevalue("postgres_warehouse" if backend == "postgres" else "mariadb_warehouse")
-    return warehouse.url, warehouse.schema
 
-
-def _rows(config: PipelineConfig, sql: str) -> list[dict]:
-    prefix = "" if config.warehouse.url.startswith("sqlite") else f"{config.warehouse.schema_name}."
-    engine = create_engine(config.warehouse.url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(text(sql.format(p=prefix)))]
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.slow
@@ -46,7 +31,7 @@ def test_retail_export_two_days(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, spark
 ) -> None:
     drop = export.write_drop(tmp_path / "drop")
-    warehouse_url, schema = _warehouse(backend, tmp_path, request)
+    warehouse_url, schema = warehouse_for(backend, tmp_path, request)
     for name, value in export.config_environment(
         drop=drop, lake=str(tmp_path / "lake"), warehouse_url=warehouse_url, schema=schema
     ).items():
@@ -57,21 +42,21 @@ def test_retail_export_two_days(
     materialize_day(config, last)
 
     # Facts: each line once, as last delivered; the total to the cent, cancellations included.
-    facts = _rows(config, "SELECT sale_line_id, quantity, net_amount, customer_key FROM {p}fact_sales")
+    facts = warehouse_rows(config, "SELECT sale_line_id, quantity, net_amount, customer_key FROM {p}fact_sales")
     expected = export.latest_sale_lines(last)
     assert sorted(f["sale_line_id"] for f in facts) == sorted(expected)
     assert {f["sale_line_id"]: int(f["quantity"]) for f in facts} == {k: v.quantity for k, v in expected.items()}
     assert sum((Decimal(str(f["net_amount"])) for f in facts), Decimal("0")) == export.expected_net_total(last)
     # Every sale date, the old correction's included, is in dim_date (the FK check passed above too).
-    dated = {r["date_key"] for r in _rows(config, "SELECT DISTINCT date_key FROM {p}fact_sales")}
+    dated = {r["date_key"] for r in warehouse_rows(config, "SELECT DISTINCT date_key FROM {p}fact_sales")}
     assert dated == export.sale_dates(last)
-    covered = {r["date_key"] for r in _rows(config, "SELECT date_key FROM {p}dim_date")}
+    covered = {r["date_key"] for r in warehouse_rows(config, "SELECT date_key FROM {p}dim_date")}
     assert dated <= covered
-    view_total = _rows(config, "SELECT SUM(net_amount) AS total FROM {p}v_sales_daily")[0]["total"]
+    view_total = warehouse_rows(config, "SELECT SUM(net_amount) AS total FROM {p}v_sales_daily")[0]["total"]
     assert Decimal(str(view_total)).quantize(Decimal("0.01")) == export.expected_net_total(last)
 
     # Customers: float ids normalised, `NA` is no member, the move of a masked column is a version.
-    customers = _rows(
+    customers = warehouse_rows(
         config,
         "SELECT customer_key, customer_id, country, is_current, is_inferred FROM {p}dim_customer "
         "WHERE customer_key <> -1",
@@ -89,12 +74,12 @@ def test_retail_export_two_days(
             assert keys_by_member[fact["customer_key"]] == member
 
     # Type 1: a blank re-delivery does not erase a known product name.
-    products = _rows(config, "SELECT product_id, product_name FROM {p}dim_product WHERE product_id = '71053'")
+    products = warehouse_rows(config, "SELECT product_id, product_name FROM {p}dim_product WHERE product_id = '71053'")
     assert products and {p["product_name"] for p in products} == {export.BLANKED_PRODUCT[1]}
 
     # One source value, one value in every dimension.
     customer_country = {c["country"] for c in customers if c["customer_id"] == export.MOVED_CUSTOMER}
-    store_country = _rows(config, "SELECT country FROM {p}dim_location WHERE location_id = 'PAR1'")
+    store_country = warehouse_rows(config, "SELECT country FROM {p}dim_location WHERE location_id = 'PAR1'")
     assert customer_country == {r["country"] for r in store_country} and None not in customer_country
 
     # A rebuild from the masked history gives the same history (keys may be re-assigned).
@@ -113,7 +98,7 @@ def test_retail_export_two_days(
         assert after == before
 
     # No source e-mail reached the warehouse.
-    dims = _rows(config, "SELECT * FROM {p}dim_customer")
+    dims = warehouse_rows(config, "SELECT * FROM {p}dim_customer")
     pii = source_pii_values(drop)
     assert any("@" in value for value in pii)
     assert leaked_pii(pii, [tuple(r.values()) for r in dims]) == set()
