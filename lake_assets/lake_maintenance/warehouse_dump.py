@@ -297,7 +297,9 @@ def _sqlite_counts(path: str) -> dict[str, int]:
     with sqlite3.connect(path) as conn:
         names = sorted(r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
-        return {n: int(conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0]) for n in names}
+        # Names come from the file itself; quoted with embedded quotes doubled, as SQLite requires.
+        return {n: int(conn.execute('SELECT COUNT(*) FROM "{}"'.format(n.replace('"', '""'))).fetchone()[0])
+                for n in names}
 
 
 def _dump_sqlite(warehouse: WarehouseResource, out: Path) -> DumpResult:
