@@ -36,13 +36,22 @@ row = st.tuples(free_text, quantity, st.sampled_from(["2024-03-01 10:00:00", "01
                                                       "9999-12-31 23:59:59", "not a date"]))
 
 
-def _csv_bytes(rows: list[tuple[str, str, str]], crlf: bool, bom: bool) -> bytes:
+def _csv_record(fields: list[str]) -> str:
+    """One record without its terminator, every field holding a CR or LF quoted. Python's writer quotes
+    only the characters of its own line terminator, so with "\n" it would leave a bare CR unquoted: that
+    is a record end to every CSV reader, a file no exporter writes for a field holding a CR."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n" if crlf else "\n")
-    writer.writerow(HEADER)
-    for i, (note, qty, sold) in enumerate(rows):
-        writer.writerow([f"L{i:05d}", f"O{i // 3:05d}", sold, qty, "1.50", note])
-    return (b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8")
+    csv.writer(buffer, lineterminator="\r\n").writerow(fields)
+    return buffer.getvalue()[: -len("\r\n")]
+
+
+def _csv_bytes(rows: list[tuple[str, str, str]], crlf: bool, bom: bool) -> bytes:
+    end = "\r\n" if crlf else "\n"
+    records = [_csv_record(HEADER)] + [
+        _csv_record([f"L{i:05d}", f"O{i // 3:05d}", sold, qty, "1.50", note])
+        for i, (note, qty, sold) in enumerate(rows)
+    ]
+    return (b"\xef\xbb\xbf" if bom else b"") + "".join(r + end for r in records).encode("utf-8")
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -80,3 +89,18 @@ def test_any_csv_content_is_kept_or_quarantined_never_lost(
         note, qty, _ = by_id[kept["Line_ID"]]
         assert (kept["Note"] or "") == note, (kept["Note"], note)
         assert kept["Qty"] == qty
+
+
+def test_a_carriage_return_inside_a_field_survives_with_either_line_end(tmp_path: Path) -> None:
+    """The example hypothesis found: a field that is a lone CR, and CRs inside and at the end of a field."""
+    notes = ["\r", "a\rb", "a\r", "\r\n"]
+    for crlf in (False, True):
+        drop = tmp_path / f"crlf_{crlf}" / "drop"
+        drop.mkdir(parents=True)
+        (drop / "sales_1.csv").write_bytes(_csv_bytes([(n, "1", "2024-03-01 10:00:00") for n in notes], crlf, False))
+        config = FileSourceConfig.model_validate({"name": "drop", "kind": "file", "path": str(drop), "tables": [
+            {"name": "sales", "entity": "sale", "pattern": "sales_*.csv", "columns": COLUMNS}]})
+        lake = LakeStorage(url=str(drop.parent / "lake"))
+        DataIngestionPipeline(FileSource(config, config.tables[0]), lake).run(DAY)
+        raw = lake.read_arrow(["raw", "drop", "sales"], DAY).to_pylist()
+        assert [r["Note"] for r in sorted(raw, key=lambda r: r["Line_ID"])] == notes, crlf
