@@ -63,10 +63,9 @@ def config_slice(config: PipelineConfig, key: Sequence[str]) -> Any:
     if layer == "raw":
         source_name, table_name = rest
         if source_name == DERIVED_SOURCE:
-            tables = [t for t in config.derived if t.name == table_name]
-        else:
-            tables = [t for s in config.sources if s.name == source_name for t in s.tables if t.name == table_name]
-        return [t.model_dump(mode="json") for t in tables]
+            return [t.model_dump(mode="json") for t in config.derived if t.name == table_name]
+        return [t.model_dump(mode="json") for s in config.sources if s.name == source_name
+                for t in s.tables if t.name == table_name]
     if layer == "processed":
         entity = rest[-1] if rest[0] != "agg" else None
         return {
