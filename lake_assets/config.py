@@ -1124,6 +1124,17 @@ class EntitiesConfig(_Strict):
         return [n for n, a in getattr(self, entity).attributes.items() if a.scd == 1]
 
 
+_OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+
+
+class CodeLinksConfig(_Strict):
+    """Where the UI's "view source" links of the assets point (docs/orchestration.md#asset-metadata)."""
+
+    git_url: str = Field(default="", description="repository URL (https://github.com/<org>/<repo>); empty: "
+                         "links to the local files")
+    git_branch: str = Field(default="main", description="branch (or tag) the links open")
+
+
 class PipelineConfig(_Strict):
     """The whole pipeline configuration, validated."""
 
@@ -1152,6 +1163,18 @@ class PipelineConfig(_Strict):
     quality: QualityConfig = Field(
         default_factory=QualityConfig, description="check severities and declared column rules (docs/quality.md)"
     )
+    owners: list[str] = Field(
+        default_factory=list, description="owners of every asset, shown in the UI: e-mail addresses or team:<name>"
+    )
+    code_links: CodeLinksConfig = Field(default_factory=lambda: CodeLinksConfig())
+
+    @field_validator("owners")
+    @classmethod
+    def _owner_form(cls, value: list[str]) -> list[str]:
+        bad = [owner for owner in value if not _OWNER.match(owner)]
+        if bad:
+            raise ValueError(f"not an e-mail address or team:<name>: {bad}")
+        return value
 
     @field_validator("retention_days")
     @classmethod

@@ -4,6 +4,7 @@ from typing import Any
 
 from dagster import Definitions, in_process_executor
 
+from lake_assets.asset_metadata import describe_assets
 from lake_assets.assets import build_all_assets
 from lake_assets.assets.quality import build_quality_checks
 from lake_assets.automation import build_automation, monitoring_assets
@@ -38,7 +39,7 @@ def build_resources(config: PipelineConfig) -> dict[str, Any]:
 def build_definitions(config: PipelineConfig) -> Definitions:
     jobs, schedules, sensors = build_automation(config)
     return Definitions(
-        assets=[*build_all_assets(config), *monitoring_assets()],
+        assets=describe_assets(config, [*build_all_assets(config), *monitoring_assets()]),
         # Standalone, so each can be re-run alone; the daily job (AssetSelection.all()) runs them too.
         asset_checks=build_quality_checks(config),
         resources=build_resources(config),

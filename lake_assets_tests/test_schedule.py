@@ -88,6 +88,12 @@ def test_daily_job_covers_every_asset_with_checks_and_max_runtime(monkeypatch: p
     checks_in_job = set(job.asset_layer.asset_graph.asset_check_keys)
     assert checks_in_job == set(defs.resolve_asset_graph().asset_check_keys)
     assert AssetCheckKey(AssetKey(["curated", "fact_sales"]), "sale_line_unique") in checks_in_job
+    # Every lake table past raw has its blocking `schema` check (docs/quality.md), in the job too.
+    entities = {t.entity for s in load_config().sources for t in s.tables}
+    lake_tables = {AssetKey([layer, e]) for layer in ("processed", "masked") for e in entities}
+    lake_tables |= {AssetKey(["curated", t]) for t in ("dim_customer", "dim_product", "dim_location", "dim_date",
+                                                        "fact_sales")}
+    assert lake_tables <= all_keys and {AssetCheckKey(k, "schema") for k in lake_tables} <= checks_in_job
     # Seed order: every processed asset runs after a raw one, masked after processed, and so on.
     graph = job.asset_layer.asset_graph
     layers = ["raw", "processed", "masked", "curated", "warehouse"]

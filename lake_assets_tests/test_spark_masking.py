@@ -163,6 +163,7 @@ def test_tokens_depend_on_the_token_key(spark) -> None:
 
 
 def test_vault_round_trip_with_key_and_nothing_without(spark) -> None:
+    from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     df = one_column(spark, [*CARDS, CARDS[0], None])
@@ -182,7 +183,7 @@ def test_vault_round_trip_with_key_and_nothing_without(spark) -> None:
     # with the key, and authentication fails with another key.
     blob = base64.b64decode(vault.filter(F.col("token") == tokens[0]).first()["encrypted_value"])
     assert AESGCM(VAULT_KEY).decrypt(blob[:12], blob[12:], None).decode() == "4111111111111111"
-    with pytest.raises(Exception, match="InvalidTag|^$"):
+    with pytest.raises(InvalidTag):
         AESGCM(OTHER_VAULT_KEY).decrypt(blob[:12], blob[12:], None)
 
 

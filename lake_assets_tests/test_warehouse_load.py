@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pyarrow as pa
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from lake_assets.config import RowLevelSecurityConfig
 from lake_assets.resources.warehouse import WarehouseResource
@@ -88,9 +88,13 @@ def test_load_upsert_replace_day_and_views(warehouse: WarehouseResource) -> None
 
 
 def test_schema_migration_adds_new_columns(warehouse: WarehouseResource) -> None:
-    """A warehouse created by an older DDL (no is_inferred / fiscal_month) is migrated in place."""
+    """A warehouse created by an older DDL (no is_inferred / fiscal_month, no customer index) is migrated
+    in place."""
     warehouse.ensure_schema()
+    (customer_index,) = [i for t in warehouse.schema_metadata().sorted_tables for i in t.indexes
+                         if i.name == "ix_dim_customer_id"]
     with warehouse.connect_checked() as conn, conn.begin():
+        customer_index.drop(conn)
         conn.exec_driver_sql(f"DROP TABLE {_q(warehouse, 'dim_location')}")
         conn.exec_driver_sql(
             f"CREATE TABLE {_q(warehouse, 'dim_location')} (location_key BIGINT PRIMARY KEY,"
@@ -98,8 +102,14 @@ def test_schema_migration_adds_new_columns(warehouse: WarehouseResource) -> None
             " country VARCHAR(64), postal_code VARCHAR(32))"
         )
         conn.execute(text(f"INSERT INTO {_q(warehouse, 'dim_location')} (location_key, location_id) VALUES (7, 'S7')"))
+    with warehouse.connect_checked() as conn:
+        schema = None if warehouse.dialect == "sqlite" else warehouse.schema_name
+        assert "ix_dim_customer_id" not in {i["name"] for i in inspect(conn).get_indexes("dim_customer", schema)}
     warehouse.ensure_schema()
     assert "is_inferred" in warehouse.table_columns("dim_location")
+    with warehouse.connect_checked() as conn:
+        indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("dim_customer", schema)}
+    assert indexes["ix_dim_customer_id"] == ["customer_id", "valid_from"]
     assert warehouse.fetch_all(f"SELECT location_id, is_inferred FROM {_q(warehouse, 'dim_location')}") in (
         [("S7", False)],
         [("S7", 0)],

@@ -6,7 +6,7 @@ one transaction (see WarehouseIOManager). fact_sales depends on the four warehou
 one of them fails (or its blocking check does), the day's facts are not loaded, so the warehouse
 never holds facts whose dimension rows did not arrive. Data errors fail at once; connection errors
 are retried by the retry policy (see WarehouseResource). The pipeline creates
-and migrates the tables itself (`lake_assets/sql/<dialect>/tables.sql`). After the tables, `warehouse/bi_views`
+and migrates the tables itself (`lake_assets/resources/warehouse_schema.py`). After the tables, `warehouse/bi_views`
 re-creates the BI views, applies row-level security for the configured BI roles and, in
 PostgreSQL, refreshes the materialized views CONCURRENTLY.
 

@@ -6,12 +6,14 @@ Guarantees:
   `LOAD DATA LOCAL INFILE` of a tab-separated file written by Arrow (falling back to multi-row
   `INSERT` batches when the server has `local_infile` off), SQLite `executemany`, each inside the
   load's one transaction.
-* Table and column names come from the DDL in `lake_assets/sql/<dialect>/` and are quoted by the dialect; values
-  are always bound or streamed, never formatted into SQL.
+* Tables, columns and indexes are declared once (resources/warehouse_schema.py) and created per dialect
+  by SQLAlchemy; names are quoted by the dialect; values are always bound or streamed, never formatted
+  into SQL. Only the views and row-level security are dialect SQL (`lake_assets/sql/<dialect>/views.sql`).
+* Migration: a declared column an existing table lacks is added by `ALTER TABLE ... ADD COLUMN` (columns
+  are only ever added, never changed or dropped), a declared index it lacks is created.
 * Extra columns of the config (`entities:`; `extra_columns` here, table -> column -> Spark type) are
-  added to the fixed tables by `ALTER TABLE ... ADD COLUMN`, typed per dialect by SQLAlchemy's type
-  compiler; the views get them through `{customer_extra_columns}`, `{sale_measure_sums}` and
-  `{sale_degenerate_columns}`.
+  declared with the fixed ones, nullable; the views get them through `{customer_extra_columns}`,
+  `{sale_measure_sums}` and `{sale_degenerate_columns}`.
 * Dimensions are upserted: bulk-loaded into a temporary staging table, then merged into the target
   (PostgreSQL/SQLite `INSERT ... ON CONFLICT DO UPDATE`, MySQL `ON DUPLICATE KEY UPDATE`), rows
   whose key vanished deleted, all in one transaction. Unchanged rows are not rewritten in PostgreSQL.
@@ -51,24 +53,23 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from dagster import ConfigurableResource, Failure
 from pydantic import Field, PrivateAttr
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy import types as sqltypes
-from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from lake_assets.resources.tls import is_tls_error, tls_connect_args
+from lake_assets.resources.warehouse_schema import star_schema
 from lake_assets.secrets import SECRET_FIELD, with_password
 
 if TYPE_CHECKING:
     from lake_assets.config import PipelineConfig
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # package data: present in a non-editable install
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # views per dialect; package data of a non-editable install
 INSERT_BATCH_ROWS = 5_000
 # Warehouse table of each entity's extra columns.
 EXTRA_COLUMN_TABLES = {"customer": "dim_customer", "product": "dim_product", "location": "dim_location",
                        "sale": "fact_sales"}
-_DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
 
 
 def warehouse_extras(config: PipelineConfig) -> dict[str, Any]:
@@ -76,22 +77,6 @@ def warehouse_extras(config: PipelineConfig) -> dict[str, Any]:
     extra = {table: config.entities.extra_columns(entity) for entity, table in EXTRA_COLUMN_TABLES.items()}
     measures = list(config.entities.sale.measures)
     return {"extra_columns": {t: c for t, c in extra.items() if c}, "sale_measures": measures}
-
-
-def sql_type(spark_type: str, dialect: Any) -> str:
-    """The column type of the warehouse for a Spark type of the closed list of extra-column types."""
-    decimal = _DECIMAL.match(spark_type)
-    if decimal:
-        kind: sqltypes.TypeEngine[Any] = sqltypes.Numeric(int(decimal.group(1)), int(decimal.group(2)))
-    elif spark_type == "timestamp" and dialect.name in ("mysql", "mariadb"):
-        kind = mysql_dialect.DATETIME(fsp=6)  # the fixed tables keep microseconds too
-    else:
-        kind = {
-            "string": sqltypes.Text(), "int": sqltypes.Integer(), "bigint": sqltypes.BigInteger(),
-            "double": sqltypes.Double(), "date": sqltypes.Date(), "timestamp": sqltypes.DateTime(),
-            "boolean": sqltypes.Boolean(),
-        }[spark_type]
-    return kind.compile(dialect=dialect)
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -241,9 +226,9 @@ class WarehouseResource(ConfigurableResource):
         return ""
 
     def render_sql_file(self, name: str) -> list[str]:
-        """Statements of `lake_assets/sql/<dialect>/<name>` with `{schema}` replaced by the quoted schema prefix and
-        `{customer_extra_columns}` / `{sale_measure_sums}` / `{sale_degenerate_columns}` by the extra columns
-        (quoted; empty if none)."""
+        """Statements of `lake_assets/sql/<dialect>/<name>` (the views) with `{schema}` replaced by the quoted
+        schema prefix and `{customer_extra_columns}` / `{sale_measure_sums}` / `{sale_degenerate_columns}` by
+        the extra columns (quoted; empty if none)."""
         path = SQL_DIR / self.dialect / name
         if not path.is_file():
             raise FileNotFoundError(f"no DDL for dialect {self.dialect!r}: {path} is missing")
@@ -263,16 +248,21 @@ class WarehouseResource(ConfigurableResource):
         return [stmt.strip() for stmt in body.split(";\n") if stmt.strip().rstrip(";").strip()]
 
     def run_sql_file(self, name: str) -> int:
-        """Run one DDL file in one transaction (PostgreSQL, SQLite) and return the statement count."""
+        """Run one SQL file in one transaction (PostgreSQL, SQLite) and return the statement count."""
         statements = self.render_sql_file(name)
         with self.connect_checked() as conn, conn.begin():
             for stmt in statements:
                 conn.exec_driver_sql(stmt.rstrip(";"))
         return len(statements)
 
+    def schema_metadata(self) -> MetaData:
+        """The star-schema tables of this warehouse's dialect and schema, extra columns included."""
+        schema = self.schema_name if self.dialect != "sqlite" else None
+        return star_schema(schema, self.dialect, self.extra_columns)
+
     def ensure_schema(self) -> None:
-        """Create the schema (MySQL: the database) and every star-schema table if missing, and add
-        the columns `tables.sql` declares that an existing (older) table lacks."""
+        """Create the schema (MySQL: the database) and every star-schema table if missing, add the
+        declared columns an existing (older) table lacks, then create the declared indexes it lacks."""
         if self.schema_name and self.dialect in ("postgresql", "mysql"):
             keyword = "SCHEMA" if self.dialect == "postgresql" else "DATABASE"
             quoted = self.engine.dialect.identifier_preparer.quote(self.schema_name)
@@ -281,40 +271,46 @@ class WarehouseResource(ConfigurableResource):
                 # when the schema exists, and a least-privileged pipeline login owns only its schema.
                 if not inspect(conn).has_schema(self.schema_name):
                     conn.exec_driver_sql(f"CREATE {keyword} IF NOT EXISTS {quoted}")
-        self.run_sql_file("tables.sql")
-        self._add_missing_columns()
+        metadata = self.schema_metadata()
+        with self.connect_checked() as conn, conn.begin():
+            for table in metadata.sorted_tables:
+                conn.execute(CreateTable(table, if_not_exists=True))
+        self._add_missing_columns(metadata)
+        self._create_missing_indexes(metadata)
 
     def declared_columns(self) -> dict[str, dict[str, str]]:
-        """{table: {column: its DDL definition}} parsed from `tables.sql` (one column per line), then the
-        configured extra columns (nullable, typed for the dialect)."""
-        tables: dict[str, dict[str, str]] = {}
-        for stmt in self.render_sql_file("tables.sql"):
-            match = re.match(r"CREATE TABLE IF NOT EXISTS \S*?(\w+)\s*\((.*)\)", stmt, flags=re.S)
-            if not match:
-                continue
-            columns = tables.setdefault(match.group(1), {})
-            for line in match.group(2).splitlines():
-                line = line.strip().rstrip(",")
-                word = line.split(" ", 1)[0] if line else ""
-                if word and word.upper() not in ("PRIMARY", "INDEX", "UNIQUE", "KEY", "CONSTRAINT", "FOREIGN"):
-                    columns[word] = line
-        quote = self.engine.dialect.identifier_preparer.quote
-        for table, extra in self.extra_columns.items():
-            for column, spark_type in extra.items():
-                tables.setdefault(table, {}).setdefault(
-                    column, f"{quote(column)} {sql_type(spark_type, self.engine.dialect)}"
-                )
-        return tables
+        """{table: {column: its DDL definition in this dialect}} of the star schema, extra columns included."""
+        dialect = self.engine.dialect
+        return {
+            table.name: {column.name: str(CreateColumn(column).compile(dialect=dialect)) for column in table.columns}
+            for table in self.schema_metadata().sorted_tables
+        }
 
-    def _add_missing_columns(self) -> None:
+    def _add_missing_columns(self, metadata: MetaData) -> None:
         # The migration rule: new columns are only ever added, with a default, never changed or dropped.
-        for table, columns in self.declared_columns().items():
-            existing = set(self.table_columns(table))
-            missing = [definition for name, definition in columns.items() if name not in existing]
+        dialect = self.engine.dialect
+        for table in metadata.sorted_tables:
+            existing = set(self.table_columns(table.name))
+            missing = [column for column in table.columns if column.name not in existing]
             if missing:
                 with self.connect_checked() as conn, conn.begin():
-                    for definition in missing:
-                        conn.exec_driver_sql(f"ALTER TABLE {self.qualified(table)} ADD COLUMN {definition}")
+                    for column in missing:
+                        definition = CreateColumn(column).compile(dialect=dialect)
+                        conn.exec_driver_sql(f"ALTER TABLE {self.qualified(table.name)} ADD COLUMN {definition}")
+
+    def _create_missing_indexes(self, metadata: MetaData) -> None:
+        with self.connect_checked() as conn, conn.begin():
+            for table in metadata.sorted_tables:
+                indexes = sorted(table.indexes, key=lambda index: str(index.name))
+                if self.dialect == "mysql":
+                    # MySQL 8 has no CREATE INDEX IF NOT EXISTS (MariaDB has).
+                    existing = {i["name"] for i in inspect(conn).get_indexes(table.name, schema=table.schema)}
+                    for index in indexes:
+                        if index.name not in existing:
+                            conn.execute(CreateIndex(index))
+                else:
+                    for index in indexes:
+                        conn.execute(CreateIndex(index, if_not_exists=True))
 
     # ------------------------------------------------------------------ loads
     def replace_rows(
