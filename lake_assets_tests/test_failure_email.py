@@ -268,10 +268,12 @@ def test_quality_alert_even_with_completion_notifications_off(
         )
 
         # ... but it is reported, and the Airflow quality gate refuses the day.
-        from lake_assets.automation.quality_gate import latest_check_outcomes
+        from lake_assets.automation.quality_outcomes import latest_check_outcomes
 
-        assert latest_check_outcomes(instance, "2024-01-05") == {"scored:never_negative": True,
-                                                                 "scored:no_orphans": False}
+        outcomes = latest_check_outcomes(instance, "2024-01-05")
+        assert {name: o.passed for name, o in outcomes.items()} == {"scored:never_negative": True,
+                                                                    "scored:no_orphans": False}
+        assert outcomes["scored:no_orphans"].metadata == {"orphans": 3}
         assert latest_check_outcomes(instance, "2024-01-06") == {}
 
     (mail,) = mails

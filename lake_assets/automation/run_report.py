@@ -7,17 +7,34 @@ asset-check evaluations. Nothing here touches the lake: it only reads what the a
 
 Quality score: the share of the run's check evaluations that passed, weighted by severity (an ERROR
 check counts `CHECK_WEIGHTS["ERROR"]` = 2, a WARN check 1), per run and per asset; None without checks.
+`quality_score` is that computation alone, shared with the day's quality report.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance
 
 PARTITION_TAG = "dagster/partition"
 CHECK_WEIGHTS = {"ERROR": 2, "WARN": 1}
+
+
+def quality_score(evaluations: Iterable[tuple[bool, str]]) -> float | None:
+    """Weighted share of `(passed, severity)` evaluations that passed, to 4 places; None for none.
+
+    An unknown severity weighs as ERROR: a check is never made cheaper by a missing label.
+    """
+    passed = failed = 0
+    for ok, severity in evaluations:
+        weight = CHECK_WEIGHTS.get(severity, CHECK_WEIGHTS["ERROR"])
+        if ok:
+            passed += weight
+        else:
+            failed += weight
+    return round(passed / (passed + failed), 4) if passed + failed else None
 
 
 @dataclass
@@ -33,19 +50,21 @@ class RunReport:
     seconds_per_stage: dict[str, float] = field(default_factory=dict)
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[str] = field(default_factory=list)
-    # "asset:check" -> its weight (by severity); a check without one counts as ERROR.
-    check_weights: dict[str, int] = field(default_factory=dict)
+    # "asset:check" -> "ERROR" or "WARN"; a check without one counts as ERROR.
+    check_severities: dict[str, str] = field(default_factory=dict)
     failed_steps: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
     headline: str | None = None  # overrides the subject's verdict (e.g. "running longer than 3600 s")
 
     def _score(self, names: set[str] | None = None) -> float | None:
-        def weight(name: str) -> int:
-            return self.check_weights.get(name, CHECK_WEIGHTS["ERROR"])
+        evaluations = [(ok, self.check_severities.get(n, "ERROR"))
+                       for ok, checks in ((True, self.checks_passed), (False, self.checks_failed))
+                       for n in checks if names is None or n in names]
+        return quality_score(evaluations)
 
-        passed = sum(weight(n) for n in self.checks_passed if names is None or n in names)
-        failed = sum(weight(n) for n in self.checks_failed if names is None or n in names)
-        return round(passed / (passed + failed), 4) if passed + failed else None
+    @property
+    def error_checks_failed(self) -> list[str]:
+        return [n for n in self.checks_failed if self.check_severities.get(n, "ERROR") == "ERROR"]
 
     @property
     def quality_score(self) -> float | None:
@@ -152,8 +171,7 @@ def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, e
             evaluation = event.event_specific_data
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             (report.checks_passed if evaluation.passed else report.checks_failed).append(name)
-            severity = getattr(evaluation.severity, "value", "ERROR")
-            report.check_weights[name] = CHECK_WEIGHTS.get(severity, CHECK_WEIGHTS["ERROR"])
+            report.check_severities[name] = getattr(evaluation.severity, "value", "ERROR")
         elif kind == DagsterEventType.STEP_FAILURE:
             error_info = event.event_specific_data.error
             message = error_info.message.strip() if error_info else event.message or ""
