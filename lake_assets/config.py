@@ -930,6 +930,16 @@ class NotifyConfig(_Strict):
     webhook_url: str = ""
     on_completion: bool = True
     ui_base_url: str = "http://127.0.0.1:3000"
+    quality_score_min: float | None = Field(
+        default=None, ge=0, le=1,
+        description="alert when a finished run's quality score is below this share (unset: no score alert)",
+    )
+
+    @field_validator("quality_score_min", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # An unset environment variable interpolates to "": no threshold.
+        return None if value == "" else value
 
     @field_validator("email")
     @classmethod

@@ -278,10 +278,54 @@ def test_quality_alert_even_with_completion_notifications_off(
 
     (mail,) = mails
     body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
-    assert "quality checks failed" in mail["Subject"]
+    assert "quality alert" in mail["Subject"]
     assert "Checks passed: 1, failed: 1" in body
     assert "  FAILED scored:no_orphans" in body
     assert "Quality score: 50.00%" in body
+    assert "Quality alert: ERROR check failed: scored:no_orphans" in body
+
+
+def test_quality_alert_on_a_score_below_the_minimum_not_on_a_warn_check_above_it(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a WARN check fails (weights: ERROR passed 2, WARN failed 1: score 2/3): with completion mail
+    off, a minimum of 0.9 alerts, a minimum of 0.5 (or none) stays quiet."""
+    from dagster import AssetCheckResult, AssetCheckSeverity, DailyPartitionsDefinition, asset, asset_check
+
+    port, mails = smtp_server
+    monkeypatch.setenv("LAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_NOTIFY_ON_COMPLETION", "false")
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(tmp_path, ["ops@example.test"])))
+
+    @asset(partitions_def=DailyPartitionsDefinition(start_date="2024-01-01"))
+    def scored() -> int:
+        return 1
+
+    @asset_check(asset=scored)
+    def keys_unique() -> AssetCheckResult:
+        return AssetCheckResult(passed=True)
+
+    @asset_check(asset=scored)
+    def few_returns() -> AssetCheckResult:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN)
+
+    with instance_for_test() as instance:
+        result = materialize([scored, keys_unique, few_returns], partition_key="2024-01-05", instance=instance)
+        assert result.success
+        for minimum in ("0.5", "", "0.9"):
+            monkeypatch.setenv("LAKE_QUALITY_SCORE_MIN", minimum)
+            build_definitions(load_config()).get_sensor_def(COMPLETION_SENSOR_NAME)(
+                _status_context(instance, result.run_id, DagsterEventType.RUN_SUCCESS, COMPLETION_SENSOR_NAME)
+            )
+            assert len(mails) == (1 if minimum == "0.9" else 0), minimum
+
+    (mail,) = mails
+    body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert "quality alert" in mail["Subject"] and "2024-01-05" in mail["Subject"]
+    assert "Quality score: 66.67%" in body
+    assert "Quality alert: quality score 66.67% is below the minimum 90.00%" in body
+    assert "ERROR check failed" not in body
 
 
 def test_long_running_run_alerts_once(tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,9 @@
 
 - failure: run id, failed step(s), error, link to the run in the UI, plus what the run did so far.
 - success: the same report (partition, rows per layer, checks passed/failed, duration) when
-  `notify.on_completion` is on; a run whose quality checks failed is always reported (quality alert).
+  `notify.on_completion` is on; a quality alert is always sent: an ERROR check failed, or the run's
+  quality score is below `notify.quality_score_min`. A failed WARN check above the threshold only
+  shows in the summary (and in the quality report).
 A delivery problem (SMTP down, webhook refusing) never hides the run failure: both are logged
 together, to the sensor's log (visible in the UI tick) and to the `lake_assets.notifications` logger.
 """
@@ -41,10 +43,11 @@ LONG_RUN_SENSOR_NAME = "alert_on_long_runs"
 def notify_run(
     instance: DagsterInstance, run_id: str, notify: NotifyConfig, error: str | None = None, *, force: bool = True
 ) -> tuple[RunReport, list[str]]:
-    """Build the report of `run_id` and deliver it (unless `force` is off and nothing is wrong)."""
+    """Build the report of `run_id` and deliver it (unless `force` is off and there is no quality alert)."""
     report = build_run_report(instance, run_id, notify.ui_base_url, error)
+    report.quality_alerts = report.alerts_on_quality(notify.quality_score_min)
     record_run_metrics(instance, report)
-    if not force and not report.checks_failed:
+    if not force and not report.quality_alerts:
         return report, []
     problems = deliver(report, notify)
     for problem in problems:
@@ -69,7 +72,8 @@ def build_notification_sensors(config: PipelineConfig) -> list[SensorDefinition]
 
     @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name=COMPLETION_SENSOR_NAME,
                        default_status=DefaultSensorStatus.RUNNING,
-                       description="Run summary on completion (notify.on_completion); quality alerts always.")
+                       description="Run summary on completion (notify.on_completion); quality alerts (a failed ERROR "
+                       "check, a score below notify.quality_score_min) always.")
     def notify_on_run_success(context: RunStatusSensorContext) -> None:
         run_id = context.dagster_run.run_id
         report, problems = notify_run(context.instance, run_id, notify, force=notify.on_completion)

@@ -55,6 +55,7 @@ class RunReport:
     failed_steps: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
     headline: str | None = None  # overrides the subject's verdict (e.g. "running longer than 3600 s")
+    quality_alerts: list[str] = field(default_factory=list)  # why this run is a quality alert, if it is
 
     def _score(self, names: set[str] | None = None) -> float | None:
         evaluations = [(ok, self.check_severities.get(n, "ERROR"))
@@ -65,6 +66,14 @@ class RunReport:
     @property
     def error_checks_failed(self) -> list[str]:
         return [n for n in self.checks_failed if self.check_severities.get(n, "ERROR") == "ERROR"]
+
+    def alerts_on_quality(self, score_min: float | None) -> list[str]:
+        """Why the run's quality calls for an alert: each failed ERROR check, and a score below `score_min`."""
+        alerts = [f"ERROR check failed: {name}" for name in self.error_checks_failed]
+        score = self.quality_score
+        if score_min is not None and score is not None and score < score_min:
+            alerts.append(f"quality score {score:.2%} is below the minimum {score_min:.2%}")
+        return alerts
 
     @property
     def quality_score(self) -> float | None:
@@ -83,6 +92,8 @@ class RunReport:
             return f"[lake_assets] {self.headline}: {self.job_name}{day} run {self.run_id[:8]}"
         if self.status == "FAILURE":
             return f"[lake_assets] FAILED: {self.job_name}{day} run {self.run_id[:8]}"
+        if self.quality_alerts:
+            return f"[lake_assets] quality alert: {self.job_name}{day} run {self.run_id[:8]}"
         if self.checks_failed:
             return f"[lake_assets] quality checks failed: {self.job_name}{day} run {self.run_id[:8]}"
         return f"[lake_assets] succeeded: {self.job_name}{day} run {self.run_id[:8]}"
@@ -109,6 +120,7 @@ class RunReport:
         lines += [f"  FAILED {name}" for name in self.checks_failed]
         if self.quality_score is not None:
             lines.append(f"Quality score: {self.quality_score:.2%}")
+        lines += [f"Quality alert: {alert}" for alert in self.quality_alerts]
         return "\n".join(lines) + "\n"
 
     def as_json(self) -> dict[str, object]:
@@ -126,6 +138,7 @@ class RunReport:
             "checks_failed": self.checks_failed,
             "quality_score": self.quality_score,
             "quality_score_per_asset": self.quality_score_per_asset,
+            "quality_alerts": self.quality_alerts,
             "failed_steps": [{"step": s, "error": e} for s, e in self.failed_steps],
             "error": self.error,
             "headline": self.headline,
