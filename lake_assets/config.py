@@ -1349,9 +1349,13 @@ class PipelineConfig(_Strict):
         return self
 
     def mask_rules_for(self, entity: str) -> dict[str, str]:
-        """Column -> technique for one entity: `masking.columns`, the entity's extra columns' `mask`,
-        then `masking.entities[entity]`."""
-        return {**self.masking.columns, **self.entities.mask_rules(entity), **self.masking.entities.get(entity, {})}
+        """Column -> technique for one entity: the defaults (person-name columns redacted), overlaid with
+        `masking.columns`, the entity's extra columns' `mask`, then `masking.entities[entity]`."""
+        from lake_assets.entities import entity_schema
+        from spark.pii_detection import default_mask_rules
+
+        return {**default_mask_rules(entity_schema(self, entity).columns), **self.masking.columns,
+                **self.entities.mask_rules(entity), **self.masking.entities.get(entity, {})}
 
     def type1_columns(self, entity: str) -> list[str]:
         """Type-1 (overwritten) columns of an SCD2 dimension: configured ones plus extras with scd: 1."""
