@@ -950,6 +950,20 @@ class NotifyConfig(_Strict):
         return value
 
 
+class MonitoringConfig(_Strict):
+    """Per-run metrics settings (docs/orchestration.md, "Metrics in the UI")."""
+
+    storage_price_per_gb_month: float | None = Field(
+        default=None, ge=0,
+        description="price of one GiB of lake storage per month, for the estimated monthly cost (unset: none)",
+    )
+
+    @field_validator("storage_price_per_gb_month", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+
 class DimensionConfig(_Strict):
     """SCD2 behaviour of one dimension (see docs/star_schema.md)."""
 
@@ -1151,6 +1165,7 @@ class PipelineConfig(_Strict):
     sensor: SensorConfig = Field(default_factory=SensorConfig)
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     star_schema: StarSchemaConfig = Field(default_factory=lambda: StarSchemaConfig())
     entities: EntitiesConfig = Field(default_factory=lambda: EntitiesConfig())
     retention_days: dict[str, int] = Field(

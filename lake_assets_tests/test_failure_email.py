@@ -3,6 +3,7 @@ receiver on 127.0.0.1. The runs are real lake_assets runs (raw ingestion of the 
 
 import json
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -177,6 +178,7 @@ def test_completion_summary_rows_per_layer_and_checks(
     port, mails = smtp_server
     monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
     monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(lake_env, ["ops@example.test"])))
+    monkeypatch.setenv("LAKE_STORAGE_PRICE_PER_GB_MONTH", "0.023")
     config = load_config()
     defs = build_definitions(config)
     with instance_for_test() as instance:
@@ -213,6 +215,18 @@ def test_completion_summary_rows_per_layer_and_checks(
     assert metrics["rows_raw"] == raw_rows and metrics["quarantined_rows"] == quarantined
     assert metrics["partition"] == "2024-01-01" and metrics["status"] == "SUCCESS"
     assert metrics["duration_seconds"] > 0 and metrics["seconds_raw"] >= 0
+    # The lake's size after the run: the bytes of the tables' data files on disk, per namespace, and their
+    # monthly cost at the configured 0.023 per GiB.
+    def on_disk(paths: list[list[str]]) -> int:
+        return sum(os.path.getsize(f) for path in paths for f in lake.committed_files(path, "2024-01-01"))
+
+    raw_bytes = on_disk([list(k.path) for k in RAW_KEYS])
+    quarantine_bytes = on_disk([["quarantine", *k.path] for k in RAW_KEYS])
+    assert raw_bytes > 0 and quarantine_bytes > 0
+    assert (metrics["bytes_raw"], metrics["bytes_quarantine"]) == (raw_bytes, quarantine_bytes)
+    assert metrics["bytes_total"] >= raw_bytes + quarantine_bytes
+    assert metrics["storage_cost_per_month"] == round(metrics["bytes_total"] / 1024**3 * 0.023, 6)
+    assert f"  raw: {raw_bytes}\n" in body.split("Lake bytes per layer:")[1]
 
 
 def test_broken_smtp_does_not_hide_the_failure(

@@ -30,9 +30,10 @@ from dagster import sensor as _sensor
 
 from lake_assets.automation.channels import deliver
 from lake_assets.automation.jobs import MAX_RUNTIME_TAG
-from lake_assets.automation.metrics import record_run_metrics
+from lake_assets.automation.metrics import lake_bytes_per_layer, record_run_metrics, storage_cost_per_month
 from lake_assets.automation.run_report import RunReport, build_run_report
-from lake_assets.config import NotifyConfig, PipelineConfig
+from lake_assets.config import PipelineConfig
+from lake_assets.lake_maintenance import lake_from_config
 
 LOGGER = logging.getLogger("lake_assets.notifications")
 FAILURE_SENSOR_NAME = "notify_on_run_failure"
@@ -41,11 +42,19 @@ LONG_RUN_SENSOR_NAME = "alert_on_long_runs"
 
 
 def notify_run(
-    instance: DagsterInstance, run_id: str, notify: NotifyConfig, error: str | None = None, *, force: bool = True
+    instance: DagsterInstance, run_id: str, config: PipelineConfig, error: str | None = None, *, force: bool = True
 ) -> tuple[RunReport, list[str]]:
-    """Build the report of `run_id` and deliver it (unless `force` is off and there is no quality alert)."""
+    """Build the report of `run_id`, record its metrics and deliver it (unless `force` is off and there
+    is no quality alert)."""
+    notify = config.notify
     report = build_run_report(instance, run_id, notify.ui_base_url, error)
     report.quality_alerts = report.alerts_on_quality(notify.quality_score_min)
+    try:
+        report.lake_bytes_per_layer = lake_bytes_per_layer(lake_from_config(config))
+        report.storage_cost_per_month = storage_cost_per_month(
+            report.lake_bytes_per_layer, config.monitoring.storage_price_per_gb_month)
+    except Exception as exc:  # noqa: BLE001 - a lake that cannot be measured must not stop the notification
+        LOGGER.warning("lake size not measured after run %s: %s: %s", run_id, type(exc).__name__, exc)
     record_run_metrics(instance, report)
     if not force and not report.quality_alerts:
         return report, []
@@ -66,7 +75,7 @@ def build_notification_sensors(config: PipelineConfig) -> list[SensorDefinition]
         # Logged first and unconditionally: whatever happens to delivery, the failure is on record.
         context.log.error(f"run {run_id} ({context.dagster_run.job_name}) failed: {error}")
         LOGGER.error("run %s (%s) failed: %s", run_id, context.dagster_run.job_name, error)
-        _, problems = notify_run(context.instance, run_id, notify, error)
+        _, problems = notify_run(context.instance, run_id, config, error)
         for problem in problems:
             context.log.error(f"{problem} -- the failure it was reporting: run {run_id}: {error}")
 
@@ -76,7 +85,7 @@ def build_notification_sensors(config: PipelineConfig) -> list[SensorDefinition]
                        "check, a score below notify.quality_score_min) always.")
     def notify_on_run_success(context: RunStatusSensorContext) -> None:
         run_id = context.dagster_run.run_id
-        report, problems = notify_run(context.instance, run_id, notify, force=notify.on_completion)
+        report, problems = notify_run(context.instance, run_id, config, force=notify.on_completion)
         if report.checks_failed:
             context.log.warning(f"run {run_id}: quality checks failed: {', '.join(report.checks_failed)}")
         for problem in problems:

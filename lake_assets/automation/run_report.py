@@ -56,6 +56,10 @@ class RunReport:
     error: str | None = None
     headline: str | None = None  # overrides the subject's verdict (e.g. "running longer than 3600 s")
     quality_alerts: list[str] = field(default_factory=list)  # why this run is a quality alert, if it is
+    # The lake after the run (measured by the caller, see metrics.py): bytes per namespace, and their
+    # estimated monthly cost when a price is configured.
+    lake_bytes_per_layer: dict[str, int] = field(default_factory=dict)
+    storage_cost_per_month: float | None = None
 
     def _score(self, names: set[str] | None = None) -> float | None:
         evaluations = [(ok, self.check_severities.get(n, "ERROR"))
@@ -114,6 +118,11 @@ class RunReport:
         if self.rows_per_layer:
             lines += ["", "Rows per layer:"] + [f"  {k}: {v}" for k, v in sorted(self.rows_per_layer.items())]
             lines.append(f"  quarantined: {self.quarantined_rows}")
+        if self.lake_bytes_per_layer:
+            sizes = sorted(self.lake_bytes_per_layer.items())
+            lines += ["", "Lake bytes per layer:"] + [f"  {k}: {v}" for k, v in sizes]
+            if self.storage_cost_per_month is not None:
+                lines.append(f"  estimated storage cost per month: {self.storage_cost_per_month:.2f}")
         if self.seconds_per_stage:
             lines += ["", "Seconds per stage:"] + [f"  {k}: {v:.1f}" for k, v in self.seconds_per_stage.items()]
         lines += ["", f"Checks passed: {len(self.checks_passed)}, failed: {len(self.checks_failed)}"]
@@ -139,6 +148,8 @@ class RunReport:
             "quality_score": self.quality_score,
             "quality_score_per_asset": self.quality_score_per_asset,
             "quality_alerts": self.quality_alerts,
+            "lake_bytes_per_layer": self.lake_bytes_per_layer,
+            "storage_cost_per_month": self.storage_cost_per_month,
             "failed_steps": [{"step": s, "error": e} for s, e in self.failed_steps],
             "error": self.error,
             "headline": self.headline,
