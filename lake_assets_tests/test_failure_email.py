@@ -383,3 +383,36 @@ def test_long_running_run_alerts_once(tmp_path: Path, smtp_server, monkeypatch: 
     assert "running longer than 1 s" in mail["Subject"] and run.run_id[:8] in mail["Subject"]
     assert run.run_id in mail.get_payload(decode=True).decode()
     assert json.loads(third.cursor) == [run.run_id]
+
+
+def test_peak_memory_of_a_run_is_a_run_tag_in_the_report_and_metrics() -> None:
+    """A step that holds 768 MiB and frees it: the run's peak memory, recorded by the hooks after the step,
+    still counts it (a high-water mark, not the size after the step); the daily job carries the hooks."""
+    import resource
+
+    from dagster import Definitions, asset, define_asset_job
+
+    from lake_assets.automation.jobs import DAILY_JOB_NAME
+    from lake_assets.automation.metrics import metrics_of
+    from lake_assets.automation.peak_memory import PEAK_MEMORY_HOOKS, PEAK_MEMORY_TAG
+    from lake_assets.automation.run_report import build_run_report
+
+    planted = 768 * 2**20
+
+    @asset
+    def holds_memory() -> int:
+        block = b"x" * planted  # written, so resident
+        return len(block)
+
+    defs = Definitions(assets=[holds_memory], jobs=[define_asset_job("memory", hooks=PEAK_MEMORY_HOOKS)])
+    with instance_for_test() as instance:
+        result = defs.resolve_job_def("memory").execute_in_process(instance=instance)
+        own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
+        report = build_run_report(instance, result.run_id, "http://dagster")
+        tag = instance.get_run_by_id(result.run_id).tags[PEAK_MEMORY_TAG]
+    assert own_peak >= planted
+    assert report.peak_memory_bytes == int(tag) >= planted
+    assert metrics_of(report)["peak_memory_bytes"] == int(tag)
+    assert f"Peak memory: {int(tag) / 2**20:.0f} MiB" in report.as_text()
+    daily = build_definitions(load_config()).resolve_job_def(DAILY_JOB_NAME)
+    assert {h.name for h in daily.hook_defs} == {h.name for h in PEAK_MEMORY_HOOKS}

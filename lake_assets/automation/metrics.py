@@ -1,8 +1,9 @@
 """Per-run pipeline metrics as observations of one external asset, `monitoring/pipeline_runs`, so
 the UI plots them over time (asset page -> Plots): duration, seconds per stage, rows per layer,
 quarantined rows, checks passed/failed and the quality score (weighted by severity, see run_report.py)
-of every finished run, overall and per asset (`quality_score_<layer>_<table>`), and the lake's size
-after the run: bytes per layer and, with a configured price, the estimated monthly storage cost.
+of every finished run, overall and per asset (`quality_score_<layer>_<table>`), the run's peak memory
+(peak_memory.py), and the lake's size after the run: bytes per layer and, with a configured price,
+the estimated monthly storage cost.
 
 Recorded by the notification sensors from the run's own event log (run_report.py), which keeps the
 asset code of each layer free of monitoring concerns.
@@ -23,8 +24,8 @@ METRICS_SPEC = AssetSpec(
     group_name="monitoring",
     description="One observation per finished run: duration, seconds per stage, rows per layer, quarantined "
     "rows, asset checks passed/failed and quality score (share of checks passed, an ERROR check weighing 2, a "
-    "WARN one 1; per run and per asset), lake bytes per layer and the estimated monthly storage cost. Plotted "
-    "on the Plots tab.",
+    "WARN one 1; per run and per asset), peak memory, lake bytes per layer and the estimated monthly storage "
+    "cost. Plotted on the Plots tab.",
     kinds={"dagster"},
 )
 
@@ -67,6 +68,8 @@ def metrics_of(report: RunReport) -> dict[str, object]:
     }
     if report.duration_seconds is not None:
         metadata["duration_seconds"] = report.duration_seconds
+    if report.peak_memory_bytes is not None:
+        metadata["peak_memory_bytes"] = report.peak_memory_bytes
     if report.quality_score is not None:
         metadata["quality_score"] = report.quality_score
     metadata.update({f"quality_score_{asset.replace('/', '_')}": score

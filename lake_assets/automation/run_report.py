@@ -13,10 +13,12 @@ check counts `CHECK_WEIGHTS["ERROR"]` = 2, a WARN check 1), per run and per asse
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance
+
+from lake_assets.automation.peak_memory import PEAK_MEMORY_TAG
 
 PARTITION_TAG = "dagster/partition"
 CHECK_WEIGHTS = {"ERROR": 2, "WARN": 1}
@@ -60,6 +62,7 @@ class RunReport:
     # estimated monthly cost when a price is configured.
     lake_bytes_per_layer: dict[str, int] = field(default_factory=dict)
     storage_cost_per_month: float | None = None
+    peak_memory_bytes: int | None = None  # the run's `lake/peak_memory_bytes` tag (peak_memory.py)
 
     def _score(self, names: set[str] | None = None) -> float | None:
         evaluations = [(ok, self.check_severities.get(n, "ERROR"))
@@ -109,6 +112,7 @@ class RunReport:
             f"Status:    {self.status}",
             f"Partition: {self.partition or '-'}",
             f"Duration:  {self.duration_seconds:.1f} s" if self.duration_seconds is not None else "Duration:  -",
+            f"Peak memory: {self.peak_memory_bytes / 2**20:.0f} MiB" if self.peak_memory_bytes else "Peak memory: -",
             f"Link:      {self.ui_url}",
         ]
         for step, message in self.failed_steps:
@@ -150,6 +154,7 @@ class RunReport:
             "quality_alerts": self.quality_alerts,
             "lake_bytes_per_layer": self.lake_bytes_per_layer,
             "storage_cost_per_month": self.storage_cost_per_month,
+            "peak_memory_bytes": self.peak_memory_bytes,
             "failed_steps": [{"step": s, "error": e} for s, e in self.failed_steps],
             "error": self.error,
             "headline": self.headline,
@@ -159,6 +164,11 @@ class RunReport:
 def _int(value: object) -> int | None:
     raw = getattr(value, "value", value)
     return int(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+
+
+def _tag_int(tags: Mapping[str, str], name: str) -> int | None:
+    value = tags.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, error: str | None = None) -> RunReport:
@@ -172,6 +182,7 @@ def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, e
         partition=run.tags.get(PARTITION_TAG),
         ui_url=f"{ui_base_url.rstrip('/')}/runs/{run_id}",
         error=error,
+        peak_memory_bytes=_tag_int(run.tags, PEAK_MEMORY_TAG),
     )
     stats = instance.get_run_stats(run_id)
     if stats.start_time and stats.end_time:
