@@ -105,6 +105,9 @@ def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Pa
             tags = [_graphql(base, TAGS, {"runId": r})["runOrError"]["tags"] for r in runs]
             assert sorted(t["value"] for run_tags in tags for t in run_tags if t["key"] == "dagster/partition") == [
                 "2024-01-01", "2024-01-02"]
+            # Each run worker recorded its peak memory (a Python process with Dagster loaded: well over 50 MiB).
+            peaks = [int(t["value"]) for run_tags in tags for t in run_tags if t["key"] == "lake/peak_memory_bytes"]
+            assert len(peaks) == 2 and min(peaks) > 50 * 2**20, peaks
             days = {p.name for p in (tmp_path / "lake" / "raw" / "shop_files" / "stores").iterdir()}
             assert {f"ingest_date={d}" for d in ("2024-01-01", "2024-01-02")} <= days, days
             assert len(list((tmp_path / "lake" / "raw" / "shop_files" / "stores").rglob("*.parquet"))) >= 2
