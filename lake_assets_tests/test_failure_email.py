@@ -392,7 +392,7 @@ def test_peak_memory_of_a_run_is_a_run_tag_in_the_report_and_metrics() -> None:
 
     from dagster import Definitions, asset, define_asset_job
 
-    from lake_assets.automation.jobs import DAILY_JOB_NAME
+    from lake_assets.automation.jobs import build_daily_job
     from lake_assets.automation.metrics import metrics_of
     from lake_assets.automation.peak_memory import PEAK_MEMORY_HOOKS, PEAK_MEMORY_TAG
     from lake_assets.automation.run_report import build_run_report
@@ -414,5 +414,4 @@ def test_peak_memory_of_a_run_is_a_run_tag_in_the_report_and_metrics() -> None:
     assert report.peak_memory_bytes == int(tag) >= planted
     assert metrics_of(report)["peak_memory_bytes"] == int(tag)
     assert f"Peak memory: {int(tag) / 2**20:.0f} MiB" in report.as_text()
-    daily = build_definitions(load_config()).resolve_job_def(DAILY_JOB_NAME)
-    assert {h.name for h in daily.hook_defs} == {h.name for h in PEAK_MEMORY_HOOKS}
+    assert build_daily_job(load_config()).hooks == PEAK_MEMORY_HOOKS
