@@ -935,7 +935,11 @@ class NotifyConfig(_Strict):
         description="alert when a finished run's quality score is below this share (unset: no score alert)",
     )
 
-    @field_validator("quality_score_min", mode="before")
+    peak_memory_max_mb: int | None = Field(
+        default=None, gt=0, description="alert when a run's peak memory is over this many MiB (unset: no alert)",
+    )
+
+    @field_validator("quality_score_min", "peak_memory_max_mb", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         # An unset environment variable interpolates to "": no threshold.

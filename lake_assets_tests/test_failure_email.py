@@ -385,15 +385,19 @@ def test_long_running_run_alerts_once(tmp_path: Path, smtp_server, monkeypatch: 
     assert json.loads(third.cursor) == [run.run_id]
 
 
-def test_peak_memory_of_a_run_is_a_run_tag_in_the_report_and_metrics() -> None:
+def test_peak_memory_of_a_run_is_a_run_tag_in_the_report_and_metrics_and_alerts_over_the_limit(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A step that holds 768 MiB and frees it: the run's peak memory, recorded by the hooks after the step,
-    still counts it (a high-water mark, not the size after the step); the daily job carries the hooks."""
+    still counts it (a high-water mark, not the size after the step); the daily job carries the hooks.
+    With completion mail off, a limit of 1 MiB mails a memory alert, a limit of 10 TiB does not."""
     import resource
 
     from dagster import Definitions, asset, define_asset_job
 
     from lake_assets.automation.jobs import build_daily_job
     from lake_assets.automation.metrics import metrics_of
+    from lake_assets.automation.notifications import notify_run
     from lake_assets.automation.peak_memory import PEAK_MEMORY_HOOKS, PEAK_MEMORY_TAG
     from lake_assets.automation.run_report import build_run_report
 
@@ -404,12 +408,26 @@ def test_peak_memory_of_a_run_is_a_run_tag_in_the_report_and_metrics() -> None:
         block = b"x" * planted  # written, so resident
         return len(block)
 
+    port, mails = smtp_server
+    monkeypatch.setenv("LAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_NOTIFY_ON_COMPLETION", "false")
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(tmp_path, ["ops@example.test"])))
     defs = Definitions(assets=[holds_memory], jobs=[define_asset_job("memory", hooks=PEAK_MEMORY_HOOKS)])
     with instance_for_test() as instance:
         result = defs.resolve_job_def("memory").execute_in_process(instance=instance)
         own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
         report = build_run_report(instance, result.run_id, "http://dagster")
         tag = instance.get_run_by_id(result.run_id).tags[PEAK_MEMORY_TAG]
+        for limit in ("10000000", "1"):
+            monkeypatch.setenv("LAKE_PEAK_MEMORY_MAX_MB", limit)
+            notify_run(instance, result.run_id, load_config(), force=False)
+            assert len(mails) == (1 if limit == "1" else 0), limit
+    (mail,) = mails
+    assert "memory alert" in mail["Subject"]
+    assert f"Memory alert: peak memory {int(tag) / 2**20:.0f} MiB is over the limit 1 MiB" in (
+        mail.get_payload(decode=True).decode())
     assert own_peak >= planted
     assert report.peak_memory_bytes == int(tag) >= planted
     assert metrics_of(report)["peak_memory_bytes"] == int(tag)

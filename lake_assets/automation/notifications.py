@@ -4,7 +4,8 @@
 - success: the same report (partition, rows per layer, checks passed/failed, duration) when
   `notify.on_completion` is on; a quality alert is always sent: an ERROR check failed, or the run's
   quality score is below `notify.quality_score_min`. A failed WARN check above the threshold only
-  shows in the summary (and in the quality report).
+  shows in the summary (and in the quality report). So is a memory alert: the run's peak memory is
+  over `notify.peak_memory_max_mb`.
 A delivery problem (SMTP down, webhook refusing) never hides the run failure: both are logged
 together, to the sensor's log (visible in the UI tick) and to the `lake_assets.notifications` logger.
 """
@@ -45,10 +46,11 @@ def notify_run(
     instance: DagsterInstance, run_id: str, config: PipelineConfig, error: str | None = None, *, force: bool = True
 ) -> tuple[RunReport, list[str]]:
     """Build the report of `run_id`, record its metrics and deliver it (unless `force` is off and there
-    is no quality alert)."""
+    is no quality or memory alert)."""
     notify = config.notify
     report = build_run_report(instance, run_id, notify.ui_base_url, error)
     report.quality_alerts = report.alerts_on_quality(notify.quality_score_min)
+    report.memory_alert = report.alert_on_memory(notify.peak_memory_max_mb)
     try:
         report.lake_bytes_per_layer = lake_bytes_per_layer(lake_from_config(config))
         report.storage_cost_per_month = storage_cost_per_month(
@@ -56,7 +58,7 @@ def notify_run(
     except Exception as exc:  # noqa: BLE001 - a lake that cannot be measured must not stop the notification
         LOGGER.warning("lake size not measured after run %s: %s: %s", run_id, type(exc).__name__, exc)
     record_run_metrics(instance, report)
-    if not force and not report.quality_alerts:
+    if not force and not report.quality_alerts and not report.memory_alert:
         return report, []
     problems = deliver(report, notify)
     for problem in problems:

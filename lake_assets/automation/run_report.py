@@ -63,6 +63,7 @@ class RunReport:
     lake_bytes_per_layer: dict[str, int] = field(default_factory=dict)
     storage_cost_per_month: float | None = None
     peak_memory_bytes: int | None = None  # the run's `lake/peak_memory_bytes` tag (peak_memory.py)
+    memory_alert: str | None = None  # set when the peak is over the configured limit
 
     def _score(self, names: set[str] | None = None) -> float | None:
         evaluations = [(ok, self.check_severities.get(n, "ERROR"))
@@ -73,6 +74,12 @@ class RunReport:
     @property
     def error_checks_failed(self) -> list[str]:
         return [n for n in self.checks_failed if self.check_severities.get(n, "ERROR") == "ERROR"]
+
+    def alert_on_memory(self, max_mb: int | None) -> str | None:
+        """Why the run's peak memory calls for an alert: over `max_mb` MiB; None otherwise."""
+        if max_mb is None or self.peak_memory_bytes is None or self.peak_memory_bytes <= max_mb * 2**20:
+            return None
+        return f"peak memory {self.peak_memory_bytes / 2**20:.0f} MiB is over the limit {max_mb} MiB"
 
     def alerts_on_quality(self, score_min: float | None) -> list[str]:
         """Why the run's quality calls for an alert: each failed ERROR check, and a score below `score_min`."""
@@ -101,6 +108,8 @@ class RunReport:
             return f"[lake_assets] FAILED: {self.job_name}{day} run {self.run_id[:8]}"
         if self.quality_alerts:
             return f"[lake_assets] quality alert: {self.job_name}{day} run {self.run_id[:8]}"
+        if self.memory_alert:
+            return f"[lake_assets] memory alert: {self.job_name}{day} run {self.run_id[:8]}"
         if self.checks_failed:
             return f"[lake_assets] quality checks failed: {self.job_name}{day} run {self.run_id[:8]}"
         return f"[lake_assets] succeeded: {self.job_name}{day} run {self.run_id[:8]}"
@@ -134,6 +143,8 @@ class RunReport:
         if self.quality_score is not None:
             lines.append(f"Quality score: {self.quality_score:.2%}")
         lines += [f"Quality alert: {alert}" for alert in self.quality_alerts]
+        if self.memory_alert:
+            lines.append(f"Memory alert: {self.memory_alert}")
         return "\n".join(lines) + "\n"
 
     def as_json(self) -> dict[str, object]:
@@ -155,6 +166,7 @@ class RunReport:
             "lake_bytes_per_layer": self.lake_bytes_per_layer,
             "storage_cost_per_month": self.storage_cost_per_month,
             "peak_memory_bytes": self.peak_memory_bytes,
+            "memory_alert": self.memory_alert,
             "failed_steps": [{"step": s, "error": e} for s, e in self.failed_steps],
             "error": self.error,
             "headline": self.headline,
