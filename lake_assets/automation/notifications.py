@@ -35,6 +35,7 @@ from lake_assets.automation.metrics import lake_bytes_per_layer, record_run_metr
 from lake_assets.automation.run_report import RunReport, build_run_report
 from lake_assets.config import PipelineConfig
 from lake_assets.lake_maintenance import lake_from_config
+from lake_assets.secrets import hide_url_passwords
 
 LOGGER = logging.getLogger("lake_assets.notifications")
 FAILURE_SENSOR_NAME = "notify_on_run_failure"
@@ -56,7 +57,8 @@ def notify_run(
         report.storage_cost_per_month = storage_cost_per_month(
             report.lake_bytes_per_layer, config.monitoring.storage_price_per_gb_month)
     except Exception as exc:  # noqa: BLE001 - a lake that cannot be measured must not stop the notification
-        LOGGER.warning("lake size not measured after run %s: %s: %s", run_id, type(exc).__name__, exc)
+        LOGGER.warning("lake size not measured after run %s: %s: %s", run_id, type(exc).__name__,
+                       hide_url_passwords(str(exc)))  # a catalog URL may carry its password
     record_run_metrics(instance, report)
     if not force and not report.quality_alerts and not report.memory_alert:
         return report, []
