@@ -930,6 +930,20 @@ class NotifyConfig(_Strict):
     webhook_url: str = ""
     on_completion: bool = True
     ui_base_url: str = "http://127.0.0.1:3000"
+    quality_score_min: float | None = Field(
+        default=None, ge=0, le=1,
+        description="alert when a finished run's quality score is below this share (unset: no score alert)",
+    )
+
+    peak_memory_max_mb: int | None = Field(
+        default=None, gt=0, description="alert when a run's peak memory is over this many MiB (unset: no alert)",
+    )
+
+    @field_validator("quality_score_min", "peak_memory_max_mb", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # An unset environment variable interpolates to "": no threshold.
+        return None if value == "" else value
 
     @field_validator("email")
     @classmethod
@@ -938,6 +952,20 @@ class NotifyConfig(_Strict):
         if bad:
             raise ValueError(f"not e-mail addresses: {bad}")
         return value
+
+
+class MonitoringConfig(_Strict):
+    """Per-run metrics settings (docs/orchestration.md, "Metrics in the UI")."""
+
+    storage_price_per_gb_month: float | None = Field(
+        default=None, ge=0,
+        description="price of one GiB of lake storage per month, for the estimated monthly cost (unset: none)",
+    )
+
+    @field_validator("storage_price_per_gb_month", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class DimensionConfig(_Strict):
@@ -1152,6 +1180,7 @@ class PipelineConfig(_Strict):
     sensor: SensorConfig = Field(default_factory=SensorConfig)
     retries: RetriesConfig = Field(default_factory=RetriesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     star_schema: StarSchemaConfig = Field(default_factory=lambda: StarSchemaConfig())
     entities: EntitiesConfig = Field(default_factory=lambda: EntitiesConfig())
     retention_days: dict[str, int] = Field(
@@ -1362,9 +1391,13 @@ class PipelineConfig(_Strict):
         return self
 
     def mask_rules_for(self, entity: str) -> dict[str, str]:
-        """Column -> technique for one entity: `masking.columns`, the entity's extra columns' `mask`,
-        then `masking.entities[entity]`."""
-        return {**self.masking.columns, **self.entities.mask_rules(entity), **self.masking.entities.get(entity, {})}
+        """Column -> technique for one entity: the defaults (person-name columns redacted), overlaid with
+        `masking.columns`, the entity's extra columns' `mask`, then `masking.entities[entity]`."""
+        from lake_assets.entities import entity_schema
+        from spark.pii_detection import default_mask_rules
+
+        return {**default_mask_rules(entity_schema(self, entity).columns), **self.masking.columns,
+                **self.entities.mask_rules(entity), **self.masking.entities.get(entity, {})}
 
     def type1_columns(self, entity: str) -> list[str]:
         """Type-1 (overwritten) columns of an SCD2 dimension: configured ones plus extras with scd: 1."""

@@ -100,6 +100,27 @@ def test_entity_schema_appends_the_extras(tmp_path: Path) -> None:
     assert config.mask_rules_for("sale") == {"email": "hmac_sha256", "payment_method": "keep"}
 
 
+def test_person_names_are_redacted_unless_configured(tmp_path: Path) -> None:
+    """The contract's first and last name, and a fact column naming a person without a `mask` of its own,
+    get `redact` by default; a product, store or order column does not; the config wins, per column."""
+    config = load_config(_config_file(tmp_path, {
+        "sale": {"degenerate": {"customer_name": "string", "order_status": "string"}},
+    }))
+    assert {c: t for c, t in config.mask_rules_for("customer").items() if c.endswith("_name")} == {
+        "first_name": "redact", "last_name": "redact"}
+    assert config.mask_rules_for("sale") == {"email": "hmac_sha256", "customer_name": "redact"}
+    assert config.mask_rules_for("product") == config.mask_rules_for("location") == {"email": "hmac_sha256"}
+
+    path = _config_file(tmp_path, {"sale": {"degenerate": {"customer_name": {"type": "string", "mask": "keep"}}}})
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["masking"]["columns"]["last_name"] = "keep"
+    document["masking"]["entities"] = {"customer": {"first_name": "hmac_sha256"}}
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    configured = load_config(path)
+    assert (configured.mask_rules_for("customer")["first_name"], configured.mask_rules_for("customer")["last_name"],
+            configured.mask_rules_for("sale")["customer_name"]) == ("hmac_sha256", "keep", "keep")
+
+
 def _config_with(tmp_path: Path, entities: dict, **sections: dict) -> Path:
     path = _config_file(tmp_path, entities)
     document = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -3,6 +3,7 @@ receiver on 127.0.0.1. The runs are real lake_assets runs (raw ingestion of the 
 
 import json
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -177,6 +178,7 @@ def test_completion_summary_rows_per_layer_and_checks(
     port, mails = smtp_server
     monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
     monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(lake_env, ["ops@example.test"])))
+    monkeypatch.setenv("LAKE_STORAGE_PRICE_PER_GB_MONTH", "0.023")
     config = load_config()
     defs = build_definitions(config)
     with instance_for_test() as instance:
@@ -213,6 +215,18 @@ def test_completion_summary_rows_per_layer_and_checks(
     assert metrics["rows_raw"] == raw_rows and metrics["quarantined_rows"] == quarantined
     assert metrics["partition"] == "2024-01-01" and metrics["status"] == "SUCCESS"
     assert 0 < metrics["seconds_raw"] <= metrics["duration_seconds"]
+    # The lake's size after the run: the bytes of the tables' data files on disk, per namespace, and their
+    # monthly cost at the configured 0.023 per GiB.
+    def on_disk(paths: list[list[str]]) -> int:
+        return sum(os.path.getsize(f) for path in paths for f in lake.committed_files(path, "2024-01-01"))
+
+    raw_bytes = on_disk([list(k.path) for k in RAW_KEYS])
+    quarantine_bytes = on_disk([["quarantine", *k.path] for k in RAW_KEYS])
+    assert raw_bytes > 0 and quarantine_bytes > 0
+    assert (metrics["bytes_raw"], metrics["bytes_quarantine"]) == (raw_bytes, quarantine_bytes)
+    assert metrics["bytes_total"] >= raw_bytes + quarantine_bytes
+    assert metrics["storage_cost_per_month"] == round(metrics["bytes_total"] / 1024**3 * 0.023, 6)
+    assert f"  raw: {raw_bytes}\n" in body.split("Lake bytes per layer:")[1]
 
 
 def test_broken_smtp_does_not_hide_the_failure(
@@ -268,18 +282,64 @@ def test_quality_alert_even_with_completion_notifications_off(
         )
 
         # ... but it is reported, and the Airflow quality gate refuses the day.
-        from lake_assets.automation.quality_gate import latest_check_outcomes
+        from lake_assets.automation.quality_outcomes import latest_check_outcomes
 
-        assert latest_check_outcomes(instance, "2024-01-05") == {"scored:never_negative": True,
-                                                                 "scored:no_orphans": False}
+        outcomes = latest_check_outcomes(instance, "2024-01-05")
+        assert {name: o.passed for name, o in outcomes.items()} == {"scored:never_negative": True,
+                                                                    "scored:no_orphans": False}
+        assert outcomes["scored:no_orphans"].metadata == {"orphans": 3}
         assert latest_check_outcomes(instance, "2024-01-06") == {}
 
     (mail,) = mails
     body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
-    assert "quality checks failed" in mail["Subject"]
+    assert "quality alert" in mail["Subject"]
     assert "Checks passed: 1, failed: 1" in body
     assert "  FAILED scored:no_orphans" in body
     assert "Quality score: 50.00%" in body
+    assert "Quality alert: ERROR check failed: scored:no_orphans" in body
+
+
+def test_quality_alert_on_a_score_below_the_minimum_not_on_a_warn_check_above_it(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a WARN check fails (weights: ERROR passed 2, WARN failed 1: score 2/3): with completion mail
+    off, a minimum of 0.9 alerts, a minimum of 0.5 (or none) stays quiet."""
+    from dagster import AssetCheckResult, AssetCheckSeverity, DailyPartitionsDefinition, asset, asset_check
+
+    port, mails = smtp_server
+    monkeypatch.setenv("LAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_NOTIFY_ON_COMPLETION", "false")
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(tmp_path, ["ops@example.test"])))
+
+    @asset(partitions_def=DailyPartitionsDefinition(start_date="2024-01-01"))
+    def scored() -> int:
+        return 1
+
+    @asset_check(asset=scored)
+    def keys_unique() -> AssetCheckResult:
+        return AssetCheckResult(passed=True)
+
+    @asset_check(asset=scored)
+    def few_returns() -> AssetCheckResult:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN)
+
+    with instance_for_test() as instance:
+        result = materialize([scored, keys_unique, few_returns], partition_key="2024-01-05", instance=instance)
+        assert result.success
+        for minimum in ("0.5", "", "0.9"):
+            monkeypatch.setenv("LAKE_QUALITY_SCORE_MIN", minimum)
+            build_definitions(load_config()).get_sensor_def(COMPLETION_SENSOR_NAME)(
+                _status_context(instance, result.run_id, DagsterEventType.RUN_SUCCESS, COMPLETION_SENSOR_NAME)
+            )
+            assert len(mails) == (1 if minimum == "0.9" else 0), minimum
+
+    (mail,) = mails
+    body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert "quality alert" in mail["Subject"] and "2024-01-05" in mail["Subject"]
+    assert "Quality score: 66.67%" in body
+    assert "Quality alert: quality score 66.67% is below the minimum 90.00%" in body
+    assert "ERROR check failed" not in body
 
 
 def test_long_running_run_alerts_once(tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -328,3 +388,53 @@ def test_long_running_run_alerts_once(tmp_path: Path, smtp_server, monkeypatch: 
     assert "running longer than 1 s" in mail["Subject"] and run.run_id[:8] in mail["Subject"]
     assert run.run_id in mail.get_payload(decode=True).decode()
     assert json.loads(third.cursor) == [run.run_id]
+
+
+def test_peak_memory_of_a_run_is_a_run_tag_in_the_report_and_metrics_and_alerts_over_the_limit(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that holds 768 MiB and frees it: the run's peak memory, recorded by the hooks after the step,
+    still counts it (a high-water mark, not the size after the step); the daily job carries the hooks.
+    With completion mail off, a limit of 1 MiB mails a memory alert, a limit of 10 TiB does not."""
+    import resource
+
+    from dagster import Definitions, asset, define_asset_job
+
+    from lake_assets.automation.jobs import build_daily_job
+    from lake_assets.automation.metrics import metrics_of
+    from lake_assets.automation.notifications import notify_run
+    from lake_assets.automation.peak_memory import PEAK_MEMORY_HOOKS, PEAK_MEMORY_TAG
+    from lake_assets.automation.run_report import build_run_report
+
+    planted = 768 * 2**20
+
+    @asset
+    def holds_memory() -> int:
+        block = b"x" * planted  # written, so resident
+        return len(block)
+
+    port, mails = smtp_server
+    monkeypatch.setenv("LAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LAKE_SMTP_PORT", str(port))
+    monkeypatch.setenv("LAKE_NOTIFY_ON_COMPLETION", "false")
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with_recipients(tmp_path, ["ops@example.test"])))
+    defs = Definitions(assets=[holds_memory], jobs=[define_asset_job("memory", hooks=PEAK_MEMORY_HOOKS)])
+    with instance_for_test() as instance:
+        result = defs.resolve_job_def("memory").execute_in_process(instance=instance)
+        own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
+        report = build_run_report(instance, result.run_id, "http://dagster")
+        tag = instance.get_run_by_id(result.run_id).tags[PEAK_MEMORY_TAG]
+        for limit in ("10000000", "1"):
+            monkeypatch.setenv("LAKE_PEAK_MEMORY_MAX_MB", limit)
+            notify_run(instance, result.run_id, load_config(), force=False)
+            assert len(mails) == (1 if limit == "1" else 0), limit
+    (mail,) = mails
+    assert "memory alert" in mail["Subject"]
+    assert f"Memory alert: peak memory {int(tag) / 2**20:.0f} MiB is over the limit 1 MiB" in (
+        mail.get_payload(decode=True).decode())
+    assert own_peak >= planted
+    assert report.peak_memory_bytes == int(tag) >= planted
+    assert metrics_of(report)["peak_memory_bytes"] == int(tag)
+    assert f"Peak memory: {int(tag) / 2**20:.0f} MiB" in report.as_text()
+    assert build_daily_job(load_config()).hooks == PEAK_MEMORY_HOOKS

@@ -161,8 +161,11 @@ def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined
         assert row["_mask_key_id"] == "k1"
         assert row["ssn"] is None or row["ssn"].startswith("***-**-")
         assert row["street_address"] in (None, "[REDACTED]")
+        assert row["first_name"] in (None, "[REDACTED]") and row["last_name"] in (None, "[REDACTED]")
         assert row["postal_code"] is None or len(row["postal_code"]) <= 3
         assert {"_processed_at", "_run_id", "_source", "_row_hash"} <= set(row)
+    # Person names are redacted by default (the sample config names no rule for them); the source has names.
+    assert any(r["First Name"].strip() for r in source) and "[REDACTED]" in {r["first_name"] for r in masked}
     # keep_versions: one row per (customer_id, updated_at), never two for the same version.
     versions = [(r["customer_id"], r["updated_at"]) for r in masked]
     assert len(versions) == len(set(versions))

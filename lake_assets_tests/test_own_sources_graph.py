@@ -158,9 +158,12 @@ def test_four_own_sources_reach_the_warehouse(
     companies |= {"C-17": "Schulz Textil GmbH", "C-23": None, "C-31": "Fischer & Söhne KG"}
     companies |= {c["customer"]["id"]: c["customer"]["business_name"] for c in state.charges if c["lines"]["data"]}
     current = {c["customer_id"]: c for c in warehouse_rows(config, (
-        "SELECT customer_id, company_name, contact_title, credit_limit, sales_rep, country "
+        "SELECT customer_id, first_name, company_name, contact_title, credit_limit, sales_rep, country "
         "FROM {p}v_current_customers"))}
     assert {k: c["company_name"] for k, c in current.items()} == companies
+    # The database's contact names (mapped to first_name) are person names: redacted by default.
+    assert {c[0]: current[c[0]]["first_name"] for c in own.DB_CUSTOMERS} == dict.fromkeys(
+        (c[0] for c in own.DB_CUSTOMERS), "[REDACTED]")
     assert {k: (current[k]["contact_title"], _money(current[k]["credit_limit"]), current[k]["sales_rep"])
             for k in (c[0] for c in own.DB_CUSTOMERS)} == {
         c[0]: (c[3], Decimal(c[8]) if c[8] else None, c[9]) for c in own.DB_CUSTOMERS}

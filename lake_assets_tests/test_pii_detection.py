@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from lake_assets.checks.pii_scan import luhn_valid as py_luhn_valid
 from spark.pii_detection import (
     contains_card_number,
+    default_mask_rules,
     detect_unconfigured_pii,
     find_unconfigured_pii,
     luhn_valid,
@@ -120,6 +121,14 @@ def test_name_rules_match_tokens_not_substrings() -> None:
         assert pii_kind_by_name(name) is None, name
     assert [pii_kind_by_name(n) for n in ("home_phone", "tel", "fax_no", "customer_ssn", "ssn_last4")] == [
         "phone", "phone", "phone", "ssn", "ssn"]
+
+
+def test_person_name_columns_get_redact_by_default_other_names_nothing() -> None:
+    people = ["first_name", "last_name", "firstname", "full_name", "given_name", "family_name", "middle_name",
+              "maiden_name", "surname", "forename", "customer_name", "contact_name", "nickname", "billing_last_name"]
+    things = ["name", "product_name", "store_name", "company_name", "supplier_name", "class_name", "file_name",
+              "username", "category", "first_order", "last_modified"]
+    assert default_mask_rules(people + things) == dict.fromkeys(people, "redact")
 
 
 def test_all_null_columns_are_never_pii_whatever_their_name(spark) -> None:

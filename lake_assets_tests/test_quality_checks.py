@@ -15,15 +15,10 @@ from dagster import (
     AssetCheckKey,
     AssetCheckSeverity,
     AssetKey,
-    AssetSelection,
-    AssetSpec,
     DagsterInstance,
-    Definitions,
-    define_asset_job,
 )
 from pydantic import ValidationError
 
-from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.quality import build_quality_checks
 from lake_assets.automation.run_report import build_run_report
 from lake_assets.checks.declared_rules import declared_rules
@@ -33,28 +28,7 @@ from lake_assets.config import PipelineConfig, load_config
 from lake_assets.quality_config import QualityConfig
 from lake_assets.resources.lake_storage import LakeStorage
 
-DAY = "2024-01-01"
-MONEY = pa.decimal128(12, 2)
-
-
-def _sales(n: int = 3, **changes: list) -> pa.Table:
-    """A good processed/sale partition of `n` lines; `changes` replaces whole columns."""
-    columns = {
-        "sale_line_id": pa.array([f"L{i}" for i in range(n)]),
-        "order_id": pa.array(["O1"] * n),
-        "sold_at": pa.array([datetime(2024, 1, 1, 12, tzinfo=timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
-        "customer_id": pa.array([f"C{i}" for i in range(n)]),
-        "product_id": pa.array(["P1"] * n),
-        "location_id": pa.array(["S1"] * n),
-        "quantity": pa.array([2] * n, pa.int32()),
-        "unit_price": pa.array([Decimal("9.99")] * n, MONEY),
-        "discount": pa.array([Decimal("0.00")] * n, MONEY),
-        "discount_rate": pa.array([Decimal("0.1")] * n, pa.decimal128(9, 6)),
-        "card_number": pa.array([f"411111111111111{i}" for i in range(n)]),
-    }
-    for name, values in changes.items():
-        columns[name] = pa.array(values, columns[name].type)
-    return pa.table(columns)
+from .check_runs import DAY, run_checks_alone, sales_partition
 
 
 @pytest.fixture
@@ -64,8 +38,8 @@ def config() -> PipelineConfig:
 
 def test_built_in_rules_pass_good_sales_and_name_each_broken_rule(config: PipelineConfig) -> None:
     rules = built_in_rules(config)["processed/sale"]
-    assert validate(_sales(), rules).passed
-    bad = _sales(
+    assert validate(sales_partition(), rules).passed
+    bad = sales_partition(
         8,
         sale_line_id=["L0", "L0", None, "L3", "L4", "L5", "L6", "L7"],
         unit_price=[Decimal("-1.00"), *[Decimal("1.00")] * 7],
@@ -85,7 +59,7 @@ def test_built_in_rules_pass_good_sales_and_name_each_broken_rule(config: Pipeli
 
 def test_a_wrong_type_and_a_missing_column_fail(config: PipelineConfig) -> None:
     rules = built_in_rules(config)["processed/sale"]
-    wrong = _sales().set_column(7, "unit_price", pa.array([9.99] * 3, pa.float64())).drop_columns(["order_id"])
+    wrong = sales_partition().set_column(7, "unit_price", pa.array([9.99] * 3, pa.float64())).drop_columns(["order_id"])
     assert validate(wrong, rules).failures == {
         "unit_price: type double, expected decimal128(12, 2)": 3,
         "order_id: missing": 1,
@@ -93,7 +67,7 @@ def test_a_wrong_type_and_a_missing_column_fail(config: PipelineConfig) -> None:
 
 
 def test_the_sample_is_bounded(config: PipelineConfig) -> None:
-    outcome = validate(_sales(50, unit_price=[Decimal("-1")] * 50), built_in_rules(config)["processed/sale"])
+    outcome = validate(sales_partition(50, unit_price=[Decimal("-1")] * 50), built_in_rules(config)["processed/sale"])
     assert outcome.failures == {"unit_price: min": 50}
     assert len(outcome.sample) == SAMPLE_ROWS
 
@@ -145,30 +119,6 @@ def test_quality_config_rejects_unknown_tables_checks_and_empty_rules() -> None:
         QualityConfig.model_validate({"tables": {"processed/sale": {"columns": {"quantity": {"min": 5, "max": 1}}}}})
 
 
-def _checks_run_alone(
-    config: PipelineConfig, lake: LakeStorage, table: str, instance: DagsterInstance | None = None
-) -> dict[str, object]:
-    """Every check of `table` run by Dagster on the committed day, without materializing the table."""
-    key = AssetKey(table.split("/"))
-    checks = [c for c in build_quality_checks(config)
-              if {(k.asset_key, k.name) for k in c.check_keys} & {(key, "schema"), (key, "declared_columns")}]
-    # A run of the checks alone with the day's partition tag, as the UI's "Execute" on a check launches.
-    job = define_asset_job("checks_alone", AssetSelection.checks(*checks))
-    defs = Definitions(assets=[AssetSpec(key, partitions_def=daily_partitions(config))], asset_checks=checks,
-                       jobs=[job], resources={"lake": lake})
-    result = defs.resolve_job_def("checks_alone").execute_in_process(
-        tags={"dagster/partition": DAY}, raise_on_error=False, instance=instance)
-    assert result.get_asset_materialization_events() == []
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    # A failed ERROR check fails its step (that is what blocks downstream assets); a WARN one does not.
-    failed_steps = {e.step_key for e in result.all_events if e.is_step_failure}
-    blocking_failed = {f"{'__'.join(key.path)}_{n}" for n, e in evaluations.items()
-                       if not e.passed and e.severity == AssetCheckSeverity.ERROR}
-    assert failed_steps == blocking_failed
-    evaluations["run_id"] = result.run_id
-    return evaluations
-
-
 def test_checks_run_alone_in_dagster_with_severity_from_config(config: PipelineConfig, tmp_path: Path) -> None:
     lake = LakeStorage(url=str(tmp_path / "lake"))
     config = config.model_copy(update={"quality": QualityConfig.model_validate({
@@ -179,8 +129,8 @@ def test_checks_run_alone_in_dagster_with_severity_from_config(config: PipelineC
              if k.asset_key == AssetKey(["processed", "sale"])}
     assert (specs["schema"].blocking, specs["declared_columns"].blocking) == (False, True)
 
-    lake.write_arrow(["processed", "sale"], DAY, _sales(3, quantity=[2, 9, 5], unit_price=[Decimal("-2")] * 3))
-    evaluations = _checks_run_alone(config, lake, "processed/sale")
+    lake.write_arrow(["processed", "sale"], DAY, sales_partition(3, quantity=[2, 9, 5], unit_price=[Decimal("-2")] * 3))
+    evaluations = run_checks_alone(config, lake, "processed/sale")
     schema, declared = evaluations["schema"], evaluations["declared_columns"]
     assert (schema.passed, schema.severity) == (False, AssetCheckSeverity.WARN)
     assert schema.metadata["failures"].value == "unit_price: min: 3"
@@ -191,15 +141,15 @@ def test_checks_run_alone_in_dagster_with_severity_from_config(config: PipelineC
 
     # Quantities corrected, prices still negative: the WARN check fails, the ERROR one passes; the run's
     # quality score weighs them 1 and 2. Then all corrected: the same checks re-run pass.
-    lake.write_arrow(["processed", "sale"], DAY, _sales(3, unit_price=[Decimal("-2")] * 3))
+    lake.write_arrow(["processed", "sale"], DAY, sales_partition(3, unit_price=[Decimal("-2")] * 3))
     with DagsterInstance.ephemeral() as instance:
-        mixed = _checks_run_alone(config, lake, "processed/sale", instance)
+        mixed = run_checks_alone(config, lake, "processed/sale", instance)
         report = build_run_report(instance, mixed["run_id"], "http://dagster")
     assert (mixed["schema"].passed, mixed["declared_columns"].passed) == (False, True)
     assert report.quality_score == round(2 / 3, 4)
     assert report.quality_score_per_asset == {"processed/sale": round(2 / 3, 4)}
-    lake.write_arrow(["processed", "sale"], DAY, _sales(3))
-    fixed = _checks_run_alone(config, lake, "processed/sale")
+    lake.write_arrow(["processed", "sale"], DAY, sales_partition(3))
+    fixed = run_checks_alone(config, lake, "processed/sale")
     assert (fixed["schema"].passed, fixed["declared_columns"].passed) == (True, True)
 
 

@@ -1,4 +1,5 @@
-"""Row-level security: a BI role configured for region MA sees only MA's sales, connecting as itself.
+"""Row-level security: a BI role configured for regions MA and TX sees only the sales of MA's store (no
+store is in TX) and the customer versions whose own region is MA or TX, connecting as itself.
 
 PostgreSQL: RLS policies (through security_invoker views too). MariaDB: the view-based equivalent
 (views filtered on the session login; no access to the base tables). Roles are created here with
@@ -8,7 +9,7 @@ unique names and dropped afterwards.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -28,8 +29,10 @@ PASSWORD = "bi-test-password"
 
 def _prepare(url: str, schema: str, role: str) -> WarehouseResource:
     warehouse = WarehouseResource(url=url, schema_name=schema)
-    rows.load_star(warehouse)  # L1, L3 sold in S1 (MA); L2, L4 in S2 (OR)
-    config = RowLevelSecurityConfig(enabled=True, roles={role: ["MA"], "bi_nobody_configured": ["OR"]})
+    # L1, L3 sold in S1 (MA); L2, L4 in S2 (OR). Customer versions: 1 = C1 in MA, 2 = C2 in TX (current),
+    # 3 = C1 in CO (current), 4 = C9 inferred (no region), -1 unknown.
+    rows.load_star(warehouse)
+    config = RowLevelSecurityConfig(enabled=True, roles={role: ["MA", "TX"], "bi_nobody_configured": ["OR"]})
     recreate_views_and_security(warehouse, config)
     result = recreate_views_and_security(warehouse, config)  # the next load: views dropped, re-granted
     assert result["roles_granted"] == role and result["roles_missing"] == "bi_nobody_configured"
@@ -72,6 +75,16 @@ def mariadb_user(mariadb_warehouse: Warehouse) -> Iterator[str]:
     admin.dispose()
 
 
+def _assert_customers_of_granted_regions(query: Callable[[str], list[tuple]]) -> None:
+    """What the MA+TX role reads of customers through the BI views (`{s}`: the schema)."""
+    # Current customers: C2 (TX); C1's current version is in CO, C9 has no region yet.
+    assert query("SELECT customer_id, region FROM {s}.v_current_customers") == [("C2", "TX")]
+    # Its sales by segment still add up to its sales (L1 19.00 by C1 in MA, vip; L3 9.00 by C1 in CO):
+    # the sale of a customer version it may not see counts under no segment.
+    segments = query("SELECT segment, customers, net_amount FROM {s}.v_sales_by_customer_segment")
+    assert sorted(segments, key=str) == sorted([("vip", 1, Decimal("19.00")), (None, 0, Decimal("9.00"))], key=str)
+
+
 def test_postgres_rls_hides_other_regions(postgres_warehouse: Warehouse, pg_role: str) -> None:
     s = postgres_warehouse.schema
     _prepare(postgres_warehouse.url, s, pg_role)
@@ -83,9 +96,12 @@ def test_postgres_rls_hides_other_regions(postgres_warehouse: Warehouse, pg_role
     by_attributes = _as(url, pg_role, f"SELECT full_date, net_amount FROM {s}.v_sales_daily_by_order_attributes "
                                       "ORDER BY 1")
     assert by_attributes == daily  # no degenerate columns here: one row per day, filtered the same way
+    _assert_customers_of_granted_regions(lambda sql: _as(url, pg_role, sql.format(s=s)))
+    assert _as(url, pg_role, f"SELECT customer_key FROM {s}.dim_customer ORDER BY 1") == [(1,), (2,)]
     # The owner (the pipeline) still sees every region.
     admin = WarehouseResource(url=url, schema_name=s)
     assert admin.fetch_all(f"SELECT COUNT(*) FROM {s}.fact_sales") == [(4,)]
+    assert admin.fetch_all(f"SELECT COUNT(*) FROM {s}.dim_customer") == [(5,)]
     # Materialized views are not filtered by RLS, so a restricted role cannot read them.
     with pytest.raises(DBAPIError, match="permission denied"):
         _as(url, pg_role, f"SELECT * FROM {s}.mv_sales_daily_location")
@@ -104,9 +120,11 @@ def test_mariadb_view_based_security_hides_other_regions(mariadb_warehouse: Ware
     assert by_attributes == daily  # no degenerate columns here: one row per day, filtered the same way
     by_location = _as(url, mariadb_user, f"SELECT location_id FROM {s}.v_sales_by_location")
     assert by_location == [("S1",)]
-    # The base table is not granted: the views are the only way in.
-    with pytest.raises(DBAPIError, match="denied"):
-        _as(url, mariadb_user, f"SELECT * FROM {s}.fact_sales")
+    _assert_customers_of_granted_regions(lambda sql: _as(url, mariadb_user, sql.format(s=s)))
+    # The base tables are not granted: the views are the only way in.
+    for table in ("fact_sales", "dim_customer"):
+        with pytest.raises(DBAPIError, match="denied"):
+            _as(url, mariadb_user, f"SELECT * FROM {s}.{table}")
     # The pipeline's own login sees everything through the same views.
     admin = WarehouseResource(url=url, schema_name=s)
     assert admin.fetch_all(f"SELECT COUNT(*) FROM {s}.v_fact_sales_visible") == [(4,)]

@@ -15,16 +15,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .conftest import REPO, service_missing
+from .chromium import browse
+from .conftest import REPO
 from .dagster_home import env_with, postgres_dagster_home
 
 pytestmark = pytest.mark.services  # a Dagster webserver on PostgreSQL and Chromium
 
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 STORES = ["raw", "shop_files", "stores"]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                  "--hide-scrollbars", "--virtual-time-budget=10000", "--window-size=1600,1000"]
 
 BACKFILL = """
 mutation Backfill($params: LaunchBackfillParams!) {
@@ -76,21 +74,6 @@ def _wait_for_run(base: str, run_id: str, timeout: float = 180) -> str:
     return status
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    service_missing("headless Chromium", "apt-get install -y chromium chromium-driver")
-    raise AssertionError  # unreachable: service_missing skips or fails
-
-
-def _browse(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
-    return subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
-                          capture_output=True, text=True, timeout=120)
-
-
 def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Path) -> None:
     with postgres_dagster_home(tmp_path, immediate_runs=True) as (home, url):  # no daemon here
         port = _free_port()
@@ -122,13 +105,16 @@ def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Pa
             tags = [_graphql(base, TAGS, {"runId": r})["runOrError"]["tags"] for r in runs]
             assert sorted(t["value"] for run_tags in tags for t in run_tags if t["key"] == "dagster/partition") == [
                 "2024-01-01", "2024-01-02"]
+            # Each run worker recorded its peak memory (a Python process with Dagster loaded: well over 50 MiB).
+            peaks = [int(t["value"]) for run_tags in tags for t in run_tags if t["key"] == "lake/peak_memory_bytes"]
+            assert len(peaks) == 2 and min(peaks) > 50 * 2**20, peaks
             days = {p.name for p in (tmp_path / "lake" / "raw" / "shop_files" / "stores").iterdir()}
             assert {f"ingest_date={d}" for d in ("2024-01-01", "2024-01-02")} <= days, days
             assert len(list((tmp_path / "lake" / "raw" / "shop_files" / "stores").rglob("*.parquet"))) >= 2
 
             graph_url = f"{base}/locations/lake_assets/asset-groups/raw/lineage"
             screenshot = tmp_path / "asset_graph.png"
-            shot = _browse(graph_url, tmp_path, f"--screenshot={screenshot}")
+            shot = browse(graph_url, tmp_path, f"--screenshot={screenshot}")
             assert screenshot.exists(), shot.stderr[-2000:]
             with Image.open(screenshot) as image:
                 pixels = image.convert("RGB")
@@ -141,7 +127,7 @@ def test_materialize_through_graphql_and_screenshot_the_asset_graph(tmp_path: Pa
             if keep:
                 shutil.copy(screenshot, keep)
 
-            dom = _browse(graph_url, tmp_path, "--dump-dom").stdout
+            dom = browse(graph_url, tmp_path, "--dump-dom").stdout
             # The graph rendered the group's assets (names come from the live code location).
             for table in ("customers", "products", "stores", "sales"):
                 assert table in dom, table

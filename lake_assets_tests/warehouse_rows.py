@@ -33,6 +33,8 @@ def dim_customer(city_of_c1: str = "Denver") -> pa.Table:
     ]
     table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
     table = table.append_column("segment", pa.array(["Unknown", "vip", "corporate", "vip", "Unknown"]))
+    # The customer's own region (address): C1 moved from MA to CO; the inferred C9 has none yet.
+    table = table.append_column("region", pa.array(["Unknown", "MA", "TX", "CO", None]))
     return table.append_column("row_hash", pa.array([f"h{r[0]}" for r in rows]))
 
 

@@ -52,6 +52,23 @@ NAME_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+# Person-name columns (`first_name`, `last_name`, `full_name`, `surname`, `customer_name`...), never a
+# product, store or company name. Not a detection kind: a name has no value pattern, and a delivered
+# column of that name that no entity column takes is dropped before the lake; it picks the entity
+# columns that get a masking rule by default.
+PERSON_NAME_PATTERN = re.compile(
+    r"(^|_)(first|last|full|given|family|middle|maiden|nick|person|customer|contact)_?name(_|$)"
+    r"|(^|_)(surname|forename)(_|$)"
+)
+PERSON_NAME_TECHNIQUE = "redact"
+
+
+def default_mask_rules(columns: Iterable[str]) -> dict[str, str]:
+    """Column -> technique every entity gets unless configured otherwise: person names are redacted
+    (`keep` or another technique in masking.columns / masking.entities overrides it)."""
+    return {c: PERSON_NAME_TECHNIQUE for c in columns if PERSON_NAME_PATTERN.search(c.lower())}
+
+
 def luhn_valid(digit_string: Column) -> Column:
     """True when a 13-19 digit string passes the Luhn checksum; False otherwise."""
     doubled_sum = F.aggregate(

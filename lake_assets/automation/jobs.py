@@ -20,6 +20,7 @@ from dagster import define_asset_job as _define_asset_job
 from dagster import schedule as _schedule
 
 from lake_assets.assets.partitions import daily_partitions
+from lake_assets.automation.peak_memory import PEAK_MEMORY_HOOKS
 from lake_assets.config import PipelineConfig
 
 DAILY_JOB_NAME = "daily_lake_job"
@@ -36,6 +37,7 @@ def build_daily_job(config: PipelineConfig):  # the type define_asset_job return
         description="Every asset for one day: ingest -> standardize -> mask -> star_schema -> warehouse, "
         "with the quality checks of each asset.",
         tags={MAX_RUNTIME_TAG: str(config.schedule.max_runtime_seconds)},
+        hooks=PEAK_MEMORY_HOOKS,  # the run's peak memory, as a run tag (peak_memory.py)
     )
 
 

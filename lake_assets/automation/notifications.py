@@ -2,7 +2,10 @@
 
 - failure: run id, failed step(s), error, link to the run in the UI, plus what the run did so far.
 - success: the same report (partition, rows per layer, checks passed/failed, duration) when
-  `notify.on_completion` is on; a run whose quality checks failed is always reported (quality alert).
+  `notify.on_completion` is on; a quality alert is always sent: an ERROR check failed, or the run's
+  quality score is below `notify.quality_score_min`. A failed WARN check above the threshold only
+  shows in the summary (and in the quality report). So is a memory alert: the run's peak memory is
+  over `notify.peak_memory_max_mb`.
 A delivery problem (SMTP down, webhook refusing) never hides the run failure: both are logged
 together, to the sensor's log (visible in the UI tick) and to the `lake_assets.notifications` logger.
 """
@@ -28,9 +31,11 @@ from dagster import sensor as _sensor
 
 from lake_assets.automation.channels import deliver
 from lake_assets.automation.jobs import MAX_RUNTIME_TAG
-from lake_assets.automation.metrics import record_run_metrics
+from lake_assets.automation.metrics import lake_bytes_per_layer, record_run_metrics, storage_cost_per_month
 from lake_assets.automation.run_report import RunReport, build_run_report
-from lake_assets.config import NotifyConfig, PipelineConfig
+from lake_assets.config import PipelineConfig
+from lake_assets.lake_maintenance import lake_from_config
+from lake_assets.secrets import hide_url_passwords
 
 LOGGER = logging.getLogger("lake_assets.notifications")
 FAILURE_SENSOR_NAME = "notify_on_run_failure"
@@ -39,12 +44,23 @@ LONG_RUN_SENSOR_NAME = "alert_on_long_runs"
 
 
 def notify_run(
-    instance: DagsterInstance, run_id: str, notify: NotifyConfig, error: str | None = None, *, force: bool = True
+    instance: DagsterInstance, run_id: str, config: PipelineConfig, error: str | None = None, *, force: bool = True
 ) -> tuple[RunReport, list[str]]:
-    """Build the report of `run_id` and deliver it (unless `force` is off and nothing is wrong)."""
+    """Build the report of `run_id`, record its metrics and deliver it (unless `force` is off and there
+    is no quality or memory alert)."""
+    notify = config.notify
     report = build_run_report(instance, run_id, notify.ui_base_url, error)
+    report.quality_alerts = report.alerts_on_quality(notify.quality_score_min)
+    report.memory_alert = report.alert_on_memory(notify.peak_memory_max_mb)
+    try:
+        report.lake_bytes_per_layer = lake_bytes_per_layer(lake_from_config(config))
+        report.storage_cost_per_month = storage_cost_per_month(
+            report.lake_bytes_per_layer, config.monitoring.storage_price_per_gb_month)
+    except Exception as exc:  # noqa: BLE001 - a lake that cannot be measured must not stop the notification
+        LOGGER.warning("lake size not measured after run %s: %s: %s", run_id, type(exc).__name__,
+                       hide_url_passwords(str(exc)))  # a catalog URL may carry its password
     record_run_metrics(instance, report)
-    if not force and not report.checks_failed:
+    if not force and not report.quality_alerts and not report.memory_alert:
         return report, []
     problems = deliver(report, notify)
     for problem in problems:
@@ -63,16 +79,17 @@ def build_notification_sensors(config: PipelineConfig) -> list[SensorDefinition]
         # Logged first and unconditionally: whatever happens to delivery, the failure is on record.
         context.log.error(f"run {run_id} ({context.dagster_run.job_name}) failed: {error}")
         LOGGER.error("run %s (%s) failed: %s", run_id, context.dagster_run.job_name, error)
-        _, problems = notify_run(context.instance, run_id, notify, error)
+        _, problems = notify_run(context.instance, run_id, config, error)
         for problem in problems:
             context.log.error(f"{problem} -- the failure it was reporting: run {run_id}: {error}")
 
     @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name=COMPLETION_SENSOR_NAME,
                        default_status=DefaultSensorStatus.RUNNING,
-                       description="Run summary on completion (notify.on_completion); quality alerts always.")
+                       description="Run summary on completion (notify.on_completion); quality alerts (a failed ERROR "
+                       "check, a score below notify.quality_score_min) always.")
     def notify_on_run_success(context: RunStatusSensorContext) -> None:
         run_id = context.dagster_run.run_id
-        report, problems = notify_run(context.instance, run_id, notify, force=notify.on_completion)
+        report, problems = notify_run(context.instance, run_id, config, force=notify.on_completion)
         if report.checks_failed:
             context.log.warning(f"run {run_id}: quality checks failed: {', '.join(report.checks_failed)}")
         for problem in problems:

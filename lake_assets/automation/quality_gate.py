@@ -12,22 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dagster import DagsterEventType, DagsterInstance, RunsFilter
+from dagster import DagsterInstance
 
-from lake_assets.automation.run_report import PARTITION_TAG
-
-
-def latest_check_outcomes(instance: DagsterInstance, day: str) -> dict[str, bool]:
-    """{"asset:check": passed} from the newest run of `day` that evaluated each check."""
-    outcomes: dict[str, bool] = {}
-    for run in instance.get_runs(RunsFilter(tags={PARTITION_TAG: day})):  # newest first
-        run_outcomes: dict[str, bool] = {}
-        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
-            evaluation = entry.dagster_event.event_specific_data
-            run_outcomes[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = evaluation.passed
-        for name, passed in run_outcomes.items():
-            outcomes.setdefault(name, passed)
-    return outcomes
+from lake_assets.automation.quality_outcomes import latest_check_outcomes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with DagsterInstance.get() as instance:
         outcomes = latest_check_outcomes(instance, args.partition)
-    failed = sorted(name for name, passed in outcomes.items() if not passed)
+    failed = sorted(name for name, outcome in outcomes.items() if not outcome.passed)
     if not outcomes:
         print(f"no asset check ran for {args.partition} in this Dagster instance (is DAGSTER_HOME shared?)")
         return 1

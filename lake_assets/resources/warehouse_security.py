@@ -4,12 +4,15 @@ The config (`warehouse.row_level_security`) maps each BI role to the store regio
 mapping is written to `bi_region_access` on every load (one transaction), then:
 
 * PostgreSQL: RLS policies on `fact_sales` and `dim_location` keep the rows whose store region is
-  granted to `current_user` ('*' = all). The pipeline's own role owns the tables and is not subject
-  to them. BI views are `security_invoker`, so the policies apply through them. Roles that exist get
-  SELECT on the tables and v_* views; materialized views (computed as their owner, so unfiltered)
-  only go to roles granted '*'.
-* MySQL/MariaDB (no RLS): every v_* view reads facts through `v_fact_sales_visible`, which filters on
-  the session's login (`USER()`). Restricted users get SELECT on the v_* views only.
+  granted to `current_user` ('*' = all); the policy on `dim_customer` keeps the customer versions
+  whose own region (the customer's address) is granted. A customer's region is their own attribute:
+  granting by where they bought would show one customer to every region they ever shopped in. The
+  pipeline's own role owns the tables and is not subject to them. BI views are `security_invoker`,
+  so the policies apply through them. Roles that exist get SELECT on the tables and v_* views;
+  materialized views (computed as their owner, so unfiltered) only go to roles granted '*'.
+* MySQL/MariaDB (no RLS): every v_* view reads facts through `v_fact_sales_visible` and customers
+  through `v_dim_customer_visible`, which filter on the session's login (`USER()`) by the same rules.
+  Restricted users get SELECT on the v_* views only.
 * Roles/users are never created here (that needs passwords and admin rights): a configured role
   that does not exist is reported, not created.
 """
@@ -21,7 +24,7 @@ from typing import Any
 from lake_assets.config import RowLevelSecurityConfig
 from lake_assets.resources.warehouse import WarehouseResource
 
-SECURED_TABLES = ("fact_sales", "dim_location")
+SECURED_TABLES = ("fact_sales", "dim_location", "dim_customer")
 BI_TABLES = ("dim_customer", "dim_product", "dim_location", "dim_date", "fact_sales", "bi_region_access")
 MATERIALIZED_VIEWS = ("mv_sales_daily_location", "mv_sales_monthly_category")
 _REGION_POLICY = {
@@ -30,6 +33,8 @@ _REGION_POLICY = {
     "AND a.grantee IN (current_user, '*'))",
     "dim_location": "EXISTS (SELECT 1 FROM {schema}bi_region_access a WHERE a.grantee IN (current_user, '*') "
     "AND a.region IN ({schema}dim_location.region, '*'))",
+    "dim_customer": "EXISTS (SELECT 1 FROM {schema}bi_region_access a WHERE a.grantee IN (current_user, '*') "
+    "AND a.region IN ({schema}dim_customer.region, '*'))",
 }
 
 

@@ -5,6 +5,8 @@
 -- v_fact_sales_visible, which keeps the rows whose store region bi_region_access grants to the
 -- connected user (USER(), the session's login, not the view definer); '*' grants all. Restricted
 -- users are granted SELECT on the v_* views only, never on the base tables (SQL SECURITY DEFINER).
+-- Customers the same way: v_dim_customer_visible keeps the customer versions whose own region (their
+-- address) is granted; the customer views read dim_customer only through it.
 DROP VIEW IF EXISTS {schema}v_fact_sales_visible;
 CREATE SQL SECURITY DEFINER VIEW {schema}v_fact_sales_visible AS
 SELECT f.*
@@ -13,6 +15,14 @@ JOIN {schema}dim_location l ON l.location_key = f.location_key
 WHERE EXISTS (
     SELECT 1 FROM {schema}bi_region_access a
     WHERE a.grantee IN (SUBSTRING_INDEX(USER(), '@', 1), '*') AND a.region IN (l.region, '*')
+);
+DROP VIEW IF EXISTS {schema}v_dim_customer_visible;
+CREATE SQL SECURITY DEFINER VIEW {schema}v_dim_customer_visible AS
+SELECT c.*
+FROM {schema}dim_customer c
+WHERE EXISTS (
+    SELECT 1 FROM {schema}bi_region_access a
+    WHERE a.grantee IN (SUBSTRING_INDEX(USER(), '@', 1), '*') AND a.region IN (c.region, '*')
 );
 DROP VIEW IF EXISTS {schema}v_sales_daily;
 CREATE VIEW {schema}v_sales_daily AS
@@ -45,7 +55,8 @@ DROP VIEW IF EXISTS {schema}v_sales_by_customer_segment;
 CREATE VIEW {schema}v_sales_by_customer_segment AS
 SELECT c.segment, d.year, d.month, COUNT(DISTINCT c.customer_id) AS customers, SUM(f.net_amount) AS net_amount{sale_measure_sums}
 FROM {schema}v_fact_sales_visible f
-JOIN {schema}dim_customer c ON c.customer_key = f.customer_key
+-- LEFT: a restricted user's sales of customers from regions it is not granted still count (segment NULL).
+LEFT JOIN {schema}v_dim_customer_visible c ON c.customer_key = f.customer_key
 JOIN {schema}dim_date d ON d.date_key = f.date_key
 GROUP BY c.segment, d.year, d.month;
 -- One row per day and combination of the fact's degenerate columns ({sale_degenerate_columns}: `, f.<c>`
@@ -60,5 +71,5 @@ DROP VIEW IF EXISTS {schema}v_current_customers;
 CREATE VIEW {schema}v_current_customers AS
 SELECT customer_key, customer_id, first_name, last_name, email, phone, city, region, country, segment,
        version, valid_from{customer_extra_columns}
-FROM {schema}dim_customer
+FROM {schema}v_dim_customer_visible
 WHERE is_current = TRUE AND customer_key <> -1;

@@ -33,7 +33,8 @@ DROP VIEW IF EXISTS {schema}v_sales_by_customer_segment;
 CREATE VIEW {schema}v_sales_by_customer_segment WITH (security_invoker = true) AS
 SELECT c.segment, d.year, d.month, COUNT(DISTINCT c.customer_id) AS customers, SUM(f.net_amount) AS net_amount{sale_measure_sums}
 FROM {schema}fact_sales f
-JOIN {schema}dim_customer c ON c.customer_key = f.customer_key
+-- LEFT: a restricted role's sales of customers from regions it is not granted still count (segment NULL).
+LEFT JOIN {schema}dim_customer c ON c.customer_key = f.customer_key
 JOIN {schema}dim_date d ON d.date_key = f.date_key
 GROUP BY c.segment, d.year, d.month;
 -- One row per day and combination of the fact's degenerate columns ({sale_degenerate_columns}: `, f.<c>`
