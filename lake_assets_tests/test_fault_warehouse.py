@@ -31,7 +31,9 @@ from sqlalchemy.engine import Connection
 
 from lake_assets.config import PipelineConfig
 from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.resources.warehouse import WarehouseConnectionLost, WarehouseResource, is_data_error
 
+from . import warehouse_rows as rows
 from .conftest import REPO, Warehouse
 from .test_warehouse_assets import DAYS, _config, _curated_day, _events, _run
 
@@ -199,3 +201,62 @@ def test_cli_killed_mid_fact_load_leaves_the_previous_state_and_a_rerun_complete
         assert result.success
         assert AssetKey(["warehouse", "fact_sales"]) in {e.asset_key for e in result.get_asset_materialization_events()}
     assert _facts(config) == sorted(_expected(DAY1_LINES[1:], DAYS[0]) + _expected(DAY2_LINES, DAYS[1]))
+
+
+def test_mariadb_connection_killed_mid_fact_load_is_connection_lost_and_the_reload_completes(
+    mariadb_warehouse: Warehouse,
+) -> None:
+    """MariaDB: `KILL` of the loading connection while a row trigger waits for the test's lock (after
+    the load deleted the day and the re-delivered key): `WarehouseConnectionLost` (retryable), the
+    previous rows stay, the same load again completes."""
+    warehouse = WarehouseResource(url=mariadb_warehouse.url, schema_name=mariadb_warehouse.schema)
+    rows.load_star(warehouse)
+    warehouse.replace_rows("fact_sales", rows.fact_sales(1, DAY1_LINES), ("ingest_date", DAYS[0]),
+                           key=["sale_line_id"])
+    target = warehouse.qualified("fact_sales")
+
+    def facts() -> list[tuple[str, str, int]]:
+        return sorted((str(d), s, q) for d, s, q in warehouse.fetch_all(
+            f"SELECT ingest_date, sale_line_id, quantity FROM {target}"))
+
+    before = facts()
+    name = f"lake_fault_{mariadb_warehouse.schema}"
+    engine = create_engine(mariadb_warehouse.url, isolation_level="AUTOCOMMIT")
+    day2 = rows.fact_sales(2, DAY2_LINES)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE TRIGGER {mariadb_warehouse.schema}.wait_for_test BEFORE INSERT ON {target} "
+                             f"FOR EACH ROW SET @waited = GET_LOCK('{name}', 60)")
+        conn.exec_driver_sql(f"SELECT GET_LOCK('{name}', 10)")
+        errors: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                warehouse.replace_rows("fact_sales", day2, ("ingest_date", DAYS[1]), key=["sale_line_id"])
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+                errors.append(exc)
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            def waiting() -> list[int]:
+                return [i for (i,) in conn.exec_driver_sql(
+                    "SELECT id FROM information_schema.processlist WHERE state = 'User lock' "
+                    f"AND INSTR(info, '{mariadb_warehouse.schema}') > 0 AND id <> CONNECTION_ID()")]
+            deadline = time.monotonic() + 60
+            while not (found := waiting()):
+                assert time.monotonic() < deadline and loader.is_alive(), errors
+                time.sleep(0.1)
+            conn.exec_driver_sql(f"KILL {found[0]}")
+            loader.join(timeout=60)
+        finally:
+            conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{name}')")
+            conn.exec_driver_sql(f"DROP TRIGGER {mariadb_warehouse.schema}.wait_for_test")
+    engine.dispose()
+
+    (error,) = errors
+    assert isinstance(error, WarehouseConnectionLost), repr(error)
+    assert "connection was lost while loading fact_sales" in str(error)
+    assert not is_data_error(error)
+    assert facts() == before  # rolled back: day 1 still holds L1, day 2 empty
+    warehouse.replace_rows("fact_sales", day2, ("ingest_date", DAYS[1]), key=["sale_line_id"])
+    assert facts() == sorted(_expected(DAY1_LINES[1:], DAYS[0]) + _expected(DAY2_LINES, DAYS[1]))
