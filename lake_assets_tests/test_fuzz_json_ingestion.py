@@ -90,7 +90,7 @@ def _landed(lake: LakeStorage) -> tuple[list[dict], list[dict]]:
     return raw, quarantined
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(line, max_size=25), crlf=st.booleans(), bom=st.booleans())
 def test_any_json_lines_content_is_kept_or_quarantined_never_lost(
     tmp_path: Path, lines: list[tuple[str, str]], crlf: bool, bom: bool
@@ -112,7 +112,7 @@ def test_any_json_lines_content_is_kept_or_quarantined_never_lost(
         assert _same_value(row["note"], records[line_id]), (row["note"], records[line_id])
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(notes=st.lists(note, max_size=20), bom=st.booleans())
 def test_any_json_array_values_reach_raw_as_delivered(tmp_path: Path, notes: list[str], bom: bool) -> None:
     body = ("\ufeff" if bom else "") + "[" + ",\n".join(_record_text(i, n) for i, n in enumerate(notes)) + "]"
