@@ -1,5 +1,5 @@
 """Fault: the source database drops the extracting connection mid-read (PostgreSQL
-`pg_terminate_backend`, MariaDB `KILL`; a server restart looks the same to the client).
+`pg_terminate_backend`; a server restart looks the same to the client).
 
 The window is deterministic: the source query calls a lock the test holds when it reaches row 30 of
 40, so chunks of the earlier rows have already been streamed to the lake's staged batch. Expected:
@@ -8,7 +8,6 @@ day left it, and the rerun delivers each new row once (no duplicates, no gaps)."
 
 from __future__ import annotations
 
-import gc
 import random
 import threading
 import time
@@ -23,10 +22,10 @@ from sqlalchemy.engine import Connection
 from lake_assets.ingestion import SourceTemporarilyUnavailable
 from lake_assets.resources.lake_storage import LakeStorage
 
-from .conftest import MARIADB_ADMIN_URL, PG_ADMIN_URL, require_listening
+from .conftest import PG_ADMIN_URL, require_listening
 from .test_ingestion_database import SALE_COLUMNS, db_source, ingest, raw
 
-pytestmark = pytest.mark.services  # PostgreSQL and MariaDB sources
+pytestmark = pytest.mark.services  # a PostgreSQL source
 
 DAY1, DAY2 = "2024-03-01", "2024-03-02"
 STOP_AT = 30  # the row whose read waits for the test's lock
@@ -83,52 +82,12 @@ class _Postgres:
         self.conn.exec_driver_sql(f"DROP SCHEMA {self.schema} CASCADE")
 
 
-class _MariaDB:
-    url = MARIADB_ADMIN_URL
-
-    def __init__(self, conn: Connection, schema: str) -> None:
-        self.conn, self.schema, self.name = conn, schema, f"lake_fault_{schema}"
-        self.reader = 0
-
-    def create(self) -> None:
-        self.conn.exec_driver_sql(f"CREATE DATABASE {self.schema}")
-        self.conn.exec_driver_sql(
-            f"CREATE TABLE {self.schema}.lines "
-            "(line_id INT, qty INT, unit_price DECIMAL(10,2), sold DATETIME, note TEXT)"
-        )
-
-    def query(self) -> str:
-        # GET_LOCK is evaluated for row STOP_AT only (short-circuit OR); it waits while the test holds it.
-        return (f"SELECT * FROM {self.schema}.lines "
-                f"WHERE line_id <> {STOP_AT} OR GET_LOCK('{self.name}', 60) IS NOT NULL")
-
-    def lock(self) -> None:
-        self.conn.exec_driver_sql(f"SELECT GET_LOCK('{self.name}', 10)")
-
-    def unlock(self) -> None:
-        self.conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{self.name}')")
-
-    def wait_for_reader(self) -> None:
-        def waiting() -> list[int]:
-            return [pid for (pid,) in self.conn.exec_driver_sql(
-                "SELECT id FROM information_schema.processlist WHERE state = 'User lock' "
-                f"AND INSTR(info, '{self.name}') > 0 AND id <> CONNECTION_ID()")]
-        (self.reader,) = _poll(waiting, "the extraction to reach the blocked row")  # type: ignore[misc]
-
-    def drop_reader(self) -> None:
-        self.conn.exec_driver_sql(f"KILL {self.reader}")
-
-    def drop(self) -> None:
-        self.conn.exec_driver_sql(f"DROP DATABASE {self.schema}")
-
-
-@pytest.fixture(params=["postgresql", "mariadb"])
-def source_db(request: pytest.FixtureRequest) -> Iterator[_Postgres | _MariaDB]:
-    postgres = request.param == "postgresql"
-    require_listening(request.param, 5432 if postgres else 3306)
-    engine = create_engine(PG_ADMIN_URL if postgres else MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT")
+@pytest.fixture
+def source_db() -> Iterator[_Postgres]:
+    require_listening("PostgreSQL", 5432)
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        db = (_Postgres if postgres else _MariaDB)(conn, f"shop_{uuid.uuid4().hex[:10]}")
+        db = _Postgres(conn, f"shop_{uuid.uuid4().hex[:10]}")
         db.create()
         try:
             yield db
@@ -137,9 +96,9 @@ def source_db(request: pytest.FixtureRequest) -> Iterator[_Postgres | _MariaDB]:
     engine.dispose()
 
 
-def _insert(db: _Postgres | _MariaDB, ids: range) -> None:
-    # 2 kB of text a row: MariaDB sends a result through a 16 kB network buffer, so the rows before the
-    # blocked one must fill it to reach the client at all (PostgreSQL's cursor fetches exactly 4 rows).
+def _insert(db: _Postgres, ids: range) -> None:
+    # 2 kB of text a row: the rows before the blocked one are more than a network buffer, so they reach
+    # the client however the server batches its sends.
     values = ", ".join(
         f"({i}, {i % 5 + 1}, 1.50, TIMESTAMP '2024-03-01 10:00:00' + INTERVAL '{i}' MINUTE, '{NOTE}')"
         for i in ids
@@ -148,7 +107,7 @@ def _insert(db: _Postgres | _MariaDB, ids: range) -> None:
 
 
 def test_connection_dropped_mid_extraction_is_retryable_and_the_rerun_delivers_each_row_once(
-    source_db: _Postgres | _MariaDB, tmp_path: Path
+    source_db: _Postgres, tmp_path: Path
 ) -> None:
     db = source_db
     lake = LakeStorage(url=str(tmp_path / "lake"))
@@ -177,9 +136,6 @@ def test_connection_dropped_mid_extraction_is_retryable_and_the_rerun_delivers_e
     finally:
         killer.join(timeout=90)
         db.unlock()
-        # PyMySQL leaves the killed streaming result in a reference cycle whose __del__ fails on the
-        # closed socket ("Exception ignored"); collect it here rather than at a random later point.
-        gc.collect()
     assert caught.value.retryable and "shop_db.lines" in str(caught.value)
     key = ["raw", "shop_db", "lines"]
     assert streamed  # rows before the blocked one had reached the lake's staged batch: a drop mid-read
