@@ -39,7 +39,6 @@ of `incremental.field` over the published records (see cursor.py for boundaries 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +54,7 @@ import requests
 from lake_assets.config import ApiEndpointConfig, ApiSourceConfig
 from lake_assets.ingestion.cursor import CursorState
 from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
+from lake_assets.ingestion.text import json_text
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_PAGES = 1_000_000
@@ -112,23 +112,6 @@ def no_more(body: Any) -> bool:
         if any(node.get(name) is False for name in _MORE_FLAGS):
             return True
     return False
-
-
-def json_text(value: Any) -> str:
-    """A parsed JSON value back as JSON text, numbers exactly as delivered.
-
-    Bodies are parsed with decimals for fractional numbers (floats would round `0.1000000000000000055`
-    and print `1e-07`); they are written with `format(d, "f")` (all digits, no exponent). Whole numbers
-    are Python ints, exact at any size. Separators and escaping are those of `json.dumps`.
-    """
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        pairs = (f"{json.dumps(str(k), ensure_ascii=False)}: {json_text(v)}" for k, v in value.items())
-        return "{" + ", ".join(pairs) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(json_text(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
 
 
 def exact_record(record: dict[str, Any]) -> dict[str, Any]:

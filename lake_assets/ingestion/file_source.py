@@ -34,6 +34,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -43,7 +44,7 @@ import pyarrow.parquet as pq
 
 from lake_assets.config import FileSourceConfig, FileTableConfig
 from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable, UnreadableFile
-from lake_assets.ingestion.text import records_as_text, table_as_text
+from lake_assets.ingestion.text import json_text, records_as_text, table_as_text
 from lake_assets.ingestion.validation import reject_record, require_columns
 from spark.naming import blank_header_name, snake_case_names
 
@@ -397,7 +398,7 @@ class FileSource:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line, parse_float=Decimal)  # every digit kept (text.json_text)
                 except json.JSONDecodeError as exc:
                     rejects.append(reject_record(file.path, str(number), line.rstrip("\n"), f"invalid JSON: {exc.msg}"))
                     continue
@@ -418,14 +419,14 @@ class FileSource:
         if not raw.strip():
             return
         try:
-            records = json.loads(raw)
+            records = json.loads(raw, parse_float=Decimal)
         except json.JSONDecodeError as exc:
             raise SourceUnavailable(f"source {self.name}: {file.path} is not valid JSON: {exc}") from None
         if not isinstance(records, list):
             raise SourceUnavailable(f"source {self.name}: {file.path} is not a JSON array of records")
         good = [r for r in records if isinstance(r, dict)]
         rejects = [
-            reject_record(file.path, str(i + 1), json.dumps(r), "record is not a JSON object")
+            reject_record(file.path, str(i + 1), json_text(r), "record is not a JSON object")
             for i, r in enumerate(records)
             if not isinstance(r, dict)
         ]

@@ -87,8 +87,8 @@ def table_as_text(table: pa.Table) -> pa.Table:
 
 
 def records_as_text(records: Iterable[dict[str, Any]]) -> pa.Table:
-    """JSON records, every value as text (numbers, booleans, nested values as JSON); columns in
-    order of first appearance."""
+    """JSON records, every value as text (numbers with every delivered digit, booleans, nested values
+    as JSON); columns in order of first appearance."""
     records = list(records)
     columns: dict[str, None] = {}
     for record in records:
@@ -99,8 +99,24 @@ def records_as_text(records: Iterable[dict[str, Any]]) -> pa.Table:
 def _json_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
+    return json_text(value)
+
+
+def json_text(value: Any) -> str:
+    """A parsed JSON value back as JSON text, numbers exactly as delivered.
+
+    Files and API bodies are parsed with decimals for fractional numbers (floats would round
+    `0.1000000000000000055` and print `1e-07`); they are written with `format(d, "f")` (all digits, no
+    exponent). Whole numbers are Python ints, exact at any size. Separators and escaping are those of
+    `json.dumps`.
+    """
     if isinstance(value, Decimal):
-        return format(value, "f")  # an API number parsed exactly: all its digits, no exponent
+        return format(value, "f")
+    if isinstance(value, dict):
+        pairs = (f"{json.dumps(str(k), ensure_ascii=False)}: {json_text(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(json_text(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -27,7 +27,9 @@ Guarantees:
   MySQL check-constraint and value errors, `LOAD DATA` warnings, Arrow conversion errors) raise
   `WarehouseDataRejected`, a `dagster.Failure` with `allow_retries=False`, naming the table and,
   where the warehouse reports it, the column, the row of the load and that row's key. Connection
-  and throttling errors propagate unchanged, so the asset's retry policy applies to them.
+  and throttling errors propagate, so the asset's retry policy applies to them; a connection broken
+  during a load (a restarted server, a terminated session) is `WarehouseConnectionLost` naming the
+  table, the driver's cause and that nothing of the load was kept.
 * Errors name the warehouse by its URL with the password hidden. The password may come as its own
   field (`password`, a Dagster `EnvVar` when the config read it from the environment), so the URL
   the UI shows holds none.
@@ -81,6 +83,10 @@ def warehouse_extras(config: PipelineConfig) -> dict[str, Any]:
 
 class WarehouseUnavailable(RuntimeError):
     """The warehouse cannot be reached or refused the connection."""
+
+
+class WarehouseConnectionLost(WarehouseUnavailable):
+    """The connection broke during a load (server restart, terminated backend, network cut): retryable."""
 
 
 class WarehouseLoadRejected(RuntimeError):
@@ -377,13 +383,24 @@ class WarehouseResource(ConfigurableResource):
 
     @contextmanager
     def _data_errors(self, table: str, rows: pa.Table, key: Sequence[str] | None) -> Iterator[None]:
-        """Turn a data error of a load into `WarehouseDataRejected`; let every other error through."""
+        """Turn a data error of a load into `WarehouseDataRejected` and a connection lost mid-load into
+        `WarehouseConnectionLost`; let every other error through."""
         try:
             yield
         except Exception as exc:
-            if not is_data_error(exc):
+            if is_data_error(exc):
+                raise _rejection(exc, table, rows, list(key or []), self.safe_url) from exc
+            lost = connection_lost(exc)
+            if lost is None:
                 raise
-            raise _rejection(exc, table, rows, list(key or []), self.safe_url) from exc
+            cause = (str(lost).strip().splitlines() or [type(lost).__name__])[0]
+            if self.password:
+                cause = cause.replace(self.password, "***")
+            raise WarehouseConnectionLost(
+                f"warehouse {self.safe_url}: the connection was lost while loading {table} ({cause}). The load "
+                "is one transaction: none of it was kept (or, if the connection broke during the commit, all "
+                "of it); loading the day again is safe either way, and the step's retry policy does so."
+            ) from exc
 
     def upsert_rows(self, table: str, rows: pa.Table, key: Sequence[str], delete_missing: bool = True) -> int:
         """Insert or update `rows` by primary key `key`; with `delete_missing`, delete the target rows
@@ -586,6 +603,41 @@ def is_data_error(exc: BaseException) -> bool:
         return True
     args = getattr(orig, "args", ())
     return type(orig).__module__.startswith("pymysql") and bool(args) and args[0] in MYSQL_DATA_ERRORS
+
+
+# PostgreSQL SQLSTATEs of a session ended by the server: admin shutdown, crash shutdown, cannot connect
+# now, and class 08 (connection exception). MySQL/MariaDB client errors: server has gone away, lost
+# connection during query; server errors: connection killed (KILL), server shutdown in progress.
+PG_CONNECTION_LOST = ("57P01", "57P02", "57P03")
+MYSQL_CONNECTION_LOST = {2006, 2013, 1927, 1053}
+
+
+def connection_lost(exc: BaseException) -> BaseException | None:
+    """The driver error saying the session's connection broke, searched along the exception's causes
+    and contexts (the rollback after a dropped COPY fails with "connection already closed"; the
+    driver's original error, returned here, is its context); None when the connection did not break
+    or the error is already classified (`WarehouseUnavailable`: the connect itself failed)."""
+    found: BaseException | None = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, WarehouseUnavailable):
+            return None
+        seen.add(id(current))
+        orig = current.orig if isinstance(current, DBAPIError) else current
+        module = type(orig).__module__
+        names = {c.__name__ for c in type(orig).__mro__}
+        sqlstate = getattr(orig, "pgcode", None) or ""
+        args = getattr(orig, "args", ())
+        if (module.startswith("psycopg2") and (
+            sqlstate in PG_CONNECTION_LOST or sqlstate.startswith("08")
+            or (not sqlstate and bool(names & {"OperationalError", "InterfaceError"}))
+        )) or (module.startswith("pymysql") and bool(args) and args[0] in MYSQL_CONNECTION_LOST):
+            found = orig
+        current = current.__cause__ if current.__cause__ is not None else (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return found
 
 
 def _rejection(exc: BaseException, table: str, rows: pa.Table, key: list[str], warehouse: str) -> WarehouseDataRejected:

@@ -1,0 +1,148 @@
+"""Fault: the source database drops the extracting connection mid-read (PostgreSQL
+`pg_terminate_backend`; a server restart looks the same to the client).
+
+The window is deterministic: the source query calls a lock the test holds when it reaches row 30 of
+40, so chunks of the earlier rows have already been streamed to the lake's staged batch. Expected:
+a retryable `SourceTemporarilyUnavailable`, nothing committed, the incremental mark where the previous
+day left it, and the rerun delivers each new row once (no duplicates, no gaps)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
+
+from lake_assets.ingestion import SourceTemporarilyUnavailable
+from lake_assets.resources.lake_storage import LakeStorage
+
+from .conftest import PG_ADMIN_URL, require_listening
+from .test_ingestion_database import SALE_COLUMNS, db_source, ingest, raw
+
+pytestmark = pytest.mark.services  # a PostgreSQL source
+
+DAY1, DAY2 = "2024-03-01", "2024-03-02"
+STOP_AT = 30  # the row whose read waits for the test's lock
+NOTE = "x" * 2000
+
+
+def _poll(find: Callable[[], object], what: str, timeout: float = 60) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class _Postgres:
+    url = PG_ADMIN_URL
+
+    def __init__(self, conn: Connection, schema: str) -> None:
+        self.conn, self.schema, self.key = conn, schema, random.randint(1, 2**31 - 1)
+        self.reader = 0
+
+    def create(self) -> None:
+        s = self.schema
+        self.conn.exec_driver_sql(f"CREATE SCHEMA {s}")
+        self.conn.exec_driver_sql(
+            f"CREATE TABLE {s}.lines (line_id INT, qty INT, unit_price NUMERIC(10,2), sold TIMESTAMP, note TEXT)"
+        )
+        self.conn.exec_driver_sql(
+            f"CREATE FUNCTION {s}.wait_at(id INT) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF id = {STOP_AT} THEN PERFORM pg_advisory_xact_lock_shared({self.key}); END IF; RETURN true; END $$"
+        )
+
+    def query(self) -> str:
+        return f"SELECT * FROM {self.schema}.lines WHERE {self.schema}.wait_at(line_id)"
+
+    def lock(self) -> None:
+        self.conn.exec_driver_sql(f"SELECT pg_advisory_lock({self.key})")
+
+    def unlock(self) -> None:
+        self.conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.key})")
+
+    def wait_for_reader(self) -> None:
+        def waiting() -> list[int]:
+            return [pid for (pid,) in self.conn.exec_driver_sql(
+                f"SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = {self.key}")]
+        (self.reader,) = _poll(waiting, "the extraction to reach the blocked row")  # type: ignore[misc]
+
+    def drop_reader(self) -> None:
+        self.conn.exec_driver_sql(f"SELECT pg_terminate_backend({self.reader})")
+
+    def drop(self) -> None:
+        self.conn.exec_driver_sql(f"DROP SCHEMA {self.schema} CASCADE")
+
+
+@pytest.fixture
+def source_db() -> Iterator[_Postgres]:
+    require_listening("PostgreSQL", 5432)
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        db = _Postgres(conn, f"shop_{uuid.uuid4().hex[:10]}")
+        db.create()
+        try:
+            yield db
+        finally:
+            db.drop()
+    engine.dispose()
+
+
+def _insert(db: _Postgres, ids: range) -> None:
+    # 2 kB of text a row: the rows before the blocked one are more than a network buffer, so they reach
+    # the client however the server batches its sends.
+    values = ", ".join(
+        f"({i}, {i % 5 + 1}, 1.50, TIMESTAMP '2024-03-01 10:00:00' + INTERVAL '{i}' MINUTE, '{NOTE}')"
+        for i in ids
+    )
+    db.conn.exec_driver_sql(f"INSERT INTO {db.schema}.lines VALUES {values}")
+
+
+def test_connection_dropped_mid_extraction_is_retryable_and_the_rerun_delivers_each_row_once(
+    source_db: _Postgres, tmp_path: Path
+) -> None:
+    db = source_db
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    table = {"name": "lines", "entity": "sale", "query": db.query(), "columns": {**SALE_COLUMNS, "sold": "sold_at"},
+             "incremental": {"cursor": "sold"}}
+    config = db_source(db.url, [table], chunk_rows=4)
+    _insert(db, range(1, 11))
+    first = ingest(lake, config, DAY1)
+    assert first.rows == 10
+    _insert(db, range(11, 41))  # day 2's 30 new rows; row 30 waits for the test's lock
+
+    staged = tmp_path / "lake" / "raw" / "shop_db" / "lines" / f"ingest_date={DAY2}"
+    streamed: list[Path] = []
+
+    def drop_mid_read() -> None:
+        db.wait_for_reader()
+        streamed.extend(staged.glob("batch-*/part-*.parquet"))
+        db.drop_reader()
+
+    db.lock()
+    killer = threading.Thread(target=drop_mid_read)
+    killer.start()
+    try:
+        with pytest.raises(SourceTemporarilyUnavailable) as caught:
+            ingest(lake, config, DAY2)
+    finally:
+        killer.join(timeout=90)
+        db.unlock()
+    assert caught.value.retryable and "shop_db.lines" in str(caught.value)
+    key = ["raw", "shop_db", "lines"]
+    assert streamed  # rows before the blocked one had reached the lake's staged batch: a drop mid-read
+    assert lake.commit_info(key, DAY2) is None  # ...and they are not visible
+    assert lake.committed_partitions(key) == [DAY1]  # the mark is day 1's
+
+    second = ingest(lake, config, DAY2)
+    ids = [int(r["line_id"]) for r in raw(lake, "lines", DAY2)]
+    assert sorted(ids) == list(range(11, 41)) and second.rows == 30  # each new row once, none missing
+    assert sorted(int(r["line_id"]) for r in raw(lake, "lines", DAY1)) == list(range(1, 11))
