@@ -8,6 +8,7 @@ Layout of one table (warehouse location = the lake URL)::
 
     <layer>/<a>/<b>/metadata/*.metadata.json, snap-*.avro, *-m0.avro    (Iceberg metadata)
     <layer>/<a>/<b>/ingest_date=YYYY-MM-DD/batch-<id>/part-*.parquet     (daily tables)
+    <layer>/<a>/<b>/sale_date=YYYY-MM-DD/batch-<id>/part-*.parquet       (curated/fact_sales)
     <layer>/<a>/<b>/batch-<id>/part-*.parquet                            (unpartitioned tables)
 
 Guarantees:
@@ -19,6 +20,9 @@ Guarantees:
   new columns arrive (`union_by_name`) and records the partition's commit record (rows, batch id, the
   caller's state) as a table property. Readers see the previous snapshot or the new one, never a mix;
   a crash before the commit leaves the previous snapshot and an orphan directory.
+* A table partitioned on a date column of its own data (curated/fact_sales: `sale_date`) is written
+  with `staged_partitions`: one file per date staged, then ONE transaction replaces every date the
+  write holds rows of (or names in `replace`), with one commit record per date.
 * Replaced files stay on disk: older snapshots (time travel, readers planning the previous snapshot)
   still reference them. Only snapshot expiry followed by orphan removal may delete them.
 * Concurrent writers: the catalog swap is optimistic. A writer whose commit loses the race re-reads
