@@ -40,7 +40,7 @@ def read_columns(
 ) -> DataFrame:
     """Only `columns` of the given committed partitions, in one scan (not one read per partition). With no
     rows the columns are typed as the table declares them (text before the table has any partition)."""
-    files = [f for p in partitions for f in lake.committed_files(key_path, p)]
+    files = lake.partitions_files(key_path, partitions)  # one scan plan, however many partitions
     if not files:
         schema = lake.read_schema(key_path, partitions[0]) if partitions else pa.schema([])
         fields = [schema.field(c) if c in schema.names else pa.field(c, pa.string()) for c in columns]
