@@ -5,12 +5,14 @@ the raw day, rerun its downstream assets, and the warehouse equals what it was b
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, AssetSelection, materialize
 
@@ -133,3 +135,25 @@ def test_bad_load_restore_raw_day_and_rerun_downstream(tmp_path: Path, monkeypat
 
     after = assert_graph_correct(config, lake)
     assert after == good
+
+
+def test_one_sale_date_of_the_fact_table_goes_back(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    facts = ["curated", "fact_sales"]
+
+    def write(lines: dict[int, list[str]], run_day: str) -> None:
+        with lake.staged_partitions(facts, "sale_date") as batch:
+            os.makedirs(batch.local_dir, exist_ok=True)
+            for day, names in lines.items():
+                table = pa.table({"line": names, "sale_date": pa.array([date(2024, 1, day)] * len(names), pa.date32())})
+                pq.write_table(table, f"{batch.local_dir}/part-{day}.parquet")
+            batch.commit(state={"run_day": run_day})
+
+    write({1: ["a", "b"], 2: ["c"]}, "2024-01-05")
+    before_bad = _moment()
+    write({1: ["a"], 2: ["c", "d"]}, "2024-01-06")
+    restore_partition(lake, facts, "2024-01-01", as_of=before_bad)
+    lines = {d: sorted(lake.read_arrow(facts, d).column("line").to_pylist()) for d in lake.committed_partitions(facts)}
+    assert lines == {"2024-01-01": ["a", "b"], "2024-01-02": ["c", "d"]}
+    assert {d: i.state["run_day"] for d, i in lake.commits(facts).items()} == {
+        "2024-01-01": "2024-01-05", "2024-01-02": "2024-01-06"}

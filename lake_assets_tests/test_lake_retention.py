@@ -221,3 +221,20 @@ def test_schedule_counts_from_the_day_it_runs_in_the_pipeline_zone(monkeypatch: 
                                                          repository_def=defs.get_repository_def()))
     (request,) = data.run_requests
     assert request.run_config == {"ops": {RETENTION_OP: {"config": {"today": "2024-01-03"}}}}
+
+
+def test_facts_expire_by_sale_date_whenever_they_arrived(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    facts = ("curated", "fact_sales")
+    # All three sale dates arrived today (a history load): the old ones go all the same.
+    with lake.staged_partitions(facts, "sale_date") as batch:
+        os.makedirs(batch.local_dir, exist_ok=True)
+        for n, day in enumerate((date(2023, 12, 1), date(2024, 1, 2), date(2024, 1, 3))):
+            pq.write_table(pa.table({"line": [f"L{n}"], "sale_date": pa.array([day], pa.date32())}),
+                           f"{batch.local_dir}/part-{n}.parquet")
+        batch.commit(state={"run_day": TODAY.isoformat()})
+    now = datetime.now(timezone.utc)
+    (plan,) = [p for p in run_retention(lake, _config(curated=1), TODAY, now) if p.table == "curated.fact_sales"]
+    assert plan.partitions == {"2023-12-01": 1}
+    assert lake.committed_partitions(facts) == ["2024-01-02", "2024-01-03"]
+    assert lake.read_arrow(facts, "2024-01-02").column("line").to_pylist() == ["L1"]

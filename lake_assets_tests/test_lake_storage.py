@@ -4,6 +4,7 @@ concurrent writers, and metadata any Iceberg reader understands."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from datetime import date
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import boto3
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.exceptions import CommitFailedException
@@ -256,3 +258,46 @@ def test_processes_opening_a_new_catalog_at_once_all_commit(
     assert failures == []
     lake = LakeStorage(url=lake_url, catalog_uri=catalog_uri)
     assert sorted(t for _, t in lake.catalog.list_tables("raw")) == sorted(f"src__t{i}" for i in range(writers))
+
+
+def _stage_by_date(batch: Any, rows: pa.Table) -> None:
+    """One file per `sale_date` value, as `write_spark_partitions` stages them."""
+    os.makedirs(batch.local_dir, exist_ok=True)
+    for number, day in enumerate(sorted(set(rows.column("sale_date").to_pylist()))):
+        one = rows.filter(pc.equal(rows.column("sale_date"), pa.scalar(day, pa.date32())))
+        pq.write_table(one, f"{batch.local_dir}/part-{number}.parquet")
+
+
+def test_several_partitions_of_a_data_column_replace_in_one_commit(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    key = ["curated", "facts"]
+
+    def rows(lines: list[tuple[str, int]]) -> pa.Table:
+        return pa.table({"line": [line for line, _ in lines],
+                         "sale_date": pa.array([date(2024, 1, d) for _, d in lines], pa.date32())})
+
+    with lake.staged_partitions(key, "sale_date") as batch:
+        _stage_by_date(batch, rows([("a", 1), ("b", 1), ("c", 2), ("d", 3)]))
+        first = batch.commit(state={"run_day": "2024-01-05"})
+    assert sorted(first) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert len({info.snapshot_id for info in first.values()}) == 1  # one snapshot for the three dates
+    # Date 1 rewritten, date 3 emptied (its only line moved to date 2); date 2 untouched by this commit.
+    with lake.staged_partitions(key, "sale_date") as batch:
+        _stage_by_date(batch, rows([("a", 1)]))
+        second = batch.commit(replace=["2024-01-03"], state={"run_day": "2024-01-06"})
+    assert {d: i.rows for d, i in second.items()} == {"2024-01-01": 1, "2024-01-03": 0}
+    content = {d: sorted(lake.read_arrow(key, d).column("line").to_pylist()) for d in lake.committed_partitions(key)}
+    assert content == {"2024-01-01": ["a"], "2024-01-02": ["c"], "2024-01-03": []}
+    assert {d: i.state["run_day"] for d, i in lake.commits(key).items()} == {
+        "2024-01-01": "2024-01-06", "2024-01-02": "2024-01-05", "2024-01-03": "2024-01-06"}
+    both = lake.read_arrow_partitions(key, ["2024-01-01", "2024-01-02"])
+    assert sorted(both.column("line").to_pylist()) == ["a", "c"]
+    # A writer that staged date 2 while another committed it fails and publishes nothing.
+    with lake.staged_partitions(key, "sale_date") as late, lake.staged_partitions(key, "sale_date") as early:
+        _stage_by_date(early, rows([("x", 2)]))
+        early.commit()
+        _stage_by_date(late, rows([("y", 2), ("z", 4)]))
+        with pytest.raises(LakeWriteConflict, match="2024-01-02"):
+            late.commit()
+    assert lake.committed_partitions(key) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert lake.read_arrow(key, "2024-01-02").column("line").to_pylist() == ["x"]

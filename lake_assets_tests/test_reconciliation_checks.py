@@ -99,7 +99,7 @@ def test_checks_run_alone_on_a_lake_and_a_sqlite_warehouse(tmp_path: Path) -> No
     warehouse = WarehouseResource(url=f"sqlite:///{tmp_path / 'wh.db'}")
     fact = rows.fact_sales(1, [("L1", 1, 1, 2), ("L2", 2, 2, 3)])
     masked = _masked([("L1", 2, "10.00", None, "1.00"), ("L2", 3, "10.00", None, "1.00")])
-    lake.write_arrow(["curated", "fact_sales"], DAY, fact)
+    rows.write_lake_facts(lake, fact, DAY)
     lake.write_arrow(["masked", "sale"], DAY, masked)
     warehouse.ensure_schema()
     warehouse.replace_rows("fact_sales", fact, ("ingest_date", DAY))
@@ -114,7 +114,7 @@ def test_checks_run_alone_on_a_lake_and_a_sqlite_warehouse(tmp_path: Path) -> No
     # A warehouse row lost after the load; the next day three times the lines of the first.
     with warehouse.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM fact_sales WHERE sale_line_id = 'L2'")
-    lake.write_arrow(["curated", "fact_sales"], NEXT, rows.fact_sales(2, [(f"M{i}", 1, 1, 1) for i in range(6)]))
+    rows.write_lake_facts(lake, rows.fact_sales(2, [(f"M{i}", 1, 1, 1) for i in range(6)]), NEXT)
     bad = _run_checks(config, resources, DAY, wanted - {("curated/fact_sales", "row_count")})
     warehouse_check = bad[("warehouse/fact_sales", "reconciles_with_curated")]
     assert not warehouse_check.passed

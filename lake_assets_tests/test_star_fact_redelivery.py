@@ -1,6 +1,7 @@
 """A sale line re-delivered on a later day (a table loaded in full every day) is one fact row, in the
-latest partition that delivered it, with that delivery's values; rebuilding the earlier day does not
-bring it back. Inputs are written straight into the lake; only curated/fact_sales runs."""
+partition of its sale date, with the latest delivery's values; a line whose sale date changed leaves
+its old date; rebuilding the earlier day does not bring an old version back. Inputs are written
+straight into the lake; only curated/fact_sales runs."""
 
 from __future__ import annotations
 
@@ -25,20 +26,22 @@ SALE_SCHEMA = ("sale_line_id string, order_id string, sold_at timestamp, custome
                "card_number string, _source string, _batch_id string")
 
 
-def _sale(line: str, quantity: int, day: int) -> tuple:
+def _sale(line: str, quantity: int, sold_on: int, delivered_on: int) -> tuple:
     price, discount = Decimal("10.00"), Decimal("0.00")
-    return (line, "O1", datetime(2024, 1, day, 9), None, None, None, quantity, price, discount, None, "pos", f"b{day}")
+    return (line, "O1", datetime(2024, 1, sold_on, 9), None, None, None, quantity, price, discount, None, "pos",
+            f"b{delivered_on}")
 
 
-def test_redelivered_line_lives_once_in_the_latest_delivery(
+def test_redelivered_line_replaces_its_row_in_its_sale_date(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark: SparkSession
 ) -> None:
     monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
     config = load_config()
     lake = LakeStorage(url=config.lake.url)
     deliveries = {
-        "2024-01-01": [_sale("a", 1, 1), _sale("b", 2, 1)],
-        "2024-01-02": [_sale("a", 1, 1), _sale("b", 5, 1), _sale("c", 3, 2)],  # full re-delivery, b changed
+        "2024-01-01": [_sale("a", 1, 1, 1), _sale("b", 2, 1, 1), _sale("d", 4, 1, 1)],
+        # Full re-delivery: b's quantity corrected, d's sale date corrected to the 2nd, c new.
+        "2024-01-02": [_sale("a", 1, 1, 2), _sale("b", 5, 1, 2), _sale("c", 3, 2, 2), _sale("d", 4, 2, 2)],
     }
     for day, rows in deliveries.items():
         write_spark(spark.createDataFrame(rows, SALE_SCHEMA), lake, ["masked", "sale"], day)
@@ -57,14 +60,17 @@ def test_redelivered_line_lives_once_in_the_latest_delivery(
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert checks["sale_line_unique"].passed, checks["sale_line_unique"].metadata
 
-    def lines() -> dict[str, list[tuple[str, int]]]:
-        return {day: sorted((r["sale_line_id"], r["quantity"]) for r in lake.read_arrow(["curated", "fact_sales"],
-                                                                                          day).to_pylist())
+    def lines() -> dict[str, list[tuple[str, int, str]]]:
+        """{sale-date partition: [(line, quantity, day that delivered it)]}."""
+        return {day: sorted((r["sale_line_id"], r["quantity"], r["ingest_date"].isoformat())
+                            for r in lake.read_arrow(["curated", "fact_sales"], day).to_pylist())
                 for day in lake.committed_partitions(["curated", "fact_sales"])}
 
     run("2024-01-01")
+    assert lines() == {"2024-01-01": [("a", 1, "2024-01-01"), ("b", 2, "2024-01-01"), ("d", 4, "2024-01-01")]}
     run("2024-01-02")
-    expected = {"2024-01-01": [], "2024-01-02": [("a", 1), ("b", 5), ("c", 3)]}
+    expected = {"2024-01-01": [("a", 1, "2024-01-02"), ("b", 5, "2024-01-02")],
+                "2024-01-02": [("c", 3, "2024-01-02"), ("d", 4, "2024-01-02")]}
     assert lines() == expected
     run("2024-01-01")  # a rebuild of the earlier day
     assert lines() == expected

@@ -43,7 +43,7 @@ def _curated_day(lake: LakeStorage, day: int, city_of_c1: str, lines: list[tuple
     _commit_like_spark(lake, "dim_product", None, rows.dim_product())
     _commit_like_spark(lake, "dim_location", None, rows.dim_location())
     _commit_like_spark(lake, "dim_date", None, rows.dim_date())
-    _commit_like_spark(lake, "fact_sales", DAYS[day - 1], rows.fact_sales(day, lines))
+    rows.write_lake_facts(lake, rows.fact_sales(day, lines), DAYS[day - 1], empty_file_first=True)
 
 
 def _config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, schema: str) -> PipelineConfig:

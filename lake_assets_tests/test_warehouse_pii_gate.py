@@ -58,7 +58,7 @@ def test_pii_in_curated_stops_the_load_before_any_role_can_read_it(
     lake.write_arrow(["curated", "dim_product"], None, rows.dim_product())
     lake.write_arrow(["curated", "dim_location"], None, rows.dim_location())
     lake.write_arrow(["curated", "dim_date"], None, rows.dim_date())
-    lake.write_arrow(["curated", "fact_sales"], DAY, rows.fact_sales(1, [("L9", 3, 1, 4)]))
+    rows.write_lake_facts(lake, rows.fact_sales(1, [("L9", 3, 1, 4)]), DAY)
 
     with instance_for_test() as instance:
         result = materialize(

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lake_assets.assets.fact_partitions import FACT_KEY, RUN_DAY, SALE_DATE
+from lake_assets.resources.lake_storage import LakeStorage
 
 B, E = datetime(1900, 1, 1), datetime(9999, 12, 31)
 D2 = pa.decimal128(12, 2)
@@ -115,6 +121,21 @@ def fact_sales(day: int, lines: list[tuple[str, int, int, int]]) -> pa.Table:
             "_batch_id": ["b1"] * n,
         }
     )
+
+
+def write_lake_facts(lake: LakeStorage, facts: pa.Table, run_day: str, empty_file_first: bool = False) -> None:
+    """`facts` committed the way the curated run of `run_day` commits them: one commit, one file per
+    sale date (the UTC date of sold_at); optionally an empty part file first, as Spark writes one per
+    empty task."""
+    facts = facts.append_column(SALE_DATE, pc.cast(facts.column("sold_at"), pa.date32()))
+    with lake.staged_partitions(FACT_KEY, SALE_DATE) as batch:
+        os.makedirs(batch.local_dir, exist_ok=True)
+        if empty_file_first:
+            pq.write_table(facts.slice(0, 0), f"{batch.local_dir}/part-00000.parquet")
+        for number, day in enumerate(sorted(set(facts.column(SALE_DATE).to_pylist())), start=1):
+            one = facts.filter(pc.equal(facts.column(SALE_DATE), pa.scalar(day, pa.date32())))
+            pq.write_table(one, f"{batch.local_dir}/part-{number:05d}.parquet")
+        batch.commit(state={RUN_DAY: run_day})
 
 
 def load_star(warehouse, city_of_c1: str = "Denver") -> None:

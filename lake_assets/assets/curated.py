@@ -11,9 +11,11 @@
   committed masked partition in order (after a config fix; see docs/star_schema.md).
 * dim_location: SCD Type 1, one row per location.
 * dim_date: generated calendar, one row per day, covering every sale date of the committed masked sales.
-* fact_sales: one row per sale line across all partitions, daily partitioned; keys resolved as of the
-  sale time. A line lives in the latest ingest_date partition that delivered it. The configured sale
-  measures and degenerate dimensions (`entities.sale`) are carried over.
+* fact_sales: one row per sale line across all partitions; keys resolved as of the sale time. The lake
+  table is partitioned by sale_date (the UTC date of sold_at); each run day writes its lines into their
+  sale dates in one commit, so a re-delivered line replaces its row in its own day (see
+  `assets/fact_partitions.py`). The configured sale measures and degenerate dimensions
+  (`entities.sale`) are carried over.
 * Extra attributes (`entities.<entity>.attributes`) are dimension attributes like the entity's own:
   `scd: 1` ones are Type-1 columns of an SCD2 dimension. A state or masked day written before an extra
   was configured reads with it NULL.
@@ -32,6 +34,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    MaterializeResult,
     MetadataValue,
     Output,
     asset,
@@ -41,12 +44,20 @@ from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
 from lake_assets.assets.partitions import daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
-from lake_assets.io_managers.spark_lake import read_columns, read_spark, read_spark_if_exists, write_spark
+from lake_assets.io_managers.spark_lake import (
+    read_columns,
+    read_partitions,
+    read_spark,
+    read_spark_if_exists,
+    write_spark,
+    write_spark_partitions,
+)
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
 from spark.star_schema import (
@@ -60,7 +71,6 @@ from spark.star_schema import (
 
 GROUP = "curated"
 SALE_SOURCE = ["masked", "sale"]
-FACT_KEY = ["curated", "fact_sales"]
 SAMPLE_VALUES = 5
 
 
@@ -440,9 +450,11 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         check_specs=checks,
         description="Sales fact. Grain: one row per sale line (sale_line_id). Customer and product keys are "
         "the dimension versions valid at sold_at; members not delivered yet resolve to their inferred row; "
-        "a NULL member (or one deleted at sold_at) points to key -1. Partition "
-        "ingest_date = the latest day that delivered the line: a line re-delivered on a later day moves there "
-        "(the earlier partition is rewritten without it), and rebuilding an earlier day does not bring it back.",
+        "a NULL member (or one deleted at sold_at) points to key -1. The lake table is partitioned by "
+        "sale_date (UTC date of sold_at); the asset's partition is the run day (ingest_date of its rows), "
+        "whose masked lines it writes into their sale dates in one commit: a re-delivered line replaces its "
+        "row in its own sale date (and leaves its old one if that changed); re-running a day replaces what "
+        "that day delivered; a line delivered again by a later day stays as that day delivered it.",
     )
     def fact_sales(
         context: AssetExecutionContext,
@@ -453,22 +465,33 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         dim_product: DataFrame,
         dim_location: DataFrame,
         dim_date: DataFrame,
-    ):
+    ) -> MaterializeResult:
         spark = pyspark.spark_session
         day = context.partition_key
+        _require_sale_date_partitions(lake)
         facts = build_fact_sales(
             sales, dim_customer, dim_product, dim_location, extra_columns=sale_extras
-        ).withColumn(
-            "ingest_date", F.lit(day).cast("date")
-        )
-        others = [p for p in lake.committed_partitions(FACT_KEY) if p != day]
-        elsewhere = read_columns(spark, lake, FACT_KEY, others, ["sale_line_id", "ingest_date"]).persist()
-        # A line delivered again later lives in that later partition: drop it from this day.
-        later = elsewhere.filter(F.col("ingest_date") > F.lit(day).cast("date")).select("sale_line_id")
-        facts = facts.join(later, "sale_line_id", "left_anti").persist()
+        ).withColumns({DELIVERED_ON: F.lit(day).cast("date"), SALE_DATE: F.to_date("sold_at")})
+        committed = lake.committed_partitions(FACT_KEY)
+        index = read_columns(spark, lake, FACT_KEY, committed, ["sale_line_id", SALE_DATE, DELIVERED_ON]).persist()
+        # A line delivered again by a later day stays as that day delivered it.
+        later = index.filter(F.col(DELIVERED_ON) > F.lit(day).cast("date")).select("sale_line_id")
+        facts = facts.join(later, "sale_line_id", "left_anti").localCheckpoint()
+        # Rows this run replaces: its lines wherever they are now, and whatever an earlier run of this day wrote.
+        replaced = index.join(facts.select("sale_line_id"), "sale_line_id", "left_semi").unionByName(
+            index.filter(F.col(DELIVERED_ON) == F.lit(day).cast("date")))
+        touched = sorted(r[0] for r in replaced.select(F.col(SALE_DATE).cast("string"))
+                         .union(facts.select(F.col(SALE_DATE).cast("string"))).distinct().collect())
+        index.unpersist()
+        kept = read_partitions(spark, lake, FACT_KEY, [d for d in touched if d in committed])
+        content = facts
+        if kept is not None:
+            kept = kept.join(facts.select("sale_line_id"), "sale_line_id", "left_anti").filter(
+                F.col(DELIVERED_ON) != F.lit(day).cast("date"))
+            content = facts.unionByName(kept, allowMissingColumns=True)
+        written = write_spark_partitions(content, lake, FACT_KEY, SALE_DATE, replace=touched, state={RUN_DAY: day})
         stats = facts.agg(
             F.count(F.lit(1)).alias("rows"),
-            F.countDistinct("sale_line_id").alias("distinct_lines"),
             F.sum((F.col("customer_key") == UNKNOWN_KEY).cast("int")).alias("unknown_customer"),
             F.sum((F.col("product_key") == UNKNOWN_KEY).cast("int")).alias("unknown_product"),
             F.sum((F.col("location_key") == UNKNOWN_KEY).cast("int")).alias("unknown_location"),
@@ -476,63 +499,65 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         ).collect()[0]
         orphans = _orphans(facts, {"customer_key": dim_customer, "product_key": dim_product,
                                    "location_key": dim_location, "date_key": dim_date})
-        yield Output(
-            facts,
-            metadata={
-                "unknown_customer_rows": int(stats["unknown_customer"] or 0),
-                "unknown_product_rows": int(stats["unknown_product"] or 0),
-                "unknown_location_rows": int(stats["unknown_location"] or 0),
-                "net_amount_total": float(stats["net_amount"] or 0),
-            },
-        )
-        # This day is committed: earlier partitions that delivered its lines lose them (atomic replace).
-        earlier = (
-            elsewhere.filter(F.col("ingest_date") < F.lit(day).cast("date"))
-            .join(facts.select("sale_line_id"), "sale_line_id", "left_semi")
-            .groupBy(F.date_format("ingest_date", "yyyy-MM-dd").alias("day"))
-            .agg(F.count(F.lit(1)).alias("lines"))
-            .collect()
-        )
-        moved = {r["day"]: int(r["lines"]) for r in sorted(earlier)}
-        for other in moved:
-            kept = read_spark(spark, lake, FACT_KEY, other).join(facts.select("sale_line_id"), "sale_line_id",
-                                                                 "left_anti")
-            write_spark(kept, lake, FACT_KEY, other)
-        if moved:
-            context.log.info(f"curated/fact_sales: re-delivered lines moved to {day} from {moved}")
-        elsewhere.unpersist()
-
         everywhere = read_columns(spark, lake, FACT_KEY, lake.committed_partitions(FACT_KEY), ["sale_line_id"])
         unique = everywhere.agg(F.count(F.lit(1)).alias("rows"),
                                 F.countDistinct("sale_line_id").alias("distinct_lines")).collect()[0]
         duplicated = [r["sale_line_id"] for r in everywhere.groupBy("sale_line_id").count().filter("count > 1")
                       .orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]
-        yield AssetCheckResult(
-            check_name="sale_line_unique",
-            passed=unique["rows"] == unique["distinct_lines"],
-            metadata={"rows_all_partitions": unique["rows"], "distinct_sale_lines": unique["distinct_lines"],
-                      "rows_this_partition": stats["rows"], "moved_from_earlier_days": str(moved or "none"),
-                      "duplicated_sample": ", ".join(duplicated) or "none"},
-            description=(f"duplicated sale_line_id across partitions, e.g. {', '.join(duplicated)}"
-                         if duplicated else None),
-        )
         failing = {k: v for k, v in orphans.items() if v[0]}
-        yield AssetCheckResult(
-            check_name="foreign_keys_resolve",
-            passed=not failing,
-            severity=AssetCheckSeverity.ERROR,
+        checks = [
+            AssetCheckResult(
+                check_name="sale_line_unique",
+                passed=unique["rows"] == unique["distinct_lines"],
+                metadata={"rows_all_partitions": unique["rows"], "distinct_sale_lines": unique["distinct_lines"],
+                          "rows_this_run": stats["rows"], "duplicated_sample": ", ".join(duplicated) or "none"},
+                description=(f"duplicated sale_line_id across partitions, e.g. {', '.join(duplicated)}"
+                             if duplicated else None),
+            ),
+            AssetCheckResult(
+                check_name="foreign_keys_resolve",
+                passed=not failing,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    **{f"orphan_{k}": count for k, (count, _) in orphans.items()},
+                    **{f"orphan_{k}_sample": ", ".join(sample) for k, (_, sample) in failing.items()},
+                },
+                description="; ".join(
+                    f"{count} fact rows have a {k} missing from its dimension, e.g. {', '.join(sample)}"
+                    + (" (dim_date does not cover these dates: rematerialize curated/dim_date)"
+                       if k == "date_key" else "")
+                    for k, (count, sample) in failing.items()
+                ) or None,
+            ),
+        ]
+        return MaterializeResult(
             metadata={
-                **{f"orphan_{k}": count for k, (count, _) in orphans.items()},
-                **{f"orphan_{k}_sample": ", ".join(sample) for k, (_, sample) in failing.items()},
+                "dagster/row_count": int(stats["rows"]),
+                "unknown_customer_rows": int(stats["unknown_customer"] or 0),
+                "unknown_product_rows": int(stats["unknown_product"] or 0),
+                "unknown_location_rows": int(stats["unknown_location"] or 0),
+                "net_amount_total": float(stats["net_amount"] or 0),
+                "sale_dates_written": len(written),
+                "first_sale_date": touched[0] if touched else "none",
+                "last_sale_date": touched[-1] if touched else "none",
+                "dagster/column_schema": table_schema_metadata(lake.read_schema(FACT_KEY, touched[0]))
+                if touched else MetadataValue.text("none"),
             },
-            description="; ".join(
-                f"{count} fact rows have a {k} missing from its dimension, e.g. {', '.join(sample)}"
-                + (" (dim_date does not cover these dates: rematerialize curated/dim_date)" if k == "date_key" else "")
-                for k, (count, sample) in failing.items()
-            ) or None,
+            check_results=checks,
         )
 
     return fact_sales
+
+
+def _require_sale_date_partitions(lake: LakeStorage) -> None:
+    """Fail with the way out when the lake's fact table is partitioned by another column (a lake
+    written before facts were partitioned by sale date)."""
+    table = lake.load_table(FACT_KEY)
+    if table is not None and lake.partition_column(table) != SALE_DATE:
+        raise ValueError(
+            f"curated/fact_sales in the lake is partitioned by {lake.partition_column(table)}, not {SALE_DATE}: "
+            "drop the lake table curated.fact_sales and re-run the days (see docs/history.md)"
+        )
 
 
 def _orphans(facts: DataFrame, dimensions: dict[str, DataFrame]) -> dict[str, tuple[int, list[str]]]:

@@ -12,7 +12,7 @@ without one (a temporary instance per CLI call) do not see each other's slots.
 STAR_SCHEMA_POOL = "lake_star_schema"
 """The steps that write what every day shares, one at a time across runs: the curated dimensions
 (each run applies the days committed since the last applied one onto the state the previous run
-left), curated/fact_sales (a day's load moves re-delivered lines out of earlier days' partitions),
+left), curated/fact_sales (a day's load rewrites the sale dates its lines belong to, shared with other days),
 their warehouse loads (upserts and cross-day deletes) and warehouse/bi_views (view DDL and the
 materialized-view refresh). A step holds the slot only while it runs: other steps of the same runs
 (ingest, standardize, mask: one day's partitions each) run side by side."""

@@ -1,18 +1,20 @@
-"""Standalone checks that compare layers and days, per ingest day (re-runnable alone):
+"""Standalone checks that compare layers and days, per run (ingest) day (re-runnable alone):
 
-* `reconciles_with_masked` on `curated/fact_sales`: the day's fact lines are exactly the masked sale
-  lines of the day (less those delivered again on a later day), and per `date_key` the fact's net
-  amount equals the masked lines' net recomputed with Arrow (`lake_assets/checks/reconcile.py`).
-* `reconciles_with_curated` on `warehouse/fact_sales`: the warehouse rows of the ingest day have the
-  same line count and net total as `curated/fact_sales` of that day.
+* `reconciles_with_masked` on `curated/fact_sales`: the fact lines the day delivered (`ingest_date`,
+  found in the sale-date partitions that run or a later one wrote) are exactly the masked sale lines
+  of the day (less those delivered again on a later day), and per `date_key` the fact's net amount
+  equals the masked lines' net recomputed with Arrow (`lake_assets/checks/reconcile.py`).
+* `reconciles_with_curated` on `warehouse/fact_sales`: the warehouse rows the day delivered have the
+  same line count and net total as the curated rows the day delivered.
 * `row_count` on the daily tables of `quality.row_count.tables`: at least `min_rows` rows, and
-  (with `tolerance`) within that share of the previous committed day's count. From commit records.
+  (with `tolerance`) within that share of the previous committed day's count. From commit records;
+  for curated/fact_sales the rows the run day delivered, against the previous run day's.
 
 Severity from `quality.checks.<name>.severity` (error = blocking).
 """
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from decimal import Decimal
 
 from dagster import (
@@ -26,13 +28,13 @@ from dagster import (
 )
 from sqlalchemy import text
 
+from lake_assets.assets.fact_partitions import FACT_KEY, delivered_after, delivered_on, facts_since
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.checks.reconcile import fact_against_masked, row_count_problems, totals_differ
 from lake_assets.config import PipelineConfig
 from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
 from lake_assets.resources.warehouse import WarehouseResource
 
-FACT = ["curated", "fact_sales"]
 MASKED_SALE = ["masked", "sale"]
 
 
@@ -59,28 +61,24 @@ def _daily_check(
     return apply
 
 
-def _later_fact_ids(lake: LakeStorage, day: str, ids: Iterable[str]) -> set[str]:
-    wanted, found = set(ids), set()
-    for later in (d for d in lake.committed_partitions(FACT) if d > day):
-        found |= wanted & set(lake.read_arrow(FACT, later).column("sale_line_id").to_pylist())
-        if found == wanted:
-            break
-    return found
+def _delivered_rows(lake: LakeStorage, day: str) -> int:
+    """curated/fact_sales rows that run day `day` delivered."""
+    return delivered_on(facts_since(lake, day), day).num_rows
 
 
 def _fact_vs_masked(config: PipelineConfig) -> AssetChecksDefinition:
     name = "reconciles_with_masked"
     _, severity = _severity(config, name)
 
-    @_daily_check(config, FACT, name, "Fact lines of the day are the masked sale lines of the day (less those "
-                  "delivered again later); net amount per date_key equals the masked lines' net")
+    @_daily_check(config, FACT_KEY, name, "Fact lines the run day delivered are the masked sale lines of the "
+                  "day (less those delivered again later); net amount per date_key equals the masked lines' net")
     def reconciles_with_masked(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
         day = context.partition_key
         try:
-            fact, masked = lake.read_arrow(FACT, day), lake.read_arrow(MASKED_SALE, day)
+            facts, masked = facts_since(lake, day), lake.read_arrow(MASKED_SALE, day)
         except LakeDataNotFound as exc:
             return AssetCheckResult(passed=False, severity=severity, metadata={"partition": day, "error": str(exc)})
-        result = fact_against_masked(fact, masked, lambda ids: _later_fact_ids(lake, day, ids))
+        result = fact_against_masked(delivered_on(facts, day), masked, lambda ids: delivered_after(facts, day, ids))
         return AssetCheckResult(passed=result.passed, severity=severity,
                                 metadata={"partition": day, **result.metadata()})
 
@@ -92,15 +90,13 @@ def _warehouse_vs_curated(config: PipelineConfig) -> AssetChecksDefinition:
     _, severity = _severity(config, name)
 
     @_daily_check(config, ["warehouse", "fact_sales"], name,
-                  "Warehouse rows of the ingest day have the line count and net total of curated/fact_sales")
+                  "Warehouse rows the run day delivered have the line count and net total of the curated rows "
+                  "it delivered")
     def reconciles_with_curated(
         context: AssetCheckExecutionContext, lake: LakeStorage, warehouse: WarehouseResource
     ) -> AssetCheckResult:
         day = context.partition_key
-        try:
-            fact = lake.read_arrow(FACT, day)
-        except LakeDataNotFound as exc:
-            return AssetCheckResult(passed=False, severity=severity, metadata={"partition": day, "error": str(exc)})
+        fact = delivered_on(facts_since(lake, day), day)
         net = fact.column("net_amount").to_pylist()
         curated = (fact.num_rows, sum((v for v in net if v is not None), Decimal("0")))
         with warehouse.connect_checked() as conn:
@@ -128,17 +124,23 @@ def _row_count(config: PipelineConfig, table: str) -> AssetChecksDefinition:
                   + (f", within {settings.tolerance:.0%} of the previous day" if settings.tolerance else ""))
     def row_count(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
         day = context.partition_key
-        info = lake.commit_info(key, day)
-        if info is None:
-            return AssetCheckResult(passed=False, severity=severity,
-                                    metadata={"partition": day, "error": f"{table} has no commit for {day}"})
-        earlier = [d for d in lake.committed_partitions(key) if d < day]
-        previous_info = lake.commit_info(key, earlier[-1]) if earlier else None
-        previous = (earlier[-1], previous_info.rows) if previous_info else None
-        problems = row_count_problems(info.rows, previous, settings.min_rows, settings.tolerance)
+        if key == FACT_KEY:  # partitioned by sale date: count what the run day delivered
+            runs = [d for d in lake.committed_partitions(MASKED_SALE) if d < day]
+            rows = _delivered_rows(lake, day)
+            previous = (runs[-1], _delivered_rows(lake, runs[-1])) if runs else None
+        else:
+            info = lake.commit_info(key, day)
+            if info is None:
+                return AssetCheckResult(passed=False, severity=severity,
+                                        metadata={"partition": day, "error": f"{table} has no commit for {day}"})
+            rows = info.rows
+            earlier = [d for d in lake.committed_partitions(key) if d < day]
+            previous_info = lake.commit_info(key, earlier[-1]) if earlier else None
+            previous = (earlier[-1], previous_info.rows) if previous_info else None
+        problems = row_count_problems(rows, previous, settings.min_rows, settings.tolerance)
         return AssetCheckResult(
             passed=not problems, severity=severity,
-            metadata={"partition": day, "rows": info.rows,
+            metadata={"partition": day, "rows": rows,
                       "previous_day_rows": f"{previous[1]} ({previous[0]})" if previous else "none",
                       "problems": "; ".join(problems) or "none"},
         )

@@ -1,17 +1,19 @@
 """warehouse/<table>: the curated star schema loaded into the SQL warehouse, plus BI views.
 
-Dimensions are upserted by surrogate key, fact_sales replaced one ingest day at a time (delete the
-day and every row of any day whose sale_line_id the day delivers again, then bulk insert), each in
-one transaction (see WarehouseIOManager). fact_sales depends on the four warehouse dimensions: when
-one of them fails (or its blocking check does), the day's facts are not loaded, so the warehouse
-never holds facts whose dimension rows did not arrive. Data errors fail at once; connection errors
-are retried by the retry policy (see WarehouseResource). The pipeline creates
-and migrates the tables itself (`lake_assets/resources/warehouse_schema.py`). After the tables, `warehouse/bi_views`
+Dimensions are upserted by surrogate key (see WarehouseIOManager). fact_sales is loaded per run day:
+the sale dates that the day's curated run (or a later one) committed in the lake are replaced by the
+lake's rows of those dates (delete those date_keys and any row whose sale_line_id is loaded, then
+bulk insert), in one transaction, so the warehouse mirrors the lake's sale-date partitions.
+fact_sales depends on the four warehouse dimensions: when one of them fails (or its blocking check
+does), the day's facts are not loaded, so the warehouse never holds facts whose dimension rows did not
+arrive. Data errors fail at once; connection errors are retried by the retry policy (see
+WarehouseResource). The pipeline creates and migrates the tables itself
+(`lake_assets/resources/warehouse_schema.py`). After the tables, `warehouse/bi_views`
 re-creates the BI views, applies row-level security for the configured BI roles and, in
 PostgreSQL, refreshes the materialized views CONCURRENTLY.
 
 PII never reaches a BI role: the rows about to be loaded (the whole curated dimension, or the fact
-day) are scanned for e-mails, SSNs and card numbers before the load starts. A finding fails the
+sale dates of the load) are scanned for e-mails, SSNs and card numbers before the load starts. A finding fails the
 blocking check `no_pii_in_warehouse` and the step (no retry), so nothing is written; the check
 passes only for rows that were scanned clean, and its evaluation follows the load it vouches for.
 """
@@ -21,6 +23,7 @@ import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
+    AssetExecutionContext,
     AssetIn,
     AssetKey,
     AssetsDefinition,
@@ -30,12 +33,14 @@ from dagster import (
     asset,
 )
 
+from lake_assets.assets.fact_partitions import FACT_KEY, SALE_DATE, sale_dates_since
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.assets.retry import retry_policy
 from lake_assets.checks.pii_scan import describe_findings, scan_arrow
 from lake_assets.config import PipelineConfig
-from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_KEY
+from lake_assets.io_managers.warehouse import PRIMARY_KEY_KEY
+from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.resources.warehouse import WarehouseResource
 from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
 from spark.scd2 import CHANGED_AT
@@ -71,31 +76,19 @@ def _pii_scan(table: str, curated: pa.Table) -> tuple[AssetCheckResult, Failure 
 
 
 def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefinition:
-    partitioned = table == "fact_sales"
-
     @asset(
         key=["warehouse", table],
         pool=STAR_SCHEMA_POOL,
         group_name="warehouse",
         ins={"curated": AssetIn(key=["curated", table])},
-        # Facts after their dimensions: a failed dimension load skips the day's fact load.
-        deps=[AssetKey(["warehouse", d]) for d in WAREHOUSE_DIMENSIONS] if partitioned else None,
-        partitions_def=daily_partitions(config) if partitioned else None,
         io_manager_key="warehouse_io_manager",
         kinds={"sql", _warehouse_kind(config.warehouse.url)},
-        metadata={PRIMARY_KEY_KEY: PRIMARY_KEYS[table]}
-        | ({PARTITION_COLUMN_KEY: "ingest_date"} if partitioned else {}),
+        metadata={PRIMARY_KEY_KEY: PRIMARY_KEYS[table]},
         retry_policy=retry_policy(config.retries),
         check_specs=[AssetCheckSpec(PII_CHECK, asset=["warehouse", table], blocking=True,
                                     description="no e-mail, SSN or card number in the rows loaded; "
                                     "scanned before the load, which a finding stops")],
-        description=f"curated/{table} in the warehouse"
-        + (
-            ", replaced one ingest_date at a time (a re-delivered sale_line_id moves to the latest day), "
-            "after the warehouse dimensions."
-            if partitioned
-            else ", upserted by surrogate key on each load."
-        ),
+        description=f"curated/{table} in the warehouse, upserted by surrogate key on each load.",
     )
     def _warehouse_table(curated: pa.Table):
         curated = curated.drop_columns([c for c in LAKE_ONLY_COLUMNS if c in curated.column_names])
@@ -108,6 +101,51 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
         yield check
 
     return _warehouse_table
+
+
+def _build_warehouse_facts(config: PipelineConfig) -> AssetsDefinition:
+    @asset(
+        key=["warehouse", "fact_sales"],
+        pool=STAR_SCHEMA_POOL,
+        group_name="warehouse",
+        # Facts after their dimensions: a failed dimension load skips the day's fact load.
+        deps=[AssetKey(FACT_KEY), *(AssetKey(["warehouse", d]) for d in WAREHOUSE_DIMENSIONS)],
+        partitions_def=daily_partitions(config),
+        kinds={"sql", _warehouse_kind(config.warehouse.url)},
+        retry_policy=retry_policy(config.retries),
+        check_specs=[AssetCheckSpec(PII_CHECK, asset=["warehouse", "fact_sales"], blocking=True,
+                                    description="no e-mail, SSN or card number in the rows loaded; "
+                                    "scanned before the load, which a finding stops")],
+        description="curated/fact_sales in the warehouse, after the warehouse dimensions. The run day's load "
+        "replaces, in one transaction, every sale date (date_key) that the day's curated run (or a later "
+        "one) wrote in the lake, with the lake's rows of those dates.",
+    )
+    def fact_sales(context: AssetExecutionContext, lake: LakeStorage, warehouse: WarehouseResource):
+        day = context.partition_key
+        dates = sale_dates_since(lake, day)
+        rows = lake.read_arrow_partitions(FACT_KEY, dates) if dates else None
+        if rows is None or not rows.num_columns:
+            yield MaterializeResult(metadata={"dagster/row_count": 0, "sale_dates_replaced": 0})
+            yield AssetCheckResult(check_name=PII_CHECK, passed=True,
+                                   metadata={"rows_scanned": 0, "findings": "none"})
+            return
+        rows = rows.drop_columns([c for c in (*LAKE_ONLY_COLUMNS, SALE_DATE) if c in rows.column_names])
+        check, failure = _pii_scan("fact_sales", rows)
+        if failure:
+            yield check  # the failed evaluation is recorded, then the step fails before anything is loaded
+            raise failure
+        warehouse.ensure_schema()
+        date_keys = [int(d.replace("-", "")) for d in dates]
+        loaded = warehouse.replace_rows("fact_sales", rows, ("date_key", date_keys), key=[PRIMARY_KEYS["fact_sales"]])
+        yield MaterializeResult(metadata={
+            "dagster/row_count": loaded, "sale_dates_replaced": len(dates),
+            "first_sale_date": dates[0], "last_sale_date": dates[-1],
+            "table": f"{warehouse.schema_name + '.' if warehouse.schema_name else ''}fact_sales",
+            "warehouse": warehouse.safe_url,
+        })
+        yield check
+
+    return fact_sales
 
 
 def _build_bi_views(config: PipelineConfig) -> AssetsDefinition:
@@ -135,4 +173,5 @@ def _build_bi_views(config: PipelineConfig) -> AssetsDefinition:
 
 
 def build_warehouse_assets(config: PipelineConfig) -> list[AssetsDefinition]:
-    return [*(_build_warehouse_table(config, t) for t in WAREHOUSE_TABLES), _build_bi_views(config)]
+    return [*(_build_warehouse_table(config, t) for t in WAREHOUSE_DIMENSIONS), _build_warehouse_facts(config),
+            _build_bi_views(config)]

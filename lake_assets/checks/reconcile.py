@@ -1,8 +1,8 @@
 """Reconciliations between layers, on Arrow tables (no Dagster, no Spark).
 
-* `fact_against_masked`: one ingest day of `curated/fact_sales` against the same day of `masked/sale`.
-  Every fact line comes from a masked line of the day; every masked line is in the fact day, or was
-  delivered again on a later day (it then lives in that day's partition); and per `date_key` the
+* `fact_against_masked`: the `curated/fact_sales` rows one run day delivered against the same day of
+  `masked/sale`. Every fact line comes from a masked line of the day; every masked line is among the
+  day's fact rows, or was delivered again on a later day (its row then carries that day); and per `date_key` the
   fact's `net_amount` total equals the masked lines' net, recomputed here independently of Spark:
   `quantity * unit_price * (1 - discount_rate) - discount`, NULL rate and discount as 0, rounded
   half up to cents per line.

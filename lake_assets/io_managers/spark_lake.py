@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -39,7 +40,7 @@ def read_columns(
 ) -> DataFrame:
     """Only `columns` of the given committed partitions, in one scan (not one read per partition). With no
     rows the columns are typed as the table declares them (text before the table has any partition)."""
-    files = [f for p in partitions for f in lake.committed_files(key_path, p)]
+    files = lake.partitions_files(key_path, partitions)  # one scan plan, however many partitions
     if not files:
         schema = lake.read_schema(key_path, partitions[0]) if partitions else pa.schema([])
         fields = [schema.field(c) if c in schema.names else pa.field(c, pa.string()) for c in columns]
@@ -48,6 +49,22 @@ def read_columns(
         table = pq.ParquetDataset(files, filesystem=lake.filesystem, partitioning=None).read(columns=columns)
         return spark.createDataFrame(table)
     return spark.read.parquet(*files).select(*columns)
+
+
+def read_partitions(
+    spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], partitions: Sequence[str]
+) -> DataFrame | None:
+    """Every column of several committed partitions, in one scan; None when they hold no file. Files
+    written before a column was added read with it NULL (schemas merged)."""
+    files = lake.partitions_files(key_path, partitions)
+    if not files:
+        return None
+    if lake.is_s3:
+        return spark.createDataFrame(lake.read_arrow_partitions(key_path, partitions))
+    table = lake.load_table(key_path)
+    df = spark.read.option("mergeSchema", "true").parquet(*files)
+    hidden = [c for c in lake.hidden_columns(table) if c in df.columns] if table is not None else []
+    return df.drop(*hidden) if hidden else df
 
 
 def _empty_frame(spark: SparkSession, schema: pa.Schema) -> DataFrame:
@@ -83,3 +100,29 @@ def write_spark(
             batch.added_partition_column = True
         df.write.mode("overwrite").parquet(batch.local_dir)
         return batch.commit(state=state)
+
+
+def write_spark_partitions(
+    df: DataFrame,
+    lake: LakeStorage,
+    key_path: Sequence[str],
+    column: str,
+    replace: Sequence[str] = (),
+    state: dict[str, Any] | None = None,
+) -> dict[str, CommitInfo]:
+    """Replace, in one atomic commit, every partition of the date column `column` that `df` has rows
+    in, plus the partitions `replace` (emptied when `df` has none of their rows). Returns
+    {partition: commit}; one data file per partition and write."""
+    with lake.staged_partitions(key_path, column) as batch:
+        if lake.is_s3:
+            table = df.toArrow()
+            for number, value in enumerate(pc.unique(table.column(column)).to_pylist()):
+                one = table.filter(pc.equal(table.column(column), value))
+                pq.write_table(one, f"{batch.local_dir}/part-{number:05d}.parquet", compression="snappy")
+        else:
+            # Spark leaves the partitionBy column out of the files, and the catalog places a file by the
+            # column's statistics: partition by a copy so the files keep `column`.
+            spread = "_lake_partition"
+            (df.withColumn(spread, F.col(column)).repartition(spread)
+             .write.mode("overwrite").partitionBy(spread).parquet(batch.local_dir))
+        return batch.commit(replace, state)

@@ -3,9 +3,9 @@
 Unpartitioned assets with a primary key (definition metadata `warehouse/primary_key`, the
 dimensions) are upserted: staged, merged by key, vanished keys deleted. Other unpartitioned assets
 replace the whole table. Partitioned assets replace the rows whose `partition_column` (definition
-metadata `warehouse/partition_column`) equals the partition key; with a primary key too (fact_sales),
-rows of other partitions with a key of the load are deleted as well, so a key re-delivered on a later
-day is stored once, as that day's. Each is one transaction, so BI users never see a half-loaded
+metadata `warehouse/partition_column`) equals the partition key; with a primary key too, rows of
+other partitions with a key of the load are deleted as well. (warehouse/fact_sales loads itself, by
+the sale dates its run wrote: see `assets/warehouse.py`.) Each is one transaction, so BI users never see a half-loaded
 table or day. Data errors raise `WarehouseDataRejected` (a `Failure` without retries).
 """
 

@@ -122,7 +122,7 @@ def restore_partition(lake: LakeStorage, key_path: Sequence[str], partition: str
         result.partitions[partition] = (_batch(now), _batch(old))
     if dry_run or old == now:
         return result
-    row_filter = lake._filter(partition)
+    row_filter = lake._filter(partition, lake.partition_column(table))
     files = [task.file.file_path for task in table.scan(snapshot_id=state.snapshot_id, row_filter=row_filter)
              .plan_files()]
     summary = {SNAPSHOT_BATCH: _batch(old) or f"restore-{state.snapshot_id}"}

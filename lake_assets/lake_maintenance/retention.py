@@ -3,8 +3,9 @@
 Grain: one plan per Iceberg table of the catalog, made from one read of the table (nothing changes
 while planning), then applied exactly: `--dry-run` prints the same plan the real run executes.
 
-* Partitions: a daily table (partitioned on `ingest_date`) loses the days older than its layer's
-  `retention_days`: day D goes when D < today - N days (a day exactly N days old stays). One Iceberg
+* Partitions: a daily table (partitioned on `ingest_date`; curated/fact_sales on `sale_date`, so
+  sales are kept by the day they happened, not the day they arrived) loses the days older than its
+  layer's `retention_days`: day D goes when D < today - N days (a day exactly N days old stays). One Iceberg
   delete per table removes them, and the same transaction drops their `lake.commit.<D>` records.
   Unpartitioned tables (dimensions) never lose rows here.
 * Snapshots: those committed before now - `maintenance.snapshot_retention_days` are expired, never
@@ -55,6 +56,7 @@ class TablePlan:
     table: str  # namespace.table
     layer: str
     retention_days: int | None  # None: unpartitioned (or not a lake layer), no row deletion
+    partition_column: str = PARTITION_COLUMN
     partitions: dict[str, int] = field(default_factory=dict)  # expired day -> rows it holds
     records_only: list[str] = field(default_factory=list)  # expired days with a commit record and no rows
     kept_partitions: int = 0
@@ -87,10 +89,8 @@ class TablePlan:
 
 
 def _is_daily(table: Any) -> bool:
-    schema = table.schema()
-    return any(
-        schema.find_column_name(f.source_id) == PARTITION_COLUMN for f in table.spec().fields
-    )
+    """Partitioned by a date column: `ingest_date`, or `sale_date` for curated/fact_sales."""
+    return bool(table.spec().fields)
 
 
 def lake_tables(lake: LakeStorage) -> list[Any]:
@@ -110,6 +110,7 @@ def plan_table(lake: LakeStorage, table: Any, config: PipelineConfig, today: dat
     days = config.retention_days.get(layer) if layer in LAKE_LAYERS and _is_daily(table) else None
     current = table.current_snapshot()
     plan = TablePlan(table=table_label(table), layer=layer, retention_days=days,
+                     partition_column=lake.partition_column(table),
                      current_snapshot_id=current.snapshot_id if current else None)
     if days is not None:
         cutoff = (today - timedelta(days=days)).isoformat()
@@ -156,7 +157,7 @@ def apply_plan(lake: LakeStorage, plan: TablePlan) -> TablePlan:
     if plan.days:
         tx = table.transaction()
         if plan.partitions:
-            tx.delete(In(PARTITION_COLUMN, list(plan.partitions)),
+            tx.delete(In(lake.partition_column(table), list(plan.partitions)),
                       snapshot_properties={RETENTION_SNAPSHOT: ",".join(sorted(plan.partitions))})
         tx.remove_properties(*[f"{COMMIT_PROPERTY}.{day}" for day in plan.days])
         try:
@@ -214,7 +215,7 @@ def format_plan(plans: Sequence[TablePlan], dry_run: bool) -> str:
         if plan.skipped:
             lines.append(f"  skipped: {plan.skipped}")
         for day in plan.days:
-            lines.append(f"  {verb} partition {PARTITION_COLUMN}={day} ({plan.partitions.get(day, 0)} rows)")
+            lines.append(f"  {verb} partition {plan.partition_column}={day} ({plan.partitions.get(day, 0)} rows)")
         for s in plan.snapshots:
             lines.append(f"  {verb} snapshot {s.snapshot_id} ({s.committed_at:%Y-%m-%d %H:%M:%S} UTC"
                          f"{', batch ' + s.batch_id if s.batch_id else ''})")

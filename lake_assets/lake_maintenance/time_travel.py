@@ -126,7 +126,7 @@ def read_as_of(lake: LakeStorage, key_path: Sequence[str], partition: str | None
         snapshot_id = resolve_state(table, as_of=as_of).snapshot_id
     elif table.metadata.snapshot_by_id(snapshot_id) is None:
         raise RestoreError(f"{'.'.join(table.name())}: snapshot {snapshot_id} does not exist (expired?)")
-    scan = table.scan(snapshot_id=snapshot_id, row_filter=lake._filter(partition))
+    scan = table.scan(snapshot_id=snapshot_id, row_filter=lake._filter(partition, lake.partition_column(table)))
     files = [lake._fs_path(task.file.file_path) for task in scan.plan_files()]
     hidden = lake.hidden_columns(table)
     if not files:

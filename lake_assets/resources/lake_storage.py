@@ -8,6 +8,7 @@ Layout of one table (warehouse location = the lake URL)::
 
     <layer>/<a>/<b>/metadata/*.metadata.json, snap-*.avro, *-m0.avro    (Iceberg metadata)
     <layer>/<a>/<b>/ingest_date=YYYY-MM-DD/batch-<id>/part-*.parquet     (daily tables)
+    <layer>/<a>/<b>/sale_date=YYYY-MM-DD/batch-<id>/part-*.parquet       (curated/fact_sales)
     <layer>/<a>/<b>/batch-<id>/part-*.parquet                            (unpartitioned tables)
 
 Guarantees:
@@ -19,6 +20,9 @@ Guarantees:
   new columns arrive (`union_by_name`) and records the partition's commit record (rows, batch id, the
   caller's state) as a table property. Readers see the previous snapshot or the new one, never a mix;
   a crash before the commit leaves the previous snapshot and an orphan directory.
+* A table partitioned on a date column of its own data (curated/fact_sales: `sale_date`) is written
+  with `staged_partitions`: one file per date staged, then ONE transaction replaces every date the
+  write holds rows of (or names in `replace`), with one commit record per date.
 * Replaced files stay on disk: older snapshots (time travel, readers planning the previous snapshot)
   still reference them. Only snapshot expiry followed by orphan removal may delete them.
 * Concurrent writers: the catalog swap is optimistic. A writer whose commit loses the race re-reads
@@ -49,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
@@ -61,7 +66,7 @@ from pyiceberg.exceptions import (
     ValidationError,
     ValidationException,
 )
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo, In
 from sqlalchemy.exc import DBAPIError
 
 from lake_assets.secrets import SECRET_FIELD, with_password
@@ -282,7 +287,9 @@ class LakeStorage(ConfigurableResource):
         except NoSuchTableError:
             return None
 
-    def _create_table(self, key_path: Sequence[str], schema: pa.Schema, partitioned: bool, hidden: bool) -> Any:
+    def _create_table(
+        self, key_path: Sequence[str], schema: pa.Schema, partition_column: str | None, hidden: bool
+    ) -> Any:
         from pyiceberg.catalog import Catalog
         from pyiceberg.partitioning import PartitionField, PartitionSpec
         from pyiceberg.schema import assign_fresh_schema_ids
@@ -300,11 +307,11 @@ class LakeStorage(ConfigurableResource):
         # Fresh ids now (the conversion leaves -1), so the partition field can name its source column.
         iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(_iceberg_safe(schema)))
         spec = PartitionSpec()
-        if partitioned:
-            source = iceberg_schema.find_field(PARTITION_COLUMN)
+        if partition_column is not None:
+            source = iceberg_schema.find_field(partition_column)
             spec = PartitionSpec(
                 PartitionField(source_id=source.field_id, field_id=1000, transform=IdentityTransform(),
-                               name=PARTITION_COLUMN)
+                               name=partition_column)
             )
         # pyiceberg's own commit retry re-applies the updates without our commit-record check; a lost
         # race must come back to `_commit`, which re-reads the table and decides retry or conflict.
@@ -327,8 +334,15 @@ class LakeStorage(ConfigurableResource):
         return COMMIT_PROPERTY if partition is None else f"{COMMIT_PROPERTY}.{partition}"
 
     @staticmethod
-    def _filter(partition: str | None) -> BooleanExpression:
-        return AlwaysTrue() if partition is None else EqualTo(PARTITION_COLUMN, partition)
+    def _filter(partition: str | None, column: str = PARTITION_COLUMN) -> BooleanExpression:
+        return AlwaysTrue() if partition is None else EqualTo(column, partition)
+
+    @staticmethod
+    def partition_column(table: Any) -> str:
+        """The date column a daily table is partitioned on (identity): `ingest_date` for every daily
+        table but those written with `staged_partitions` (e.g. curated/fact_sales: `sale_date`)."""
+        fields = table.spec().fields
+        return table.schema().find_column_name(fields[0].source_id) if fields else PARTITION_COLUMN
 
     @staticmethod
     def _snapshots_by_batch(table: Any) -> dict[str, int]:
@@ -375,12 +389,34 @@ class LakeStorage(ConfigurableResource):
         if table is None or self._record(table, partition) is None:
             where = self.uri(self.dataset_dir(key_path, partition))
             raise LakeDataNotFound(f"no committed data at {where} (has its upstream asset run?)")
-        files = sorted(task.file.file_path for task in table.scan(row_filter=self._filter(partition)).plan_files())
+        row_filter = self._filter(partition, self.partition_column(table))
+        files = sorted(task.file.file_path for task in table.scan(row_filter=row_filter).plan_files())
         return table, files
 
     def committed_files(self, key_path: Sequence[str], partition: str | None = None) -> list[str]:
         """Paths (for `filesystem`) of a partition's current data files; raises if it was never committed."""
         return [self._fs_path(f) for f in self._committed(key_path, partition)[1]]
+
+    def partitions_files(self, key_path: Sequence[str], partitions: Sequence[str]) -> list[str]:
+        """Paths of the current data files of several committed partitions, from one scan plan."""
+        if not partitions:
+            return []
+        table = self.load_table(key_path)
+        missing = [p for p in partitions if table is None or self._property(p) not in table.properties]
+        if table is None or missing:
+            where = self.uri(self.dataset_dir(key_path))
+            raise LakeDataNotFound(f"no committed data at {where} for {', '.join(missing[:5])}")
+        scan = table.scan(row_filter=In(self.partition_column(table), list(partitions)))
+        return sorted(self._fs_path(task.file.file_path) for task in scan.plan_files())
+
+    def read_arrow_partitions(self, key_path: Sequence[str], partitions: Sequence[str]) -> pa.Table:
+        """The rows of several committed partitions, in one read (no partition: the table's empty schema)."""
+        files = self.partitions_files(key_path, partitions)
+        table = self.load_table(key_path)
+        if table is None or not files:
+            return self._empty(table) if table is not None else pa.table({})
+        data = pq.ParquetDataset(files, filesystem=self.filesystem, partitioning=None).read()
+        return data.drop_columns([c for c in self.hidden_columns(table) if c in data.column_names])
 
     @staticmethod
     def hidden_columns(table: Any) -> list[str]:
@@ -447,6 +483,86 @@ class LakeStorage(ConfigurableResource):
             if self.is_s3:
                 shutil.rmtree(local_dir, ignore_errors=True)
 
+    @contextmanager
+    def staged_partitions(self, key_path: Sequence[str], column: str) -> Iterator[StagedPartitions]:
+        """Stage the data files of one commit that replaces several partitions of a table partitioned
+        on the date column `column` (which the data carries); nothing is visible until
+        `StagedPartitions.commit()`. Each staged file must hold one value of `column`; any layout under
+        `local_dir` will do (Spark's `partitionBy` directories included). If the block raises, the
+        staged files are removed and the previous snapshot stays current.
+        """
+        batch_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        if self.is_s3:
+            local_dir = tempfile.mkdtemp(prefix="lake-stage-")
+        else:
+            local_dir = f"{self.dataset_dir(key_path)}/staging-{batch_id}"
+            os.makedirs(os.path.dirname(local_dir), exist_ok=True)
+        table = self.load_table(key_path)
+        prefix = f"{COMMIT_PROPERTY}."
+        seen = {} if table is None else {
+            k[len(prefix):]: json.loads(v)["batch_id"] for k, v in table.properties.items() if k.startswith(prefix)
+        }
+        try:
+            yield StagedPartitions(self, list(key_path), column, batch_id, local_dir, seen)
+        finally:
+            # Committed files were moved out (or uploaded); what is left is Spark's bookkeeping or a failed write.
+            shutil.rmtree(local_dir, ignore_errors=True)
+
+    def _commit_partitions(self, batch: StagedPartitions, files: dict[str, list[str]], rows: dict[str, int],
+                           schema: pa.Schema | None, state: dict[str, Any] | None) -> dict[str, CommitInfo]:
+        """One catalog transaction replacing every partition of `rows` by its `files` (none: emptied)."""
+        key_path, column, partitions = batch.key_path, batch.column, sorted(rows)
+        where = "/".join(key_path)
+        committed_at = datetime.now(timezone.utc).isoformat()
+        records = {p: {"batch_id": batch.batch_id, "rows": rows[p], "committed_at": committed_at,
+                       "state": state or {}} for p in partitions}
+        summary = {SNAPSHOT_BATCH: batch.batch_id}
+        for attempt in range(COMMIT_ATTEMPTS):
+            table = self.load_table(key_path)
+            if table is None:
+                if schema is None:
+                    raise ValueError(f"{where}: the first write of a table needs at least one data file")
+                table = self._create_table(key_path, schema, column, hidden=False)
+            raced = [p for p in partitions if (json.loads(table.properties[self._property(p)])["batch_id"]
+                                               if self._property(p) in table.properties else None)
+                     != batch.seen.get(p)]
+            if raced:
+                raise LakeWriteConflict(
+                    f"{where}: another writer committed partition(s) {', '.join(raced[:5])} while batch "
+                    f"{batch.batch_id} was being written; nothing of this write was published. Run it again."
+                )
+            tx = table.transaction()
+            if schema is not None:
+                try:
+                    with tx.update_schema() as update:
+                        update.union_by_name(_iceberg_safe(schema))
+                except (ValueError, ValidationError) as exc:
+                    raise ValueError(f"{where}: the written columns do not fit the table's schema ({exc})") from exc
+            row_filter = In(column, partitions)
+            if any(True for _ in table.scan(row_filter=row_filter).plan_files()):
+                tx.delete(row_filter, snapshot_properties=summary)
+            added = [f for p in partitions for f in files.get(p, [])]
+            if added:
+                tx.add_files(added, snapshot_properties=summary, check_duplicate_files=False)
+            tx.set_properties({self._property(p): json.dumps(r, sort_keys=True, default=str)
+                               for p, r in records.items()})
+            try:
+                tx.commit_transaction()
+            except ValidationException as exc:
+                raise LakeWriteConflict(
+                    f"{where}: another writer committed one of these partitions while batch {batch.batch_id} "
+                    f"was being written ({exc}); nothing of this write was published. Run it again."
+                ) from exc
+            except CommitFailedException:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            committed = self.load_table(key_path)
+            snapshot = committed.current_snapshot() if committed is not None else None
+            snapshot_id = snapshot.snapshot_id if snapshot else None
+            return {p: CommitInfo(batch_id=batch.batch_id, rows=r["rows"], committed_at=committed_at,
+                                  state=dict(state or {}), snapshot_id=snapshot_id) for p, r in records.items()}
+        raise LakeWriteConflict(f"{where}: the catalog kept changing under {COMMIT_ATTEMPTS} commit attempts")
+
     def write_arrow(
         self,
         key_path: Sequence[str],
@@ -478,7 +594,8 @@ class LakeStorage(ConfigurableResource):
             table = self.load_table(key_path)
             if table is None:
                 hidden = partition is not None and batch.added_partition_column
-                table = self._create_table(key_path, schema, partition is not None, hidden)
+                column = PARTITION_COLUMN if partition is not None else None
+                table = self._create_table(key_path, schema, column, hidden)
             current = self._record(table, partition)
             if (current.batch_id if current else None) != batch.seen_batch_id:
                 raise LakeWriteConflict(
@@ -495,8 +612,9 @@ class LakeStorage(ConfigurableResource):
                     f"{where}: the written columns do not fit the table's schema ({exc}); a column cannot "
                     "change to an incompatible type"
                 ) from exc
-            if any(True for _ in table.scan(row_filter=self._filter(partition)).plan_files()):
-                tx.delete(self._filter(partition), snapshot_properties={SNAPSHOT_BATCH: batch.batch_id})
+            row_filter = self._filter(partition, self.partition_column(table))
+            if any(True for _ in table.scan(row_filter=row_filter).plan_files()):
+                tx.delete(row_filter, snapshot_properties={SNAPSHOT_BATCH: batch.batch_id})
             if files:
                 try:
                     tx.add_files(files, snapshot_properties={SNAPSHOT_BATCH: batch.batch_id},
@@ -603,3 +721,53 @@ class StagedBatch:
     def discard(self) -> None:
         if not self.committed and not self.storage.is_s3:
             shutil.rmtree(self.local_dir, ignore_errors=True)
+
+
+class StagedPartitions:
+    """Files of one pending commit over several partitions of a table partitioned on `column`."""
+
+    def __init__(self, storage: LakeStorage, key_path: list[str], column: str, batch_id: str, local_dir: str,
+                 seen: dict[str, str]) -> None:
+        self.storage = storage
+        self.key_path = key_path
+        self.column = column
+        self.batch_id = batch_id
+        self.local_dir = local_dir
+        self.seen = seen  # {partition: batch id} of the table's commits when this write began
+
+    def commit(self, replace: Sequence[str] = (), state: dict[str, Any] | None = None) -> dict[str, CommitInfo]:
+        """Publish the staged files, in one catalog transaction, as the whole content of the partitions
+        they hold rows of and of the partitions in `replace` (those without a staged row become empty).
+        `state` is stored with each partition's commit. Returns {partition: its commit}."""
+        storage = self.storage
+        staged = sorted(
+            os.path.join(root, name) for root, _, names in os.walk(self.local_dir) for name in names
+            if name.endswith(".parquet") and not name.startswith((".", "_"))
+        )
+        schema: pa.Schema | None = None
+        files: dict[str, list[str]] = {}
+        rows: dict[str, int] = dict.fromkeys(replace, 0)
+        for number, path in enumerate(staged):
+            metadata = pq.read_metadata(path)
+            schema = schema or metadata.schema.to_arrow_schema()
+            if not metadata.num_rows:
+                continue
+            values = pc.unique(pq.read_table(path, columns=[self.column]).column(self.column)).to_pylist()
+            if len(values) != 1 or values[0] is None:
+                raise ValueError(f"{'/'.join(self.key_path)}: a staged file holds {self.column} values {values[:5]}; "
+                                 "each file must hold exactly one (no NULL)")
+            partition = values[0].isoformat()
+            target = f"{storage.dataset_dir(self.key_path)}/{self.column}={partition}/batch-{self.batch_id}/" \
+                     f"part-{number:05d}.parquet"
+            if storage.is_s3:
+                storage._put_file(path, target)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.replace(path, target)
+            files.setdefault(partition, []).append(storage._file_uri(target))
+            rows[partition] = rows.get(partition, 0) + metadata.num_rows
+        if schema is not None and self.column not in schema.names:
+            raise ValueError(f"{'/'.join(self.key_path)}: the staged files lack the partition column {self.column}")
+        if not rows:
+            return {}
+        return storage._commit_partitions(self, files, rows, schema, state)

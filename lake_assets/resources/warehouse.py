@@ -17,10 +17,10 @@ Guarantees:
 * Dimensions are upserted: bulk-loaded into a temporary staging table, then merged into the target
   (PostgreSQL/SQLite `INSERT ... ON CONFLICT DO UPDATE`, MySQL `ON DUPLICATE KEY UPDATE`), rows
   whose key vanished deleted, all in one transaction. Unchanged rows are not rewritten in PostgreSQL.
-* Keyed day loads (`replace_rows(..., key=...)`, fact_sales): the day's rows and every row of any
-  day whose key is among the loaded rows are deleted (keys staged in a temporary table, deleted by a
-  join), then the rows bulk-inserted, in one transaction: a re-delivered line is one row, the latest
-  load's.
+* Keyed day loads (`replace_rows(..., where=(column, [days]), key=...)`, fact_sales by `date_key`):
+  the rows of those days and every row whose key is among the loaded rows are deleted (days and keys
+  staged in temporary tables, deleted by a join), then the rows bulk-inserted, in one transaction: a
+  re-delivered line is one row, the latest load's.
 * Arrow tables with empty chunks (an empty part file read by `ParquetDataset`) load like any other:
   empty chunks are dropped before serialising (Arrow's CSV writer emits NUL bytes for them).
 * Errors are classified. Data errors (SQLSTATE class 22/23, the drivers' DataError/IntegrityError,
@@ -326,7 +326,8 @@ class WarehouseResource(ConfigurableResource):
         where: tuple[str, Any] | None = None,
         key: Sequence[str] | None = None,
     ) -> int:
-        """Replace the rows of `table` (all of them, or those where `column = value`) by `rows`.
+        """Replace the rows of `table` (all of them, or those where `column = value`, or where `column`
+        is in `value` when it is a list) by `rows`.
 
         With `key`, also delete the rows of *any* `column` value whose key is among `rows`, so a
         key delivered again on a later day moves to that day instead of being stored twice.
@@ -338,6 +339,8 @@ class WarehouseResource(ConfigurableResource):
             with self.connect_checked() as conn, conn.begin():
                 if where is None:
                     conn.exec_driver_sql(f"DELETE FROM {target}")
+                elif isinstance(where[1], list):
+                    self._delete_keys(conn, table, target, pa.table({where[0]: where[1]}))
                 else:
                     column = self.engine.dialect.identifier_preparer.quote(where[0])
                     conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
@@ -352,7 +355,7 @@ class WarehouseResource(ConfigurableResource):
         quote = self.engine.dialect.identifier_preparer.quote
         cols = [quote(c) for c in keys.column_names]
         col_list = ", ".join(cols)
-        name = f"stg_keys_{table}"
+        name = f"stg_keys_{table}_{keys.column_names[0]}"  # one per key column: a load may delete by two
         if self.dialect == "postgresql":
             stage = quote(name)
             conn.exec_driver_sql(
