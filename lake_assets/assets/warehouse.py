@@ -11,13 +11,15 @@ re-creates the BI views, applies row-level security for the configured BI roles 
 PostgreSQL, refreshes the materialized views CONCURRENTLY.
 
 PII never reaches a BI role: the rows about to be loaded (the whole curated dimension, or the fact
-day) are scanned for e-mails, SSNs and card numbers before the load starts. A finding fails the
+day) are scanned for e-mails, SSNs and card numbers before the load starts. Scan and load read the
+lake's files in record batches (a lazy Dataset), so neither holds the table or the day in memory. A finding fails the
 blocking check `no_pii_in_warehouse` and the step (no retry), so nothing is written; the check
 passes only for rows that were scanned clean, and its evaluation follows the load it vouches for.
 """
 
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -36,7 +38,7 @@ from lake_assets.assets.retry import retry_policy
 from lake_assets.checks.pii_scan import describe_findings, scan_arrow
 from lake_assets.config import PipelineConfig
 from lake_assets.io_managers.warehouse import PARTITION_COLUMN_KEY, PRIMARY_KEY_KEY
-from lake_assets.resources.warehouse import WarehouseResource
+from lake_assets.resources.warehouse import LOAD_BATCH_ROWS, WarehouseResource
 from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
 from spark.scd2 import CHANGED_AT
 
@@ -53,12 +55,19 @@ def _warehouse_kind(url: str) -> str:
     return "postgres" if url.startswith("postgres") else "mysql" if "mysql" in url else "sqlite"
 
 
-def _pii_scan(table: str, curated: pa.Table) -> tuple[AssetCheckResult, Failure | None]:
-    """The check result for the rows about to be loaded, and the step failure when they hold PII."""
-    found = scan_arrow(curated)
+def _pii_scan(table: str, curated: ds.Dataset) -> tuple[AssetCheckResult, Failure | None]:
+    """The check result for the rows about to be loaded, and the step failure when they hold PII.
+    Scanned one record batch at a time; the counts per column and kind are summed over the batches."""
+    found: dict[str, dict[str, int]] = {}
+    scanned = 0
+    for batch in curated.to_batches(batch_size=LOAD_BATCH_ROWS, batch_readahead=1, fragment_readahead=1):
+        scanned += batch.num_rows
+        for column, kinds in scan_arrow(pa.Table.from_batches([batch])).items():
+            for kind, count in kinds.items():
+                found.setdefault(column, {})[kind] = found.get(column, {}).get(kind, 0) + count
     findings = describe_findings(found)
     check = AssetCheckResult(check_name=PII_CHECK, passed=not found,
-                             metadata={"rows_scanned": curated.num_rows, "findings": findings or "none"})
+                             metadata={"rows_scanned": scanned, "findings": findings or "none"})
     if not found:
         return check, None
     return check, Failure(
@@ -97,8 +106,8 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
             else ", upserted by surrogate key on each load."
         ),
     )
-    def _warehouse_table(curated: pa.Table):
-        curated = curated.drop_columns([c for c in LAKE_ONLY_COLUMNS if c in curated.column_names])
+    def _warehouse_table(curated: ds.Dataset):
+        curated = curated.replace_schema(pa.schema([f for f in curated.schema if f.name not in LAKE_ONLY_COLUMNS]))
         check, failure = _pii_scan(table, curated)
         if failure:
             # The failed evaluation is recorded, then the step fails before the IO manager loads anything.

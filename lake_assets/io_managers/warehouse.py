@@ -1,4 +1,5 @@
-"""The warehouse IO manager: writes an asset's Arrow table into the warehouse table of the same name.
+"""The warehouse IO manager: writes an asset's Arrow table, or the rows of a lazy `pyarrow.dataset.Dataset`
+(streamed in batches, never whole in memory), into the warehouse table of the same name.
 
 Unpartitioned assets with a primary key (definition metadata `warehouse/primary_key`, the
 dimensions) are upserted: staged, merged by key, vanished keys deleted. Other unpartitioned assets
@@ -13,6 +14,7 @@ table or day. Data errors raise `WarehouseDataRejected` (a `Failure` without ret
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 
 from lake_assets.resources.warehouse import WarehouseResource
@@ -25,8 +27,8 @@ class WarehouseIOManager(ConfigurableIOManager):
     warehouse: ResourceDependency[WarehouseResource]
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        if not isinstance(obj, pa.Table):
-            raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores pyarrow Tables")
+        if not isinstance(obj, (pa.Table, ds.Dataset)):
+            raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores pyarrow Tables or Datasets")
         table = context.asset_key.path[-1]
         self.warehouse.ensure_schema()
         where = None

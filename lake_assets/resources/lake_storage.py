@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
@@ -398,6 +399,18 @@ class LakeStorage(ConfigurableResource):
         data = pq.ParquetDataset([self._fs_path(f) for f in files], filesystem=self.filesystem,
                                  partitioning=None).read()
         return data.drop_columns([c for c in self.hidden_columns(table) if c in data.column_names])
+
+    def read_dataset(self, key_path: Sequence[str], partition: str | None = None) -> ds.Dataset:
+        """The rows `read_arrow` gives, as a lazy Dataset over the committed files: a consumer scans it
+        in batches and never holds the partition whole."""
+        table, files = self._committed(key_path, partition)
+        if not files:
+            return ds.dataset(self._empty(table))
+        paths = [self._fs_path(f) for f in files]
+        schema = pq.read_schema(paths[0], filesystem=self.filesystem)
+        hidden = set(self.hidden_columns(table))
+        return ds.dataset(paths, schema=pa.schema([f for f in schema if f.name not in hidden]), format="parquet",
+                          filesystem=self.filesystem)
 
     def read_schema(self, key_path: Sequence[str], partition: str | None = None) -> pa.Schema:
         table, files = self._committed(key_path, partition)
