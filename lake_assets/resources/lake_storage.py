@@ -412,6 +412,26 @@ class LakeStorage(ConfigurableResource):
         return ds.dataset(paths, schema=pa.schema([f for f in schema if f.name not in hidden]), format="parquet",
                           filesystem=self.filesystem)
 
+    def column_bounds(self, key_path: Sequence[str], partitions: Sequence[str], column: str) -> tuple[Any, Any] | None:
+        """(min, max) of `column` over the committed files of `partitions`, from the Parquet footers'
+        statistics, without reading data: (None, None) when no row has a value; None when a file's
+        footer has no statistics for it (then the caller scans)."""
+        low = high = None
+        for partition in partitions:
+            for path in self.committed_files(key_path, partition):
+                metadata = pq.read_metadata(path, filesystem=self.filesystem)
+                for group in range(metadata.num_row_groups):
+                    row_group = metadata.row_group(group)
+                    chunks = [row_group.column(i) for i in range(row_group.num_columns)]
+                    chunk = next((c for c in chunks if c.path_in_schema == column), None)
+                    stats = chunk.statistics if chunk is not None else None
+                    if stats is None or (not stats.has_min_max and stats.null_count != row_group.num_rows):
+                        return None
+                    if stats.has_min_max:
+                        low = stats.min if low is None else min(low, stats.min)
+                        high = stats.max if high is None else max(high, stats.max)
+        return low, high
+
     def read_schema(self, key_path: Sequence[str], partition: str | None = None) -> pa.Schema:
         table, files = self._committed(key_path, partition)
         if not files:
