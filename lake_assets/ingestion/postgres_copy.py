@@ -49,8 +49,11 @@ _NATIVE: dict[int, Callable[[str], Any]] = {
 
 def copy_select(raw_cursor: Any, sql: str, params: dict[str, Any], cursor_column: str | None) -> str | None:
     """The `SELECT` to COPY for `sql` (psycopg2 `%(name)s` parameters already bound), or None when a
-    column's type (or the cursor column's) has no rendering here. Runs `sql` with `LIMIT 0` to learn
-    the result's types."""
+    column's type (or the cursor column's) has no rendering here, or the connection's client encoding
+    is not UTF-8 (Arrow reads UTF-8; the row path reports text the driver cannot decode). Runs `sql`
+    with `LIMIT 0` to learn the result's types."""
+    if raw_cursor.connection.encoding != "UTF8":
+        return None
     raw_cursor.execute(f"SELECT * FROM ({sql}) d LIMIT 0", params)
     described = [(column.name, column.type_code) for column in raw_cursor.description]
     if any(oid not in _RENDER for _, oid in described):
