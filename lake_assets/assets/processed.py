@@ -321,6 +321,9 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             },
         )
         yield _conflict_check(entity, stats)
+        # The output is written by now; the cached typed rows would otherwise stay in the executor's
+        # memory for the rest of the run (every later step of a one-process run).
+        typed.unpersist()
 
     return _processed
 
