@@ -308,3 +308,4 @@ def test_duplicate_stats_tell_exact_copies_from_conflicting_rows(spark) -> None:
     assert stats.sample_keys == [{"sale_line_id": k} for k in conflicting_keys[:2]]
     kept = deduplicate_latest(df, ["sale_line_id"], []).count()
     assert stats.removed == exact + conflicting == len(rows) - kept
+    assert stats.rows == len(rows)

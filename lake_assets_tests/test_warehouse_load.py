@@ -5,12 +5,16 @@ and (PostgreSQL) materialized views refreshed."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import inspect, text
 
 from lake_assets.config import RowLevelSecurityConfig
-from lake_assets.resources.warehouse import WarehouseResource
+from lake_assets.resources.warehouse import WarehouseDataRejected, WarehouseResource
 from lake_assets.resources.warehouse_security import apply_row_level_security, refresh_materialized_views
 
 from . import warehouse_rows as rows
@@ -181,3 +185,37 @@ def test_redelivered_sale_line_is_one_row_latest_delivery_wins(warehouse: Wareho
     # Re-running day 2 (same delivery) changes nothing.
     warehouse.replace_rows("fact_sales", day2, ("ingest_date", "2024-01-02"), key=["sale_line_id"])
     assert _fact_days(warehouse) == expected
+
+
+def test_streamed_load_of_more_rows_than_one_batch(warehouse: WarehouseResource, tmp_path: Path) -> None:
+    """Rows handed over as lazy Datasets over Parquet files (an empty part file first, as Spark writes
+    them) load in batches of 4: every row once, the totals of the input; a duplicate key in a later
+    batch fails the whole load, located by its row in the load, and nothing of it is kept."""
+    small = WarehouseResource(url=warehouse.url, schema_name=warehouse.schema_name, load_batch_rows=4)
+    small.ensure_schema()
+
+    customers = rows.dim_customer()
+    pq.write_table(customers, tmp_path / "customers.parquet", row_group_size=2)
+    assert small.upsert_rows("dim_customer", ds.dataset(str(tmp_path / "customers.parquet")), ["customer_key"]) == 5
+    assert [(k, i, c) for k, i, c, *_ in _customers(small)] == sorted(
+        zip(*(customers.column(n).to_pylist() for n in ("customer_key", "customer_id", "city")), strict=True))
+
+    lines = [(f"L{i:02d}", i % 3 + 1, i % 2 + 1, i % 5 + 1) for i in range(11)]
+    facts = rows.fact_sales(1, lines)
+    parts = [tmp_path / f"part-{i}.parquet" for i in range(3)]
+    for part, piece in zip(parts, (facts.slice(0, 0), facts.slice(0, 6), facts.slice(6)), strict=True):
+        pq.write_table(piece, part, row_group_size=3)
+    day = ("ingest_date", "2024-01-01")
+    loaded = small.replace_rows("fact_sales", ds.dataset([str(p) for p in parts]), day, key=["sale_line_id"])
+    assert loaded == len(lines)
+    got = _fact_days(small)
+    assert [(s, k) for _, s, k, _ in got] == [(line[0], line[1]) for line in lines]
+    assert sum(n for *_, n in got) == sum(Decimal(10 * q - 1) for *_, q in lines)
+
+    # Line L02 again as the 10th row of the load (third batch): rejected as a whole.
+    repeated = pa.concat_tables([facts.slice(0, 9), facts.slice(2, 1)])
+    pq.write_table(repeated, tmp_path / "repeated.parquet", row_group_size=4)
+    with pytest.raises(WarehouseDataRejected) as failure:
+        small.replace_rows("fact_sales", ds.dataset(str(tmp_path / "repeated.parquet")), day, key=["sale_line_id"])
+    assert (failure.value.column, failure.value.row) == ("sale_line_id", 10)
+    assert _fact_days(small) == got

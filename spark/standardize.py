@@ -286,12 +286,14 @@ def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, Da
 class DuplicateStats:
     """What de-duplication on a key removes. Per key with n rows of which h are distinct in content
     (every non-`_` column): n - h rows are exact copies of another row of the key, h - 1 rows differ
-    from the row kept (the same key, other content: not duplicates, usually a non-unique key)."""
+    from the row kept (the same key, other content: not duplicates, usually a non-unique key).
+    `rows` is every row looked at (kept and removed)."""
 
     exact_duplicates: int
     conflicting_rows: int
     conflicting_keys: int
     sample_keys: list[dict[str, object]] = field(default_factory=list)
+    rows: int = 0
 
     @property
     def removed(self) -> int:
@@ -299,9 +301,9 @@ class DuplicateStats:
 
 
 def duplicate_stats(df: DataFrame, key: Sequence[str], sample_size: int = 5) -> DuplicateStats:
-    """Count what `deduplicate_latest(df, key, ...)` removes (see DuplicateStats), with up to
-    `sample_size` conflicting keys (the key columns only, smallest first). One aggregation job, and a
-    second only when conflicts exist. Persist `df` first when it is an expensive projection."""
+    """Count what `deduplicate_latest(df, key, ...)` removes and the rows of `df` (see DuplicateStats),
+    with up to `sample_size` conflicting keys (the key columns only, smallest first). One aggregation
+    job, and a second only when conflicts exist. Persist `df` first when it is an expensive projection."""
     business = sorted(c for c in df.columns if not c.startswith("_") and c not in key)
     # Distinct content through a struct, not a hash: exact, and NULL differs from "" (a struct of the
     # values keeps NULLs, where countDistinct over the bare columns would skip the row).
@@ -314,12 +316,14 @@ def duplicate_stats(df: DataFrame, key: Sequence[str], sample_size: int = 5) -> 
         F.coalesce(F.sum(F.col("_n") - F.col("_h")), F.lit(0)).alias("exact"),
         F.coalesce(F.sum(F.col("_h") - 1), F.lit(0)).alias("conflicting"),
         F.count(F.when(F.col("_h") > 1, 1)).alias("keys"),
+        F.coalesce(F.sum("_n"), F.lit(0)).alias("rows"),
     ).first()
     samples: list[dict[str, object]] = []
     if totals["keys"]:
         rows = per_key.filter("_h > 1").select(*key).orderBy(*key).limit(sample_size).collect()
         samples = [r.asDict() for r in rows]
-    return DuplicateStats(int(totals["exact"]), int(totals["conflicting"]), int(totals["keys"]), samples)
+    return DuplicateStats(int(totals["exact"]), int(totals["conflicting"]), int(totals["keys"]), samples,
+                          rows=int(totals["rows"]))
 
 
 def deduplicate_latest(

@@ -380,14 +380,25 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
 
 
 def sale_date_range(spark: SparkSession, lake: LakeStorage) -> tuple[date | None, date | None]:
-    """(first, last) sale date over every committed masked/sale partition; reads `sold_at` only."""
+    """(first, last) sale date (UTC) over every committed masked/sale partition: from the files' column
+    statistics (footers only, no Spark job), else by reading `sold_at`."""
     partitions = lake.committed_partitions(SALE_SOURCE)
     if not partitions:
         return None, None
+    bounds = lake.column_bounds(SALE_SOURCE, partitions, "sold_at")
+    if bounds is not None:
+        return _utc_date(bounds[0]), _utc_date(bounds[1])
     row = read_columns(spark, lake, SALE_SOURCE, partitions, ["sold_at"]).agg(
         F.min(F.to_date("sold_at")).alias("first"), F.max(F.to_date("sold_at")).alias("last")
     ).collect()[0]
     return row["first"], row["last"]
+
+
+def _utc_date(value: datetime | None) -> date | None:
+    """The date Spark's `to_date` gives a timestamp in the UTC session (a zoned one converted first)."""
+    if value is None:
+        return None
+    return (value.astimezone(timezone.utc) if value.tzinfo else value).date()
 
 
 def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:

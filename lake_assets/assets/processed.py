@@ -265,7 +265,10 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             # One reason string can list several problems; count per whole reason (bounded by columns).
             reasons = {r[REJECT_REASON]: r["n"] for r in rejected.groupBy(REJECT_REASON).agg(F.count("*").alias("n"))
                        .orderBy(F.desc("n"), REJECT_REASON).limit(20).collect()}
-        input_rows = typed.count()
+        # The input is the quarantined rows plus the good ones, which the duplicate statistics count
+        # in their own aggregation: no separate count job.
+        stats = duplicate_stats(good, entity.dedup_key)
+        input_rows = rejected_rows + stats.rows
         where = f"quarantine/processed/{entity.name}/ingest_date={context.partition_key}"
         absent = _absent_required(entity, required, feeds, frames) + [
             f"{source.name}.{table.name}: {problem}"
@@ -291,7 +294,6 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             )
         order = [c for c in (entity.cursor, "_ingested_at") if c]
         tie_breakers = [c for c in ("_source_file",) if c in good.columns]
-        stats = duplicate_stats(good, entity.dedup_key)
         deduplicated = deduplicate_latest(good, entity.dedup_key, order, tie_breakers)
         result = add_audit_columns(deduplicated, list(entity.columns), context.run.run_id)
         if rejected_rows:
@@ -319,6 +321,9 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             },
         )
         yield _conflict_check(entity, stats)
+        # The output is written by now; the cached typed rows would otherwise stay in the executor's
+        # memory for the rest of the run (every later step of a one-process run).
+        typed.unpersist()
 
     return _processed
 

@@ -13,13 +13,16 @@ re-creates the BI views, applies row-level security for the configured BI roles 
 PostgreSQL, refreshes the materialized views CONCURRENTLY.
 
 PII never reaches a BI role: the rows about to be loaded (the whole curated dimension, or the fact
-sale dates of the load) are scanned for e-mails, SSNs and card numbers before the load starts. A finding fails the
+sale dates of the load) are scanned for e-mails, SSNs and card numbers before the load starts. Scan and load
+read the lake's files in record batches (a lazy Dataset), so neither holds the table or the sale dates in
+memory. A finding fails the
 blocking check `no_pii_in_warehouse` and the step (no retry), so nothing is written; the check
 passes only for rows that were scanned clean, and its evaluation follows the load it vouches for.
 """
 
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -41,7 +44,7 @@ from lake_assets.checks.pii_scan import describe_findings, scan_arrow
 from lake_assets.config import PipelineConfig
 from lake_assets.io_managers.warehouse import PRIMARY_KEY_KEY
 from lake_assets.resources.lake_storage import LakeStorage
-from lake_assets.resources.warehouse import WarehouseResource
+from lake_assets.resources.warehouse import LOAD_BATCH_ROWS, WarehouseResource
 from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
 from spark.scd2 import CHANGED_AT
 
@@ -58,12 +61,19 @@ def _warehouse_kind(url: str) -> str:
     return "postgres" if url.startswith("postgres") else "mysql" if "mysql" in url else "sqlite"
 
 
-def _pii_scan(table: str, curated: pa.Table) -> tuple[AssetCheckResult, Failure | None]:
-    """The check result for the rows about to be loaded, and the step failure when they hold PII."""
-    found = scan_arrow(curated)
+def _pii_scan(table: str, curated: ds.Dataset) -> tuple[AssetCheckResult, Failure | None]:
+    """The check result for the rows about to be loaded, and the step failure when they hold PII.
+    Scanned one record batch at a time; the counts per column and kind are summed over the batches."""
+    found: dict[str, dict[str, int]] = {}
+    scanned = 0
+    for batch in curated.to_batches(batch_size=LOAD_BATCH_ROWS, batch_readahead=1, fragment_readahead=1):
+        scanned += batch.num_rows
+        for column, kinds in scan_arrow(pa.Table.from_batches([batch])).items():
+            for kind, count in kinds.items():
+                found.setdefault(column, {})[kind] = found.get(column, {}).get(kind, 0) + count
     findings = describe_findings(found)
     check = AssetCheckResult(check_name=PII_CHECK, passed=not found,
-                             metadata={"rows_scanned": curated.num_rows, "findings": findings or "none"})
+                             metadata={"rows_scanned": scanned, "findings": findings or "none"})
     if not found:
         return check, None
     return check, Failure(
@@ -90,8 +100,8 @@ def _build_warehouse_table(config: PipelineConfig, table: str) -> AssetsDefiniti
                                     "scanned before the load, which a finding stops")],
         description=f"curated/{table} in the warehouse, upserted by surrogate key on each load.",
     )
-    def _warehouse_table(curated: pa.Table):
-        curated = curated.drop_columns([c for c in LAKE_ONLY_COLUMNS if c in curated.column_names])
+    def _warehouse_table(curated: ds.Dataset):
+        curated = curated.replace_schema(pa.schema([f for f in curated.schema if f.name not in LAKE_ONLY_COLUMNS]))
         check, failure = _pii_scan(table, curated)
         if failure:
             # The failed evaluation is recorded, then the step fails before the IO manager loads anything.
@@ -123,13 +133,14 @@ def _build_warehouse_facts(config: PipelineConfig) -> AssetsDefinition:
     def fact_sales(context: AssetExecutionContext, lake: LakeStorage, warehouse: WarehouseResource):
         day = context.partition_key
         dates = sale_dates_since(lake, day)
-        rows = lake.read_arrow_partitions(FACT_KEY, dates) if dates else None
-        if rows is None or not rows.num_columns:
+        if not dates:
             yield MaterializeResult(metadata={"dagster/row_count": 0, "sale_dates_replaced": 0})
             yield AssetCheckResult(check_name=PII_CHECK, passed=True,
                                    metadata={"rows_scanned": 0, "findings": "none"})
             return
-        rows = rows.drop_columns([c for c in (*LAKE_ONLY_COLUMNS, SALE_DATE) if c in rows.column_names])
+        rows = lake.read_dataset_partitions(FACT_KEY, dates)
+        rows = rows.replace_schema(
+            pa.schema([f for f in rows.schema if f.name not in (*LAKE_ONLY_COLUMNS, SALE_DATE)]))
         check, failure = _pii_scan("fact_sales", rows)
         if failure:
             yield check  # the failed evaluation is recorded, then the step fails before anything is loaded

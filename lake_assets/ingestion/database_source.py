@@ -2,8 +2,10 @@
 
 Full load (`SELECT *`) or incremental on a cursor column (`WHERE cursor >= :mark`, and `cursor <= :until`
 when an older day is rerun inside the window a later partition bounds; see cursor.py).
-Rows are streamed with a server-side cursor (`stream_results` + `yield_per`, i.e. a named cursor on
-psycopg2 and an unbuffered SSCursor on PyMySQL), `chunk_rows` at a time, so memory does not grow
+PostgreSQL (psycopg2) results whose column types the server can render as the same text read
+through `COPY (query) TO STDOUT` into Arrow (ingestion/postgres_copy.py); every other result is
+streamed with a server-side cursor (`stream_results` + `yield_per`, i.e. a named cursor on psycopg2
+and an unbuffered SSCursor on PyMySQL). Either way `chunk_rows` at a time, so memory does not grow
 with the table. A query is wrapped as a sub-select, so a `sale` may come from a join of header and
 line tables.
 
@@ -30,6 +32,7 @@ from sqlalchemy.pool import NullPool
 from lake_assets.config import DatabaseSourceConfig, DatabaseTableConfig
 from lake_assets.ingestion.cursor import CursorState
 from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
+from lake_assets.ingestion.postgres_copy import copy_chunks, copy_select, cursor_parser
 from lake_assets.ingestion.text import rows_as_text
 from lake_assets.resources.tls import tls_connect_args
 from lake_assets.resources.warehouse import is_data_error
@@ -88,22 +91,26 @@ class DatabaseSource:
                                              tls.cert_file, tls.key_file))
         return create_engine(self.url, connect_args=connect_args, poolclass=NullPool)
 
-    def _sql(self, engine: Engine, since: bool, until: bool) -> str:
+    def _sql(self, engine: Engine, since: bool, until: bool, pyformat: bool = False) -> str:
         """The extraction: `cursor >= :mark` from the run's start mark, `cursor <= :until` when a later
-        partition bounds the window (rows past it are dropped by the tracker; this only saves reading them)."""
+        partition bounds the window (rows past it are dropped by the tracker; this only saves reading them).
+        `pyformat`: for the raw psycopg2 cursor (`%(mark)s`, a literal `%` doubled)."""
         quote = engine.dialect.identifier_preparer.quote
         if self.table.table:
             relation = ".".join(quote(part) for part in self.table.table.split("."))
             base = f"SELECT * FROM {relation}"
         else:
             base = f"SELECT * FROM ({self.table.query.rstrip().rstrip(';')}) src"  # type: ignore[union-attr]
+        if pyformat:
+            base = base.replace("%", "%%")
+        mark, bound = ("%(mark)s", "%(until)s") if pyformat else (":mark", ":until")
         conditions: list[str] = []
         if self.table.incremental:
             cursor = quote(self.table.incremental.cursor)
             if since:
-                conditions.append(f"src.{cursor} >= :mark")
+                conditions.append(f"src.{cursor} >= {mark}")
             if until:
-                conditions.append(f"src.{cursor} <= :until")
+                conditions.append(f"src.{cursor} <= {bound}")
         if conditions:
             if self.table.table:
                 base = f"SELECT * FROM ({base}) src"
@@ -142,6 +149,11 @@ class DatabaseSource:
         if incremental and until is not None:
             params["until"] = until.native()
         try:
+            if engine.dialect.driver == "psycopg2":
+                with self._copy(engine, params) as opened:
+                    if opened is not None:
+                        yield opened
+                        return
             try:
                 connection = engine.connect()
                 sql = self._sql(engine, "mark" in params, "until" in params)
@@ -166,6 +178,59 @@ class DatabaseSource:
                 connection.close()
         finally:
             engine.dispose()
+
+    @contextmanager
+    def _copy(
+        self, engine: Engine, params: dict[str, Any]
+    ) -> Iterator[tuple[list[str], Iterator[DatabaseChunk]] | None]:
+        """(column names, chunks) read through COPY, or None when the result has a column (or a cursor)
+        type the server cannot render as the row path's text."""
+        import psycopg2
+
+        cursor_column = self.table.incremental.cursor if self.table.incremental else None
+        try:
+            connection = engine.raw_connection()
+        except psycopg2.Error as exc:  # the pool hands the driver's error over unwrapped
+            raise self._driver_error(exc, "connect") from None
+        except (SQLAlchemyError, UnicodeError) as exc:
+            raise self._fail(exc) from None
+        try:
+            raw = connection.cursor()
+            sql = self._sql(engine, "mark" in params, "until" in params, pyformat=True)
+            try:
+                select = copy_select(raw, sql, params, cursor_column)
+            except psycopg2.Error as exc:
+                raise self._driver_error(exc, sql) from None
+            if select is None:
+                yield None
+                return
+            columns = [c.name for c in raw.description]
+            if cursor_column is not None and cursor_column not in columns:
+                raise SourceUnavailable(
+                    f"source {self.name}: cursor column {cursor_column!r} is not in the result ({', '.join(columns)})"
+                )
+            parse = cursor_parser(raw, cursor_column) if cursor_column is not None else None
+            connection.commit()  # the describe ran in a transaction; COPY starts clean
+
+            def chunks() -> Iterator[DatabaseChunk]:
+                for table in copy_chunks(raw, select, columns, self.source.chunk_rows,
+                                         lambda exc: self._driver_error(exc, select)):
+                    values = None
+                    if parse is not None:
+                        values = [None if v is None else parse(v) for v in table.column(cursor_column).to_pylist()]
+                    yield DatabaseChunk(table, values)
+
+            yield columns, chunks()
+        finally:
+            connection.close()
+
+    def _driver_error(self, exc: BaseException, statement: str) -> Exception:
+        """A psycopg2 error as the row path reports it (wrapped by SQLAlchemy first, then classified)."""
+        import psycopg2
+
+        if isinstance(exc, psycopg2.Error):
+            exc = DBAPIError.instance(statement, None, exc, psycopg2.Error)
+        return self._fail(exc) if isinstance(exc, Exception) else RuntimeError(str(exc))
 
     def _chunks(self, result: Any, columns: list[str], cursor_index: int | None) -> Iterator[DatabaseChunk]:
         partitions = result.partitions(self.source.chunk_rows)

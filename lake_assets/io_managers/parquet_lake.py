@@ -2,16 +2,18 @@
 partition `ingest_date=D`).
 
 An output may be a Spark DataFrame or a pyarrow Table; an input is loaded as a pyarrow Table when the
-parameter is annotated `pa.Table`, otherwise as a Spark DataFrame. Every write is an atomic replace of
-the partition (or of the whole table for unpartitioned assets) and reports `dagster/row_count`,
-`dagster/column_schema`, the Iceberg table, and the snapshot id the write produced (the table version
-to time-travel to).
+parameter is annotated `pa.Table`, as a lazy `pyarrow.dataset.Dataset` (scanned in batches by its
+consumer, never whole in memory) when annotated `ds.Dataset`, otherwise as a Spark DataFrame. Every
+write is an atomic replace of the partition (or of the whole table for unpartitioned assets) and
+reports `dagster/row_count`, `dagster/column_schema`, the Iceberg table, and the snapshot id the write
+produced (the table version to time-travel to).
 """
 
 
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from dagster import (
     ConfigurableIOManager,
     InputContext,
@@ -74,4 +76,6 @@ class ParquetLakeIOManager(ConfigurableIOManager):
             partition = keys[0]
         if context.dagster_type.typing_type is pa.Table:
             return self.lake.read_arrow(key_path, partition)
+        if context.dagster_type.typing_type is ds.Dataset:
+            return self.lake.read_dataset(key_path, partition)
         return read_spark(self.pyspark.spark_session, self.lake, key_path, partition)

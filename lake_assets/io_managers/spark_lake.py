@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import StructField, StructType
 
 from lake_assets.resources.lake_storage import PARTITION_COLUMN, CommitInfo, LakeStorage
 
@@ -29,7 +30,7 @@ def read_spark(spark: SparkSession, lake: LakeStorage, key_path: Sequence[str], 
     files = lake.committed_files(key_path, partition)
     if not files:
         return _empty_frame(spark, lake.read_arrow(key_path, partition).schema)
-    df = spark.read.parquet(*files)
+    df = _read_parquet(spark, lake, files)
     table = lake.load_table(key_path)
     hidden = [c for c in lake.hidden_columns(table) if c in df.columns] if table is not None else []
     return df.drop(*hidden) if hidden else df
@@ -48,7 +49,21 @@ def read_columns(
     if lake.is_s3:
         table = pq.ParquetDataset(files, filesystem=lake.filesystem, partitioning=None).read(columns=columns)
         return spark.createDataFrame(table)
-    return spark.read.parquet(*files).select(*columns)
+    return _read_parquet(spark, lake, files).select(*columns)
+
+
+def _read_parquet(spark: SparkSession, lake: LakeStorage, files: list[str]) -> DataFrame:
+    """`spark.read.parquet(*files)` with the schema of the first file's footer, read here on the driver:
+    left to infer it, Spark runs a job per read only to read that one footer. Same types as Spark's
+    inference (every column nullable, zoned timestamps TIMESTAMP, others TIMESTAMP_NTZ); a type the
+    Arrow conversion does not know leaves the inference to Spark."""
+    arrow = pq.read_schema(files[0], filesystem=lake.filesystem)
+    try:
+        fields = from_arrow_schema(arrow, prefer_timestamp_ntz=True).fields
+    except (TypeError, ValueError):
+        return spark.read.parquet(*files)
+    schema = StructType([StructField(f.name, f.dataType, nullable=True) for f in fields])
+    return spark.read.schema(schema).parquet(*files)
 
 
 def read_partitions(

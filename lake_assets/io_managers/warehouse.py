@@ -1,23 +1,22 @@
-"""The warehouse IO manager: writes an asset's Arrow table into the warehouse table of the same name.
+"""The warehouse IO manager: writes an asset's Arrow table, or the rows of a lazy `pyarrow.dataset.Dataset`
+(streamed in batches, never whole in memory), into the warehouse table of the same name.
 
-Unpartitioned assets with a primary key (definition metadata `warehouse/primary_key`, the
-dimensions) are upserted: staged, merged by key, vanished keys deleted. Other unpartitioned assets
-replace the whole table. Partitioned assets replace the rows whose `partition_column` (definition
-metadata `warehouse/partition_column`) equals the partition key; with a primary key too, rows of
-other partitions with a key of the load are deleted as well. (warehouse/fact_sales loads itself, by
-the sale dates its run wrote: see `assets/warehouse.py`.) Each is one transaction, so BI users never see a half-loaded
-table or day. Data errors raise `WarehouseDataRejected` (a `Failure` without retries).
+Assets with a primary key (definition metadata `warehouse/primary_key`, the dimensions) are
+upserted: staged, merged by key, vanished keys deleted. Other assets replace the whole table. Each is
+one transaction, so BI users never see a half-loaded table. Partitioned assets are not stored here:
+warehouse/fact_sales loads itself, by the sale dates its run wrote (see `assets/warehouse.py`). Data
+errors raise `WarehouseDataRejected` (a `Failure` without retries).
 """
 
 
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 
 from lake_assets.resources.warehouse import WarehouseResource
 
-PARTITION_COLUMN_KEY = "warehouse/partition_column"
 PRIMARY_KEY_KEY = "warehouse/primary_key"
 
 
@@ -25,25 +24,21 @@ class WarehouseIOManager(ConfigurableIOManager):
     warehouse: ResourceDependency[WarehouseResource]
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        if not isinstance(obj, pa.Table):
-            raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores pyarrow Tables")
+        if not isinstance(obj, (pa.Table, ds.Dataset)):
+            raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores pyarrow Tables or Datasets")
+        if context.has_asset_partitions:
+            raise TypeError(f"{context.asset_key.to_user_string()}: partitioned assets load themselves (see "
+                            "assets/warehouse.py); the warehouse IO manager stores whole tables")
         table = context.asset_key.path[-1]
         self.warehouse.ensure_schema()
-        where = None
         primary_key = (context.definition_metadata or {}).get(PRIMARY_KEY_KEY)
-        if primary_key and not context.has_asset_partitions:
+        if primary_key:
             rows = self.warehouse.upsert_rows(table, obj, [str(primary_key)])
             context.add_output_metadata(
                 {"dagster/row_count": rows, "load": "upsert", "warehouse": self.warehouse.safe_url}
             )
             return
-        if context.has_asset_partitions:
-            column = (context.definition_metadata or {}).get(PARTITION_COLUMN_KEY)
-            if not column:
-                raise ValueError(f"{context.asset_key.to_user_string()}: partitioned but no {PARTITION_COLUMN_KEY}")
-            where = (column, context.asset_partition_key)
-        key = [str(primary_key)] if primary_key else None
-        rows = self.warehouse.replace_rows(table, obj, where, key=key)
+        rows = self.warehouse.replace_rows(table, obj)
         context.add_output_metadata(
             {
                 "dagster/row_count": rows,

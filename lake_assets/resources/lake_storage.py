@@ -54,6 +54,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
@@ -418,6 +419,20 @@ class LakeStorage(ConfigurableResource):
         data = pq.ParquetDataset(files, filesystem=self.filesystem, partitioning=None).read()
         return data.drop_columns([c for c in self.hidden_columns(table) if c in data.column_names])
 
+    def read_dataset_partitions(self, key_path: Sequence[str], partitions: Sequence[str]) -> ds.Dataset:
+        """The rows `read_arrow_partitions` gives, as a lazy Dataset over the committed files (see
+        `read_dataset`)."""
+        files = self.partitions_files(key_path, partitions)
+        table = self.load_table(key_path)
+        if table is None or not files:
+            return ds.dataset(self._empty(table) if table is not None else pa.table({}))
+        hidden = set(self.hidden_columns(table))
+        # Partitions written at different times may differ (a column configured later): every footer counts.
+        schema = pa.unify_schemas([pq.read_schema(f, filesystem=self.filesystem) for f in files],
+                                  promote_options="permissive")
+        return ds.dataset(files, schema=pa.schema([f for f in schema if f.name not in hidden]), format="parquet",
+                          filesystem=self.filesystem)
+
     @staticmethod
     def hidden_columns(table: Any) -> list[str]:
         return [c for c in table.properties.get(HIDDEN_PROPERTY, "").split(",") if c]
@@ -434,6 +449,38 @@ class LakeStorage(ConfigurableResource):
         data = pq.ParquetDataset([self._fs_path(f) for f in files], filesystem=self.filesystem,
                                  partitioning=None).read()
         return data.drop_columns([c for c in self.hidden_columns(table) if c in data.column_names])
+
+    def read_dataset(self, key_path: Sequence[str], partition: str | None = None) -> ds.Dataset:
+        """The rows `read_arrow` gives, as a lazy Dataset over the committed files: a consumer scans it
+        in batches and never holds the partition whole."""
+        table, files = self._committed(key_path, partition)
+        if not files:
+            return ds.dataset(self._empty(table))
+        paths = [self._fs_path(f) for f in files]
+        schema = pq.read_schema(paths[0], filesystem=self.filesystem)
+        hidden = set(self.hidden_columns(table))
+        return ds.dataset(paths, schema=pa.schema([f for f in schema if f.name not in hidden]), format="parquet",
+                          filesystem=self.filesystem)
+
+    def column_bounds(self, key_path: Sequence[str], partitions: Sequence[str], column: str) -> tuple[Any, Any] | None:
+        """(min, max) of `column` over the committed files of `partitions`, from the Parquet footers'
+        statistics, without reading data: (None, None) when no row has a value; None when a file's
+        footer has no statistics for it (then the caller scans)."""
+        low = high = None
+        for partition in partitions:
+            for path in self.committed_files(key_path, partition):
+                metadata = pq.read_metadata(path, filesystem=self.filesystem)
+                for group in range(metadata.num_row_groups):
+                    row_group = metadata.row_group(group)
+                    chunks = [row_group.column(i) for i in range(row_group.num_columns)]
+                    chunk = next((c for c in chunks if c.path_in_schema == column), None)
+                    stats = chunk.statistics if chunk is not None else None
+                    if stats is None or (not stats.has_min_max and stats.null_count != row_group.num_rows):
+                        return None
+                    if stats.has_min_max:
+                        low = stats.min if low is None else min(low, stats.min)
+                        high = stats.max if high is None else max(high, stats.max)
+        return low, high
 
     def read_schema(self, key_path: Sequence[str], partition: str | None = None) -> pa.Schema:
         table, files = self._committed(key_path, partition)

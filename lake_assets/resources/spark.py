@@ -21,6 +21,9 @@ BASE_SPARK_CONF: dict[str, str] = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
+    # The web UI costs every run's start-up and a listener on every job; turn it on in `spark.conf`
+    # (`spark.ui.enabled: "true"`) to look at stages.
+    "spark.ui.enabled": "false",
     # INT96 timestamps overflow nanosecond readers at 9999-12-31 (the SCD2 "open" date).
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }

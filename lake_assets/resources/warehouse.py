@@ -6,6 +6,10 @@ Guarantees:
   `LOAD DATA LOCAL INFILE` of a tab-separated file written by Arrow (falling back to multi-row
   `INSERT` batches when the server has `local_infile` off), SQLite `executemany`, each inside the
   load's one transaction.
+* Loads stream: the rows (an Arrow table, or a lazy `pyarrow.dataset.Dataset` over the lake's files)
+  go to the warehouse in record batches of at most `load_batch_rows`, serialised one batch at a time
+  (the COPY stream is fed as the server reads it; the MySQL file is written batch by batch), so a
+  load never holds a second whole copy of its rows, and a Dataset is never whole in memory.
 * Tables, columns and indexes are declared once (resources/warehouse_schema.py) and created per dialect
   by SQLAlchemy; names are quoted by the dialect; values are always bound or streamed, never formatted
   into SQL. Only the views and row-level security are dialect SQL (`lake_assets/sql/<dialect>/views.sql`).
@@ -21,8 +25,8 @@ Guarantees:
   the rows of those days and every row whose key is among the loaded rows are deleted (days and keys
   staged in temporary tables, deleted by a join), then the rows bulk-inserted, in one transaction: a
   re-delivered line is one row, the latest load's.
-* Arrow tables with empty chunks (an empty part file read by `ParquetDataset`) load like any other:
-  empty chunks are dropped before serialising (Arrow's CSV writer emits NUL bytes for them).
+* Rows with empty chunks or batches (an empty part file) load like any other: empty batches are
+  skipped before serialising (Arrow's CSV writer emits NUL bytes for them).
 * Errors are classified. Data errors (SQLSTATE class 22/23, the drivers' DataError/IntegrityError,
   MySQL check-constraint and value errors, `LOAD DATA` warnings, Arrow conversion errors) raise
   `WarehouseDataRejected`, a `dagster.Failure` with `allow_retries=False`, naming the table and,
@@ -53,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 from dagster import ConfigurableResource, Failure
 from pydantic import Field, PrivateAttr
 from sqlalchemy import MetaData, create_engine, inspect, text
@@ -69,6 +74,10 @@ if TYPE_CHECKING:
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # views per dialect; package data of a non-editable install
 INSERT_BATCH_ROWS = 5_000
+# Rows per record batch of a streamed load: bounds the memory of a load whatever the table's size.
+LOAD_BATCH_ROWS = 50_000
+# What a load takes: a table in memory, or a Dataset scanned in batches as the load goes.
+LoadRows = pa.Table | ds.Dataset
 # Warehouse table of each entity's extra columns.
 EXTRA_COLUMN_TABLES = {"customer": "dim_customer", "product": "dim_product", "location": "dim_location",
                        "sale": "fact_sales"}
@@ -153,6 +162,8 @@ class WarehouseResource(ConfigurableResource):
     tls_ca_file: str = Field(default="", description="PEM CA file the server certificate must chain to")
     tls_cert_file: str = Field(default="", description="PEM client certificate")
     tls_key_file: str = Field(default="", description="PEM key of the client certificate")
+    load_batch_rows: int = Field(default=LOAD_BATCH_ROWS, gt=0,
+                                 description="rows per record batch streamed into a load (bounds its memory)")
 
     _engine: Any = PrivateAttr(default=None)
 
@@ -322,7 +333,7 @@ class WarehouseResource(ConfigurableResource):
     def replace_rows(
         self,
         table: str,
-        rows: pa.Table,
+        rows: LoadRows,
         where: tuple[str, Any] | None = None,
         key: Sequence[str] | None = None,
     ) -> int:
@@ -331,37 +342,37 @@ class WarehouseResource(ConfigurableResource):
 
         With `key`, also delete the rows of *any* `column` value whose key is among `rows`, so a
         key delivered again on a later day moves to that day instead of being stored twice.
-        One transaction: delete, then bulk insert. Returns the number of rows inserted.
+        One transaction: delete, then bulk insert, both streamed in batches. Returns the number of
+        rows inserted.
         """
         target = self.qualified(table)
         with self._data_errors(table, rows, key):
-            prepared = _prepared(rows)
+            _check_storable(rows.schema)
             with self.connect_checked() as conn, conn.begin():
                 if where is None:
                     conn.exec_driver_sql(f"DELETE FROM {target}")
                 elif isinstance(where[1], list):
-                    self._delete_keys(conn, table, target, pa.table({where[0]: where[1]}))
+                    self._delete_keys(conn, table, target, pa.table({where[0]: where[1]}), [where[0]])
                 else:
                     column = self.engine.dialect.identifier_preparer.quote(where[0])
                     conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
-                    if key and prepared.num_rows:
-                        self._delete_keys(conn, table, target, prepared.select(list(key)))
-                self._bulk_insert(conn, target, prepared)
-        return rows.num_rows
+                if where is not None and key:
+                    self._delete_keys(conn, table, target, rows, list(key))
+                return self._bulk_insert(conn, target, rows)
 
-    def _delete_keys(self, conn: Connection, table: str, target: str, keys: pa.Table) -> None:
-        """Delete the rows of `target` whose key is in `keys`: keys bulk-loaded into a temporary
+    def _delete_keys(self, conn: Connection, table: str, target: str, rows: LoadRows, key: list[str]) -> None:
+        """Delete the rows of `target` whose `key` is among `rows`: keys bulk-loaded into a temporary
         table, deleted by a join (no IN list, whatever the number of keys)."""
         quote = self.engine.dialect.identifier_preparer.quote
-        cols = [quote(c) for c in keys.column_names]
+        cols = [quote(c) for c in key]
         col_list = ", ".join(cols)
-        name = f"stg_keys_{table}_{keys.column_names[0]}"  # one per key column: a load may delete by two
+        name = f"stg_keys_{table}_{key[0]}"  # one per key column: a load may delete by two
         if self.dialect == "postgresql":
             stage = quote(name)
             conn.exec_driver_sql(
                 f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {col_list} FROM {target} WHERE false"
             )
-            self._bulk_insert(conn, stage, keys)
+            self._bulk_insert(conn, stage, rows, key)
             conn.exec_driver_sql(f"ANALYZE {stage}")  # a temp table has no statistics until analysed
             match = " AND ".join(f"t.{c} = s.{c}" for c in cols)
             conn.exec_driver_sql(f"DELETE FROM {target} t USING {stage} s WHERE {match}")
@@ -369,7 +380,7 @@ class WarehouseResource(ConfigurableResource):
             stage = self.qualified(name)
             conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} AS SELECT {col_list} FROM {target} WHERE 1 = 0")
-            self._bulk_insert(conn, stage, keys)
+            self._bulk_insert(conn, stage, rows, key)
             # No alias for the target: MySQL resolves a multi-table DELETE's alias in the default database.
             match = " AND ".join(f"{target}.{c} = s.{c}" for c in cols)
             conn.exec_driver_sql(f"DELETE {target} FROM {target} JOIN {stage} s ON {match}")
@@ -378,7 +389,7 @@ class WarehouseResource(ConfigurableResource):
             stage = quote(name)
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{stage}")
             conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} AS SELECT {col_list} FROM {target} WHERE 0")
-            self._bulk_insert(conn, stage, keys)
+            self._bulk_insert(conn, stage, rows, key)
             # SQLite has no DELETE ... JOIN; a correlated EXISTS uses the target's primary-key index.
             match = " AND ".join(f"s.{c} = {target}.{c}" for c in cols)
             conn.exec_driver_sql(f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM temp.{stage} s WHERE {match})")
@@ -405,19 +416,20 @@ class WarehouseResource(ConfigurableResource):
                 "of it); loading the day again is safe either way, and the step's retry policy does so."
             ) from exc
 
-    def upsert_rows(self, table: str, rows: pa.Table, key: Sequence[str], delete_missing: bool = True) -> int:
+    def upsert_rows(self, table: str, rows: LoadRows, key: Sequence[str], delete_missing: bool = True) -> int:
         """Insert or update `rows` by primary key `key`; with `delete_missing`, delete the target rows
-        whose key is not in `rows` (the table then equals `rows`). One transaction."""
+        whose key is not in `rows` (the table then equals `rows`). One transaction; returns the rows
+        staged."""
         with self._data_errors(table, rows, key):
-            self._upsert(table, _prepared(rows), key, delete_missing)
-        return rows.num_rows
+            _check_storable(rows.schema)
+            return self._upsert(table, rows, key, delete_missing)
 
-    def _upsert(self, table: str, rows: pa.Table, key: Sequence[str], delete_missing: bool) -> None:
+    def _upsert(self, table: str, rows: LoadRows, key: Sequence[str], delete_missing: bool) -> int:
         target = self.qualified(table)
         quote = self.engine.dialect.identifier_preparer.quote
         # MySQL temporary tables live in a database; PostgreSQL/SQLite ones in their temp schema.
         stage = self.qualified(f"stg_{table}") if self.dialect == "mysql" else quote(f"stg_{table}")
-        cols = [quote(c) for c in rows.column_names]
+        cols = [quote(c) for c in rows.schema.names]
         keys = [quote(k) for k in key]
         others = [c for c in cols if c not in keys]
         col_list = ", ".join(cols)
@@ -430,7 +442,7 @@ class WarehouseResource(ConfigurableResource):
             else:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{stage}")
                 conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {target} WHERE 0")
-            self._bulk_insert(conn, stage, rows)
+            staged = self._bulk_insert(conn, stage, rows)
             if self.dialect == "mysql":
                 updates = ", ".join(f"{c} = VALUES({c})" for c in others)
                 conn.exec_driver_sql(
@@ -456,32 +468,40 @@ class WarehouseResource(ConfigurableResource):
                     self._delete_vanished(conn, target, stage, keys)
                 if self.dialect == "sqlite":
                     conn.exec_driver_sql(f"DROP TABLE temp.{stage}")
+        return staged
 
     @staticmethod
     def _delete_vanished(conn: Connection, target: str, stage: str, keys: Sequence[str]) -> None:
         match = " AND ".join(f"s.{k} = {target}.{k}" for k in keys)
         conn.exec_driver_sql(f"DELETE FROM {target} WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})")
 
-    def _bulk_insert(self, conn: Connection, target: str, rows: pa.Table) -> None:
-        if rows.num_rows == 0:
-            return
+    def _bulk_insert(self, conn: Connection, target: str, rows: LoadRows, columns: Sequence[str] | None = None) -> int:
+        """Stream `rows` (only `columns`, if given) into `target` in batches; returns the rows inserted."""
         quote = self.engine.dialect.identifier_preparer.quote
-        columns = ", ".join(quote(c) for c in rows.column_names)
+        names = list(columns or rows.schema.names)
+        column_list = ", ".join(quote(c) for c in names)
+        inserted = 0
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal inserted
+            for batch in _load_batches(rows, self.load_batch_rows, names):
+                inserted += batch.num_rows
+                yield batch
+
         raw = conn.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
             if self.dialect == "postgresql":
-                buffer = io.BytesIO()
-                pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-                buffer.seek(0)
-                cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+                copy = f"COPY {target} ({column_list}) FROM STDIN WITH (FORMAT csv)"
+                cursor.copy_expert(copy, _CsvStream(batches()))
             elif self.dialect == "mysql" and _local_infile_allowed(cursor):
                 with tempfile.TemporaryDirectory(prefix="lake_load_") as tmp:
                     path = os.path.join(tmp, "rows.tsv")
-                    _write_mysql_tsv(rows, path)
+                    _write_mysql_tsv(batches(), path)
                     cursor.execute(
-                        f"LOAD DATA LOCAL INFILE %s INTO TABLE {target} CHARACTER SET utf8mb4 ({columns})", (path,)
+                        f"LOAD DATA LOCAL INFILE %s INTO TABLE {target} CHARACTER SET utf8mb4 ({column_list})",
+                        (path,),
                     )
                     # LOAD DATA never fails on bad values, even in strict mode: it stores the column's
                     # implicit default (NULL in a NOT NULL column becomes '' or 0) and leaves a warning.
@@ -491,12 +511,15 @@ class WarehouseResource(ConfigurableResource):
                         raise WarehouseLoadRejected(target, problems)
             else:
                 marker = "%s" if self.dialect == "mysql" else "?"
-                placeholders = ", ".join([marker] * rows.num_columns)
-                statement = f"INSERT INTO {target} ({columns}) VALUES ({placeholders})"
-                for batch in rows.to_batches(max_chunksize=INSERT_BATCH_ROWS):
-                    cursor.executemany(statement, list(_python_rows(batch, self.dialect)))
+                placeholders = ", ".join([marker] * len(names))
+                statement = f"INSERT INTO {target} ({column_list}) VALUES ({placeholders})"
+                for batch in batches():
+                    # A multi-row INSERT statement of at most INSERT_BATCH_ROWS rows at a time.
+                    for part in pa.Table.from_batches([batch]).to_batches(max_chunksize=INSERT_BATCH_ROWS):
+                        cursor.executemany(statement, list(_python_rows(part, self.dialect)))
         finally:
             cursor.close()
+        return inserted
 
     def fetch_all(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self.connect_checked() as conn:
@@ -514,47 +537,80 @@ def _local_infile_allowed(cursor: Any) -> bool:
     return bool(row and int(row[0]))
 
 
-def _write_mysql_tsv(rows: pa.Table, path: str) -> None:
-    """LOAD DATA's default format, vectorized by Arrow: tab-separated, backslash escapes, NULL as \\N."""
-    columns = []
-    for column in rows.columns:
-        if pa.types.is_boolean(column.type):
-            column = pc.cast(column, pa.int8())
-        text_column = pc.cast(column, pa.string())
-        for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-            text_column = pc.replace_substring(text_column, raw, escaped)
-        columns.append(pc.fill_null(text_column, "\\N"))
-    lines = pc.binary_join_element_wise(*columns, "\t")
+def _write_mysql_tsv(batches: Iterable[pa.RecordBatch], path: str) -> None:
+    """LOAD DATA's default format, vectorized by Arrow one batch at a time: tab-separated, backslash
+    escapes, NULL as \\N."""
     with open(path, "wb") as handle:
-        for chunk in lines.chunks:
-            if not len(chunk):
-                continue  # an empty chunk would write an empty line, i.e. a row of defaults
-            handle.write(("\n".join(chunk.to_pylist()) + "\n").encode("utf-8"))
+        for batch in batches:
+            columns = []
+            for column in batch.columns:
+                if pa.types.is_boolean(column.type):
+                    column = pc.cast(column, pa.int8())
+                text_column = pc.cast(column, pa.string())
+                for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+                    text_column = pc.replace_substring(text_column, raw, escaped)
+                columns.append(pc.fill_null(text_column, "\\N"))
+            lines = pc.binary_join_element_wise(*columns, "\t")
+            handle.write(("\n".join(lines.to_pylist()) + "\n").encode("utf-8"))
 
 
-def _prepared(table: pa.Table) -> pa.Table:
-    """The rows as the bulk paths need them: no empty chunks, timestamps as naive UTC; a nested
-    column (list, struct, map), which no warehouse column stores, is an `ArrowTypeError`."""
-    for field in table.schema:
+class _CsvStream(io.RawIOBase):
+    """A readable file of the batches as CSV (no header), produced as the reader (COPY) asks for it:
+    one batch's text in memory at a time."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        super().__init__()
+        self._batches = iter(batches)
+        self._text = b""
+        self._offset = 0
+        self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._offset >= len(self._text):
+            batch = next(self._batches, None)
+            if batch is None:
+                return 0
+            sink = io.BytesIO()
+            pacsv.write_csv(batch, sink, self._options)
+            self._text, self._offset = sink.getvalue(), 0
+        size = min(len(buffer), len(self._text) - self._offset)
+        buffer[:size] = self._text[self._offset:self._offset + size]
+        self._offset += size
+        return size
+
+
+def _check_storable(schema: pa.Schema) -> None:
+    """A nested column (list, struct, map), which no warehouse column stores, is an `ArrowTypeError`."""
+    for field in schema:
         if pa.types.is_nested(field.type):
             raise pa.ArrowTypeError(f"column {field.name} has type {field.type}, which no warehouse column stores")
-    return _naive_utc_timestamps(_without_empty_chunks(table))
 
 
-def _without_empty_chunks(table: pa.Table) -> pa.Table:
-    """Drop zero-row chunks (Spark writes empty part files; `ParquetDataset.read()` keeps them as
-    chunks). Arrow's CSV writer emits NUL bytes for an empty leading chunk. Zero-copy."""
-    batches = [b for b in table.to_batches() if b.num_rows]
-    return pa.Table.from_batches(batches, schema=table.schema)
+def _load_batches(rows: LoadRows, batch_rows: int, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """`columns` of `rows` in record batches of at most `batch_rows`, as the bulk paths need them:
+    no empty batch (Spark writes empty part files; Arrow's CSV writer emits NUL bytes for an empty
+    batch and an empty TSV line would be a row of defaults), timestamps as naive UTC. A Dataset is
+    read as the batches are consumed, with little read-ahead, so memory stays bounded."""
+    if isinstance(rows, pa.Table):
+        source: Iterable[pa.RecordBatch] = rows.select(list(columns)).to_batches(max_chunksize=batch_rows)
+    else:
+        source = rows.to_batches(columns=list(columns), batch_size=batch_rows, batch_readahead=1,
+                                 fragment_readahead=1)
+    for batch in source:
+        if batch.num_rows:
+            yield _naive_utc_timestamps(batch)
 
 
-def _naive_utc_timestamps(table: pa.Table) -> pa.Table:
+def _naive_utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Warehouse TIMESTAMP/DATETIME columns hold UTC wall time without a zone (Spark writes UTC)."""
-    for i, field in enumerate(table.schema):
+    for i, field in enumerate(batch.schema):
         if pa.types.is_timestamp(field.type) and field.type.tz is not None:
-            naive = table.column(i).cast(pa.timestamp(field.type.unit, tz="UTC")).cast(pa.timestamp(field.type.unit))
-            table = table.set_column(i, field.name, naive)
-    return table
+            naive = batch.column(i).cast(pa.timestamp(field.type.unit, tz="UTC")).cast(pa.timestamp(field.type.unit))
+            batch = batch.set_column(i, field.name, naive)
+    return batch
 
 
 def _python_rows(batch: pa.RecordBatch, dialect: str) -> Iterable[tuple[Any, ...]]:
@@ -643,7 +699,7 @@ def connection_lost(exc: BaseException) -> BaseException | None:
     return found
 
 
-def _rejection(exc: BaseException, table: str, rows: pa.Table, key: list[str], warehouse: str) -> WarehouseDataRejected:
+def _rejection(exc: BaseException, table: str, rows: LoadRows, key: list[str], warehouse: str) -> WarehouseDataRejected:
     """Locate the offending column / row / key from what the driver reports. Never echoes a whole
     row: PostgreSQL's detail ("Failing row contains ...") and COPY context hold every value."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -684,6 +740,8 @@ def _rejection(exc: BaseException, table: str, rows: pa.Table, key: list[str], w
                 column = key[0]
     if isinstance(orig, ARROW_DATA_ERRORS) and column is None:
         column = next((f.name for f in rows.schema if pa.types.is_nested(f.type)), None)
+    # Only the columns that locate the row, read again from a Dataset: never the whole load in memory.
+    rows = _columns(rows, [c for c in dict.fromkeys([column, *key]) if c in rows.schema.names])
     also: list[int] = []
     if column in rows.column_names and any(w in cause.lower() for w in ("unique", "duplicate", "twice")):
         values = [str(v) for v in rows.column(column).to_pylist()]
@@ -699,6 +757,12 @@ def _rejection(exc: BaseException, table: str, rows: pa.Table, key: list[str], w
     elif value is not None and column:
         value = f"{column} = {value!r}"
     return WarehouseDataRejected(table, cause, warehouse, column, row, value, also)
+
+
+def _columns(rows: LoadRows, columns: list[str]) -> pa.Table:
+    if isinstance(rows, pa.Table):
+        return rows.select(columns)
+    return rows.to_table(columns=columns)
 
 
 def _first_repeat(values: list[str], value: str | None) -> int | None:
