@@ -654,6 +654,10 @@ class DerivedSourceConfig(_Strict):
     tables: list[DerivedTableConfig] = Field(default_factory=list)
 
 
+# What feeds an entity: a source, or the derived tables' pseudo-source (PipelineConfig.tables_for_entity).
+FeedSourceConfig = SourceKindConfig | DerivedSourceConfig
+
+
 def sql_references(sql: str, views: dict[str, str]) -> tuple[list[str], list[str]]:
     """(views the SQL reads, problems) for one derived table's `sql`.
 

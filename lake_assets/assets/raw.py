@@ -17,6 +17,8 @@ from lake_assets.assets.retry import retry_policy
 from lake_assets.config import (
     ApiSourceConfig,
     DatabaseSourceConfig,
+    DerivedTableConfig,
+    FeedSourceConfig,
     PipelineConfig,
     SourceKindConfig,
     TableConfig,
@@ -26,7 +28,7 @@ from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.resources.lake_storage import LakeStorage
 
 
-def raw_asset_key(source: SourceKindConfig, table: TableConfig) -> list[str]:
+def raw_asset_key(source: FeedSourceConfig, table: TableConfig | DerivedTableConfig) -> list[str]:
     return raw_key(source.name, table.name)
 
 
