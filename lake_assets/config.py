@@ -15,7 +15,7 @@ import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -36,6 +36,14 @@ _QUOTED_NAME = re.compile(r"^(?! )[\w$\- ]{1,63}(?<! )$")
 QUOTED_NAME_RULE = ("letters (accents and other scripts too), digits, '_', '$', '-' and inner spaces, "
                     "at most 63 characters")
 _METRIC = re.compile(r"^\s*(sum|count|min|max|avg|count_distinct)\(\s*([A-Za-z_][A-Za-z0-9_]*|\*)\s*\)\s*$")
+
+
+def _metric_column(expression: str) -> str:
+    """The column an aggregation metric reads (`sum(amount)` -> amount, `count(*)` -> *)."""
+    match = _METRIC.match(expression)
+    if match is None:  # the aggregations validator rejects such an expression before anything reads it
+        raise ValueError(f"not an aggregation metric: {expression!r}")
+    return match.group(2)
 
 
 def _sqlalchemy_url(value: str) -> str:
@@ -361,7 +369,7 @@ class _MappedTable(_Strict):
                                  "empty parts")
         return self
 
-    def feeds(self) -> list[_MappedTable]:
+    def feeds(self) -> list[Self]:
         """This table as it feeds each entity: itself, then one view per `also_feeds` entry (same name,
         hence the same raw asset; that entity and its `columns`; no generated keys)."""
         views = [
@@ -591,7 +599,7 @@ SourceKindConfig = FileSourceConfig | DatabaseSourceConfig | ApiSourceConfig
 TableConfig = FileTableConfig | DatabaseTableConfig | ApiEndpointConfig
 _SOURCE_KINDS = ("file", "database", "api")
 
-DERIVED_SOURCE = "derived"
+DERIVED_SOURCE: Final = "derived"
 # Functions whose argument syntax has a FROM that is no table: EXTRACT(YEAR FROM ts), TRIM(BOTH FROM s)...
 _FROM_FUNCTIONS = frozenset({"extract", "trim", "substring", "substr", "position", "overlay"})
 _SQL_TOKEN = re.compile(
@@ -644,6 +652,10 @@ class DerivedSourceConfig(_Strict):
     name: Literal["derived"] = DERIVED_SOURCE
     kind: Literal["derived"] = "derived"
     tables: list[DerivedTableConfig] = Field(default_factory=list)
+
+
+# What feeds an entity: a source, or the derived tables' pseudo-source (PipelineConfig.tables_for_entity).
+FeedSourceConfig = SourceKindConfig | DerivedSourceConfig
 
 
 def sql_references(sql: str, views: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -809,7 +821,7 @@ class StandardizeConfig(_Strict):
             return []
         used = set(rules.nulls)
         for agg in rules.aggregations:
-            used |= set(agg.group_by) | {_METRIC.match(m).group(2) for m in agg.metrics.values()} - {"*"}
+            used |= set(agg.group_by) | {_metric_column(m) for m in agg.metrics.values()} - {"*"}
         return sorted(used - columns)
 
 
@@ -1260,18 +1272,18 @@ class PipelineConfig(_Strict):
                                     f"are both {name} in derived SQL; rename one")
                 views[name.lower()] = name
         used: set[str] = set()
-        for index, table in enumerate(self.derived):
-            where = f"derived[{index}] ({table.name})"
+        for index, derived in enumerate(self.derived):
+            where = f"derived[{index}] ({derived.name})"
             earlier = [t.name for t in self.derived[:index]]
-            if table.name in earlier:
-                problems.append(f"{where}: name {table.name!r} appears twice in derived")
-            found, issues = sql_references(table.sql, views)
+            if derived.name in earlier:
+                problems.append(f"{where}: name {derived.name!r} appears twice in derived")
+            found, issues = sql_references(derived.sql, views)
             if issues:
                 known = ", ".join(sorted(views.values())) or "none"
                 problems.append(f"{where}.sql: {'; '.join(dict.fromkeys(issues))}. Tables it can read: {known} "
                                 f"(of the derived tables, those listed before it)")
             used.update(n.lower() for n in found)
-            views[view_name(DERIVED_SOURCE, table.name).lower()] = view_name(DERIVED_SOURCE, table.name)
+            views[view_name(DERIVED_SOURCE, derived.name).lower()] = view_name(DERIVED_SOURCE, derived.name)
         for source in self.sources:
             for table in source.tables:
                 if table.entity is None and view_name(source.name, table.name).lower() not in used:
@@ -1316,14 +1328,16 @@ class PipelineConfig(_Strict):
         from lake_assets.entities import ENTITIES
 
         problems: list[str] = []
-        tables = [(f"{s.name}.{t.name}", t) for s in self.sources for t in s.tables]
+        tables: list[tuple[str, TableConfig | DerivedTableConfig]] = [
+            (f"{s.name}.{t.name}", t) for s in self.sources for t in s.tables]
         tables += [(f"derived.{t.name}", t) for t in self.derived]
         for where, table in tables:
             if table.entity is None:
                 continue
+            fed = [table.entity, *(f.entity for f in table.also_feeds)]
             types: dict[str, set[str]] = {}
-            for feed in [table, *table.also_feeds]:
-                columns = {**ENTITIES[feed.entity].columns, **self.entities.extra_columns(feed.entity)}
+            for entity in fed:
+                columns = {**ENTITIES[entity].columns, **self.entities.extra_columns(entity)}
                 for column, kind in columns.items():
                     types.setdefault(column, set()).add(kind)
             for i, feed in enumerate(table.also_feeds):
@@ -1333,7 +1347,7 @@ class PipelineConfig(_Strict):
                     problems.append(f"sources: {where}.also_feeds[{i}].columns: {unknown} are not columns of "
                                     f"{feed.entity}; its columns are {sorted(known)} (declare another one under "
                                     f"entities.{feed.entity})")
-            entities = " or ".join(f.entity for f in [table, *table.also_feeds])
+            entities = " or ".join(fed)
             for option, allowed in (("scale", _NUMERIC), ("timestamp_units", ("timestamp", "date")),
                                     ("value_map", None)):
                 for column in getattr(table, option):

@@ -320,6 +320,8 @@ def explain_table(
     """The report of one source table (or, with `also_feeds`, of the view of it feeding a further
     entity); a table that cannot be read gets an error, never an exception. `delivered`: what `_read`
     returned, when the caller has read the columns already."""
+    if table.entity is None:  # such a table is explained with the derived tables that read it
+        raise ValueError(f"{source.name}.{table.name} feeds no entity: explain it with the derived tables")
     entity = entity_schema(config, table.entity)  # with the configured extra columns
     rules = config.standardize.entities.get(entity.name, EntityStandardizeConfig())
     formats = list(rules.timestamp_formats or config.standardize.timestamp_formats or DEFAULT_TIMESTAMP_FORMATS)

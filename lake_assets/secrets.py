@@ -19,10 +19,11 @@ from sqlalchemy.engine import URL, make_url
 
 if TYPE_CHECKING:
     from dagster import EnvVar
+    from pydantic.json_schema import JsonDict
 
 # `scheme://user:password@`: SQLAlchemy's own URL grammar (the password runs to the '@').
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)(?P<password>[^@\s]*)@")
-SECRET_FIELD = {"dagster__is_secret": True}  # pydantic `json_schema_extra`: Dagster's UI masks the value
+SECRET_FIELD: JsonDict = {"dagster__is_secret": True}  # pydantic `json_schema_extra`: Dagster's UI masks the value
 
 
 def hide_url_passwords(text: str) -> str:

@@ -253,7 +253,7 @@ def apply_null_defaults(df: DataFrame, defaults: Mapping[str, str]) -> DataFrame
         raise ValueError(f"null default for unknown column(s) {missing}")
     literals = {}
     for name, text in defaults.items():
-        value = df.sparkSession.range(1).select(F.lit(text).try_cast(types[name]).alias("v")).first()["v"]
+        value = df.sparkSession.range(1).select(F.lit(text).try_cast(types[name]).alias("v")).collect()[0]["v"]
         if value is None:
             raise ValueError(f"null default {text!r} for column {name!r} is not a valid {types[name]}")
         literals[name] = F.lit(text).try_cast(types[name])
@@ -317,7 +317,7 @@ def duplicate_stats(df: DataFrame, key: Sequence[str], sample_size: int = 5) -> 
         F.coalesce(F.sum(F.col("_h") - 1), F.lit(0)).alias("conflicting"),
         F.count(F.when(F.col("_h") > 1, 1)).alias("keys"),
         F.coalesce(F.sum("_n"), F.lit(0)).alias("rows"),
-    ).first()
+    ).collect()[0]
     samples: list[dict[str, object]] = []
     if totals["keys"]:
         rows = per_key.filter("_h > 1").select(*key).orderBy(*key).limit(sample_size).collect()

@@ -275,7 +275,8 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             state = empty_scd2_dimension(spark, key_col, natural_key, attributes)
         state = _conform(state, attributes)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
-        late_count, late_sample = 0, []
+        late_count = 0
+        late_sample: list[tuple[str, str, str]] = []
         for day, batches in pending:
             if "changes" in batches:
                 delivered = _conform(read_spark(spark, lake, source_key, day), attributes)

@@ -106,7 +106,7 @@ def with_lineage(
     added: list[str] = []
     if LINEAGE_INGESTED_AT not in result.columns:
         # A derived row exists once all of its inputs are delivered: the latest delivery dates it.
-        latest = [f.agg(F.max(LINEAGE_INGESTED_AT)).first()[0] for f in inputs if LINEAGE_INGESTED_AT in f.columns]
+        latest = [f.agg(F.max(LINEAGE_INGESTED_AT)).collect()[0][0] for f in inputs if LINEAGE_INGESTED_AT in f.columns]
         value = max((v for v in latest if v is not None), default=None)
         typed = typed.withColumn(LINEAGE_INGESTED_AT, F.lit(value).cast("timestamp"))
         added.append(LINEAGE_INGESTED_AT)

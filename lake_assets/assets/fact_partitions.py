@@ -11,7 +11,7 @@ sale-date partition it replaced. So:
   that a later run replaced still holds D's rows that the later run did not deliver again).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,7 +43,7 @@ def delivered_on(facts: pa.Table, day: str) -> pa.Table:
     return facts.filter(pc.equal(pc.cast(facts.column(DELIVERED_ON), pa.string()), day))
 
 
-def delivered_after(facts: pa.Table, day: str, ids: Sequence[str]) -> set[str]:
+def delivered_after(facts: pa.Table, day: str, ids: Iterable[str]) -> set[str]:
     """The sale_line_ids among `ids` that a run after `day` delivered again."""
     if not facts.num_rows:
         return set()

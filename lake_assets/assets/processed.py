@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.raw import raw_asset_key
-from lake_assets.config import EntityStandardizeConfig, PipelineConfig, SourceKindConfig
+from lake_assets.config import EntityStandardizeConfig, FeedSourceConfig, PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.resources.lake_storage import LakeStorage
@@ -102,7 +102,7 @@ def id_columns(entity: EntitySchema) -> tuple[str, ...]:
 
 
 def _absent_required(
-    entity: EntitySchema, required: tuple[str, ...], feeds: list[tuple[SourceKindConfig, Any]],
+    entity: EntitySchema, required: tuple[str, ...], feeds: list[tuple[FeedSourceConfig, Any]],
     frames: list[DataFrame],
 ) -> list[str]:
     """One problem per (feed with rows, required column it lacks after renames), naming the renames
@@ -123,7 +123,7 @@ def _absent_required(
     return problems
 
 
-def _unmatched_renames(feeds: list[tuple[SourceKindConfig, Any]], raw_frames: list[DataFrame]) -> list[str]:
+def _unmatched_renames(feeds: list[tuple[FeedSourceConfig, Any]], raw_frames: list[DataFrame]) -> list[str]:
     """One problem per `columns` key of a feed with rows that matches no delivered column: left alone it
     would make its entity column NULL on every row of that table without a word."""
     problems = []
@@ -146,13 +146,13 @@ def _key_rules(table: Any) -> dict[str, Any]:
     return {target: rule if isinstance(rule, str) else list(rule.from_) for target, rule in table.generate.items()}
 
 
-def _is_also_feed(source: SourceKindConfig, table: Any) -> bool:
+def _is_also_feed(source: FeedSourceConfig, table: Any) -> bool:
     """Whether `table` is the view of a table feeding this entity through `also_feeds`."""
     return not any(t is table for t in source.tables)
 
 
 def _mapped(
-    frame: DataFrame, source: SourceKindConfig, table: Any, entity: EntitySchema, null_tokens: tuple[str, ...]
+    frame: DataFrame, source: FeedSourceConfig, table: Any, entity: EntitySchema, null_tokens: tuple[str, ...]
 ) -> DataFrame:
     """One raw table mapped onto the entity: snake_case, generated keys, nested paths and renames, value
     rules. Through `also_feeds` only the mapped columns are kept, and rows without the entity key are

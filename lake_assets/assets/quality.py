@@ -43,8 +43,8 @@ _DESCRIPTIONS = {
 }
 
 
-def _metadata(outcome: Outcome, partition: str | None, severity: str) -> dict[str, object]:
-    metadata: dict[str, object] = {
+def _metadata(outcome: Outcome, partition: str | None, severity: str) -> dict[str, str | int | MetadataValue]:
+    metadata: dict[str, str | int | MetadataValue] = {
         "partition": partition or "whole table",
         "rows_checked": outcome.rows,
         "failures": outcome.summary(),

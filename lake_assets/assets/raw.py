@@ -9,7 +9,7 @@ returns no value; downstream assets read the committed files. Rows that fail val
 """
 
 
-from dagster import AssetExecutionContext, AssetsDefinition, Failure, Output, asset
+from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, asset
 from sqlalchemy.engine import make_url
 
 from lake_assets.assets.partitions import daily_partitions
@@ -17,6 +17,8 @@ from lake_assets.assets.retry import retry_policy
 from lake_assets.config import (
     ApiSourceConfig,
     DatabaseSourceConfig,
+    DerivedTableConfig,
+    FeedSourceConfig,
     PipelineConfig,
     SourceKindConfig,
     TableConfig,
@@ -26,7 +28,7 @@ from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.resources.lake_storage import LakeStorage
 
 
-def raw_asset_key(source: SourceKindConfig, table: TableConfig) -> list[str]:
+def raw_asset_key(source: FeedSourceConfig, table: TableConfig | DerivedTableConfig) -> list[str]:
     return raw_key(source.name, table.name)
 
 
@@ -53,7 +55,7 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
         metadata={"entity": table.entity or "-", "source_kind": source.kind},
         retry_policy=retry_policy(config.retries),
     )
-    def _raw(context: AssetExecutionContext, lake: LakeStorage):  # noqa: ANN202 - Output[None]
+    def _raw(context: AssetExecutionContext, lake: LakeStorage) -> MaterializeResult:
         day = context.partition_key
         try:
             ingest = make_source(source, table)
@@ -72,7 +74,8 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
             # Zero-byte and header-only files: delivered, ingested, yet without a single record.
             metadata["empty_files"] = ", ".join(ingest.empty_files) or "-"
         metadata["dagster/column_schema"] = table_schema_metadata(result.schema)
-        return Output(None, metadata=metadata)
+        # The pipeline committed the rows to the lake itself; the IO manager only loads them downstream.
+        return MaterializeResult(metadata=metadata)
 
     return _raw
 

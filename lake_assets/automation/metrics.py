@@ -57,8 +57,8 @@ def storage_cost_per_month(bytes_per_layer: dict[str, int], price_per_gb_month: 
     return round(sum(bytes_per_layer.values()) / GIB * price_per_gb_month, 6)
 
 
-def metrics_of(report: RunReport) -> dict[str, object]:
-    metadata: dict[str, object] = {
+def metrics_of(report: RunReport) -> dict[str, str | int | float | MetadataValue]:
+    metadata: dict[str, str | int | float | MetadataValue] = {
         "run_id": MetadataValue.dagster_run(report.run_id),
         "status": report.status,
         "partition": report.partition or "",

@@ -43,7 +43,10 @@ def latest_check_outcomes(instance: DagsterInstance, day: str) -> dict[str, Chec
     for run in instance.get_runs(RunsFilter(tags={PARTITION_TAG: day})):  # newest first
         run_outcomes: dict[str, CheckOutcome] = {}
         for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
-            evaluation = entry.dagster_event.event_specific_data
+            event = entry.dagster_event
+            if event is None:  # of_type selects Dagster events only; a None here is a broken event log
+                raise ValueError(f"run {run.run_id}: a check evaluation entry carries no Dagster event")
+            evaluation = event.asset_check_evaluation_data
             outcome = CheckOutcome(
                 asset=evaluation.asset_key.to_user_string(),
                 check=evaluation.check_name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance
 
@@ -147,7 +148,7 @@ class RunReport:
             lines.append(f"Memory alert: {self.memory_alert}")
         return "\n".join(lines) + "\n"
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:  # a JSON document: nested values of every JSON type
         return {
             "run_id": self.run_id,
             "job": self.job_name,
@@ -207,7 +208,7 @@ def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, e
             continue
         kind = event.event_type
         if kind == DagsterEventType.ASSET_MATERIALIZATION:
-            materialization = event.event_specific_data.materialization
+            materialization = event.step_materialization_data.materialization
             layer = materialization.asset_key.path[0]
             count = _int(materialization.metadata.get("dagster/row_count"))
             if count is not None:
@@ -215,12 +216,12 @@ def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, e
             quarantined = _int(materialization.metadata.get("quarantined_rows"))
             report.quarantined_rows += quarantined or 0
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
+            evaluation = event.asset_check_evaluation_data
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             (report.checks_passed if evaluation.passed else report.checks_failed).append(name)
             report.check_severities[name] = getattr(evaluation.severity, "value", "ERROR")
         elif kind == DagsterEventType.STEP_FAILURE:
-            error_info = event.event_specific_data.error
+            error_info = event.step_failure_data.error
             message = error_info.message.strip() if error_info else event.message or ""
             report.failed_steps.append((event.step_key or "?", message))
         if event.step_key and kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS,

@@ -38,7 +38,7 @@ class FactReconciliation:
     def passed(self) -> bool:
         return not (self.missing_ids or self.unexpected_ids or self.day_differences)
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, str | int]:
         return {
             "fact_lines": self.fact_lines,
             "masked_lines": self.masked_lines,

@@ -142,7 +142,8 @@ def _json_kind(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, Decimal)):
         return "number"
-    return {dict: "object", list: "array", str: "string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "object", list: "array", str: "string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _record_id(record: dict[str, Any]) -> str:

@@ -244,13 +244,13 @@ class DataIngestionPipeline:
             held = ingested_fingerprints(self.lake, self.key, except_day=day)
             self._files = [f for f in listed if f.fingerprint not in held.get(f.path, set())]
             if source.table.format == "csv":
-                columns: dict[str, None] = {}
+                header: dict[str, None] = {}
                 for file in self._files:
-                    columns.update(dict.fromkeys(source.header(file)))
-                self._columns_hint = list(columns)
+                    header.update(dict.fromkeys(source.header(file)))
+                self._columns_hint = list(header)
             for file in self._files:
-                for chunk in source.read(file):
-                    yield _Piece(chunk.rows, chunk.rejects, None)
+                for file_chunk in source.read(file):
+                    yield _Piece(file_chunk.rows, file_chunk.rejects, None)
 
     # ------------------------------------------------------------------ the run
     def run(self, day: str) -> IngestionResult:

@@ -59,7 +59,7 @@ def missing_required(table: TableConfig, columns: list[str]) -> list[str]:
 def require_columns(source_name: str, path: str, table: TableConfig, columns: list[str]) -> None:
     """Raise UnreadableFile when the file's `columns` cannot supply every required entity column."""
     missing = missing_required(table, columns)
-    if not missing:
+    if not missing or table.entity is None:  # a table without an entity requires nothing
         return
     delivered = [c for c in columns if not c.startswith("_")]
     # Suggest a delivered column that maps to no entity column yet: the likely renamed one.

@@ -33,6 +33,7 @@ from lake_assets.config import load_config
 from lake_assets.lake_maintenance import lake_from_config, parse_table_key
 from lake_assets.lake_maintenance.time_travel import (
     RestoreError,
+    TableState,
     load_lake_table,
     resolve_state,
     snapshot_history,
@@ -61,6 +62,13 @@ class RestoreResult:
         return "\n".join(lines)
 
 
+def _snapshot_of(state: TableState) -> int:
+    """The snapshot of a state `resolve_state` returned (it raises rather than return one without)."""
+    if state.snapshot_id is None:
+        raise RestoreError(f"the state of {state.committed_at.isoformat()} has no snapshot to restore")
+    return state.snapshot_id
+
+
 def _commit_records(properties: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in properties.items() if k == COMMIT_PROPERTY or k.startswith(f"{COMMIT_PROPERTY}.")}
 
@@ -80,7 +88,7 @@ def restore_table(lake: LakeStorage, key_path: Sequence[str], snapshot_id: int |
     old = _commit_records(FromInputFile.table_metadata(table.io.new_input(state.metadata_file)).properties)
     now = _commit_records(table.properties)
     result = RestoreResult(table=".".join(table.name()), from_snapshot=table.metadata.current_snapshot_id,
-                           to_snapshot=state.snapshot_id, state_time=state.committed_at)
+                           to_snapshot=_snapshot_of(state), state_time=state.committed_at)
     for key in sorted({*old, *now}):
         if old.get(key) != now.get(key):
             partition = key[len(COMMIT_PROPERTY) + 1:]
@@ -117,7 +125,7 @@ def restore_partition(lake: LakeStorage, key_path: Sequence[str], partition: str
     old = FromInputFile.table_metadata(table.io.new_input(state.metadata_file)).properties.get(prop)
     now = table.properties.get(prop)
     result = RestoreResult(table=".".join(table.name()), from_snapshot=table.metadata.current_snapshot_id,
-                           to_snapshot=state.snapshot_id, state_time=state.committed_at)
+                           to_snapshot=_snapshot_of(state), state_time=state.committed_at)
     if old != now:
         result.partitions[partition] = (_batch(now), _batch(old))
     if dry_run or old == now:

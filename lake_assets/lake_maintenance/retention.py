@@ -157,7 +157,9 @@ def apply_plan(lake: LakeStorage, plan: TablePlan) -> TablePlan:
     if plan.days:
         tx = table.transaction()
         if plan.partitions:
-            tx.delete(In(lake.partition_column(table), list(plan.partitions)),
+            # pyiceberg's In takes (term, values) in its own __init__, which mypy does not see behind the
+            # one pydantic's dataclass_transform synthesizes from the model fields.
+            tx.delete(In(lake.partition_column(table), list(plan.partitions)),  # type: ignore[call-arg, arg-type]
                       snapshot_properties={RETENTION_SNAPSHOT: ",".join(sorted(plan.partitions))})
         tx.remove_properties(*[f"{COMMIT_PROPERTY}.{day}" for day in plan.days])
         try:
@@ -171,7 +173,10 @@ def apply_plan(lake: LakeStorage, plan: TablePlan) -> TablePlan:
         # pyiceberg's expiry asserts nothing about the table; without this a restore committed in
         # between could make an expired snapshot current again, and it would be removed.
         head = table.current_snapshot()
-        expire._requirements += (AssertRefSnapshotId(snapshot_id=head.snapshot_id if head else None, ref="main"),)
+        # The model populates fields by name too; mypy sees only the alias "snapshot-id".
+        expire._requirements += (
+            AssertRefSnapshotId(snapshot_id=head.snapshot_id if head else None, ref="main"),  # type: ignore[call-arg]
+        )
         try:
             expire.commit()
         except CommitFailedException as exc:

@@ -336,7 +336,9 @@ class LakeStorage(ConfigurableResource):
 
     @staticmethod
     def _filter(partition: str | None, column: str = PARTITION_COLUMN) -> BooleanExpression:
-        return AlwaysTrue() if partition is None else EqualTo(column, partition)
+        # pyiceberg's predicates take (term, value) in their own __init__, which mypy does not see behind
+        # the one pydantic's dataclass_transform synthesizes from the model fields.
+        return AlwaysTrue() if partition is None else EqualTo(column, partition)  # type: ignore[call-arg, arg-type]
 
     @staticmethod
     def partition_column(table: Any) -> str:
@@ -407,7 +409,8 @@ class LakeStorage(ConfigurableResource):
         if table is None or missing:
             where = self.uri(self.dataset_dir(key_path))
             raise LakeDataNotFound(f"no committed data at {where} for {', '.join(missing[:5])}")
-        scan = table.scan(row_filter=In(self.partition_column(table), list(partitions)))
+        predicate = In(self.partition_column(table), list(partitions))  # type: ignore[call-arg, arg-type]  # see _filter
+        scan = table.scan(row_filter=predicate)
         return sorted(self._fs_path(task.file.file_path) for task in scan.plan_files())
 
     def read_arrow_partitions(self, key_path: Sequence[str], partitions: Sequence[str]) -> pa.Table:
@@ -561,8 +564,9 @@ class LakeStorage(ConfigurableResource):
         key_path, column, partitions = batch.key_path, batch.column, sorted(rows)
         where = "/".join(key_path)
         committed_at = datetime.now(timezone.utc).isoformat()
-        records = {p: {"batch_id": batch.batch_id, "rows": rows[p], "committed_at": committed_at,
-                       "state": state or {}} for p in partitions}
+        records: dict[str, dict[str, Any]] = {
+            p: {"batch_id": batch.batch_id, "rows": rows[p], "committed_at": committed_at, "state": state or {}}
+            for p in partitions}
         summary = {SNAPSHOT_BATCH: batch.batch_id}
         for attempt in range(COMMIT_ATTEMPTS):
             table = self.load_table(key_path)
@@ -585,7 +589,7 @@ class LakeStorage(ConfigurableResource):
                         update.union_by_name(_iceberg_safe(schema))
                 except (ValueError, ValidationError) as exc:
                     raise ValueError(f"{where}: the written columns do not fit the table's schema ({exc})") from exc
-            row_filter = In(column, partitions)
+            row_filter = In(column, partitions)  # type: ignore[call-arg, arg-type]  # see _filter
             if any(True for _ in table.scan(row_filter=row_filter).plan_files()):
                 tx.delete(row_filter, snapshot_properties=summary)
             added = [f for p in partitions for f in files.get(p, [])]
@@ -631,7 +635,7 @@ class LakeStorage(ConfigurableResource):
         """One catalog transaction: schema evolution, drop the partition's files, add `files`, record."""
         key_path, partition = batch.key_path, batch.partition
         where = "/".join(key_path) + (f" partition {partition}" if partition else "")
-        record = {
+        record: dict[str, Any] = {
             "batch_id": batch.batch_id,
             "rows": rows,
             "committed_at": datetime.now(timezone.utc).isoformat(),

@@ -17,7 +17,7 @@ SQLite has no connection: no arguments.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from lake_assets.config import TlsConfig
@@ -27,7 +27,16 @@ SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
 TLS_ERROR_WORDS = ("ssl", "tls", "certificate", "handshake")
 
 
-def tls_fields(tls: TlsConfig) -> dict[str, str]:
+class TlsFields(TypedDict):
+    """The `WarehouseResource` fields `tls_fields` fills, each a string ("" when not set)."""
+
+    tls_sslmode: str
+    tls_ca_file: str
+    tls_cert_file: str
+    tls_key_file: str
+
+
+def tls_fields(tls: TlsConfig) -> TlsFields:
     """`WarehouseResource` fields of a `tls:` config section (empty strings: not set)."""
     return {"tls_sslmode": tls.sslmode or "", "tls_ca_file": tls.ca_file, "tls_cert_file": tls.cert_file,
             "tls_key_file": tls.key_file}

@@ -660,7 +660,7 @@ def is_data_error(exc: BaseException) -> bool:
     sqlstate = getattr(orig, "pgcode", None) or ""
     if sqlstate[:2] in ("21", "22", "23"):
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     return type(orig).__module__.startswith("pymysql") and bool(args) and args[0] in MYSQL_DATA_ERRORS
 
 
@@ -687,7 +687,7 @@ def connection_lost(exc: BaseException) -> BaseException | None:
         module = type(orig).__module__
         names = {c.__name__ for c in type(orig).__mro__}
         sqlstate = getattr(orig, "pgcode", None) or ""
-        args = getattr(orig, "args", ())
+        args: tuple[Any, ...] = getattr(orig, "args", ())
         if (module.startswith("psycopg2") and (
             sqlstate in PG_CONNECTION_LOST or sqlstate.startswith("08")
             or (not sqlstate and bool(names & {"OperationalError", "InterfaceError"}))
@@ -716,14 +716,14 @@ def _rejection(exc: BaseException, table: str, rows: LoadRows, key: list[str], w
         detail = re.match(r"Key \((.+?)\)=\((.*)\)", diag.message_detail or "")
         if detail:
             column, value = column or detail.group(1), detail.group(2)
-        if orig.pgcode.startswith("21") and len(key) == 1:  # the same key twice in one upsert
+        if getattr(orig, "pgcode", "").startswith("21") and len(key) == 1:  # the same key twice in one upsert
             column, cause = key[0], f"{cause} (a key occurs twice in the load)"
     else:
         message = orig.warnings[0] if isinstance(orig, WarehouseLoadRejected) else str(orig)
         if isinstance(orig, WarehouseLoadRejected) and len(orig.warnings) > 1:
             cause = f"{message} (and {len(orig.warnings) - 1} more)"
         else:
-            args = getattr(orig, "args", ())
+            args: tuple[Any, ...] = getattr(orig, "args", ())
             cause = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else message.splitlines()[0]
         at_row = re.search(r"column (?:`[^`]*`\.)*[`']?(\w+)[`']? at row (\d+)", message)
         if at_row:
