@@ -204,7 +204,7 @@ class DatabaseSource:
             if select is None:
                 yield None
                 return
-            columns = [c.name for c in raw.description]
+            columns = [c[0] for c in raw.description]  # DB-API: the first item of a description is the name
             if cursor_column is not None and cursor_column not in columns:
                 raise SourceUnavailable(
                     f"source {self.name}: cursor column {cursor_column!r} is not in the result ({', '.join(columns)})"

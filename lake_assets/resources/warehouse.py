@@ -52,7 +52,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,7 +77,7 @@ INSERT_BATCH_ROWS = 5_000
 # Rows per record batch of a streamed load: bounds the memory of a load whatever the table's size.
 LOAD_BATCH_ROWS = 50_000
 # What a load takes: a table in memory, or a Dataset scanned in batches as the load goes.
-LoadRows = pa.Table | ds.Dataset
+LoadRows: TypeAlias = pa.Table | ds.Dataset
 # Warehouse table of each entity's extra columns.
 EXTRA_COLUMN_TABLES = {"customer": "dim_customer", "product": "dim_product", "location": "dim_location",
                        "sale": "fact_sales"}
@@ -741,7 +741,7 @@ def _rejection(exc: BaseException, table: str, rows: LoadRows, key: list[str], w
     if isinstance(orig, ARROW_DATA_ERRORS) and column is None:
         column = next((f.name for f in rows.schema if pa.types.is_nested(f.type)), None)
     # Only the columns that locate the row, read again from a Dataset: never the whole load in memory.
-    rows = _columns(rows, [c for c in dict.fromkeys([column, *key]) if c in rows.schema.names])
+    rows = _columns(rows, [c for c in dict.fromkeys([column, *key]) if c is not None and c in rows.schema.names])
     also: list[int] = []
     if column in rows.column_names and any(w in cause.lower() for w in ("unique", "duplicate", "twice")):
         values = [str(v) for v in rows.column(column).to_pylist()]
