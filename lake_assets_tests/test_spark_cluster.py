@@ -2,14 +2,15 @@
 `dagster asset materialize` CLI: its own driver process, a local lake and a SQLite warehouse.
 
 Oracles: the warehouse totals from the input fixture (`assert_graph_correct`: fact rows, net total,
-no orphan keys, no PII), and Spark's event log of the run's application: every task ran on the
-worker's executor, and the executor wrote at least the day's sale lines three times over (processed,
-masked and curated facts are Spark writes on a local lake), so the lake's data files are not written
-through the driver.
+no orphan keys, no PII; each dimension's natural keys: the source's and those its sales refer to), and
+Spark's event log of the run's application: every task ran on the worker's executor, and the executor
+wrote at least the day's sale lines three times over (processed, masked and curated facts are Spark
+writes on a local lake), so the lake's data files are not written through the driver.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from lake_assets.config import load_config
 from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import REPO, SAMPLE_DIR
-from .helpers import DAY, assert_graph_correct, source_sales
+from .helpers import DAY, SALES_FIELDS, assert_graph_correct, source_sales, warehouse_rows
 from .spark_cluster import StandaloneCluster, standalone_cluster
 
 RUN_TIMEOUT_SECONDS = 900
@@ -51,6 +52,29 @@ def _cluster_config(path: Path, master_url: str, event_log: Path) -> None:
         "spark.executor.memory": "512m",
     })
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    """A source CSV's well-formed rows by header (malformed sales rows are quarantined, not loaded)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        return [dict(zip(header, row, strict=True)) for row in reader if len(row) == len(header)]
+
+
+def _source_natural_keys(day: str) -> dict[str, set[str]]:
+    """{dimension: natural keys}: the day's master data plus the keys its sales refer to (a sale's
+    unseen customer becomes a dimension member of its own)."""
+    drop = SAMPLE_DIR / day
+    sales = [r for path in sorted(drop.glob("sales_*.csv")) for r in _rows(path)]
+    assert sales and all(len(r) == SALES_FIELDS for r in sales)
+    with open(drop / "products.jsonl", encoding="utf-8") as handle:
+        skus = {json.loads(line)["SKU"].strip() for line in handle if line.strip()}
+    return {
+        "customer": {r["Cust_No"].strip() for r in [*_rows(drop / "customers.csv"), *sales]},
+        "product": skus | {r["SKU"].strip() for r in sales},
+        "location": {r["Store_Code"].strip() for r in [*_rows(drop / "stores.csv"), *sales]},
+    }
 
 
 def _events(event_log: Path) -> list[dict]:
@@ -94,6 +118,10 @@ def test_the_graph_on_a_standalone_cluster_loads_the_days_totals_with_executors_
 
     config = load_config()
     assert_graph_correct(config, LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri))
+    for dim, keys in _source_natural_keys(DAY).items():
+        # Negative surrogate keys are the unknown member, not a source row.
+        loaded = warehouse_rows(config, f"SELECT {dim}_id AS id FROM {{p}}dim_{dim} WHERE {dim}_key >= 0")
+        assert sorted(r["id"] for r in loaded) == sorted(keys), dim
 
     events = _events(event_log)
     (started,) = [e for e in events if e["Event"] == "SparkListenerApplicationStart"]
