@@ -3,8 +3,9 @@
 Local lake: Spark writes the Parquet data files itself into the table's fresh batch directory, the
 driver commits them to the catalog (see LakeStorage), and reads are `spark.read.parquet` of the files
 the catalog plans for the partition. S3 lake: data crosses through Arrow (`createDataFrame(arrow)` /
-`toArrow()`), because the hadoop-aws jars that `s3a://` needs are not part of the pyspark wheel. On a
-cluster that has them, point Spark at `s3a://` directly (see docs/storage.md).
+`toArrow()`) on the driver, because the hadoop-aws jars that `s3a://` needs are not part of the pyspark
+wheel; on a cluster too (see docs/storage.md). On a cluster the local lake must be storage shared by
+every node: executors write and read its files.
 """
 
 from __future__ import annotations

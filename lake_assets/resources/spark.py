@@ -1,7 +1,9 @@
 """The Spark session: one `PySparkResource` per run process, built from the pipeline config.
 
 `spark.master` may be `local[*]` (default), a cluster URL (`spark://host:7077`) or a Spark Connect URL
-(`sc://host:15002`), in which case the session is a Spark Connect client session.
+(`sc://host:15002`), in which case the session is a Spark Connect client session. On a cluster the run
+process is the driver (client mode) and executors do the lake's file I/O: README, "Running on a Spark
+cluster".
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ BASE_SPARK_CONF: dict[str, str] = {
 
 
 def spark_conf_for(config: SparkConfig) -> dict[str, str]:
-    """Flat Spark conf for `PySparkResource`, worker Python pinned to this interpreter."""
-    # Workers must run the project's interpreter: the system python3 lacks pyarrow.
+    """Flat Spark conf for `PySparkResource`, worker Python pinned to this interpreter (the same path
+    on a cluster's workers; `spark.pyspark.python` in `config.conf` overrides it)."""
+    # Workers must run the project's interpreter: the system python3 lacks pyarrow, and PySpark refuses
+    # workers whose Python minor version differs from the driver's.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     conf = dict(BASE_SPARK_CONF)
