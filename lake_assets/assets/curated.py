@@ -264,7 +264,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
     )
     def _dimension(
         context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
-    ):
+    ) -> MaterializeResult:
         spark = pyspark.spark_session
         own_key = ["curated", name]
         applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
@@ -305,8 +305,10 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 applied.setdefault(source, {})[day] = batch_id
         written = write_spark(state, lake, own_key, None, state={"applied": applied})
         result = read_spark(spark, lake, own_key, None)
-        yield Output(
-            None,
+        if late_count:
+            context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
+                                "latest version were not applied (see the no_late_changes_ignored check)")
+        return MaterializeResult(
             metadata={
                 "dagster/row_count": written.rows,
                 "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
@@ -314,12 +316,9 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
                 "late_changes_ignored": late_count,
             },
+            check_results=[*_key_check_results(result, key_col, natural_key, scd2=True),
+                           _late_changes_result(late_count, late_sample)],
         )
-        if late_count:
-            context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
-                                "latest version were not applied (see the no_late_changes_ignored check)")
-        yield from _key_check_results(result, key_col, natural_key, scd2=True)
-        yield _late_changes_result(late_count, late_sample)
 
     return _dimension
 
@@ -341,7 +340,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
     )
     def dim_location(
         context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
-    ):
+    ) -> MaterializeResult:
         spark = pyspark.spark_session
         own_key = ["curated", "dim_location"]
         applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
@@ -372,10 +371,13 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
                 key_col="location_key", natural_key="location_id", attributes=attributes,
             )
         written = write_spark(state, lake, own_key, None, state={"applied": applied})
-        yield Output(None, metadata={"dagster/row_count": written.rows,
-                                     "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
-                                     "snapshot_id": str(written.snapshot_id)})
-        yield from _key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id", scd2=False)
+        return MaterializeResult(
+            metadata={"dagster/row_count": written.rows,
+                      "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
+                      "snapshot_id": str(written.snapshot_id)},
+            check_results=_key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id",
+                                             scd2=False),
+        )
 
     return dim_location
 
