@@ -6,6 +6,7 @@ from dagster import Definitions, in_process_executor
 
 from lake_assets.asset_metadata import describe_assets
 from lake_assets.assets import build_all_assets
+from lake_assets.assets.freshness import build_freshness_checks, build_freshness_sensor, build_schema_change_checks
 from lake_assets.assets.quality import build_quality_checks
 from lake_assets.automation import build_automation, monitoring_assets
 from lake_assets.config import PipelineConfig
@@ -38,14 +39,16 @@ def build_resources(config: PipelineConfig) -> dict[str, Any]:
 
 def build_definitions(config: PipelineConfig) -> Definitions:
     jobs, schedules, sensors = build_automation(config)
+    assets = build_all_assets(config)
+    freshness = build_freshness_checks(config, assets)
     return Definitions(
-        assets=describe_assets(config, [*build_all_assets(config), *monitoring_assets()]),
+        assets=describe_assets(config, [*assets, *monitoring_assets()]),
         # Standalone, so each can be re-run alone; the daily job (AssetSelection.all()) runs them too.
-        asset_checks=build_quality_checks(config),
+        asset_checks=[*build_quality_checks(config), *freshness, *build_schema_change_checks(config, assets)],
         resources=build_resources(config),
         jobs=jobs,
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, build_freshness_sensor(freshness)],
         # One process per run: one SparkSession (~6 s to start) serves every step.
         executor=in_process_executor,
     )

@@ -17,6 +17,13 @@ quality:
     tables: [processed/sale, curated/fact_sales]
     min_rows: 1
     tolerance: 0.5              # at most 50 % change from the previous committed day; unset: not compared
+    upstream_tolerance: 0.5     # at most 50 % off the same day of the layer upstream; unset: not compared
+  freshness:                    # Dagster's last-update freshness checks, one per layer (evaluated by a sensor)
+    severity: warn
+    deadline_cron: "0 6 * * *"  # by when each day's update is due (schedule.timezone)
+    max_age_hours: {raw: 24, processed: 24, masked: 24, curated: 24, warehouse: 24}
+  schema_change: {severity: warn}   # Dagster's column-schema change checks on the raw assets
+  schema_batch_rows: 100000     # rows validated at a time by `schema` and `declared_columns`
 ```
 """
 
@@ -85,6 +92,10 @@ class RowCountQuality(_Strict):
     tolerance: float | None = Field(
         default=None, gt=0, description="largest relative change from the previous committed day (0.5 = 50 %)"
     )
+    upstream_tolerance: float | None = Field(
+        default=None, gt=0,
+        description="largest relative difference from the same day of the layer upstream (0.5 = 50 %)",
+    )
 
     @field_validator("tables")
     @classmethod
@@ -96,10 +107,63 @@ class RowCountQuality(_Strict):
         return value
 
 
+FRESHNESS_LAYERS = ("raw", "processed", "masked", "curated", "warehouse")
+
+
+def _day_of_hours() -> dict[str, float]:
+    return dict.fromkeys(FRESHNESS_LAYERS, 24.0)
+
+
+class FreshnessQuality(_Strict):
+    """Defaults fit the daily 02:00 run (at most 3 h): by 06:00 every layer was updated in the last 24 h."""
+
+    severity: Severity = "warn"
+    deadline_cron: str | None = Field(
+        default="0 6 * * *",
+        description="when each update is due, in schedule.timezone; unset: the time the check is evaluated",
+    )
+    max_age_hours: dict[str, float] = Field(
+        default_factory=_day_of_hours,
+        description="per layer: the last update must be at most this old at the deadline",
+    )
+
+    @field_validator("deadline_cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
+
+        if value is not None:
+            try:
+                ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
+            except DagsterInvalidDefinitionError:
+                raise ValueError("must be a 5-field cron expression such as '0 6 * * *'") from None
+        return value
+
+    @field_validator("max_age_hours")
+    @classmethod
+    def _known_layers(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(FRESHNESS_LAYERS))
+        if unknown:
+            raise ValueError(f"unknown layer(s) {unknown}; layers: {', '.join(FRESHNESS_LAYERS)}")
+        if any(hours <= 0 for hours in value.values()):
+            raise ValueError("max_age_hours must be positive")
+        # A layer left out keeps its default.
+        return _day_of_hours() | value
+
+
+class SchemaChangeQuality(_Strict):
+    severity: Severity = "warn"
+
+
 class QualityConfig(_Strict):
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     tables: dict[str, TableQuality] = Field(default_factory=dict)
     row_count: RowCountQuality = Field(default_factory=RowCountQuality)
+    freshness: FreshnessQuality = Field(default_factory=FreshnessQuality)
+    schema_change: SchemaChangeQuality = Field(default_factory=SchemaChangeQuality)
+    schema_batch_rows: int = Field(
+        default=100_000, ge=1, description="rows the column-rule checks hold in pandas at a time"
+    )
 
     @field_validator("checks")
     @classmethod

@@ -6,7 +6,8 @@
   range, regex).
 
 Grain: one evaluation per table per partition (the day for daily tables, the whole table for the
-dimensions). Each validates every row of the committed partition and reports the failing-row counts
+dimensions). Each validates every row of the committed partition, `quality.schema_batch_rows` rows at
+a time in pandas (uniqueness over the key columns of the whole partition), and reports the failing-row counts
 per column and rule and at most five failing rows, PII columns shown as `***`. Severity comes from
 `quality.checks.<name>.severity` (and `quality.tables.<table>.severity`); an `error` check is
 blocking, so its asset's downstream assets do not run in the same run when it fails.
@@ -71,11 +72,11 @@ def _table_check(config: PipelineConfig, table: str, name: str, rules: TableRule
             blocking=severity == "error",
             description=described,
             partitions_def=daily_partitions(config) if partitioned else None,
-        )(_check_function(key, partitioned, rules, severity))
+        )(_check_function(key, partitioned, rules, severity, config.quality.schema_batch_rows))
 
 
 def _check_function(
-    key: list[str], partitioned: bool, rules: TableRules, severity: str
+    key: list[str], partitioned: bool, rules: TableRules, severity: str, batch_rows: int
 ) -> Callable[[AssetCheckExecutionContext, LakeStorage], AssetCheckResult]:
     dagster_severity = AssetCheckSeverity.ERROR if severity == "error" else AssetCheckSeverity.WARN
 
@@ -88,7 +89,7 @@ def _check_function(
         except LakeDataNotFound as exc:
             return AssetCheckResult(passed=False, severity=dagster_severity,
                                     metadata={"partition": partition or "whole table", "error": str(exc)})
-        outcome = validate(data, rules)
+        outcome = validate(data, rules, batch_rows=batch_rows)
         return AssetCheckResult(passed=outcome.passed, severity=dagster_severity,
                                 metadata=_metadata(outcome, partition, severity))
 

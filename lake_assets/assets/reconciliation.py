@@ -6,9 +6,12 @@
   equals the masked lines' net recomputed with Arrow (`lake_assets/checks/reconcile.py`).
 * `reconciles_with_curated` on `warehouse/fact_sales`: the warehouse rows the day delivered have the
   same line count and net total as the curated rows the day delivered.
-* `row_count` on the daily tables of `quality.row_count.tables`: at least `min_rows` rows, and
-  (with `tolerance`) within that share of the previous committed day's count. From commit records;
-  for curated/fact_sales the rows the run day delivered, against the previous run day's.
+* `row_count` on the daily tables of `quality.row_count.tables`: at least `min_rows` rows, (with
+  `tolerance`) within that share of the previous committed day's count, and (with `upstream_tolerance`)
+  within that share of the same day of the layer upstream: `raw` tables of the entity (summed) for
+  `processed/<entity>`, `processed/<entity>` for `masked/<entity>`, `masked/sale` for
+  `curated/fact_sales`. From commit records; for curated/fact_sales the rows the run day delivered,
+  against the previous run day's.
 
 Severity from `quality.checks.<name>.severity` (error = blocking).
 """
@@ -30,8 +33,9 @@ from sqlalchemy import text
 
 from lake_assets.assets.fact_partitions import FACT_KEY, delivered_after, delivered_on, facts_since
 from lake_assets.assets.partitions import daily_partitions
-from lake_assets.checks.reconcile import fact_against_masked, row_count_problems, totals_differ
+from lake_assets.checks.reconcile import fact_against_masked, row_count_problems, totals_differ, upstream_problems
 from lake_assets.config import PipelineConfig
+from lake_assets.ingestion import raw_key
 from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
 from lake_assets.resources.warehouse import WarehouseResource
 
@@ -115,13 +119,34 @@ def _warehouse_vs_curated(config: PipelineConfig) -> AssetChecksDefinition:
     return reconciles_with_curated
 
 
+def _upstream_tables(config: PipelineConfig, table: str) -> list[list[str]]:
+    """The tables one layer up whose rows of a day feed `table`'s rows of that day."""
+    layer, name = table.split("/")
+    if layer == "processed":
+        return [raw_key(s.name, t.name) for s in config.sources for t in s.tables if t.entity == name]
+    if layer == "masked":
+        return [["processed", name]]
+    return [MASKED_SALE] if table == "curated/fact_sales" else []
+
+
+def _upstream_rows(lake: LakeStorage, tables: list[list[str]], day: str) -> tuple[str, int] | None:
+    """(names, committed rows of `day` summed) of `tables`; None when none of them has that day."""
+    infos = [lake.commit_info(t, day) for t in tables]
+    if not any(infos):
+        return None
+    return " + ".join("/".join(t) for t in tables), sum(i.rows for i in infos if i is not None)
+
+
 def _row_count(config: PipelineConfig, table: str) -> AssetChecksDefinition:
     name, key = "row_count", table.split("/")
     _, severity = _severity(config, name)
     settings = config.quality.row_count
 
+    upstream_tables = _upstream_tables(config, table) if settings.upstream_tolerance else []
+
     @_daily_check(config, key, name, f"At least {settings.min_rows} row(s) a day"
-                  + (f", within {settings.tolerance:.0%} of the previous day" if settings.tolerance else ""))
+                  + (f", within {settings.tolerance:.0%} of the previous day" if settings.tolerance else "")
+                  + (f", within {settings.upstream_tolerance:.0%} of the layer upstream" if upstream_tables else ""))
     def row_count(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
         day = context.partition_key
         if key == FACT_KEY:  # partitioned by sale date: count what the run day delivered
@@ -137,11 +162,14 @@ def _row_count(config: PipelineConfig, table: str) -> AssetChecksDefinition:
             earlier = [d for d in lake.committed_partitions(key) if d < day]
             previous_info = lake.commit_info(key, earlier[-1]) if earlier else None
             previous = (earlier[-1], previous_info.rows) if previous_info else None
-        problems = row_count_problems(rows, previous, settings.min_rows, settings.tolerance)
+        upstream = _upstream_rows(lake, upstream_tables, day) if upstream_tables else None
+        problems = [*row_count_problems(rows, previous, settings.min_rows, settings.tolerance),
+                    *upstream_problems(rows, upstream, settings.upstream_tolerance)]
         return AssetCheckResult(
             passed=not problems, severity=severity,
             metadata={"partition": day, "rows": rows,
                       "previous_day_rows": f"{previous[1]} ({previous[0]})" if previous else "none",
+                      "upstream_rows": f"{upstream[1]} ({upstream[0]})" if upstream else "none",
                       "problems": "; ".join(problems) or "none"},
         )
 

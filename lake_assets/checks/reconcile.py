@@ -126,3 +126,16 @@ def row_count_problems(rows: int, previous: tuple[str, int] | None, min_rows: in
             problems.append(f"{rows} rows vs {previous[1]} on {previous[0]}: {change:.0%} change, "
                             f"over the {tolerance:.0%} tolerance")
     return problems
+
+
+def upstream_problems(rows: int, upstream: tuple[str, int] | None, tolerance: float | None) -> list[str]:
+    """Why a partition's row count is suspect against the same day of the layer upstream (`upstream` =
+    (table, rows)): more than `tolerance` (a share) away from it. Empty when fine, when not compared
+    (no tolerance) or when upstream has no rows to compare with."""
+    if tolerance is None or upstream is None or upstream[1] <= 0:
+        return []
+    change = abs(rows - upstream[1]) / upstream[1]
+    if change <= tolerance:
+        return []
+    return [f"{rows} rows vs {upstream[1]} in {upstream[0]}: {change:.0%} difference, "
+            f"over the {tolerance:.0%} upstream tolerance"]

@@ -1,8 +1,9 @@
 """Column rules of one lake table, validated with pandera over a whole partition (no Dagster here).
 
 Grain: one `TableRules` per lake table (`processed/sale`, `curated/fact_sales`); one `Outcome` per
-validation of one partition (or of an unpartitioned table). Every row is validated; only a bounded
-sample of failing rows is kept, with the table's PII columns shown as `***`, so an outcome can be
+validation of one partition (or of an unpartitioned table). Every row is validated, in slices of
+`batch_rows` rows (uniqueness on the key columns of the whole table); only a bounded sample of failing
+rows is kept, with the table's PII columns shown as `***`, so an outcome can be
 stored as check metadata without copying data (or personal data) out of the lake.
 
 pandera runs on pandas frames backed by Arrow (`pd.ArrowDtype`), so the lake's types are checked
@@ -21,6 +22,8 @@ import pandera.pandas as pdr
 import pyarrow as pa
 
 SAMPLE_ROWS = 5
+# Rows `validate` holds in pandas at a time: its memory is bounded by this, not by the partition.
+BATCH_ROWS = 100_000
 MASK = "***"
 Number = int | float | Decimal
 
@@ -81,21 +84,32 @@ def _checks(rule: ColumnRule) -> list[tuple[str, pdr.Check]]:
     return checks
 
 
-def build_schema(rules: TableRules) -> pdr.DataFrameSchema:
+def build_schema(rules: TableRules, uniqueness: bool = True) -> pdr.DataFrameSchema:
+    """The pandera schema of `rules`; without `uniqueness`, the per-row rules alone."""
     return pdr.DataFrameSchema(
         {
             name: pdr.Column(
                 pd.ArrowDtype(rule.dtype) if rule.dtype is not None else None,
                 checks=[check for _, check in _checks(rule)],
                 nullable=not rule.not_null,
-                unique=rule.unique,
+                unique=rule.unique and uniqueness,
                 required=rule.required,
             )
             for name, rule in rules.columns.items()
         },
-        unique=list(rules.unique_together) or None,
+        unique=(list(rules.unique_together) or None) if uniqueness else None,
         strict=False,
     )
+
+
+def _uniqueness_schema(rules: TableRules, present: set[str]) -> pdr.DataFrameSchema | None:
+    """The uniqueness rules alone, over the key columns `table` has (an absent one fails as missing)."""
+    unique = [name for name, rule in rules.columns.items() if rule.unique and name in present]
+    together = list(rules.unique_together) if set(rules.unique_together) <= present else []
+    if not (unique or together):
+        return None
+    return pdr.DataFrameSchema({name: pdr.Column(None, nullable=True, unique=True) for name in unique},
+                               unique=together or None, strict=False)
 
 
 def _rule_name(case: Mapping[str, Any], rules: TableRules, table: pa.Table) -> str:
@@ -119,21 +133,53 @@ def _rule_name(case: Mapping[str, Any], rules: TableRules, table: pa.Table) -> s
     return f"{column}: {check}"
 
 
-def validate(table: pa.Table, rules: TableRules, sample_rows: int = SAMPLE_ROWS) -> Outcome:
-    """Validate every row of `table` against `rules`."""
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+def _failure_cases(frame: pd.DataFrame, schema: pdr.DataFrameSchema) -> pd.DataFrame | None:
     try:
-        build_schema(rules).validate(frame, lazy=True)
-        return Outcome(rows=table.num_rows)
+        schema.validate(frame, lazy=True)
+        return None
     except pdr.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
+        return errors.failure_cases
+
+
+def validate(table: pa.Table, rules: TableRules, sample_rows: int = SAMPLE_ROWS,
+             batch_rows: int = BATCH_ROWS) -> Outcome:
+    """Validate every row of `table` against `rules`, holding at most `batch_rows` rows in pandas.
+
+    The per-row rules (type, not-null, accepted values, range, regex) run on one slice at a time and
+    their failures are added up; a table-level failure (a missing column, a wrong type) is the same in
+    every slice and counted once. Uniqueness needs every row at once: it runs on the key columns alone.
+    """
     failures: dict[str, int] = {}
-    for row in cases.to_dict("records"):
-        key = _rule_name(row, rules, table)
-        failures[key] = failures.get(key, 0) + 1
-    indexes = [int(i) for i in pd.unique(cases["index"].dropna())][:sample_rows]
+    indexes: list[int] = []
+
+    def add(cases: pd.DataFrame | None, offset: int) -> None:
+        if cases is None:
+            return
+        batch: dict[str, int] = {}
+        for row in cases.to_dict("records"):
+            key = _rule_name(row, rules, table)
+            batch[key] = batch.get(key, 0) + 1
+            if row["index"] is not None and not pd.isna(row["index"]):
+                indexes.append(int(row["index"]) + offset)
+            elif key in failures:  # table-level: already counted on an earlier slice
+                batch[key] -= 1
+        for key, count in batch.items():
+            failures[key] = failures.get(key, 0) + count
+
+    row_schema = build_schema(rules, uniqueness=False)
+    for offset in range(0, max(table.num_rows, 1), batch_rows):
+        frame = table.slice(offset, batch_rows).to_pandas(types_mapper=pd.ArrowDtype)
+        add(_failure_cases(frame, row_schema), offset)
+    unique_schema = _uniqueness_schema(rules, set(table.column_names))
+    if unique_schema is not None:
+        keys = [name for name in unique_schema.columns] + [
+            name for name in rules.unique_together if name not in unique_schema.columns]
+        add(_failure_cases(table.select(keys).to_pandas(types_mapper=pd.ArrowDtype), unique_schema), 0)
+    if not failures:
+        return Outcome(rows=table.num_rows)
+    shown = list(dict.fromkeys(indexes))[:sample_rows]
     sample = [
         {c: MASK if c in rules.pii_columns and row[c] is not None else str(row[c]) for c in table.column_names}
-        for row in table.take(indexes).to_pylist()
+        for row in table.take(shown).to_pylist()
     ]
-    return Outcome(rows=table.num_rows, failures=failures, sample=sample)
+    return Outcome(rows=table.num_rows, failures={k: v for k, v in failures.items() if v}, sample=sample)
