@@ -45,7 +45,7 @@ def _severity(severity: Severity) -> AssetCheckSeverity:
 
 
 def _keys(assets: Sequence[AssetsDefinition], layer: str) -> list[AssetKey]:
-    return sorted({key for a in assets for key in a.keys if key.path[0] == layer}, key=lambda k: k.path)
+    return sorted({key for a in assets for key in a.keys if key.path[0] == layer}, key=lambda k: k.to_user_string())
 
 
 def build_freshness_checks(config: PipelineConfig, assets: Sequence[AssetsDefinition]) -> list[AssetChecksDefinition]:
