@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-EMAIL_REGEX = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
-SSN_REGEX = r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"
-CARD_CANDIDATE_REGEX = r"(?<![0-9A-Za-z*])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z*])"
+from spark.pii_patterns import CARD_CANDIDATE_REGEX, EMAIL_REGEX, SSN_REGEX
+
 # Types whose text can hold PII; timestamps, booleans and floats cannot hold these patterns.
 SCANNED_TYPE_PREFIXES = ("string", "bigint", "decimal", "varchar", "char")
 # Types that cannot hold an e-mail, phone, SSN, card number or address whatever the column is called.
