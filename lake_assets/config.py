@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from lake_assets.entities import ENTITIES, ENTITY_NAMES
 from lake_assets.quality_config import QualityConfig
 from lake_assets.secrets import hide_url_passwords
+from spark.metric_grammar import METRIC
 
 BUNDLED_CONFIG = Path(__file__).with_name("sample_config.yaml")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,12 +36,11 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _QUOTED_NAME = re.compile(r"^(?! )[\w$\- ]{1,63}(?<! )$")
 QUOTED_NAME_RULE = ("letters (accents and other scripts too), digits, '_', '$', '-' and inner spaces, "
                     "at most 63 characters")
-_METRIC = re.compile(r"^\s*(sum|count|min|max|avg|count_distinct)\(\s*([A-Za-z_][A-Za-z0-9_]*|\*)\s*\)\s*$")
 
 
 def _metric_column(expression: str) -> str:
     """The column an aggregation metric reads (`sum(amount)` -> amount, `count(*)` -> *)."""
-    match = _METRIC.match(expression)
+    match = METRIC.match(expression)
     if match is None:  # the aggregations validator rejects such an expression before anything reads it
         raise ValueError(f"not an aggregation metric: {expression!r}")
     return match.group(2)
@@ -774,7 +774,7 @@ class AggregationConfig(_Strict):
     @classmethod
     def _metric_syntax(cls, value: dict[str, str]) -> dict[str, str]:
         for name, expression in value.items():
-            if not _IDENTIFIER.match(name) or not _METRIC.match(expression):
+            if not _IDENTIFIER.match(name) or not METRIC.match(expression):
                 raise ValueError(
                     f"metric {name}: {expression!r} is not '<sum|count|min|max|avg|count_distinct>(column)'"
                 )

@@ -111,3 +111,10 @@ def test_the_dagster_cli_prints_a_config_error_without_a_traceback(tmp_path: Pat
     assert f"lake_assets: {bad}: invalid pipeline config" in done.stderr
     assert "key 'lake.colour': unknown key" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_metric_function_the_config_accepts_has_a_spark_aggregate() -> None:
+    from spark.aggregations import FUNCTIONS
+    from spark.metric_grammar import METRIC_FUNCTIONS
+
+    assert set(FUNCTIONS) == set(METRIC_FUNCTIONS)

@@ -7,11 +7,12 @@ inject arbitrary SQL.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from spark.metric_grammar import METRIC
 
 FUNCTIONS: dict[str, Callable[[Column], Column]] = {
     "sum": F.sum,
@@ -21,13 +22,12 @@ FUNCTIONS: dict[str, Callable[[Column], Column]] = {
     "avg": F.avg,
     "count_distinct": F.count_distinct,
 }
-_METRIC = re.compile(r"^\s*(\w+)\(\s*([A-Za-z_][A-Za-z0-9_]*|\*)\s*\)\s*$")
 
 
 def metric_column(expression: str) -> Column:
     """`sum(quantity)` -> F.sum(col('quantity')); `count(*)` counts rows. ValueError otherwise."""
-    match = _METRIC.match(expression)
-    if not match or match.group(1) not in FUNCTIONS:
+    match = METRIC.match(expression)
+    if not match:
         raise ValueError(f"metric {expression!r} is not one of {sorted(FUNCTIONS)} applied to one column")
     function, column = match.groups()
     if column == "*":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
-from lake_assets.automation.run_report import PARTITION_TAG
+from lake_assets.assets.partitions import PARTITION_TAG
 
 
 @dataclass(frozen=True)

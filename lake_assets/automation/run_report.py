@@ -19,9 +19,9 @@ from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance
 
+from lake_assets.assets.partitions import PARTITION_TAG
 from lake_assets.automation.peak_memory import PEAK_MEMORY_TAG
 
-PARTITION_TAG = "dagster/partition"
 CHECK_WEIGHTS = {"ERROR": 2, "WARN": 1}
 
 
