@@ -20,6 +20,7 @@ from typing import Annotated, Any, Final, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from lake_assets.cron import checked_cron
 from lake_assets.entities import ENTITIES, ENTITY_NAMES
 from lake_assets.quality_config import QualityConfig
 from lake_assets.secrets import hide_url_passwords
@@ -835,14 +836,7 @@ class ScheduleConfig(_Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        # Dagster's own schedule validation: what it accepts is exactly what the schedule will run.
-        from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
-
-        try:
-            ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
-        except DagsterInvalidDefinitionError:
-            raise ValueError("must be a 5-field cron expression such as '0 2 * * *'") from None
-        return value
+        return checked_cron(value, "0 2 * * *")
 
     @field_validator("timezone")
     @classmethod

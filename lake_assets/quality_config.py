@@ -34,6 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lake_assets.cron import checked_cron
 from lake_assets.entities import ENTITY_NAMES
 
 Severity = Literal["error", "warn"]
@@ -130,14 +131,7 @@ class FreshnessQuality(_Strict):
     @field_validator("deadline_cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
-
-        if value is not None:
-            try:
-                ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
-            except DagsterInvalidDefinitionError:
-                raise ValueError("must be a 5-field cron expression such as '0 6 * * *'") from None
-        return value
+        return None if value is None else checked_cron(value, "0 6 * * *")
 
     @field_validator("max_age_hours")
     @classmethod
