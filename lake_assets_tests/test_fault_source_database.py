@@ -20,6 +20,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
 from lake_assets.ingestion import SourceTemporarilyUnavailable
+from lake_assets.ingestion.postgres_copy import BLOCK_BYTES
 from lake_assets.resources.lake_storage import LakeStorage
 
 from .conftest import PG_ADMIN_URL, require_listening
@@ -29,7 +30,9 @@ pytestmark = pytest.mark.services  # a PostgreSQL source
 
 DAY1, DAY2 = "2024-03-01", "2024-03-02"
 STOP_AT = 30  # the row whose read waits for the test's lock
-NOTE = "x" * 2000
+# The 19 rows of day 2 before the blocked one hold more than one block of the COPY reader, so some reach
+# the lake's staged batch before the drop whichever read path (COPY or cursor) the extraction takes.
+NOTE = "x" * (BLOCK_BYTES // 16)
 
 
 def _poll(find: Callable[[], object], what: str, timeout: float = 60) -> object:
@@ -97,7 +100,7 @@ def source_db() -> Iterator[_Postgres]:
 
 
 def _insert(db: _Postgres, ids: range) -> None:
-    # 2 kB of text a row: the rows before the blocked one are more than a network buffer, so they reach
+    # NOTE makes the rows before the blocked one more than a network buffer and a COPY block, so they reach
     # the client however the server batches its sends.
     values = ", ".join(
         f"({i}, {i % 5 + 1}, 1.50, TIMESTAMP '2024-03-01 10:00:00' + INTERVAL '{i}' MINUTE, '{NOTE}')"
