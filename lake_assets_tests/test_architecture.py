@@ -17,6 +17,7 @@ FORBIDDEN = {
     "lake_assets/resources": {"lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
     "lake_assets/io_managers": {"lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
     "lake_assets/assets": {"lake_assets.automation", "lake_assets.definitions"},
+    "lake_assets/config": {"dagster", "lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
     "lake_assets/checks": {"dagster", "lake_assets.assets", "lake_assets.automation"},
     "lake_assets/explain.py": {"lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
 }

@@ -1,5 +1,5 @@
 """The grammar of a configured aggregation metric, `fn(column)`: one definition for the config's
-validation (lake_assets/config.py) and the Spark aggregation (spark/aggregations.py). No Spark import."""
+validation (lake_assets/config/standardize.py) and the Spark aggregation (spark/aggregations.py). No Spark import."""
 
 import re
 
