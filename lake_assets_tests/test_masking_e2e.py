@@ -61,6 +61,26 @@ def _run(config, keys: tuple[str, ...]):
     return result, log_text
 
 
+def _set_cells(path: Path, cells: dict[tuple[str, str], str]) -> None:
+    """Overwrite cells of a CSV, addressed by (first column's value, header)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    for (row_id, column), value in cells.items():
+        targets = [row for row in rows[1:] if row[0] == row_id]
+        assert targets, row_id
+        for row in targets:
+            row[header.index(column)] = value
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _delivered(value: str) -> str | None:
+    """A delivered cell as the lake holds it: trimmed, None for a blank or the NULL token."""
+    value = value.strip()
+    return None if value in ("", "NULL") else value
+
+
 def _source_rows(drop: Path, name: str) -> list[dict[str, str]]:
     with open(drop / DAY / name, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -129,6 +149,9 @@ def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark, capsys: pytest.CaptureFixture[str]
 ) -> None:
     drop = _copy_day(tmp_path)
+    # Customers without an SSN or a street (blank, the null token, spaces): masked NULL, the others masked.
+    _set_cells(drop / DAY / "customers.csv", {("C0000002", "Social Security"): "", ("C0000003", "Social Security"):
+                                              "NULL", ("C0000003", "Street"): "", ("C0000004", "Street"): "   "})
     sales_file = drop / DAY / "sales_001.csv"
     # Two rows that pass the raw layer's shape checks but cannot be standardized: a date that does not
     # exist, and a non-required money column with text in it.
@@ -157,12 +180,23 @@ def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined
                        for r in source if r["E-Mail"].strip()}
     masked = lake.read_arrow(["masked", "customer"], DAY).to_pylist()
     assert {r["email"] for r in masked if r["email"]} == expected_emails
+    # Per customer, the masked values its source rows allow: NULL only for a blank or NULL input.
+    allowed: dict[str, dict[str, set[str | None]]] = {}
+    for r in source:
+        cells = allowed.setdefault(r["Cust_No"].strip(), {})
+        ssn, zip_code = _delivered(r["Social Security"]), _delivered(r["ZIP"])
+        cells.setdefault("ssn", set()).add(None if ssn is None else f"***-**-{ssn[-4:]}")
+        cells.setdefault("postal_code", set()).add(None if zip_code is None else zip_code[:3])
+        for column, header in (("street_address", "Street"), ("first_name", "First Name"),
+                               ("last_name", "Last Name")):
+            cells.setdefault(column, set()).add(None if _delivered(r[header]) is None else "[REDACTED]")
+    assert allowed["C0000002"]["ssn"] == allowed["C0000003"]["ssn"] == {None}  # the planted blanks
+    assert allowed["C0000003"]["street_address"] == allowed["C0000004"]["street_address"] == {None}
+    assert {r["customer_id"] for r in masked} == set(allowed)
     for row in masked:
         assert row["_mask_key_id"] == "k1"
-        assert row["ssn"] is None or row["ssn"].startswith("***-**-")
-        assert row["street_address"] in (None, "[REDACTED]")
-        assert row["first_name"] in (None, "[REDACTED]") and row["last_name"] in (None, "[REDACTED]")
-        assert row["postal_code"] is None or len(row["postal_code"]) <= 3
+        for column, values in allowed[row["customer_id"]].items():
+            assert row[column] in values, (row["customer_id"], column, row[column], values)
         assert {"_processed_at", "_run_id", "_source", "_row_hash"} <= set(row)
     # Person names are redacted by default (the sample config names no rule for them); the source has names.
     assert any(r["First Name"].strip() for r in source) and "[REDACTED]" in {r["first_name"] for r in masked}
