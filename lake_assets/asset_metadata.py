@@ -32,9 +32,9 @@ from dagster import (
     map_asset_specs,
     with_source_code_references,
 )
-from sqlalchemy.engine import make_url
 
 from lake_assets.config import DERIVED_SOURCE, PipelineConfig
+from lake_assets.dialects import sql_dialect
 
 TABLE_NAME_KEY = "dagster/table_name"
 PII_LAYERS = ("raw", "processed")
@@ -51,7 +51,7 @@ def package_version() -> str:
 def warehouse_table_name(config: PipelineConfig, table: str) -> str:
     """The table as the warehouse names it: `schema.table`; SQLite has no schemas (warehouse.py)."""
     schema = config.warehouse.schema_name
-    if schema and make_url(config.warehouse.url).get_backend_name() != "sqlite":
+    if schema and sql_dialect(config.warehouse.url) != "sqlite":
         return f"{schema}.{table}"
     return table
 

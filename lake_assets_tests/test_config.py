@@ -118,3 +118,11 @@ def test_every_metric_function_the_config_accepts_has_a_spark_aggregate() -> Non
     from spark.metric_grammar import METRIC_FUNCTIONS
 
     assert set(FUNCTIONS) == set(METRIC_FUNCTIONS)
+
+
+def test_sql_dialect_of_each_warehouse_and_source_url() -> None:
+    from lake_assets.dialects import sql_dialect
+
+    urls = ("postgresql+psycopg2://u:p@h:5432/d", "postgresql://h/d", "mysql+pymysql://u@h:3306/",
+            "mariadb+pymysql://u@h/", "sqlite:///./.lake/warehouse.db", "sqlite://")
+    assert [sql_dialect(url) for url in urls] == ["postgresql", "postgresql", "mysql", "mysql", "sqlite", "sqlite"]

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from lake_assets.config import DatabaseSourceConfig, DatabaseTableConfig, TlsConfig
+from lake_assets.dialects import sql_dialect
 from lake_assets.ingestion.database_source import DatabaseSource
 from lake_assets.ingestion.errors import SourceUnavailable
 from lake_assets.lake_maintenance.warehouse_backup import backup_warehouse
@@ -243,7 +244,8 @@ def test_tls_settings_map_to_each_driver(tmp_path: Path) -> None:
         "sslmode": "verify-full", "sslrootcert": "/ca.pem", "sslcert": "/c.pem", "sslkey": "/k.pem"}
     assert tls_connect_args("mysql", "verify-full", "/ca.pem") == {
         "ssl": {"ca": "/ca.pem", "check_hostname": True, "verify_mode": True}}
-    assert tls_connect_args("mariadb", "verify-ca", "/ca.pem")["ssl"]["check_hostname"] is False
+    mariadb = sql_dialect("mariadb+pymysql://db/x")  # MariaDB speaks MySQL's driver arguments
+    assert tls_connect_args(mariadb, "verify-ca", "/ca.pem")["ssl"]["check_hostname"] is False
     assert tls_connect_args("mysql", "require") == {"ssl": {"check_hostname": False, "verify_mode": False}}
     assert tls_connect_args("mysql", "disable") == {"ssl_disabled": True}
     assert tls_connect_args("sqlite", "require") == {}

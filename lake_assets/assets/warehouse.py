@@ -42,6 +42,7 @@ from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.assets.retry import retry_policy
 from lake_assets.checks.pii_scan import describe_findings, scan_arrow
 from lake_assets.config import PipelineConfig
+from lake_assets.dialects import sql_dialect
 from lake_assets.io_managers.warehouse import PRIMARY_KEY_KEY
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.resources.warehouse import LOAD_BATCH_ROWS, WarehouseResource
@@ -58,7 +59,9 @@ LAKE_ONLY_COLUMNS = (CHANGED_AT,)
 
 
 def _warehouse_kind(url: str) -> str:
-    return "postgres" if url.startswith("postgres") else "mysql" if "mysql" in url else "sqlite"
+    """The UI's kind tag of the warehouse (Dagster names PostgreSQL's icon `postgres`)."""
+    dialect = sql_dialect(url)
+    return "postgres" if dialect == "postgresql" else dialect
 
 
 def _pii_scan(table: str, curated: ds.Dataset) -> tuple[AssetCheckResult, Failure | None]:

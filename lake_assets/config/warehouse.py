@@ -6,6 +6,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from lake_assets.config.base import IDENTIFIER, StrictModel, sqlalchemy_url
 from lake_assets.config.tls import TlsConfig
+from lake_assets.dialects import sql_dialect
 
 
 class RowLevelSecurityConfig(StrictModel):
@@ -33,7 +34,7 @@ class WarehouseConfig(StrictModel):
 
     @model_validator(mode="after")
     def _tls_needs_a_server(self) -> WarehouseConfig:
-        if self.tls.enabled and self.url.startswith("sqlite"):
+        if self.tls.enabled and sql_dialect(self.url) == "sqlite":
             raise ValueError("tls: a SQLite warehouse is a local file, there is no connection to encrypt; remove tls")
         return self
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError, SQLAl
 from sqlalchemy.pool import NullPool
 
 from lake_assets.config import DatabaseSourceConfig, DatabaseTableConfig
+from lake_assets.dialects import sql_dialect
 from lake_assets.ingestion.cursor import CursorState
 from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable
 from lake_assets.ingestion.postgres_copy import copy_chunks, copy_select, cursor_parser
@@ -84,10 +85,10 @@ class DatabaseSource:
 
     def _engine(self) -> Engine:
         connect_args: dict[str, Any] = {}
-        if self.url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+        if sql_dialect(self.url) in ("postgresql", "mysql"):
             connect_args["connect_timeout"] = self.source.connect_timeout_seconds
         tls = self.source.tls
-        connect_args.update(tls_connect_args(self.url.get_backend_name(), tls.sslmode or "", tls.ca_file,
+        connect_args.update(tls_connect_args(sql_dialect(self.url), tls.sslmode or "", tls.ca_file,
                                              tls.cert_file, tls.key_file))
         return create_engine(self.url, connect_args=connect_args, poolclass=NullPool)
 

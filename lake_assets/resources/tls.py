@@ -42,16 +42,16 @@ def tls_fields(tls: TlsConfig) -> TlsFields:
             "tls_key_file": tls.key_file}
 
 
-def tls_connect_args(backend: str, sslmode: str = "", ca_file: str = "", cert_file: str = "",
+def tls_connect_args(dialect: str, sslmode: str = "", ca_file: str = "", cert_file: str = "",
                      key_file: str = "") -> dict[str, Any]:
-    """`create_engine(connect_args=...)` entries for TLS; `backend` is the URL's backend name
-    (postgresql, mysql, mariadb, sqlite). Empty when nothing is set."""
+    """`create_engine(connect_args=...)` entries for TLS; `dialect` is the URL's
+    (`lake_assets.dialects.sql_dialect`: postgresql, mysql, sqlite). Empty when nothing is set."""
     if sslmode and sslmode not in SSL_MODES:
         raise ValueError(f"sslmode {sslmode!r}: expected one of {', '.join(SSL_MODES)}")
-    if backend == "postgresql":
+    if dialect == "postgresql":
         args = {"sslmode": sslmode, "sslrootcert": ca_file, "sslcert": cert_file, "sslkey": key_file}
         return {k: v for k, v in args.items() if v}
-    if backend in ("mysql", "mariadb"):
+    if dialect == "mysql":
         if sslmode == "disable":
             return {"ssl_disabled": True}
         ssl: dict[str, Any] = {}

@@ -65,6 +65,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
+from lake_assets.dialects import sql_dialect
 from lake_assets.resources.tls import is_tls_error, tls_connect_args
 from lake_assets.resources.warehouse_schema import star_schema
 from lake_assets.secrets import SECRET_FIELD, with_password
@@ -175,10 +176,7 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def dialect(self) -> str:
-        name = self.sqlalchemy_url.get_backend_name()
-        return {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}.get(
-            name, name
-        )
+        return sql_dialect(self.sqlalchemy_url)
 
     @property
     def safe_url(self) -> str:
@@ -204,7 +202,7 @@ class WarehouseResource(ConfigurableResource):
     @property
     def tls_connect_args(self) -> dict[str, Any]:
         """The driver's TLS arguments of the `tls_*` fields (empty: the driver's defaults)."""
-        return tls_connect_args(self.sqlalchemy_url.get_backend_name(), self.tls_sslmode, self.tls_ca_file,
+        return tls_connect_args(self.dialect, self.tls_sslmode, self.tls_ca_file,
                                 self.tls_cert_file, self.tls_key_file)
 
     def connect_checked(self) -> Connection:
