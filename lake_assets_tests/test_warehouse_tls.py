@@ -264,7 +264,7 @@ def test_tls_settings_map_to_each_driver(tmp_path: Path) -> None:
 def test_s3_clients_use_https_unless_the_endpoint_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     """boto3 (uploads, listings) and Arrow (reads) speak HTTPS to S3; only an explicit http:// endpoint
     (MinIO, moto in the tests) turns it off."""
-    from lake_assets.ingestion.file_source import s3_filesystem
+    from lake_assets.resources.s3 import s3_filesystem
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -46,6 +46,7 @@ from lake_assets.config import FileSourceConfig, FileTableConfig
 from lake_assets.ingestion.errors import SourceTemporarilyUnavailable, SourceUnavailable, UnreadableFile
 from lake_assets.ingestion.text import json_text, records_as_text, table_as_text
 from lake_assets.ingestion.validation import reject_record, require_columns
+from lake_assets.resources.s3 import s3_client, s3_filesystem
 from spark.naming import blank_header_name, snake_case_names
 
 _DAY_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
@@ -83,15 +84,6 @@ def name_blank_columns(table: pa.Table) -> pa.Table:
     if all(name.strip() for name in names):
         return table
     return table.rename_columns([n if n.strip() else blank_header_name(i) for i, n in enumerate(names, start=1)])
-
-
-def s3_filesystem() -> pafs.S3FileSystem:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-    kwargs: dict[str, Any] = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme)
-    return pafs.S3FileSystem(**kwargs)
 
 
 def _day_regex(pattern: str) -> re.Pattern[str]:
@@ -191,7 +183,6 @@ class FileSource:
         return found
 
     def _list_s3(self, pattern: str) -> list[tuple[str, str, str, int]]:
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         bucket, _, prefix = self.source.path[len("s3://") :].partition("/")
@@ -199,7 +190,7 @@ class FileSource:
         static = re.split(r"[*?\[{]", pattern, maxsplit=1)[0]
         list_prefix = "/".join(p for p in (prefix, static) if p)
         glob_pattern = pattern.replace("{date}", "*")
-        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        client = s3_client()
         found = []
         try:
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=list_prefix):
@@ -222,11 +213,10 @@ class FileSource:
                 return open(path, "rb")  # noqa: SIM115 - closed by the caller's `with`
             except OSError as exc:
                 raise SourceUnavailable(f"source {self.name}: cannot read {path}: {exc}") from None
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         bucket, _, key = path[len("s3://") :].partition("/")
-        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        client = s3_client()
         try:
             return contextlib.closing(client.get_object(Bucket=bucket, Key=key)["Body"])
         except EndpointConnectionError as exc:
