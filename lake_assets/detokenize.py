@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import reduce
 
 from lake_assets.config import ConfigError, load_config
-from lake_assets.masking_keys import MaskingKeyError, MaskingKeys
+from lake_assets.masking_keys import MaskingKeyError, MaskingKeys, vault_key_path
 from lake_assets.resources.lake_storage import LakeStorage
 
 
@@ -48,7 +48,7 @@ def resolve(
     config = load_config(config_path)
     keys = MaskingKeys.from_config(config.masking)
     lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri)
-    vault_path = ["vault", entity, column]
+    vault_path = vault_key_path(entity, column)
     partitions = lake.committed_partitions(vault_path)
     if not partitions:
         raise LookupError(f"no token vault at {lake.uri(lake.dataset_dir(vault_path))}")
