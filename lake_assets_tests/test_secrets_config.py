@@ -50,8 +50,8 @@ def test_password_part_from_the_environment_and_literal_password(
     assert warehouse.url == "postgresql+psycopg2://etl@db.internal/dw"
     assert isinstance(warehouse.password, EnvVar) and warehouse.password.env_var_name == "DW_PASSWORD"
 
-    # Backward compatible: a password written in the YAML still connects, split off the URL into a
-    # field the UI masks (docs/reliability.md says why ${VAR} is still the way to go).
+    # A password written in the YAML connects too, split off the URL into a field the UI masks
+    # (docs/reliability.md says why ${VAR} is the way to go).
     path = _bundled_with(tmp_path, '"${WAREHOUSE_URL:-sqlite:///./.lake/warehouse.db}"',
                          f'"postgresql+psycopg2://etl:{PASSWORD}@db.internal/dw"')
     warehouse = build_resources(load_config(path))["warehouse"]
