@@ -33,11 +33,13 @@ def _materialize(selection: str) -> str:
 
 
 # The seed's order. The warehouse load belongs to "build_star_schema" (the star schema is built in
-# the lake, then loaded); asset checks run with their assets and the gate reads their outcome.
+# the lake, then loaded); asset checks run with their assets and the gate reads their outcome. A step
+# that writes several assets must be selected whole: standardizing writes each entity's quarantine,
+# masking its token vaults.
 STAGES: tuple[Stage, ...] = (
     Stage("ingest_data", _materialize("group:raw")),
-    Stage("transform_and_standardize", _materialize("group:processed")),
-    Stage("apply_data_masking", _materialize("group:masked")),
+    Stage("transform_and_standardize", _materialize("group:processed or group:quarantine")),
+    Stage("apply_data_masking", _materialize("group:masked or group:vault")),
     Stage("build_star_schema", _materialize("group:curated or group:warehouse")),
     Stage("data_quality_checks", "python -m lake_assets.automation.quality_gate --partition {{ ds }}"),
 )

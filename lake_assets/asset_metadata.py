@@ -3,8 +3,9 @@
 Per asset (the asset decorators set none of these; `describe_assets` adds them to the finished graph):
 * `owners`: the config's `owners` list (default none).
 * tags `layer` (the key's first part) and `pii`: `true` on the layers that hold delivered values before
-  masking (raw, processed), `false` elsewhere (masked, curated and warehouse hold masked values only;
-  unknown PII fails or is masked, `masking.on_unknown_pii`).
+  masking (raw, processed, the quarantine of their rejected rows) and on the token vault (card numbers,
+  encrypted), `false` elsewhere (masked, curated and warehouse hold masked values only; unknown PII
+  fails or is masked, `masking.on_unknown_pii`).
 * `dagster/table_name` on each warehouse table: `schema.table` as loaded (SQLite: the table alone).
 * `code_version`: the package version plus a hash of the config the asset's computation reads (its
   source table's mapping, its entity's standardize/masking rules, the star-schema settings), so the
@@ -37,7 +38,7 @@ from lake_assets.config import DERIVED_SOURCE, PipelineConfig
 from lake_assets.dialects import sql_dialect
 
 TABLE_NAME_KEY = "dagster/table_name"
-PII_LAYERS = ("raw", "processed")
+PII_LAYERS = ("raw", "processed", "quarantine", "vault")
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
@@ -59,6 +60,10 @@ def warehouse_table_name(config: PipelineConfig, table: str) -> str:
 def config_slice(config: PipelineConfig, key: Sequence[str]) -> Any:
     """The part of the config the asset at `key` reads; None for an asset no config changes."""
     layer, rest = key[0], list(key[1:])
+    if layer == "quarantine":  # quarantine/processed/<entity>: the rows its layer's step rejected
+        return config_slice(config, rest)
+    if layer == "vault":  # vault/<entity>/<column>: written by masked/<entity> with its rules and key id
+        return config_slice(config, ["masked", rest[0]])
     entities = config.entities.model_dump(mode="json")
     if layer == "raw":
         source_name, table_name = rest

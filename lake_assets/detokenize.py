@@ -7,6 +7,8 @@ pipeline config): entries are AES-256-GCM encrypted under a sub-key of it, and a
 decrypt them (GCM authentication fails; the value is never garbage). Exit status: 0 all tokens
 resolved, 1 some token unknown or undecryptable, 2 usage/config error. The key is never printed.
 Every use is reported on stderr (who, how many tokens) for the audit trail.
+It reads the vault tables (`vault/<entity>/<column>`, every committed day) straight from the lake,
+outside Dagster: they are assets of the masked step, and no asset reads them (lake_assets/token_vault.py).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from collections.abc import Sequence
 from functools import reduce
 
 from lake_assets.config import ConfigError, load_config
-from lake_assets.masking_keys import MaskingKeyError, MaskingKeys, vault_key_path
+from lake_assets.masking_keys import MaskingKeyError, MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.token_vault import vault_key
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +51,7 @@ def resolve(
     config = load_config(config_path)
     keys = MaskingKeys.from_config(config.masking)
     lake = LakeStorage(url=config.lake.url, catalog_uri=config.lake.catalog.uri)
-    vault_path = vault_key_path(entity, column)
+    vault_path = vault_key(entity, column)
     partitions = lake.committed_partitions(vault_path)
     if not partitions:
         raise LookupError(f"no token vault at {lake.uri(lake.dataset_dir(vault_path))}")

@@ -1,4 +1,4 @@
-"""Sub-keys derived from the one masking secret, and where the token vault they encrypt lives. The
+"""Sub-keys derived from the one masking secret. The
 secret never leaves this object's repr.
 
 `MaskingKeys.from_config` is called when the asset definitions are built (i.e. before any run step),
@@ -11,12 +11,6 @@ from dataclasses import dataclass, field
 
 from lake_assets.config import MaskingConfig
 from spark.masking import derive_key
-
-
-def vault_key_path(entity: str, column: str) -> list[str]:
-    """The lake table of one tokenized column's vault (token -> value encrypted under the vault key),
-    written by the masked layer and read by `detokenize`."""
-    return ["vault", entity, column]
 
 
 class MaskingKeyError(ValueError):

@@ -17,8 +17,9 @@ def defs() -> Definitions:
     config = load_config()
     job = define_asset_job(
         JOB_NAME,
-        selection=AssetSelection.assets(["curated", "dim_customer"])
-        | AssetSelection.assets(["masked", "customer"]).upstream(),
+        # processed/customer comes with its quarantine: one step writes both.
+        selection=(AssetSelection.assets(["curated", "dim_customer"])
+                   | AssetSelection.assets(["masked", "customer"]).upstream()).required_multi_asset_neighbors(),
         partitions_def=daily_partitions(config),
     )
     return Definitions(assets=build_all_assets(config), resources=build_resources(config), jobs=[job],

@@ -131,7 +131,9 @@ def test_dag_loads_in_real_airflow(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_selections_resolve_against_the_real_graph() -> None:
-    """Every `--select` in the DAG names existing assets, and together they cover the whole graph once."""
+    """Every `--select` in the DAG names existing assets, takes whole steps (an asset written by a step
+    that writes several comes with its siblings, or the CLI refuses the selection), and together they
+    cover the whole graph once."""
     import re
 
     from dagster import AssetSelection
@@ -146,8 +148,10 @@ def test_selections_resolve_against_the_real_graph() -> None:
         match = re.search(r"--select '([^']+)'", stage.command)
         if match is None:
             continue
-        keys = AssetSelection.from_string(match.group(1)).resolve(graph)
+        selection = AssetSelection.from_string(match.group(1))
+        keys = selection.resolve(graph)
         assert keys, stage.task_id
+        assert selection.required_multi_asset_neighbors().resolve(graph) == keys, stage.task_id
         covered.extend(keys)
     assert len(covered) == len(set(covered)) == len(graph.materializable_asset_keys)
 

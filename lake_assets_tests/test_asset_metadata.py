@@ -34,7 +34,9 @@ def _nodes(config: PipelineConfig) -> dict[AssetKey, Any]:
 def test_owners_layer_and_pii_tags_follow_the_config() -> None:
     config = _config(owners=["team:retail-data", "ana@example.com"])
     holds_pii = {AssetKey(["raw", s.name, t.name]) for s in config.sources for t in s.tables}
-    holds_pii |= {AssetKey(["processed", t.entity]) for s in config.sources for t in s.tables}
+    holds_pii |= {AssetKey([*layer, t.entity]) for s in config.sources for t in s.tables
+                  for layer in (["processed"], ["quarantine", "processed"])}
+    holds_pii |= {AssetKey(["vault", "sale", "card_number"])}  # the sample config tokenizes card numbers
     nodes = _nodes(config)
     assert holds_pii <= set(nodes)
     for key, node in nodes.items():
@@ -70,9 +72,10 @@ def test_code_versions_change_with_the_config_an_asset_reads_only() -> None:
     changed = {key for key in before if before[key].code_version != after[key].code_version}
     assert AssetKey(["raw", "shop_files", "sales"]) in changed
     assert AssetKey(["processed", "sale"]) in changed
+    assert AssetKey(["quarantine", "processed", "sale"]) in changed  # rejected by the sale mapping's rules
     assert AssetKey(["masked", "customer"]) in changed
     for unchanged in (["raw", "shop_files", "customers"], ["processed", "customer"], ["masked", "sale"],
-                      ["curated", "fact_sales"], ["warehouse", "fact_sales"]):
+                      ["vault", "sale", "card_number"], ["curated", "fact_sales"], ["warehouse", "fact_sales"]):
         assert AssetKey(unchanged) not in changed, unchanged
     assert all(node.code_version.startswith(version("lake_assets")) for node in before.values())
 

@@ -61,7 +61,8 @@ def test_cli_runs_take_turns_on_the_shared_table_pool(
     instance = DagsterInstance.get()
     try:
         # The day's masked customers, and a first pooled step (dim_date): the pool appears at limit 1.
-        prep = AssetSelection.assets(["masked", "customer"]).upstream() | AssetSelection.assets(DIM_DATE)
+        prep = (AssetSelection.assets(["masked", "customer"]).upstream().required_multi_asset_neighbors()
+                | AssetSelection.assets(DIM_DATE))
         prepared = materialize(build_all_assets(config), selection=prep, partition_key=DAY,
                                resources=build_resources(config), instance=instance)
         assert prepared.success

@@ -199,6 +199,38 @@ def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark:
     assert [c.name for c in metadata["dagster/column_schema"].columns] == ["sale_id", "amount"]
 
 
+def test_an_output_yielded_before_a_failure_is_stored_and_read_back_as_this_runs(
+    tmp_path: Path, spark: Any
+) -> None:
+    """What the processed step relies on: Dagster hands a yielded output to the lake IO manager before the
+    asset's code resumes, so its rows are committed (and countable) even when the step then fails."""
+    from dagster import AssetOut, DailyPartitionsDefinition, Failure, Output, materialize, multi_asset
+    from dagster_pyspark import PySparkResource
+
+    from lake_assets.io_managers import ParquetLakeIOManager
+    from lake_assets.io_managers.parquet_lake import rows_stored
+
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    counted: list[int] = []
+
+    @multi_asset(outs={"kept": AssetOut(key=["quarantine", "toy"]), "main": AssetOut(key=["processed", "toy"])},
+                 partitions_def=DailyPartitionsDefinition(start_date="2024-01-01"))
+    def toy(context):  # noqa: ANN001, ANN202 - a Dagster compute function
+        yield Output(pa.table({"reason": ["a", "b"]}), output_name="kept")
+        counted.append(rows_stored(lake, ["quarantine", "toy"], context.partition_key, context.run.run_id))
+        raise Failure("too many rejected rows")
+
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=PySparkResource(spark_config={}))
+    result = materialize([toy], resources={"io_manager": io_manager}, partition_key=DAY, raise_on_error=False)
+    assert not result.success
+    assert counted == [2]
+    assert lake.read_arrow(["quarantine", "toy"], DAY).column("reason").to_pylist() == ["a", "b"]
+    assert lake.commit_info(["processed", "toy"], DAY) is None
+    # A count left by another run is refused, never reported as this run's.
+    with pytest.raises(LookupError, match="no commit of run other-run"):
+        rows_stored(lake, ["quarantine", "toy"], DAY, "other-run")
+
+
 def test_columns_widen_and_an_incompatible_type_is_refused_by_name(tmp_path: Path) -> None:
     lake = LakeStorage(url=str(tmp_path / "lake"))
     lake.write_arrow(KEY, "2024-01-01", pa.table({"qty": pa.array([1], pa.int32())}))

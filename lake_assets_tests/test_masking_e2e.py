@@ -81,6 +81,11 @@ def _delivered(value: str) -> str | None:
     return None if value in ("", "NULL") else value
 
 
+def _metadata_by_asset(result, step: str) -> dict:
+    """{asset key: materialization metadata} of every asset one step stored."""
+    return {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node(step)}
+
+
 def _source_rows(drop: Path, name: str) -> list[dict[str, str]]:
     with open(drop / DAY / name, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -119,7 +124,7 @@ def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
     result, log_text = _run(config, CUSTOMER_KEYS)
     assert not result.success
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert done == {"raw/shop_files/customers", "processed/customer"}
+    assert done == {"raw/shop_files/customers", "processed/customer", "quarantine/processed/customer"}
     failures = [e for e in result.all_events if e.is_step_failure]
     assert [e.step_key for e in failures] == ["masked__customer"]
     message = failures[0].event_specific_data.error.to_string()
@@ -141,6 +146,9 @@ def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
     assert "masking unconfigured PII by default: card_no" in log_text and "; notes: values look like" in log_text
     metadata = result.asset_materializations_for_node("masked__customer")[0].metadata
     assert (metadata["unconfigured_pii_columns"].value, metadata["pii_name_warnings"].value) == ("notes", "card_no")
+    # Named like a card, so tokenized; not a column of the customer contract, so it has no vault asset.
+    assert metadata["tokenized_without_vault"].value == "card_no" and "card_no are tokenized but" in log_text
+    assert lake.commit_info(["vault", "customer", "card_no"], DAY) is None
     assert {r["credit_limit"] for r in masked} == {"2500.00", "15000.00", ""}  # passed through as delivered
     _assert_no_secret(log_text)
 
@@ -170,9 +178,12 @@ def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined
     quarantine = lake.read_arrow(["quarantine", "processed", "sale"], DAY).to_pylist()
     assert {r["sale_line_id"]: r["_reject_reason"] for r in quarantine} == {
         "LBAD0001": "unparsable sold_at", "LBAD0002": "unparsable discount"}
-    processed_meta = result.asset_materializations_for_node("processed__sale")[0].metadata
+    stored = _metadata_by_asset(result, "processed__sale")
+    processed_meta = stored["processed/sale"]
     assert processed_meta["quarantined_rows"].value == 2
     assert "unparsable discount: 1" in processed_meta["quarantine_reasons"].value
+    # The quarantine is an asset of its own, stored by the lake IO manager.
+    assert stored["quarantine/processed/sale"]["dagster/row_count"].value == 2
 
     # Customers: e-mails are HMAC-SHA256 under the derived key of the normalized source e-mail.
     source = _source_rows(drop, "customers.csv")
@@ -216,8 +227,12 @@ def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined
     for token, card in pairs.items():
         assert "".join(c for c in token if c.isdigit()) == card[-4:]
     vault_files = lake.committed_files(["vault", "sale", "card_number"], DAY)
-    stored = " ".join(str(pq.read_table(f).to_pylist()) for f in vault_files)
-    assert not any(card in stored for card in pairs.values())
+    vault_text = " ".join(str(pq.read_table(f).to_pylist()) for f in vault_files)
+    assert not any(card in vault_text for card in pairs.values())
+    # The vault is an asset of the masked step: one entry per distinct card, counted on both assets.
+    masked_meta = _metadata_by_asset(result, "masked__sale")
+    assert masked_meta["vault/sale/card_number"]["dagster/row_count"].value == len(pairs)
+    assert masked_meta["masked/sale"]["vault_entries"].value == len(pairs)
 
     wanted = sorted(pairs)[:5]
     capsys.readouterr()

@@ -75,7 +75,8 @@ def test_conflicting_duplicates_are_counted_and_warned(tmp_path: Path, monkeypat
     conflicting = sum(len(c) - 1 for c in by_key.values())
     conflicting_keys = sorted(k for k, c in by_key.items() if len(c) > 1)
 
-    metadata = result.asset_materializations_for_node("processed__sale")[0].metadata
+    [metadata] = [m.metadata for m in result.asset_materializations_for_node("processed__sale")
+                  if m.asset_key == AssetKey(["processed", "sale"])]
     assert metadata["exact_duplicates_removed"].value == exact == 1
     assert metadata["conflicting_rows_removed"].value == conflicting == 2
     assert metadata["duplicate_rows_removed"].value == exact + conflicting

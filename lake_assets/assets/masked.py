@@ -10,43 +10,70 @@ With `mask` every finding is masked: with the technique of the kind its name sho
 agree (or none match), else redacted (free text).
 `_mask_key_id` records the key version; `_row_hash` is re-keyed (HMAC) so it cannot be matched
 against guessed rows. Tokenized values go to the token vault (`vault/<entity>/<column>/ingest_date=D`),
-AES-256-GCM encrypted. The masking key never appears in logs, metadata or errors.
+AES-256-GCM encrypted: one asset per tokenized contract column (group `vault`, same daily partitions),
+further outputs of this step, stored by the lake IO manager before the masked rows; this module writes
+nothing itself. Which columns have a vault, and who may read it: `lake_assets/token_vault.py`. The
+step's outputs are produced together: a selection must take them all
+(`AssetSelection.required_multi_asset_neighbors()`). The masking key never appears in logs, metadata
+or errors.
 """
 
 
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, Failure, asset
+from collections.abc import Iterator
+
+from dagster import AssetExecutionContext, AssetIn, AssetOut, AssetsDefinition, Failure, Output, multi_asset
 from pyspark.sql import DataFrame
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
-from lake_assets.io_managers.spark_lake import write_spark
+from lake_assets.io_managers.parquet_lake import rows_stored
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.token_vault import VAULT_LAYER, vault_columns, vault_key
 from spark.masking import UNKEYED_TECHNIQUES, apply_masking, vault_entries
 from spark.pii_detection import detect_unconfigured_pii, technique_for
 from spark.scd2 import ATTR_HASH, attribute_hash
 
 
-def vault_key_path(entity: str, column: str) -> list[str]:
-    return ["vault", entity, column]
+def _vault_output(column: str) -> str:
+    return f"vault_{column}"
 
 
 def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsDefinition:
     # Built with the definitions: a missing/short key fails before any step runs.
     keys = MaskingKeys.from_config(config.masking)
     configured = config.mask_rules_for(entity.name)  # extra columns' `mask` included
+    vaulted = vault_columns(config, entity)
+    vault_outs = {
+        _vault_output(column): AssetOut(
+            key=vault_key(entity.name, column),
+            group_name=VAULT_LAYER,
+            kinds={"spark", "parquet"},
+            description=f"Token vault of masked/{entity.name}.{column}: the card digits behind each token, "
+            "AES-256-GCM encrypted under the vault sub-key of the masking key; read only by `detokenize`. "
+            "Grain: one row per distinct token of the day.",
+            metadata={"mask_key_id": keys.key_id},
+        )
+        for column in vaulted
+    }
 
-    @asset(
-        key=["masked", entity.name],
-        group_name="masked",
+    @multi_asset(
+        name=f"masked__{entity.name}",
+        outs={
+            "masked": AssetOut(
+                key=["masked", entity.name],
+                group_name="masked",
+                kinds={"spark", "parquet"},
+                description=f"`{entity.name}` with PII masked. Grain: as processed/{entity.name}.",
+                metadata={"mask_key_id": keys.key_id},
+            ),
+            **vault_outs,
+        },
         ins={"processed": AssetIn(key=["processed", entity.name])},
         partitions_def=daily_partitions(config),
-        kinds={"spark", "parquet"},
-        description=f"`{entity.name}` with PII masked. Grain: as processed/{entity.name}.",
-        metadata={"mask_key_id": keys.key_id},
     )
-    def _masked(context: AssetExecutionContext, lake: LakeStorage, processed: DataFrame) -> DataFrame:
+    def _masked(context: AssetExecutionContext, lake: LakeStorage, processed: DataFrame) -> Iterator[Output]:
         rules = {c: t for c, t in configured.items() if c in processed.columns}
         findings = detect_unconfigured_pii(processed, configured=rules)
         blocking = [f for f in findings if f.blocking]
@@ -76,21 +103,29 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
                     f"{entity.name}.{column}: unkeyed {technique} is explicitly configured; it is reversible by "
                     "dictionary attack (prefer hmac_sha256)"
                 )
+        unvaulted = sorted(c for c, t in rules.items() if t == "tokenize" and c not in vaulted)
+        if unvaulted:
+            context.log.warning(
+                f"masked/{entity.name}: column(s) {', '.join(unvaulted)} are tokenized but have no token vault "
+                "(not columns of the entity's contract), so their tokens cannot be detokenized. Map them to an "
+                f"entity column or declare them under entities.{entity.name} with mask: tokenize to keep a vault."
+            )
+        # Every vault is committed before the masked rows: no masked token without its vault entry.
         vault_rows = 0
-        for column in sorted(c for c, t in rules.items() if t == "tokenize"):
+        for column in vaulted:
             entries = vault_entries(
                 processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
             )
-            vault_rows += write_spark(entries, lake, vault_key_path(entity.name, column), context.partition_key).rows
-        context.add_output_metadata(
-            {
-                "masked_columns": ", ".join(f"{c}={t}" for c, t in sorted(rules.items())),
-                "mask_key_id": keys.key_id,
-                "unconfigured_pii_columns": ", ".join(f.column for f in blocking) or "none",
-                "pii_name_warnings": ", ".join(f.column for f in name_only) or "none",
-                "vault_entries": vault_rows,
-            }
-        )
+            yield Output(entries, output_name=_vault_output(column))
+            vault_rows += rows_stored(lake, vault_key(entity.name, column), context.partition_key, context.run.run_id)
+        metadata: dict[str, str | int] = {
+            "masked_columns": ", ".join(f"{c}={t}" for c, t in sorted(rules.items())),
+            "mask_key_id": keys.key_id,
+            "unconfigured_pii_columns": ", ".join(f.column for f in blocking) or "none",
+            "pii_name_warnings": ", ".join(f.column for f in name_only) or "none",
+            "vault_entries": vault_rows,
+            "tokenized_without_vault": ", ".join(unvaulted) or "none",
+        }
         # ---- SCD2 change detection (curated layer) -------------------------------------------
         # Masking can make two different values equal (`[REDACTED]`, last four digits), so the star
         # schema compares a keyed hash of the unmasked Type-2 attributes, computed here, before masking:
@@ -101,9 +136,8 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
                 ATTR_HASH, attribute_hash([c for c in type2 if c in processed.columns], keys.hash_key)
             )
         # ---------------------------------------------------------------------------------------
-        return apply_masking(
-            processed, rules, hash_key=keys.hash_key, token_key=keys.token_key, key_id=keys.key_id
-        )
+        masked = apply_masking(processed, rules, hash_key=keys.hash_key, token_key=keys.token_key, key_id=keys.key_id)
+        yield Output(masked, output_name="masked", metadata=metadata)
 
     return _masked
 

@@ -6,10 +6,16 @@ SCD2 dimension must see each of them; only re-deliveries of the same version are
 ingest wins, then the latest source file, then a content hash, so reruns pick the same row). For
 location and sale it is one row per key.
 Rows that cannot be standardized (missing required key, `reject` null rule, unparsable or ambiguous
-date/number) go to `quarantine/processed/<entity>/ingest_date=D` with the reason, and are counted in
-metadata (total and per reason). When more than `standardize.max_quarantine_share` of the input is
-quarantined, or a feed with rows lacks a required column entirely, the step fails (not retried: the
-same input fails again) after the quarantine is written, naming the entity, the count and the reasons.
+date/number) go to `quarantine/processed/<entity>/ingest_date=D` with the reason (`_reject_reason`),
+and are counted in the processed asset's metadata (total and per reason). The quarantine is an asset
+of its own (group `quarantine`, same daily partitions, depending on the same raw tables), the second
+output of this step: the lake IO manager stores both tables, this module writes nothing itself. The
+step yields the quarantine first, so it is committed before anything else is decided. When more than
+`standardize.max_quarantine_share` of the input is quarantined, or a feed with rows lacks a required
+column entirely, the step then fails (not retried: the same input fails again), naming the entity,
+the count and the reasons; the quarantine rows stay for inspection. A rerun of the day replaces
+both partitions (one commit each). The step's outputs are produced together: a selection must take
+both (`AssetSelection.required_multi_asset_neighbors()`).
 Rows removed by de-duplication are counted: exact copies, and rows that shared the key but differed
 (those are not duplicates); the check `no_conflicting_duplicates` warns about the latter.
 Null rules, timestamp formats and aggregations come from the `standardize` config section, never from
@@ -31,10 +37,13 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
+    AssetOut,
     AssetsDefinition,
     Failure,
     Output,
     asset,
+    multi_asset,
 )
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -43,7 +52,7 @@ from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.raw import raw_asset_key
 from lake_assets.config import EntityStandardizeConfig, FeedSourceConfig, PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
-from lake_assets.io_managers.spark_lake import write_spark
+from lake_assets.io_managers.parquet_lake import rows_stored
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
 from spark.mapping_rules import (
@@ -72,6 +81,12 @@ from spark.standardize import (
 )
 
 CONFLICT_CHECK = "no_conflicting_duplicates"
+QUARANTINE_LAYER = "quarantine"
+
+
+def quarantine_key(entity: str) -> list[str]:
+    """The processed layer's quarantine of one entity: `quarantine/processed/<entity>`."""
+    return [QUARANTINE_LAYER, "processed", entity]
 
 
 def _null_rules(entity: EntitySchema, rules: EntityStandardizeConfig) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -170,6 +185,7 @@ def _mapped(
 def _conflict_check(entity: EntitySchema, stats: DuplicateStats) -> AssetCheckResult:
     samples = "; ".join(", ".join(f"{k}={v}" for k, v in key.items()) for key in stats.sample_keys)
     return AssetCheckResult(
+        asset_key=AssetKey(["processed", entity.name]),
         check_name=CONFLICT_CHECK,
         passed=stats.conflicting_keys == 0,
         severity=AssetCheckSeverity.WARN,
@@ -207,12 +223,27 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
     defaults, required = _null_rules(entity, rules)
     dated = [c for c, t in entity.columns.items() if t in ("timestamp", "date")]
 
-    @asset(
-        key=["processed", entity.name],
-        group_name="processed",
+    @multi_asset(
+        name=f"processed__{entity.name}",
+        outs={
+            "processed": AssetOut(
+                key=["processed", entity.name],
+                group_name="processed",
+                kinds={"spark", "parquet"},
+                description=f"Standardized `{entity.name}` records. Grain: one row per "
+                + (f"({', '.join(entity.dedup_key)})." if entity.keep_versions else f"{', '.join(entity.key)}."),
+            ),
+            "quarantine": AssetOut(
+                key=quarantine_key(entity.name),
+                group_name=QUARANTINE_LAYER,
+                kinds={"spark", "parquet"},
+                description=f"Input rows of processed/{entity.name} that could not be standardized, as "
+                "typed so far, with `_reject_reason` (every problem of the row). Grain: one row per "
+                "rejected input row. Written even when the step then fails for too high a share.",
+            ),
+        },
         ins=ins,
         partitions_def=daily_partitions(config),
-        kinds={"spark", "parquet"},
         check_specs=[
             AssetCheckSpec(
                 CONFLICT_CHECK,
@@ -221,8 +252,6 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                 f"(same ({', '.join(entity.dedup_key)}), other content).",
             )
         ],
-        description=f"Standardized `{entity.name}` records. Grain: one row per "
-        + (f"({', '.join(entity.dedup_key)})." if entity.keep_versions else f"{', '.join(entity.key)}."),
     )
     def _processed(context: AssetExecutionContext, lake: LakeStorage, **raw_frames: DataFrame) -> Iterator:
         # Id tokens too: a key part or an entity key of `NA` is no value (as cast_to_schema treats ids).
@@ -258,8 +287,9 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         )
         typed = apply_null_defaults(typed, defaults).persist()
         good, rejected = split_rejects(typed, required)
-        quarantine_key = ["quarantine", "processed", entity.name]
-        rejected_rows = write_spark(rejected, lake, quarantine_key, context.partition_key).rows
+        # Stored by the IO manager before this code resumes, so the rows are kept if the step fails below.
+        yield Output(rejected, output_name="quarantine")
+        rejected_rows = rows_stored(lake, quarantine_key(entity.name), context.partition_key, context.run.run_id)
         reasons = {}
         if rejected_rows:
             # One reason string can list several problems; count per whole reason (bounded by columns).
@@ -269,7 +299,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         # in their own aggregation: no separate count job.
         stats = duplicate_stats(good, entity.dedup_key)
         input_rows = rejected_rows + stats.rows
-        where = f"quarantine/processed/{entity.name}/ingest_date={context.partition_key}"
+        where = f"{'/'.join(quarantine_key(entity.name))}/ingest_date={context.partition_key}"
         absent = _absent_required(entity, required, feeds, frames) + [
             f"{source.name}.{table.name}: {problem}"
             for (source, table), name, frame in zip(feeds, ins, frames, strict=True)
@@ -306,6 +336,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             )
         yield Output(
             result,
+            output_name="processed",
             metadata={
                 "input_rows": input_rows,
                 "quarantined_rows": rejected_rows,

@@ -6,6 +6,19 @@ and the origin (`_source_file` / `_source_query` / `_source_url`). The ingestion
 rows into the lake and commits the partition itself (with its cursor / file fingerprints), so the asset
 returns no value; downstream assets read the committed files. Rows that fail validation go to
 `quarantine/raw/<source>/<table>/ingest_date=D` with the reason; they do not stop the good rows.
+
+Why the ingestion writes these two tables itself, unlike the later layers, whose side tables are
+outputs stored by the lake IO manager (`processed.py`, `masked.py`):
+* the raw table: an IO manager receives an output as one value once the asset returns it, so the
+  whole extraction would be held in memory; the pipeline streams it chunk by chunk into a staged batch
+  and commits that.
+* the raw quarantine: not for memory (the pipeline keeps only the rejected rows, never the whole
+  extraction), but because it is committed in the middle of that staged batch: after the last chunk,
+  before the raw commit, stamped with the raw batch id (`raw_batch_id`), and also when every row was
+  rejected and the step then fails without committing raw. As an output, the asset would have to yield
+  it between staging and commit, i.e. `DataIngestionPipeline.run` split in two across the Dagster
+  boundary for every caller, those that run it without Dagster included (benchmarks, ingestion tests).
+  So it is no asset; it is listed in the lake's tables (docs/storage.md) and kept by retention.
 """
 
 

@@ -6,10 +6,13 @@ parameter is annotated `pa.Table`, as a lazy `pyarrow.dataset.Dataset` (scanned 
 consumer, never whole in memory) when annotated `ds.Dataset`, otherwise as a Spark DataFrame. Every
 write is an atomic replace of the partition (or of the whole table for unpartitioned assets) and
 reports `dagster/row_count`, `dagster/column_schema`, the Iceberg table, and the snapshot id the write
-produced (the table version to time-travel to).
+produced (the table version to time-travel to). The partition's commit record names the Dagster run
+that stored it (`dagster_run_id`), so an asset that yields several outputs can read back how many rows
+one of them stored (`rows_stored`) without a second Spark job.
 """
 
 
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -28,9 +31,25 @@ from pyspark.sql import DataFrame
 from lake_assets.io_managers.spark_lake import read_spark, write_spark
 from lake_assets.resources.lake_storage import LakeStorage, table_name
 
+RUN_ID_STATE = "dagster_run_id"
+
 
 def table_schema_metadata(schema: pa.Schema) -> TableSchema:
     return TableSchema(columns=[TableColumn(name=f.name, type=str(f.type)) for f in schema])
+
+
+def rows_stored(lake: LakeStorage, key_path: Sequence[str], partition: str | None, run_id: str) -> int:
+    """Rows this IO manager committed for `key_path` (partition) in run `run_id`.
+
+    For an asset reading back an output it yielded: Dagster hands a yielded output to the IO manager
+    before the asset's code resumes. Raises `LookupError` when the partition's last commit was made by
+    another run (or none), so a count left by an earlier run is never reported as this run's.
+    """
+    info = lake.commit_info(key_path, partition)
+    if info is None or info.state.get(RUN_ID_STATE) != run_id:
+        where = "/".join(key_path) + (f" partition {partition}" if partition else "")
+        raise LookupError(f"{where}: no commit of run {run_id}; was the output yielded before reading it back?")
+    return info.rows
 
 
 class ParquetLakeIOManager(ConfigurableIOManager):
@@ -44,11 +63,12 @@ class ParquetLakeIOManager(ConfigurableIOManager):
             return
         key_path = context.asset_key.path
         partition = context.asset_partition_key if context.has_asset_partitions else None
+        state = {RUN_ID_STATE: context.run_id}
         if isinstance(obj, pa.Table):
-            commit = self.lake.write_arrow(key_path, partition, obj)
+            commit = self.lake.write_arrow(key_path, partition, obj, state)
             schema = obj.schema
         elif isinstance(obj, DataFrame):
-            commit = write_spark(obj, self.lake, key_path, partition)
+            commit = write_spark(obj, self.lake, key_path, partition, state)
             schema = self.lake.read_schema(key_path, partition)
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__} in the lake")
