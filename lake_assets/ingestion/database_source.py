@@ -14,6 +14,7 @@ missing tables, SQL errors and data errors (a value the database cannot compute 
 division by zero or an invalid cast; a constraint; a value that is not text in the connection's
 encoding) are deterministic (`SourceUnavailable`, not retried); refused connections, timeouts and
 dropped connections are transient (`SourceTemporarilyUnavailable`, retried by the asset's policy).
+A dropped connection is discarded, never reset or drained: nothing of it is left for a finalizer.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -90,7 +91,10 @@ class DatabaseSource:
         tls = self.source.tls
         connect_args.update(tls_connect_args(sql_dialect(self.url), tls.sslmode or "", tls.ca_file,
                                              tls.cert_file, tls.key_file))
-        return create_engine(self.url, connect_args=connect_args, poolclass=NullPool)
+        engine = create_engine(self.url, connect_args=connect_args, poolclass=NullPool)
+        if engine.dialect.driver == "pymysql":
+            event.listen(engine, "handle_error", _end_result_of_lost_connection)
+        return engine
 
     def _sql(self, engine: Engine, since: bool, until: bool, pyformat: bool = False) -> str:
         """The extraction: `cursor >= :mark` from the run's start mark, `cursor <= :until` when a later
@@ -223,7 +227,12 @@ class DatabaseSource:
 
             yield columns, chunks()
         finally:
-            connection.close()
+            if connection.dbapi_connection is not None and connection.dbapi_connection.closed:
+                # Dropped by the server: discarded without the pool's rollback, which would fail (and log
+                # it as an error) on the closed connection.
+                connection.invalidate()
+            else:
+                connection.close()
 
     def _driver_error(self, exc: BaseException, statement: str) -> Exception:
         """A psycopg2 error as the row path reports it (wrapped by SQLAlchemy first, then classified)."""
@@ -244,3 +253,23 @@ class DatabaseSource:
                 raise self._fail(exc) from None
             cursor_values = [row[cursor_index] for row in rows] if cursor_index is not None else None
             yield DatabaseChunk(rows_as_text(columns, rows), cursor_values)
+
+
+def _end_result_of_lost_connection(context: ExceptionContext) -> None:
+    """PyMySQL's unbuffered result (the `stream_results` cursor, an SSCursor) reads its remaining rows
+    off the socket when the cursor is closed and again when either is garbage-collected (`SSCursor.close`
+    is its `__del__`, `MySQLResult.__del__`). Once the connection is lost there is no socket: every one of
+    those reads raises, the last ones at whatever moment the collector runs ("Exception ignored in ...";
+    inside `ast.parse`, CPython 3.11 turns that into a SystemError, gh-106905). Nothing can arrive any
+    more, so the result is marked finished and let go of the connection as soon as the error is seen
+    (an error packet from a live server already ends it in the driver). Never raises: an exception here
+    would replace the driver's error."""
+    # The execution context's cursor: SQLAlchemy 2.1's `ExceptionContext.cursor` is declared but never set.
+    cursor = getattr(context.execution_context, "cursor", None)
+    connection = getattr(cursor, "connection", None)
+    if connection is None or connection.open:
+        return
+    result = getattr(cursor, "_result", None)  # PyMySQL keeps the cursor's result only here
+    if result is not None and getattr(result, "unbuffered_active", False):
+        result.unbuffered_active = False
+        result.connection = None
