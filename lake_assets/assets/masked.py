@@ -28,6 +28,7 @@ from lake_assets.assets.partitions import daily_partitions
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.io_managers.parquet_lake import rows_stored
+from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.token_vault import VAULT_LAYER, vault_columns, vault_key
@@ -106,9 +107,10 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         unvaulted = sorted(c for c, t in rules.items() if t == "tokenize" and c not in vaulted)
         if unvaulted:
             context.log.warning(
-                f"masked/{entity.name}: column(s) {', '.join(unvaulted)} are tokenized but have no token vault "
-                "(not columns of the entity's contract), so their tokens cannot be detokenized. Map them to an "
-                f"entity column or declare them under entities.{entity.name} with mask: tokenize to keep a vault."
+                f"masked/{entity.name}: column(s) {', '.join(unvaulted)} are tokenized but are not columns of the "
+                "entity's contract, so their vault has no asset of its own: the step stores it itself (detokenize "
+                f"reads it as any other). Map them to an entity column or declare them under entities.{entity.name} "
+                "with mask: tokenize to make the vault an asset."
             )
         # Every vault is committed before the masked rows: no masked token without its vault entry.
         vault_rows = 0
@@ -118,13 +120,20 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
             )
             yield Output(entries, output_name=_vault_output(column))
             vault_rows += rows_stored(lake, vault_key(entity.name, column), context.partition_key, context.run.run_id)
+        # A column known only at run time cannot be a declared asset; its tokens still need their way
+        # back, so its vault goes to the same lake table layout directly.
+        for column in unvaulted:
+            entries = vault_entries(
+                processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
+            )
+            vault_rows += write_spark(entries, lake, vault_key(entity.name, column), context.partition_key).rows
         metadata: dict[str, str | int] = {
             "masked_columns": ", ".join(f"{c}={t}" for c, t in sorted(rules.items())),
             "mask_key_id": keys.key_id,
             "unconfigured_pii_columns": ", ".join(f.column for f in blocking) or "none",
             "pii_name_warnings": ", ".join(f.column for f in name_only) or "none",
             "vault_entries": vault_rows,
-            "tokenized_without_vault": ", ".join(unvaulted) or "none",
+            "vault_without_asset": ", ".join(unvaulted) or "none",
         }
         # ---- SCD2 change detection (curated layer) -------------------------------------------
         # Masking can make two different values equal (`[REDACTED]`, last four digits), so the star
