@@ -74,20 +74,31 @@ def _sum(values: pa.Array | pa.ChunkedArray) -> Decimal:
     return Decimal(total if total is not None else 0).quantize(Decimal("0.01"))
 
 
+def _ids_outside(ids: pa.ChunkedArray, others: pa.Array) -> list[str]:
+    """The distinct ids of `ids` that are not among `others`, sorted (empty in a passing reconciliation)."""
+    outside = ids.filter(pc.invert(pc.is_in(ids, value_set=others)))
+    return sorted(pc.unique(outside).to_pylist())
+
+
 def fact_against_masked(
     fact: pa.Table, masked: pa.Table, later_fact_ids: Callable[[Iterable[str]], set[str]]
 ) -> FactReconciliation:
-    """`later_fact_ids(ids)`: which of `ids` are in a fact partition after this day (called only when
-    some masked line is not in the fact day)."""
-    fact_ids = set(fact.column("sale_line_id").to_pylist())
-    masked_ids = set(masked.column("sale_line_id").to_pylist())
-    absent = masked_ids - fact_ids
-    moved = later_fact_ids(sorted(absent)) if absent else set()
-    kept = masked.filter(pc.is_in(masked.column("sale_line_id"), pa.array(sorted(fact_ids), pa.string())))
+    """`fact` needs `sale_line_id`, `date_key`, `net_amount`; `masked` needs `sale_line_id`, `quantity`,
+    `unit_price`, `discount` (and `discount_rate` when the table has it). `later_fact_ids(ids)`: which
+    of `ids` are in a fact partition after this day (called only when some masked line is not in the
+    fact day). The id sets are compared in Arrow (hash sets over the id columns), never as Python
+    objects."""
+    fact_ids = pc.unique(fact.column("sale_line_id"))
+    masked_ids = pc.unique(masked.column("sale_line_id"))
+    absent = _ids_outside(masked.column("sale_line_id"), fact_ids)
+    moved = later_fact_ids(absent) if absent else set()
+    kept = masked.filter(pc.is_in(masked.column("sale_line_id"), value_set=fact_ids))
     expected = pa.table({"sale_line_id": kept.column("sale_line_id"), "net": line_net(kept)})
+    del kept
     joined = fact.select(["sale_line_id", "date_key", "net_amount"]).join(
         expected, "sale_line_id", join_type="left outer")
     per_day = joined.group_by("date_key").aggregate([("net_amount", "sum"), ("net", "sum")])
+    del joined
     differences = {
         day: (_sum(pa.array([f])), _sum(pa.array([m])))
         for day, f, m in zip(per_day.column("date_key").to_pylist(),
@@ -101,8 +112,8 @@ def fact_against_masked(
         fact_net=_sum(fact.column("net_amount")),
         masked_net=_sum(expected.column("net")),
         moved_to_later_days=len(moved),
-        missing_ids=sorted(absent - moved),
-        unexpected_ids=sorted(fact_ids - masked_ids),
+        missing_ids=sorted(set(absent) - moved),
+        unexpected_ids=_ids_outside(fact.column("sale_line_id"), masked_ids),
         day_differences=differences,
     )
 
