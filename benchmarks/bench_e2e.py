@@ -397,8 +397,8 @@ def report(result: SizeResult) -> str:
         lines.append(f"| plain PySpark day 1 | {mib(p.root)} | {mib(p.python)} | {mib(p.jvm)} |" + " |" * len(LAYERS))
     lines += ["", "Peak RSS per step: the highest resident size of the driver (the `dagster` CLI process, which runs "
               "every step) and of the Spark JVM among the 0.2 s samples taken between the step's STEP_START and "
-              "STEP_SUCCESS (`-`: no sample fell inside). The driver's resident size rarely shrinks after a "
-              "peak, so the step that raises it is the first one showing the higher figure.",
+              "STEP_SUCCESS (`-`: no sample fell inside). Arrow hands freed memory back, so the driver's figure "
+              "falls again after a step that read a lot: the step showing a high figure is the one that held it.",
               "", "Layer sizes: bytes of all files under `<lake>/<layer>/` after that day's run (cumulative, files of "
               "replaced snapshots included)."]
     fact_step = full.steps.get("warehouse__fact_sales")
