@@ -645,6 +645,8 @@ class LakeStorage(ConfigurableResource):
             except CommitFailedException:
                 time.sleep(0.05 * (attempt + 1))
                 continue
+            # The transaction left the table at the metadata file it just wrote: the next read needs no parse.
+            _remember_metadata(table.metadata_location, table.metadata)
             committed = self.load_table(key_path)
             snapshot = committed.current_snapshot() if committed is not None else None
             snapshot_id = snapshot.snapshot_id if snapshot else None
@@ -725,6 +727,8 @@ class LakeStorage(ConfigurableResource):
                 # Someone else committed first: re-read and try again (fails above if it was this partition).
                 time.sleep(0.05 * (attempt + 1))
                 continue
+            # The transaction left the table at the metadata file it just wrote: the next read needs no parse.
+            _remember_metadata(table.metadata_location, table.metadata)
             committed = self.load_table(key_path)
             snapshot = committed.current_snapshot() if committed is not None else None
             return CommitInfo(batch_id=batch.batch_id, rows=rows, committed_at=record["committed_at"],
