@@ -42,7 +42,13 @@ from lake_assets.assets.fact_partitions import (
     delivered_filter,
 )
 from lake_assets.assets.partitions import daily_partitions
-from lake_assets.checks.reconcile import fact_against_masked, row_count_problems, totals_differ, upstream_problems
+from lake_assets.checks.reconcile import (
+    fact_against_line_nets,
+    masked_line_nets,
+    row_count_problems,
+    totals_differ,
+    upstream_problems,
+)
 from lake_assets.config import PipelineConfig
 from lake_assets.ingestion import raw_key
 from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
@@ -82,11 +88,12 @@ def _delivered_rows(lake: LakeStorage, day: str) -> int:
     return delivered_count(lake, day)
 
 
-def _masked_sale(lake: LakeStorage, day: str) -> pa.Table:
-    """The masked sale lines of `day`, only the columns the reconciliation needs (`discount_rate` when
-    the table has it)."""
+def _masked_line_nets(lake: LakeStorage, day: str) -> pa.Table:
+    """(sale_line_id, net) of the masked sale lines of `day`, computed one record batch at a time from
+    the columns the net needs (`discount_rate` when the table has it)."""
     masked = lake.read_dataset(MASKED_SALE, day)
-    return masked.to_table(columns=[c for c in MASKED_COLUMNS if c in masked.schema.names])
+    return masked_line_nets(masked.to_batches(columns=[c for c in MASKED_COLUMNS if c in masked.schema.names],
+                                              batch_readahead=1, fragment_readahead=1))
 
 
 def _delivered_total(lake: LakeStorage, day: str) -> tuple[int, Decimal]:
@@ -109,10 +116,11 @@ def _fact_vs_masked(config: PipelineConfig) -> AssetChecksDefinition:
     def reconciles_with_masked(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
         day = context.partition_key
         try:
-            fact, masked = delivered_columns(lake, day, FACT_COLUMNS), _masked_sale(lake, day)
+            nets = _masked_line_nets(lake, day)
+            fact = delivered_columns(lake, day, FACT_COLUMNS)
         except LakeDataNotFound as exc:
             return AssetCheckResult(passed=False, severity=severity, metadata={"partition": day, "error": str(exc)})
-        result = fact_against_masked(fact, masked, lambda ids: delivered_after(lake, day, ids))
+        result = fact_against_line_nets(fact, nets, lambda ids: delivered_after(lake, day, ids))
         return AssetCheckResult(passed=result.passed, severity=severity,
                                 metadata={"partition": day, **result.metadata()})
 
