@@ -11,8 +11,9 @@ Per size N, in one run:
    a temporary directory, a fresh PostgreSQL schema as warehouse) and run
    `dagster asset materialize -m lake_assets --select '*' --partition <day>` for day 1, then day 2, with
    `LAKE_CONFIG`, `LAKE_MASKING_KEY` and a temporary `DAGSTER_HOME`.
-3. Per step: seconds between STEP_START and STEP_SUCCESS in that instance's event log, and sale lines of
-   the day per second. Per run: wall seconds of the CLI process, peak RSS of its process tree's Python
+3. Per step: seconds between STEP_START and STEP_SUCCESS in that instance's event log, sale lines of
+   the day per second, and the peak RSS of the driver process and of the JVM among the samples taken
+   inside that window. Per run: wall seconds of the CLI process, peak RSS of its process tree's Python
    processes and of its JVM (psutil, sampled every 0.2 s), bytes per lake layer after the run.
 4. The Spark floor: benchmarks/plain_pyspark.py on day 1 (same stages, no orchestration), with its
    own peak RSS; its fact row count and gross amount must equal the warehouse's for day 1.
@@ -89,6 +90,14 @@ class Peaks:
     root: int = 0
     python: int = 0
     jvm: int = 0
+    # (epoch seconds, root RSS, JVM RSS) at every sample, to attribute the peaks to steps.
+    samples: list[tuple[float, int, int]] = field(default_factory=list)
+
+    def in_window(self, begin: float, end: float) -> tuple[int, int]:
+        """(peak root RSS, peak JVM RSS) over the samples taken between `begin` and `end` (epoch seconds);
+        (0, 0) when the window fell between two samples."""
+        inside = [(root, jvm) for t, root, jvm in self.samples if begin <= t <= end]
+        return (max((r for r, _ in inside), default=0), max((j for _, j in inside), default=0))
 
 
 class TreeSampler(threading.Thread):
@@ -119,6 +128,7 @@ class TreeSampler(threading.Thread):
                     continue
             peaks = self.peaks
             peaks.root, peaks.python, peaks.jvm = max(peaks.root, own), max(peaks.python, python), max(peaks.jvm, jvm)
+            peaks.samples.append((time.time(), own, jvm))
             self._done.wait(self.interval)
 
     def stop(self) -> Peaks:
@@ -233,6 +243,8 @@ class DayRun:
     run_seconds: float
     steps: dict[str, float]
     peaks: Peaks
+    # Per step: (peak RSS of the driver process, peak RSS of the JVM) sampled inside its window, bytes.
+    step_rss: dict[str, tuple[int, int]]
     layers: dict[str, int]
     jobs: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -284,9 +296,10 @@ def bench_size(rows: int, args: argparse.Namespace) -> SizeResult:
             run_id, windows, run_seconds = step_windows(home, seen)
             seen.add(run_id)
             steps = {k: b - a for k, (a, b) in windows.items()}
+            step_rss = {k: peaks.in_window(a, b) for k, (a, b) in windows.items()}
             jobs = spark_jobs(events, windows) if args.spark_jobs else {}
-            result.days.append(DayRun(day.isoformat(), lines, wall, run_seconds, steps, peaks, layer_bytes(lake),
-                                      jobs))
+            result.days.append(DayRun(day.isoformat(), lines, wall, run_seconds, steps, peaks, step_rss,
+                                      layer_bytes(lake), jobs))
 
         facts = f'"{schema}".fact_sales'
         ((result.fact_rows, result.gross),) = sql(
@@ -345,9 +358,10 @@ def report(result: SizeResult) -> str:
     full, incremental = result.days[0], result.days[-1]
     lines = [f"### {result.rows:,} sale lines (day 1), {incremental.sale_lines:,} (day 2)", "",
              "Input CSV/JSONL: " + ", ".join(f"{d} {size(b)}" for d, b in result.input_bytes.items()), "",
-             "| step | day 1 s | day 1 lines/s | day 2 s | day 2 lines/s |"
+             "| step | day 1 s | day 1 lines/s | day 2 s | day 2 lines/s | day 1 peak RSS MiB driver / JVM "
+             "| day 2 peak RSS MiB driver / JVM |"
              + (" day 1 Spark jobs | day 1 s in jobs | day 2 Spark jobs | day 2 s in jobs |" if full.jobs else ""),
-             "|---|---|---|---|---|" + ("---|" * 4 if full.jobs else "")]
+             "|---|---|---|---|---|---|---|" + ("---|" * 4 if full.jobs else "")]
 
     def jobs(d: DayRun, step: str | None) -> str:
         if not full.jobs:
@@ -356,16 +370,23 @@ def report(result: SizeResult) -> str:
                                                              sum(j[1] for j in d.jobs.values()))
         return f" {n} | {busy:.1f} |"
 
+    def rss(d: DayRun, step: str) -> str:
+        driver, jvm = d.step_rss.get(step, (0, 0))
+        return f" {mib(driver)} / {mib(jvm)} |" if driver else " - |"
+
     for step in dict.fromkeys([*full.steps, *incremental.steps]):
         a, b = full.steps.get(step, 0.0), incremental.steps.get(step, 0.0)
         lines.append(f"| {step} | {a:.1f} | {rate(full.sale_lines, a)} | {b:.1f} | "
-                     f"{rate(incremental.sale_lines, b)} |" + jobs(full, step) + jobs(incremental, step))
+                     f"{rate(incremental.sale_lines, b)} |" + rss(full, step) + rss(incremental, step)
+                     + jobs(full, step) + jobs(incremental, step))
     for label, value in (("sum of steps", lambda d: sum(d.steps.values())), ("run (RUN_START→RUN_SUCCESS)",
                          lambda d: d.run_seconds), ("**CLI process wall**", lambda d: d.wall)):
         tail = jobs(full, None) + jobs(incremental, None) if label == "sum of steps" else (
             " |" * 4 if full.jobs else "")
+        peak = (f" {mib(full.peaks.root)} / {mib(full.peaks.jvm)} | {mib(incremental.peaks.root)} / "
+                f"{mib(incremental.peaks.jvm)} |") if label.startswith("**") else " | |"
         lines.append(f"| {label} | {value(full):.1f} | {rate(full.sale_lines, value(full))} | "
-                     f"{value(incremental):.1f} | {rate(incremental.sale_lines, value(incremental))} |" + tail)
+                     f"{value(incremental):.1f} | {rate(incremental.sale_lines, value(incremental))} |" + peak + tail)
     lines += ["", "| run | peak RSS MiB: driver (Python) | all Python | JVM | " + " | ".join(LAYERS) + " |",
               "|---|---|---|---|" + "---|" * len(LAYERS)]
     for label, d in (("lake_assets day 1", full), ("lake_assets day 2", incremental)):
@@ -374,7 +395,11 @@ def report(result: SizeResult) -> str:
     if result.plain and result.plain_peaks:
         p = result.plain_peaks
         lines.append(f"| plain PySpark day 1 | {mib(p.root)} | {mib(p.python)} | {mib(p.jvm)} |" + " |" * len(LAYERS))
-    lines += ["", "Layer sizes: bytes of all files under `<lake>/<layer>/` after that day's run (cumulative, files of "
+    lines += ["", "Peak RSS per step: the highest resident size of the driver (the `dagster` CLI process, which runs "
+              "every step) and of the Spark JVM among the 0.2 s samples taken between the step's STEP_START and "
+              "STEP_SUCCESS (`-`: no sample fell inside). Arrow hands freed memory back, so the driver's figure "
+              "falls again after a step that read a lot: the step showing a high figure is the one that held it.",
+              "", "Layer sizes: bytes of all files under `<lake>/<layer>/` after that day's run (cumulative, files of "
               "replaced snapshots included)."]
     fact_step = full.steps.get("warehouse__fact_sales")
     lines += ["", f"Day 1: {result.fact_rows:,} fact rows, gross amount {result.gross}."]

@@ -9,12 +9,17 @@ sale-date partition it replaced. So:
 * the sale dates run D touched, and every later run's: the partitions whose commit has run_day >= D;
 * the rows delivered by run D: rows with `ingest_date` = D, all inside those partitions (a partition
   that a later run replaced still holds D's rows that the later run did not deliver again).
+
+The checks read these rows through `delivered_dataset` + `delivered_filter`: only the columns they
+need, one record batch at a time, so the driver's memory does not grow with the day.
 """
 
 from collections.abc import Iterable
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from lake_assets.resources.lake_storage import LakeStorage
 
@@ -43,9 +48,35 @@ def delivered_on(facts: pa.Table, day: str) -> pa.Table:
     return facts.filter(pc.equal(pc.cast(facts.column(DELIVERED_ON), pa.string()), day))
 
 
-def delivered_after(facts: pa.Table, day: str, ids: Iterable[str]) -> set[str]:
-    """The sale_line_ids among `ids` that a run after `day` delivered again."""
-    if not facts.num_rows:
+def delivered_dataset(lake: LakeStorage, day: str) -> ds.Dataset:
+    """The rows `facts_since` gives, as a lazy Dataset over the committed files (nothing read yet)."""
+    dates = sale_dates_since(lake, day)
+    return lake.read_dataset_partitions(FACT_KEY, dates) if dates else ds.dataset(_EMPTY.empty_table())
+
+
+def delivered_filter(day: str) -> ds.Expression:
+    """Selects, in `delivered_dataset(lake, day)`, the rows run `day` delivered."""
+    return ds.field(DELIVERED_ON) == pa.scalar(date.fromisoformat(day), pa.date32())
+
+
+def delivered_columns(lake: LakeStorage, day: str, columns: list[str]) -> pa.Table:
+    """`columns` of the rows run `day` delivered: the other columns are never read."""
+    return delivered_dataset(lake, day).to_table(columns=columns, filter=delivered_filter(day))
+
+
+def delivered_count(lake: LakeStorage, day: str) -> int:
+    """How many rows run `day` delivered, reading the `ingest_date` column alone."""
+    return delivered_dataset(lake, day).count_rows(filter=delivered_filter(day))
+
+
+def delivered_after(lake: LakeStorage, day: str, ids: Iterable[str]) -> set[str]:
+    """The sale_line_ids among `ids` that a run after `day` delivered again (in the partitions run `day`
+    or a later one committed)."""
+    wanted = sorted(set(ids))
+    if not wanted:
         return set()
-    later = facts.filter(pc.greater(pc.cast(facts.column(DELIVERED_ON), pa.string()), day))
-    return set(ids) & set(later.column("sale_line_id").to_pylist())
+    later = delivered_dataset(lake, day).to_table(
+        columns=["sale_line_id"],
+        filter=(ds.field(DELIVERED_ON) > pa.scalar(date.fromisoformat(day), pa.date32()))
+        & ds.field("sale_line_id").isin(pa.array(wanted, pa.string())))
+    return set(later.column("sale_line_id").to_pylist())

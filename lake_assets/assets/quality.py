@@ -6,8 +6,9 @@
   range, regex).
 
 Grain: one evaluation per table per partition (the day for daily tables, the whole table for the
-dimensions). Each validates every row of the committed partition, `quality.schema_batch_rows` rows at
-a time in pandas (uniqueness over the key columns of the whole partition), and reports the failing-row counts
+dimensions). Each validates every row of the committed partition, read from its files one record batch
+of `quality.schema_batch_rows` rows at a time into pandas (uniqueness over the key columns of the whole
+partition, the only columns read whole), and reports the failing-row counts
 per column and rule and at most five failing rows, PII columns shown as `***`. Severity comes from
 `quality.checks.<name>.severity` (and `quality.tables.<table>.severity`); an `error` check is
 blocking, so its asset's downstream assets do not run in the same run when it fails.
@@ -27,7 +28,7 @@ from dagster import (
     asset_check,
 )
 
-from lake_assets.assets.fact_partitions import FACT_KEY, delivered_on, facts_since
+from lake_assets.assets.fact_partitions import FACT_KEY, delivered_dataset, delivered_filter
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.reconciliation import build_reconciliation_checks
 from lake_assets.checks.declared_rules import declared_rules
@@ -84,12 +85,14 @@ def _check_function(
         partition = context.partition_key if partitioned else None
         try:
             # curated/fact_sales is partitioned by sale date: its run day's rows are those it delivered.
-            data = (delivered_on(facts_since(lake, partition), partition) if key == FACT_KEY and partition
-                    else lake.read_arrow(key, partition))
+            if key == FACT_KEY and partition:
+                data, row_filter = delivered_dataset(lake, partition), delivered_filter(partition)
+            else:
+                data, row_filter = lake.read_dataset(key, partition), None
         except LakeDataNotFound as exc:
             return AssetCheckResult(passed=False, severity=dagster_severity,
                                     metadata={"partition": partition or "whole table", "error": str(exc)})
-        outcome = validate(data, rules, batch_rows=batch_rows)
+        outcome = validate(data, rules, batch_rows=batch_rows, row_filter=row_filter)
         return AssetCheckResult(passed=outcome.passed, severity=dagster_severity,
                                 metadata=_metadata(outcome, partition, severity))
 

@@ -20,6 +20,8 @@ import warnings
 from collections.abc import Callable
 from decimal import Decimal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -31,15 +33,31 @@ from dagster import (
 )
 from sqlalchemy import text
 
-from lake_assets.assets.fact_partitions import FACT_KEY, delivered_after, delivered_on, facts_since
+from lake_assets.assets.fact_partitions import (
+    FACT_KEY,
+    delivered_after,
+    delivered_columns,
+    delivered_count,
+    delivered_dataset,
+    delivered_filter,
+)
 from lake_assets.assets.partitions import daily_partitions
-from lake_assets.checks.reconcile import fact_against_masked, row_count_problems, totals_differ, upstream_problems
+from lake_assets.checks.reconcile import (
+    fact_against_line_nets,
+    masked_line_nets,
+    row_count_problems,
+    totals_differ,
+    upstream_problems,
+)
 from lake_assets.config import PipelineConfig
 from lake_assets.ingestion import raw_key
 from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
 from lake_assets.resources.warehouse import WarehouseResource
 
 MASKED_SALE = ["masked", "sale"]
+# What the fact-vs-masked reconciliation reads of each side; the other columns stay on disk.
+FACT_COLUMNS = ["sale_line_id", "date_key", "net_amount"]
+MASKED_COLUMNS = ["sale_line_id", "quantity", "unit_price", "discount", "discount_rate"]
 
 
 def _severity(config: PipelineConfig, name: str) -> tuple[bool, AssetCheckSeverity]:
@@ -67,7 +85,26 @@ def _daily_check(
 
 def _delivered_rows(lake: LakeStorage, day: str) -> int:
     """curated/fact_sales rows that run day `day` delivered."""
-    return delivered_on(facts_since(lake, day), day).num_rows
+    return delivered_count(lake, day)
+
+
+def _masked_line_nets(lake: LakeStorage, day: str) -> pa.Table:
+    """(sale_line_id, net) of the masked sale lines of `day`, computed one record batch at a time from
+    the columns the net needs (`discount_rate` when the table has it)."""
+    masked = lake.read_dataset(MASKED_SALE, day)
+    return masked_line_nets(masked.to_batches(columns=[c for c in MASKED_COLUMNS if c in masked.schema.names],
+                                              batch_readahead=1, fragment_readahead=1))
+
+
+def _delivered_total(lake: LakeStorage, day: str) -> tuple[int, Decimal]:
+    """(lines, net amount) of the curated rows run `day` delivered, summed one record batch at a time."""
+    lines, total = 0, Decimal("0")
+    for batch in delivered_dataset(lake, day).to_batches(
+            columns=["net_amount"], filter=delivered_filter(day), batch_readahead=1, fragment_readahead=1):
+        lines += batch.num_rows
+        net = pc.sum(batch.column("net_amount")).as_py()
+        total += net if net is not None else Decimal("0")
+    return lines, total
 
 
 def _fact_vs_masked(config: PipelineConfig) -> AssetChecksDefinition:
@@ -79,10 +116,11 @@ def _fact_vs_masked(config: PipelineConfig) -> AssetChecksDefinition:
     def reconciles_with_masked(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
         day = context.partition_key
         try:
-            facts, masked = facts_since(lake, day), lake.read_arrow(MASKED_SALE, day)
+            nets = _masked_line_nets(lake, day)
+            fact = delivered_columns(lake, day, FACT_COLUMNS)
         except LakeDataNotFound as exc:
             return AssetCheckResult(passed=False, severity=severity, metadata={"partition": day, "error": str(exc)})
-        result = fact_against_masked(delivered_on(facts, day), masked, lambda ids: delivered_after(facts, day, ids))
+        result = fact_against_line_nets(fact, nets, lambda ids: delivered_after(lake, day, ids))
         return AssetCheckResult(passed=result.passed, severity=severity,
                                 metadata={"partition": day, **result.metadata()})
 
@@ -100,9 +138,7 @@ def _warehouse_vs_curated(config: PipelineConfig) -> AssetChecksDefinition:
         context: AssetCheckExecutionContext, lake: LakeStorage, warehouse: WarehouseResource
     ) -> AssetCheckResult:
         day = context.partition_key
-        fact = delivered_on(facts_since(lake, day), day)
-        net = fact.column("net_amount").to_pylist()
-        curated = (fact.num_rows, sum((v for v in net if v is not None), Decimal("0")))
+        curated = _delivered_total(lake, day)
         with warehouse.connect_checked() as conn:
             lines, total = conn.execute(
                 text(f"SELECT COUNT(*), SUM(net_amount) FROM {warehouse.qualified('fact_sales')} "

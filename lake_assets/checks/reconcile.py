@@ -6,6 +6,8 @@
   fact's `net_amount` total equals the masked lines' net, recomputed here independently of Spark:
   `quantity * unit_price * (1 - discount_rate) - discount`, NULL rate and discount as 0, rounded
   half up to cents per line.
+  `masked_line_nets` reduces the masked lines to (id, net) piece by piece, so a caller streaming
+  record batches never holds the price and discount columns of the whole day.
 * `totals_differ`: the (lines, net) totals of one day in two places (warehouse vs curated).
 """
 
@@ -74,20 +76,46 @@ def _sum(values: pa.Array | pa.ChunkedArray) -> Decimal:
     return Decimal(total if total is not None else 0).quantize(Decimal("0.01"))
 
 
+def _ids_outside(ids: pa.ChunkedArray, others: pa.Array) -> list[str]:
+    """The distinct ids of `ids` that are not among `others`, sorted (empty in a passing reconciliation)."""
+    outside = ids.filter(pc.invert(pc.is_in(ids, value_set=others)))
+    return sorted(pc.unique(outside).to_pylist())
+
+
+def masked_line_nets(batches: Iterable[pa.RecordBatch | pa.Table]) -> pa.Table:
+    """(`sale_line_id`, `net`) of masked sale lines given in pieces (`line_net` of each piece), so the
+    price and discount columns of a day are never held at once."""
+    pieces = [pa.table({"sale_line_id": piece.column("sale_line_id"), "net": line_net(pa.table(piece))})
+              for piece in batches]
+    if not pieces:
+        return pa.table({"sale_line_id": pa.array([], pa.string()), "net": pa.array([], pa.decimal128(38, 2))})
+    return pa.concat_tables(pieces, promote_options="permissive")
+
+
 def fact_against_masked(
     fact: pa.Table, masked: pa.Table, later_fact_ids: Callable[[Iterable[str]], set[str]]
 ) -> FactReconciliation:
-    """`later_fact_ids(ids)`: which of `ids` are in a fact partition after this day (called only when
-    some masked line is not in the fact day)."""
-    fact_ids = set(fact.column("sale_line_id").to_pylist())
-    masked_ids = set(masked.column("sale_line_id").to_pylist())
-    absent = masked_ids - fact_ids
-    moved = later_fact_ids(sorted(absent)) if absent else set()
-    kept = masked.filter(pc.is_in(masked.column("sale_line_id"), pa.array(sorted(fact_ids), pa.string())))
-    expected = pa.table({"sale_line_id": kept.column("sale_line_id"), "net": line_net(kept)})
+    """`fact` needs `sale_line_id`, `date_key`, `net_amount`; `masked` needs `sale_line_id`, `quantity`,
+    `unit_price`, `discount` (and `discount_rate` when the table has it). `later_fact_ids(ids)`: which
+    of `ids` are in a fact partition after this day (called only when some masked line is not in the
+    fact day)."""
+    return fact_against_line_nets(fact, masked_line_nets([masked]), later_fact_ids)
+
+
+def fact_against_line_nets(
+    fact: pa.Table, nets: pa.Table, later_fact_ids: Callable[[Iterable[str]], set[str]]
+) -> FactReconciliation:
+    """`fact_against_masked` with the masked lines already reduced to `masked_line_nets`. The id sets
+    are compared in Arrow (hash sets over the id columns), never as Python objects."""
+    fact_ids = pc.unique(fact.column("sale_line_id"))
+    masked_ids = pc.unique(nets.column("sale_line_id"))
+    absent = _ids_outside(nets.column("sale_line_id"), fact_ids)
+    moved = later_fact_ids(absent) if absent else set()
+    expected = nets.filter(pc.is_in(nets.column("sale_line_id"), value_set=fact_ids))
     joined = fact.select(["sale_line_id", "date_key", "net_amount"]).join(
         expected, "sale_line_id", join_type="left outer")
     per_day = joined.group_by("date_key").aggregate([("net_amount", "sum"), ("net", "sum")])
+    del joined
     differences = {
         day: (_sum(pa.array([f])), _sum(pa.array([m])))
         for day, f, m in zip(per_day.column("date_key").to_pylist(),
@@ -97,12 +125,12 @@ def fact_against_masked(
     }
     return FactReconciliation(
         fact_lines=fact.num_rows,
-        masked_lines=masked.num_rows,
+        masked_lines=nets.num_rows,
         fact_net=_sum(fact.column("net_amount")),
         masked_net=_sum(expected.column("net")),
         moved_to_later_days=len(moved),
-        missing_ids=sorted(absent - moved),
-        unexpected_ids=sorted(fact_ids - masked_ids),
+        missing_ids=sorted(set(absent) - moved),
+        unexpected_ids=_ids_outside(fact.column("sale_line_id"), masked_ids),
         day_differences=differences,
     )
 

@@ -2,9 +2,10 @@
 
 Grain: one `TableRules` per lake table (`processed/sale`, `curated/fact_sales`); one `Outcome` per
 validation of one partition (or of an unpartitioned table). Every row is validated, in slices of
-`batch_rows` rows (uniqueness on the key columns of the whole table); only a bounded sample of failing
-rows is kept, with the table's PII columns shown as `***`, so an outcome can be
-stored as check metadata without copying data (or personal data) out of the lake.
+`batch_rows` rows read one record batch at a time from the lake's files (uniqueness on the key columns
+of the whole table, the only columns read whole); only a bounded sample of failing rows is kept,
+with the table's PII columns shown as `***`, so an outcome can be stored as check metadata without
+copying data (or personal data) out of the lake.
 
 pandera runs on pandas frames backed by Arrow (`pd.ArrowDtype`), so the lake's types are checked
 exactly (`decimal128(12, 2)` is not `double`) and nothing is converted row by row.
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pdr
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 SAMPLE_ROWS = 5
 # Rows `validate` holds in pandas at a time: its memory is bounded by this, not by the partition.
@@ -112,7 +114,7 @@ def _uniqueness_schema(rules: TableRules, present: set[str]) -> pdr.DataFrameSch
                                unique=together or None, strict=False)
 
 
-def _rule_name(case: Mapping[str, Any], rules: TableRules, table: pa.Table) -> str:
+def _rule_name(case: Mapping[str, Any], rules: TableRules, schema: pa.Schema) -> str:
     """`column: rule` of one pandera failure case, in the words of the rules."""
     check = str(case["check"])
     column = case["column"] if isinstance(case["column"], str) else None
@@ -125,7 +127,7 @@ def _rule_name(case: Mapping[str, Any], rules: TableRules, table: pa.Table) -> s
     if check == "not_nullable":
         return f"{column}: not_null"
     if check.startswith("dtype("):
-        return f"{column}: type {table.schema.field(column).type}, expected {rules.columns[column].dtype}"
+        return f"{column}: type {schema.field(column).type}, expected {rules.columns[column].dtype}"
     number = case.get("check_number")
     names = [name for name, _ in _checks(rules.columns[column])] if column in rules.columns else []
     if isinstance(number, int | float) and not pd.isna(number) and int(number) < len(names):
@@ -141,14 +143,25 @@ def _failure_cases(frame: pd.DataFrame, schema: pdr.DataFrameSchema) -> pd.DataF
         return errors.failure_cases
 
 
-def validate(table: pa.Table, rules: TableRules, sample_rows: int = SAMPLE_ROWS,
-             batch_rows: int = BATCH_ROWS) -> Outcome:
-    """Validate every row of `table` against `rules`, holding at most `batch_rows` rows in pandas.
+def _has_duplicates(keys: pa.Table, schema: pdr.DataFrameSchema, together: list[str]) -> bool:
+    """Whether any uniqueness rule of `schema` can fail on `keys`, decided in Arrow (null equal to null,
+    as pandas' `duplicated` has it) without converting the key columns to pandas."""
+    groups = [[name] for name in schema.columns] + ([together] if together else [])
+    return any(keys.select(group).group_by(group).aggregate([]).num_rows != keys.num_rows for group in groups)
+
+
+def validate(data: pa.Table | ds.Dataset, rules: TableRules, sample_rows: int = SAMPLE_ROWS,
+             batch_rows: int = BATCH_ROWS, row_filter: ds.Expression | None = None) -> Outcome:
+    """Validate every row of `data` (the rows `row_filter` selects, when given) against `rules`,
+    holding at most `batch_rows` rows in pandas and reading a lake Dataset one record batch at a time.
 
     The per-row rules (type, not-null, accepted values, range, regex) run on one slice at a time and
     their failures are added up; a table-level failure (a missing column, a wrong type) is the same in
-    every slice and counted once. Uniqueness needs every row at once: it runs on the key columns alone.
+    every slice and counted once. Uniqueness needs every row at once: it reads the key columns alone,
+    checked in Arrow first, and pandera counts the failures only when a key repeats.
     """
+    dataset = ds.dataset(data) if isinstance(data, pa.Table) else data
+    schema = dataset.schema
     failures: dict[str, int] = {}
     indexes: list[int] = []
 
@@ -157,7 +170,7 @@ def validate(table: pa.Table, rules: TableRules, sample_rows: int = SAMPLE_ROWS,
             return
         batch: dict[str, int] = {}
         for row in cases.to_dict("records"):
-            key = _rule_name(row, rules, table)
+            key = _rule_name(row, rules, schema)
             batch[key] = batch.get(key, 0) + 1
             if row["index"] is not None and not pd.isna(row["index"]):
                 indexes.append(int(row["index"]) + offset)
@@ -167,19 +180,29 @@ def validate(table: pa.Table, rules: TableRules, sample_rows: int = SAMPLE_ROWS,
             failures[key] = failures.get(key, 0) + count
 
     row_schema = build_schema(rules, uniqueness=False)
-    for offset in range(0, max(table.num_rows, 1), batch_rows):
-        frame = table.slice(offset, batch_rows).to_pandas(types_mapper=pd.ArrowDtype)
-        add(_failure_cases(frame, row_schema), offset)
-    unique_schema = _uniqueness_schema(rules, set(table.column_names))
+    rows = 0
+    batches = dataset.to_batches(filter=row_filter, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1)
+    for batch in batches:
+        if batch.num_rows:
+            add(_failure_cases(pa.Table.from_batches([batch]).to_pandas(types_mapper=pd.ArrowDtype), row_schema), rows)
+            rows += batch.num_rows
+    if not rows:  # an empty partition still has its table-level failures (a missing column, a wrong type)
+        add(_failure_cases(schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype), row_schema), 0)
+    unique_schema = _uniqueness_schema(rules, set(schema.names))
     if unique_schema is not None:
+        together = list(rules.unique_together) if set(rules.unique_together) <= set(schema.names) else []
         keys = [name for name in unique_schema.columns] + [
             name for name in rules.unique_together if name not in unique_schema.columns]
-        add(_failure_cases(table.select(keys).to_pandas(types_mapper=pd.ArrowDtype), unique_schema), 0)
+        key_table = dataset.to_table(columns=keys, filter=row_filter)
+        if _has_duplicates(key_table, unique_schema, together):
+            add(_failure_cases(key_table.to_pandas(types_mapper=pd.ArrowDtype), unique_schema), 0)
+        del key_table
     if not failures:
-        return Outcome(rows=table.num_rows)
+        return Outcome(rows=rows)
     shown = list(dict.fromkeys(indexes))[:sample_rows]
+    taken = dataset.take(pa.array(shown, pa.int64()), filter=row_filter) if shown else schema.empty_table()
     sample = [
-        {c: MASK if c in rules.pii_columns and row[c] is not None else str(row[c]) for c in table.column_names}
-        for row in table.take(shown).to_pylist()
+        {c: MASK if c in rules.pii_columns and row[c] is not None else str(row[c]) for c in schema.names}
+        for row in taken.to_pylist()
     ]
-    return Outcome(rows=table.num_rows, failures={k: v for k, v in failures.items() if v}, sample=sample)
+    return Outcome(rows=rows, failures={k: v for k, v in failures.items() if v}, sample=sample)

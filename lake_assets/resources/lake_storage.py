@@ -45,6 +45,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -150,6 +151,20 @@ def _plain(schema: pa.Schema) -> pa.Schema:
         return t
 
     return pa.schema([pa.field(f.name, plain(f.type), nullable=True) for f in schema])
+
+
+# Parsed table metadata by the location of its metadata file, least recently used first. Iceberg never
+# rewrites a metadata file (each commit writes a new one, named with a fresh UUID), so an entry can only
+# be stale by no longer being current, which `load_table` asks the catalog every time.
+_TABLE_METADATA: OrderedDict[str, Any] = OrderedDict()
+_TABLE_METADATA_ENTRIES = 256
+
+
+def _remember_metadata(location: str, metadata: Any) -> None:
+    _TABLE_METADATA[location] = metadata
+    _TABLE_METADATA.move_to_end(location)
+    while len(_TABLE_METADATA) > _TABLE_METADATA_ENTRIES:
+        _TABLE_METADATA.popitem(last=False)
 
 
 def _open_sql_catalog(properties: dict[str, str]) -> Any:
@@ -282,11 +297,34 @@ class LakeStorage(ConfigurableResource):
 
     # ---------------------------------------------------------------- tables
     def load_table(self, key_path: Sequence[str]) -> Any | None:
-        """The Iceberg table of a dataset, or None if it was never written."""
-        try:
-            return self.catalog.load_table(table_name(key_path))
-        except NoSuchTableError:
-            return None
+        """The Iceberg table of a dataset, or None if it was never written.
+
+        The catalog is asked for the table's current metadata file on every call (one query); the file
+        itself is parsed once per process (`_TABLE_METADATA`), so a step that looks at a table ten times
+        reads its metadata once, and a commit by anyone is seen on the next call."""
+        from pyiceberg.catalog.sql import IcebergTables
+        from pyiceberg.io import load_file_io
+        from pyiceberg.table import Table
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        namespace, name = table_name(key_path)
+        catalog = self.catalog
+        with Session(catalog.engine) as session:
+            location = session.scalar(select(IcebergTables.metadata_location).where(
+                IcebergTables.catalog_name == catalog.name, IcebergTables.table_namespace == namespace,
+                IcebergTables.table_name == name))
+        metadata = _TABLE_METADATA.get(location) if location else None
+        if location is None or metadata is None:
+            try:
+                table = catalog.load_table((namespace, name))
+            except NoSuchTableError:
+                return None
+            _remember_metadata(table.metadata_location, table.metadata)
+            return table
+        _TABLE_METADATA.move_to_end(location)
+        return Table(identifier=(namespace, name), metadata=metadata, metadata_location=location,
+                     io=load_file_io({**catalog.properties, **metadata.properties}, location), catalog=catalog)
 
     def _create_table(
         self, key_path: Sequence[str], schema: pa.Schema, partition_column: str | None, hidden: bool
@@ -607,6 +645,8 @@ class LakeStorage(ConfigurableResource):
             except CommitFailedException:
                 time.sleep(0.05 * (attempt + 1))
                 continue
+            # The transaction left the table at the metadata file it just wrote: the next read needs no parse.
+            _remember_metadata(table.metadata_location, table.metadata)
             committed = self.load_table(key_path)
             snapshot = committed.current_snapshot() if committed is not None else None
             snapshot_id = snapshot.snapshot_id if snapshot else None
@@ -687,6 +727,8 @@ class LakeStorage(ConfigurableResource):
                 # Someone else committed first: re-read and try again (fails above if it was this partition).
                 time.sleep(0.05 * (attempt + 1))
                 continue
+            # The transaction left the table at the metadata file it just wrote: the next read needs no parse.
+            _remember_metadata(table.metadata_location, table.metadata)
             committed = self.load_table(key_path)
             snapshot = committed.current_snapshot() if committed is not None else None
             return CommitInfo(batch_id=batch.batch_id, rows=rows, committed_at=record["committed_at"],
