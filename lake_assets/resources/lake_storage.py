@@ -71,6 +71,7 @@ from pyiceberg.exceptions import (
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo, In
 from sqlalchemy.exc import DBAPIError
 
+from lake_assets.resources.s3 import s3_client, s3_filesystem
 from lake_assets.secrets import SECRET_FIELD, with_password
 
 PARTITION_COLUMN = "ingest_date"
@@ -252,12 +253,7 @@ class LakeStorage(ConfigurableResource):
     def filesystem(self) -> pafs.FileSystem:
         if self._fs is None:
             if self.is_s3:
-                endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-                kwargs: dict[str, Any] = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-                if endpoint:
-                    scheme, _, host = endpoint.partition("://")
-                    kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme)
-                self._fs = pafs.S3FileSystem(**kwargs)
+                self._fs = s3_filesystem()
             else:
                 self._fs = pafs.LocalFileSystem()
         return self._fs
@@ -265,9 +261,7 @@ class LakeStorage(ConfigurableResource):
     @property
     def s3_client(self) -> Any:
         if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+            self._s3 = s3_client()
         return self._s3
 
     @property
