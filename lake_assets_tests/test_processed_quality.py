@@ -146,3 +146,25 @@ def test_a_rename_matching_no_delivered_column_fails_naming_table_key_and_column
     assert ("retail.online_retail: columns key 'customer_id' (-> customer_id) matches no delivered column; "
             f"delivered columns: {delivered}") in message, message
     assert LakeStorage(url=config.lake.url).commit_info(["processed", "sale"], DAY) is None
+
+
+def test_a_selection_without_the_quarantine_still_keeps_the_rejected_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    # Sales without a customer are rejected by this config; the one line whose CustomerID is `NA` must
+    # be quarantined in processed although the selection leaves the quarantine asset out.
+    no_customer = [line.split(",")[0] for line in LINES if line.split(",")[6] == "NA"]
+    rules = {"max_quarantine_share": 0.5, "entities": {"sale": {"nulls": {"customer_id": {"rule": "reject"}}}}}
+    config = _config(tmp_path, monkeypatch, HEADER + "\n".join(LINES) + "\n", rules)
+    wanted = [AssetKey(["raw", "retail", "online_retail"]), AssetKey(["processed", "sale"])]
+    assets = [a for a in build_all_assets(config) if set(a.keys) & set(wanted)]
+    result = materialize(assets, selection=wanted, resources=build_resources(config), partition_key=DAY,
+                         raise_on_error=False)
+    assert result.success, _failure(result)
+    stored = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert AssetKey(["quarantine", "processed", "sale"]) not in stored and AssetKey(["processed", "sale"]) in stored
+    metadata = result.asset_materializations_for_node("processed__sale")[0].metadata
+    assert metadata["quarantined_rows"].value == len(no_customer) == 1
+    quarantined = LakeStorage(url=config.lake.url).read_arrow(["quarantine", "processed", "sale"], DAY).to_pylist()
+    assert [r["sale_line_id"] for r in quarantined] == no_customer
+    assert "missing customer_id" in quarantined[0]["_reject_reason"]

@@ -11,17 +11,17 @@ agree (or none match), else redacted (free text).
 `_mask_key_id` records the key version; `_row_hash` is re-keyed (HMAC) so it cannot be matched
 against guessed rows. Tokenized values go to the token vault (`vault/<entity>/<column>/ingest_date=D`),
 AES-256-GCM encrypted: one asset per tokenized contract column (group `vault`, same daily partitions),
-further outputs of this step, stored by the lake IO manager before the masked rows; this module writes
-nothing itself. Which columns have a vault, and who may read it: `lake_assets/token_vault.py`. The
-step's outputs are produced together: a selection must take them all
-(`AssetSelection.required_multi_asset_neighbors()`). The masking key never appears in logs, metadata
-or errors.
+further outputs of this step, stored by the lake IO manager before the masked rows. Which columns have
+a vault, and who may read it: `lake_assets/token_vault.py`. A selection may leave a vault out
+(`*warehouse/fact_sales`): the step then stores that vault's partition itself, so no token ever lacks
+its vault entry; the same for a column tokenized only at run time, which has no asset. The masking
+key never appears in logs, metadata or errors.
 """
 
 
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, AssetIn, AssetOut, AssetsDefinition, Failure, Output, multi_asset
+from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, AssetsDefinition, Failure, Output, multi_asset
 from pyspark.sql import DataFrame
 
 from lake_assets.assets.partitions import daily_partitions
@@ -48,6 +48,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
     vaulted = vault_columns(config, entity)
     vault_outs = {
         _vault_output(column): AssetOut(
+            is_required=False,  # the step is subsettable: a selection may leave this output out
             key=vault_key(entity.name, column),
             group_name=VAULT_LAYER,
             kinds={"spark", "parquet"},
@@ -63,6 +64,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         name=f"masked__{entity.name}",
         outs={
             "masked": AssetOut(
+                is_required=False,  # the step is subsettable: a selection may leave this output out
                 key=["masked", entity.name],
                 group_name="masked",
                 kinds={"spark", "parquet"},
@@ -73,6 +75,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         },
         ins={"processed": AssetIn(key=["processed", entity.name])},
         partitions_def=daily_partitions(config),
+        can_subset=True,
     )
     def _masked(context: AssetExecutionContext, lake: LakeStorage, processed: DataFrame) -> Iterator[Output]:
         rules = {c: t for c, t in configured.items() if c in processed.columns}
@@ -118,8 +121,14 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
             entries = vault_entries(
                 processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
             )
-            yield Output(entries, output_name=_vault_output(column))
-            vault_rows += rows_stored(lake, vault_key(entity.name, column), context.partition_key, context.run.run_id)
+            if AssetKey(vault_key(entity.name, column)) in context.selected_asset_keys:
+                yield Output(entries, output_name=_vault_output(column))
+                vault_rows += rows_stored(lake, vault_key(entity.name, column), context.partition_key,
+                                          context.run.run_id)
+            else:
+                # A selection that leaves the vault out (`*warehouse/fact_sales`) still keeps every token's
+                # way back: the step stores the same partition of the same table itself.
+                vault_rows += write_spark(entries, lake, vault_key(entity.name, column), context.partition_key).rows
         # A column known only at run time cannot be a declared asset; its tokens still need their way
         # back, so its vault goes to the same lake table layout directly.
         for column in unvaulted:
@@ -146,7 +155,8 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
             )
         # ---------------------------------------------------------------------------------------
         masked = apply_masking(processed, rules, hash_key=keys.hash_key, token_key=keys.token_key, key_id=keys.key_id)
-        yield Output(masked, output_name="masked", metadata=metadata)
+        if AssetKey(["masked", entity.name]) in context.selected_asset_keys:
+            yield Output(masked, output_name="masked", metadata=metadata)
 
     return _masked
 

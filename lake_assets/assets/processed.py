@@ -14,8 +14,9 @@ step yields the quarantine first, so it is committed before anything else is dec
 `standardize.max_quarantine_share` of the input is quarantined, or a feed with rows lacks a required
 column entirely, the step then fails (not retried: the same input fails again), naming the entity,
 the count and the reasons; the quarantine rows stay for inspection. A rerun of the day replaces
-both partitions (one commit each). The step's outputs are produced together: a selection must take
-both (`AssetSelection.required_multi_asset_neighbors()`).
+both partitions (one commit each). A selection may take either output alone (`*warehouse/fact_sales`
+leaves the quarantine out): the step then stores the rejected rows to the same quarantine partition
+itself, so no selection loses them.
 Rows removed by de-duplication are counted: exact copies, and rows that shared the key but differed
 (those are not duplicates); the check `no_conflicting_duplicates` warns about the latter.
 Null rules, timestamp formats and aggregations come from the `standardize` config section, never from
@@ -53,6 +54,7 @@ from lake_assets.assets.raw import raw_asset_key
 from lake_assets.config import EntityStandardizeConfig, FeedSourceConfig, PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.io_managers.parquet_lake import rows_stored
+from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
 from spark.mapping_rules import (
@@ -227,6 +229,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         name=f"processed__{entity.name}",
         outs={
             "processed": AssetOut(
+                is_required=False,  # the step is subsettable: a selection may leave this output out
                 key=["processed", entity.name],
                 group_name="processed",
                 kinds={"spark", "parquet"},
@@ -234,6 +237,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                 + (f"({', '.join(entity.dedup_key)})." if entity.keep_versions else f"{', '.join(entity.key)}."),
             ),
             "quarantine": AssetOut(
+                is_required=False,  # the step is subsettable: a selection may leave this output out
                 key=quarantine_key(entity.name),
                 group_name=QUARANTINE_LAYER,
                 kinds={"spark", "parquet"},
@@ -244,6 +248,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         },
         ins=ins,
         partitions_def=daily_partitions(config),
+        can_subset=True,
         check_specs=[
             AssetCheckSpec(
                 CONFLICT_CHECK,
@@ -287,9 +292,14 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         )
         typed = apply_null_defaults(typed, defaults).persist()
         good, rejected = split_rejects(typed, required)
-        # Stored by the IO manager before this code resumes, so the rows are kept if the step fails below.
-        yield Output(rejected, output_name="quarantine")
-        rejected_rows = rows_stored(lake, quarantine_key(entity.name), context.partition_key, context.run.run_id)
+        if AssetKey(quarantine_key(entity.name)) in context.selected_asset_keys:
+            # Stored by the IO manager before this code resumes, so the rows are kept if the step fails below.
+            yield Output(rejected, output_name="quarantine")
+            rejected_rows = rows_stored(lake, quarantine_key(entity.name), context.partition_key, context.run.run_id)
+        else:
+            # A selection that leaves the quarantine out (`*warehouse/fact_sales`) still keeps every
+            # rejected row: the step stores the same partition of the same table itself.
+            rejected_rows = write_spark(rejected, lake, quarantine_key(entity.name), context.partition_key).rows
         reasons = {}
         if rejected_rows:
             # One reason string can list several problems; count per whole reason (bounded by columns).
@@ -334,6 +344,9 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                 f"row kept for their ({', '.join(entity.dedup_key)}) in {stats.conflicting_keys} keys; "
                 "the mapped key is probably not unique"
             )
+        if AssetKey(["processed", entity.name]) not in context.selected_asset_keys:
+            typed.unpersist()
+            return
         yield Output(
             result,
             output_name="processed",
@@ -351,7 +364,8 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                 "sources": len(feeds),
             },
         )
-        yield _conflict_check(entity, stats)
+        if context.selected_asset_check_keys:
+            yield _conflict_check(entity, stats)
         # The output is written by now; the cached typed rows would otherwise stay in the executor's
         # memory for the rest of the run (every later step of a one-process run).
         typed.unpersist()
