@@ -9,7 +9,7 @@ Rows that cannot be standardized (missing required key, `reject` null rule, unpa
 date/number) go to `quarantine/processed/<entity>/ingest_date=D` with the reason (`_reject_reason`),
 and are counted in the processed asset's metadata (total and per reason). The quarantine is an asset
 of its own (group `quarantine`, same daily partitions, depending on the same raw tables), the second
-output of this step: the lake IO manager stores both tables, this module writes nothing itself. The
+output of this step: when both are selected the lake IO manager stores both tables. The
 step yields the quarantine first, so it is committed before anything else is decided. When more than
 `standardize.max_quarantine_share` of the input is quarantined, or a feed with rows lacks a required
 column entirely, the step then fails (not retried: the same input fails again), naming the entity,
