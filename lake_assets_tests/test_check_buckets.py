@@ -1,6 +1,7 @@
 """Hash buckets of the checks: equal keys land in one bucket whatever batch, slice, chunking or type
 they arrive in; a spill gives back every row it was given, each in its key's bucket; distinct keys
-spread over the buckets. No Spark, no Dagster: small Arrow arrays."""
+spread over the buckets. The checks' streaming Parquet reader gives what Arrow's Dataset scan gives.
+No Spark, no Dagster: small Arrow tables."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from lake_assets.checks.buckets import Spill, bucket_count, bucket_of
+from lake_assets.checks.scan import stream_batches
 
 
 def test_equal_keys_share_a_bucket_across_slices_chunks_and_nulls() -> None:
@@ -51,3 +55,20 @@ def test_a_spill_gives_back_every_row_in_its_keys_bucket(tmp_path: Path) -> None
         found += list(zip(table.column("id").to_pylist(), table.column("n").to_pylist(), strict=True))
     assert sorted(found) == sorted(rows) and spill.rows == 300
     assert list(tmp_path.iterdir()) == []  # each bucket's file is gone once read
+
+
+def test_the_streaming_reader_gives_what_the_dataset_gives(tmp_path: Path) -> None:
+    """Two files, the first without `rate` (a column configured later), read 2 rows at a time and
+    filtered: the same rows, order and types as Arrow's own Dataset scan."""
+    first = pa.table({"id": ["a", "b", "c"], "day": pa.array([1, 2, 1], pa.int32())})
+    second = pa.table({"id": ["d", "e"], "day": pa.array([1, 3], pa.int32()), "rate": [0.5, 0.25]})
+    pq.write_table(first, tmp_path / "1.parquet")
+    pq.write_table(second, tmp_path / "2.parquet")
+    schema = pa.unify_schemas([first.schema, second.schema])
+    dataset = ds.dataset([str(tmp_path / "1.parquet"), str(tmp_path / "2.parquet")], schema=schema, format="parquet")
+    wanted = ds.field("day") >= 1
+    for columns, row_filter in [(None, None), (["id", "rate"], ds.field("day") == 1), (["rate"], wanted)]:
+        streamed = pa.Table.from_batches(list(stream_batches(dataset, columns, row_filter, batch_rows=2)))
+        assert streamed.equals(dataset.to_table(columns=columns, filter=row_filter)), (columns, row_filter)
+    sizes = [b.num_rows for b in stream_batches(dataset, ["id"], ds.field("day") == 1, 2)]
+    assert sum(sizes) == 3 and max(sizes) <= 2
