@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from lake_assets.checks.buckets import Spill, bucket_count, bucket_of
-from lake_assets.checks.scan import stream_batches
+from lake_assets.parquet_stream import stream_batches
 
 
 def test_equal_keys_share_a_bucket_across_slices_chunks_and_nulls() -> None:

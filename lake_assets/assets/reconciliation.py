@@ -50,9 +50,9 @@ from lake_assets.checks.reconcile import (
     totals_differ,
     upstream_problems,
 )
-from lake_assets.checks.scan import stream_batches
 from lake_assets.config import PipelineConfig
 from lake_assets.ingestion import raw_key
+from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
 from lake_assets.resources.warehouse import WarehouseResource
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from lake_assets.checks.buckets import BUCKET_ROWS, Spill, bucket_count
-from lake_assets.checks.scan import stream_batches
+from lake_assets.parquet_stream import stream_batches
 
 SAMPLE_ROWS = 5
 # Rows `validate` holds in pandas at a time: its memory is bounded by this, not by the partition.

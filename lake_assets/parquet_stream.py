@@ -1,4 +1,5 @@
-"""Record batches of a lake Dataset read file by file with Parquet's streaming reader.
+"""Record batches of a lake Dataset read file by file with Parquet's streaming reader (pure pyarrow: the
+checks and the warehouse loads read through it, so any room may import it).
 
 Why not `Dataset.to_batches`: its Parquet scan decodes a whole row group of the selected columns
 before slicing it into batches, so its memory follows the writer's row-group size (up to Spark's
