@@ -34,9 +34,10 @@ def _planted() -> pa.Table:
     return sales_partition(9, sale_line_id=ids, unit_price=prices, discount_rate=rates)
 
 
-@pytest.mark.parametrize("batch_rows", [1, 2, 4, 100])
-def test_each_slice_size_finds_what_the_whole_table_holds(rules, batch_rows: int) -> None:  # noqa: ANN001
-    outcome = validate(_planted(), rules, batch_rows=batch_rows)
+@pytest.mark.parametrize(("batch_rows", "bucket_rows"), [(1, 1), (2, 3), (4, 100), (100, 2)])
+def test_each_slice_size_finds_what_the_whole_table_holds(rules, batch_rows: int, bucket_rows: int) -> None:  # noqa: ANN001
+    # bucket_rows 1 and 2 spread the keys over several hash buckets: the repeated L1 must still meet its twin.
+    outcome = validate(_planted(), rules, batch_rows=batch_rows, bucket_rows=bucket_rows)
     assert outcome.rows == 9
     assert outcome.failures == {
         "sale_line_id: not_null": 1,

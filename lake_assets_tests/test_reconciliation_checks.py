@@ -4,11 +4,12 @@ on good data; the Dagster checks run alone on a local lake and a SQLite warehous
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import date, datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from dagster import AssetKey, AssetSelection, AssetSpec, Definitions, define_asset_job
 
 from lake_assets.assets.partitions import daily_partitions
@@ -40,34 +41,85 @@ def _masked(lines: list[tuple]) -> pa.Table:
     })
 
 
-def _fact(lines: list[tuple], nets: list[str] | None = None) -> pa.Table:
+def _fact(lines: list[tuple], nets: list[str] | None = None, delivered: list[str] | None = None) -> pa.Table:
     return pa.table({
         "sale_line_id": [x[0] for x in lines],
         "date_key": pa.array([20240101] * len(lines), pa.int32()),
         "net_amount": pa.array([Decimal(n) for n in (nets or [x[5] for x in lines])], pa.decimal128(14, 2)),
+        "ingest_date": pa.array([date.fromisoformat(d) for d in (delivered or [DAY] * len(lines))], pa.date32()),
     })
 
 
 def test_fact_reconciles_with_masked_lines_recomputed_independently() -> None:
-    result = fact_against_masked(_fact(LINES), _masked(LINES), lambda ids: set())
+    result = fact_against_masked(_fact(LINES), _masked(LINES), date.fromisoformat(DAY))
     assert result.passed, result.metadata()
     assert result.fact_net == result.masked_net == Decimal("385.98")
 
 
 def test_a_cent_off_a_lost_line_and_a_stray_line_each_fail() -> None:
-    off = fact_against_masked(_fact(LINES, ["388.49", "-2.55", "0.05"]), _masked(LINES), lambda ids: set())
+    day = date.fromisoformat(DAY)
+    off = fact_against_masked(_fact(LINES, ["388.49", "-2.55", "0.05"]), _masked(LINES), day)
     assert off.day_differences == {20240101: (Decimal("385.99"), Decimal("385.98"))}
-    lost = fact_against_masked(_fact(LINES[:2]), _masked(LINES), lambda ids: set())
+    lost = fact_against_masked(_fact(LINES[:2]), _masked(LINES), day)
     assert (lost.passed, lost.missing_ids, lost.day_differences) == (False, ["L3"], {})
-    stray = fact_against_masked(_fact(LINES), _masked(LINES[:2]), lambda ids: set())
+    stray = fact_against_masked(_fact(LINES), _masked(LINES[:2]), day)
     assert (stray.passed, stray.unexpected_ids) == (False, ["L3"])
 
 
-def test_a_line_delivered_again_later_is_not_missing() -> None:
-    asked: list[list[str]] = []
-    moved = fact_against_masked(_fact(LINES[:2]), _masked(LINES), lambda ids: asked.append(list(ids)) or {"L3"})
-    assert asked == [["L3"]]
-    assert (moved.passed, moved.moved_to_later_days) == (True, 1)
+def test_a_line_delivered_again_later_is_not_missing_but_one_delivered_earlier_is() -> None:
+    day = date.fromisoformat(DAY)
+    moved = fact_against_masked(_fact(LINES, delivered=[DAY, DAY, NEXT]), _masked(LINES), day)
+    assert (moved.passed, moved.moved_to_later_days, moved.fact_lines) == (True, 1, 2)
+    # A row of the previous day is not this day's delivery: L3 is then missing.
+    earlier = fact_against_masked(_fact(LINES, delivered=[DAY, DAY, "2023-12-31"]), _masked(LINES), day)
+    assert (earlier.passed, earlier.missing_ids, earlier.moved_to_later_days) == (False, ["L3"], 0)
+
+
+def _many_lines(count: int) -> list[tuple]:
+    """`count` lines with varied quantities, prices, rates and discounts; nets worked out with Decimal here."""
+    lines = []
+    for i in range(count):
+        quantity, price = (i % 7) - 1 or 4, Decimal(f"{1 + i % 50}.{i % 100:02d}")
+        rate = Decimal(i % 4) / 8 if i % 3 else None
+        discount = Decimal(f"0.{i % 10}0") if i % 5 else None
+        exact = quantity * price * (1 - (rate or 0)) - (discount or 0)
+        lines.append((f"S{i:05d}", quantity, str(price), str(rate) if rate is not None else None,
+                      str(discount) if discount is not None else None,
+                      str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))))
+    return lines
+
+
+@pytest.mark.parametrize("bucket_rows", [7, 1000])
+def test_each_broken_promise_fails_whether_the_ids_share_a_bucket_or_not(bucket_rows: int) -> None:
+    """200 lines over three sale dates, compared in 29 hash buckets or in one: the oracles come from
+    the planted lines, not from the check."""
+    day, lines = date.fromisoformat(DAY), _many_lines(200)
+    keys = [(20231231, 20240101, 20240102)[i % 3] for i in range(200)]
+
+    def fact(rows: list[tuple], delivered: dict[str, str] | None = None, nets: dict[str, str] | None = None
+             ) -> pa.Table:
+        table = _fact(rows, [(nets or {}).get(r[0], r[5]) for r in rows],
+                      [(delivered or {}).get(r[0], DAY) for r in rows])
+        return table.set_column(1, "date_key", pa.array([keys[int(r[0][1:])] for r in rows], pa.int32()))
+
+    good = fact_against_masked(fact(lines), _masked(lines), day, bucket_rows)
+    assert good.passed, good.metadata()
+    assert good.fact_net == sum((Decimal(x[5]) for x in lines), Decimal("0"))
+    assert (good.fact_lines, good.masked_lines) == (200, 200)
+
+    # S00017 (date_key 20240102) one cent more; S00042 lost; S00099 delivered again the next day.
+    planted = fact([x for x in lines if x[0] != "S00042"], delivered={"S00099": NEXT},
+                   nets={"S00017": str(Decimal(lines[17][5]) + Decimal("0.01"))})
+    bad = fact_against_masked(planted, _masked(lines), day, bucket_rows)
+    assert (bad.missing_lines, bad.missing_ids, bad.moved_to_later_days) == (1, ["S00042"], 1)
+    assert bad.fact_lines == 198 and bad.unexpected_lines == 0
+    expected_masked = sum((Decimal(x[5]) for x in lines if keys[int(x[0][1:])] == 20240102
+                           and x[0] not in ("S00042", "S00099")), Decimal("0"))
+    assert bad.day_differences == {20240102: (expected_masked + Decimal("0.01"), expected_masked)}
+
+    # Two lines the masked day never had: both counted, the first in id order shown.
+    stray = fact_against_masked(fact(lines), _masked(lines[2:]), day, bucket_rows)
+    assert (stray.unexpected_lines, stray.unexpected_ids, stray.passed) == (2, ["S00000", "S00001"], False)
 
 
 def test_row_count_minimum_and_tolerance() -> None:

@@ -10,11 +10,11 @@ sale-date partition it replaced. So:
 * the rows delivered by run D: rows with `ingest_date` = D, all inside those partitions (a partition
   that a later run replaced still holds D's rows that the later run did not deliver again).
 
-The checks read these rows through `delivered_dataset` + `delivered_filter`: only the columns they
-need, one record batch at a time, so the driver's memory does not grow with the day.
+The checks read these rows through `delivered_dataset` + `delivered_filter` (or `delivered_since_filter`
+for the rows of that day and later, which the reconciliation needs to see lines delivered again): only
+the columns they need, one record batch at a time, so the driver's memory does not grow with the day.
 """
 
-from collections.abc import Iterable
 from datetime import date
 
 import pyarrow as pa
@@ -59,24 +59,12 @@ def delivered_filter(day: str) -> ds.Expression:
     return ds.field(DELIVERED_ON) == pa.scalar(date.fromisoformat(day), pa.date32())
 
 
-def delivered_columns(lake: LakeStorage, day: str, columns: list[str]) -> pa.Table:
-    """`columns` of the rows run `day` delivered: the other columns are never read."""
-    return delivered_dataset(lake, day).to_table(columns=columns, filter=delivered_filter(day))
+def delivered_since_filter(day: str) -> ds.Expression:
+    """Selects, in `delivered_dataset(lake, day)`, the rows run `day` or a later run delivered (a line
+    of `day` delivered again later is there with the later day)."""
+    return ds.field(DELIVERED_ON) >= pa.scalar(date.fromisoformat(day), pa.date32())
 
 
 def delivered_count(lake: LakeStorage, day: str) -> int:
     """How many rows run `day` delivered, reading the `ingest_date` column alone."""
     return delivered_dataset(lake, day).count_rows(filter=delivered_filter(day))
-
-
-def delivered_after(lake: LakeStorage, day: str, ids: Iterable[str]) -> set[str]:
-    """The sale_line_ids among `ids` that a run after `day` delivered again (in the partitions run `day`
-    or a later one committed)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return set()
-    later = delivered_dataset(lake, day).to_table(
-        columns=["sale_line_id"],
-        filter=(ds.field(DELIVERED_ON) > pa.scalar(date.fromisoformat(day), pa.date32()))
-        & ds.field("sale_line_id").isin(pa.array(wanted, pa.string())))
-    return set(later.column("sale_line_id").to_pylist())

@@ -3,7 +3,9 @@
 * `reconciles_with_masked` on `curated/fact_sales`: the fact lines the day delivered (`ingest_date`,
   found in the sale-date partitions that run or a later one wrote) are exactly the masked sale lines
   of the day (less those delivered again on a later day), and per `date_key` the fact's net amount
-  equals the masked lines' net recomputed with Arrow (`lake_assets/checks/reconcile.py`).
+  equals the masked lines' net recomputed with Arrow (`lake_assets/checks/reconcile.py`). Both sides
+  are compared one hash bucket of sale_line_ids at a time, so the check's memory does not grow with
+  the day.
 * `reconciles_with_curated` on `warehouse/fact_sales`: the warehouse rows the day delivered have the
   same line count and net total as the curated rows the day delivered.
 * `row_count` on the daily tables of `quality.row_count.tables`: at least `min_rows` rows, (with
@@ -18,9 +20,9 @@ Severity from `quality.checks.<name>.severity` (error = blocking).
 
 import warnings
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 
-import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetCheckExecutionContext,
@@ -35,28 +37,28 @@ from sqlalchemy import text
 
 from lake_assets.assets.fact_partitions import (
     FACT_KEY,
-    delivered_after,
-    delivered_columns,
     delivered_count,
     delivered_dataset,
     delivered_filter,
+    delivered_since_filter,
 )
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.checks.reconcile import (
-    fact_against_line_nets,
-    masked_line_nets,
+    FactReconciliation,
+    reconcile_fact,
     row_count_problems,
     totals_differ,
     upstream_problems,
 )
 from lake_assets.config import PipelineConfig
 from lake_assets.ingestion import raw_key
+from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage
 from lake_assets.resources.warehouse import WarehouseResource
 
 MASKED_SALE = ["masked", "sale"]
 # What the fact-vs-masked reconciliation reads of each side; the other columns stay on disk.
-FACT_COLUMNS = ["sale_line_id", "date_key", "net_amount"]
+FACT_COLUMNS = ["sale_line_id", "date_key", "net_amount", "ingest_date"]
 MASKED_COLUMNS = ["sale_line_id", "quantity", "unit_price", "discount", "discount_rate"]
 
 
@@ -88,19 +90,22 @@ def _delivered_rows(lake: LakeStorage, day: str) -> int:
     return delivered_count(lake, day)
 
 
-def _masked_line_nets(lake: LakeStorage, day: str) -> pa.Table:
-    """(sale_line_id, net) of the masked sale lines of `day`, computed one record batch at a time from
-    the columns the net needs (`discount_rate` when the table has it)."""
+def _reconcile_fact(lake: LakeStorage, day: str) -> FactReconciliation:
+    """The fact rows delivered on `day` or later in the sale dates run `day` or a later one wrote, against
+    the masked sale lines of `day`: both read one record batch at a time, only the columns compared."""
     masked = lake.read_dataset(MASKED_SALE, day)
-    return masked_line_nets(masked.to_batches(columns=[c for c in MASKED_COLUMNS if c in masked.schema.names],
-                                              batch_readahead=1, fragment_readahead=1))
+    fact = delivered_dataset(lake, day)
+    rows = max(masked.count_rows(), fact.count_rows())
+    return reconcile_fact(
+        stream_batches(fact, FACT_COLUMNS, delivered_since_filter(day)),
+        stream_batches(masked, [c for c in MASKED_COLUMNS if c in masked.schema.names]),
+        date.fromisoformat(day), rows)
 
 
 def _delivered_total(lake: LakeStorage, day: str) -> tuple[int, Decimal]:
     """(lines, net amount) of the curated rows run `day` delivered, summed one record batch at a time."""
     lines, total = 0, Decimal("0")
-    for batch in delivered_dataset(lake, day).to_batches(
-            columns=["net_amount"], filter=delivered_filter(day), batch_readahead=1, fragment_readahead=1):
+    for batch in stream_batches(delivered_dataset(lake, day), ["net_amount"], delivered_filter(day)):
         lines += batch.num_rows
         net = pc.sum(batch.column("net_amount")).as_py()
         total += net if net is not None else Decimal("0")
@@ -116,11 +121,9 @@ def _fact_vs_masked(config: PipelineConfig) -> AssetChecksDefinition:
     def reconciles_with_masked(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
         day = context.partition_key
         try:
-            nets = _masked_line_nets(lake, day)
-            fact = delivered_columns(lake, day, FACT_COLUMNS)
+            result = _reconcile_fact(lake, day)
         except LakeDataNotFound as exc:
             return AssetCheckResult(passed=False, severity=severity, metadata={"partition": day, "error": str(exc)})
-        result = fact_against_line_nets(fact, nets, lambda ids: delivered_after(lake, day, ids))
         return AssetCheckResult(passed=result.passed, severity=severity,
                                 metadata={"partition": day, **result.metadata()})
 

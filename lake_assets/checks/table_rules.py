@@ -3,9 +3,10 @@
 Grain: one `TableRules` per lake table (`processed/sale`, `curated/fact_sales`); one `Outcome` per
 validation of one partition (or of an unpartitioned table). Every row is validated, in slices of
 `batch_rows` rows read one record batch at a time from the lake's files (uniqueness on the key columns
-of the whole table, the only columns read whole); only a bounded sample of failing rows is kept,
-with the table's PII columns shown as `***`, so an outcome can be stored as check metadata without
-copying data (or personal data) out of the lake.
+alone, spilled to hash buckets and compared one bucket at a time); only a bounded sample of failing
+rows is kept, with the table's PII columns shown as `***`, so an outcome can be stored as check
+metadata without copying data (or personal data) out of the lake. Memory is bounded by `batch_rows`
+and the bucket size, not by the partition.
 
 pandera runs on pandas frames backed by Arrow (`pd.ArrowDtype`), so the lake's types are checked
 exactly (`decimal128(12, 2)` is not `double`) and nothing is converted row by row.
@@ -13,20 +14,26 @@ exactly (`decimal128(12, 2)` is not `double`) and nothing is converted row by ro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pdr
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from lake_assets.checks.buckets import BUCKET_ROWS, Spill, bucket_count
+from lake_assets.parquet_stream import stream_batches
+
 SAMPLE_ROWS = 5
 # Rows `validate` holds in pandas at a time: its memory is bounded by this, not by the partition.
 BATCH_ROWS = 100_000
 MASK = "***"
+_ROW = "__row_number__"  # a key row's place in the validated rows, carried through the buckets
 Number = int | float | Decimal
 
 
@@ -143,27 +150,64 @@ def _failure_cases(frame: pd.DataFrame, schema: pdr.DataFrameSchema) -> pd.DataF
         return errors.failure_cases
 
 
-def _has_duplicates(keys: pa.Table, schema: pdr.DataFrameSchema, together: list[str]) -> bool:
-    """Whether any uniqueness rule of `schema` can fail on `keys`, decided in Arrow (null equal to null,
-    as pandas' `duplicated` has it) without converting the key columns to pandas."""
-    groups = [[name] for name in schema.columns] + ([together] if together else [])
-    return any(keys.select(group).group_by(group).aggregate([]).num_rows != keys.num_rows for group in groups)
+def _uniqueness_cases(dataset: ds.Dataset, row_filter: ds.Expression | None, schema: pdr.DataFrameSchema,
+                      together: list[str], rows: int, bucket_rows: int) -> Iterator[pd.DataFrame]:
+    """pandera's failure cases of the uniqueness rules of `schema`, indexed by row number in `dataset`
+    (under `row_filter`). The key columns are read once and spilled to hash buckets per rule, so a
+    repeated key meets its twin in one bucket and only one bucket is held at a time; a bucket goes to
+    pandas only when Arrow finds a key repeated in it (null equal to null, as pandas' `duplicated`).
+    Yielded bucket by bucket, so a day of repeated keys is never held whole either."""
+    checks = [([name], pdr.DataFrameSchema({name: pdr.Column(None, nullable=True, unique=True)}, strict=False))
+              for name in schema.columns]
+    if together:
+        checks.append((together, pdr.DataFrameSchema(unique=together, strict=False)))
+    groups = [group for group, _ in checks]
+    keys = list(dict.fromkeys(name for group in groups for name in group))
+    buckets = bucket_count(rows, bucket_rows)
+    with tempfile.TemporaryDirectory(prefix="lake-unique-") as directory:
+        spills = [Spill(directory, f"key{i}", pa.schema([dataset.schema.field(n) for n in group]
+                                                         + [pa.field(_ROW, pa.int64())]), group, buckets)
+                  for i, group in enumerate(groups)]
+        try:
+            start = 0
+            for batch in stream_batches(dataset, keys, row_filter):
+                numbers = pa.array(np.arange(start, start + batch.num_rows, dtype=np.int64))
+                numbered = pa.table(batch).append_column(_ROW, numbers)
+                start += batch.num_rows
+                for spill in spills:
+                    spill.add(numbered)
+            for (group, rule), spill in zip(checks, spills, strict=True):
+                for bucket in range(buckets):
+                    part = spill.read(bucket)
+                    if part.select(group).group_by(group).aggregate([]).num_rows == part.num_rows:
+                        continue
+                    frame = part.select(group).to_pandas(types_mapper=pd.ArrowDtype)
+                    frame.index = part.column(_ROW).to_numpy()
+                    found = _failure_cases(frame, rule)
+                    if found is not None:
+                        yield found
+        finally:
+            for spill in spills:
+                spill.close()
 
 
 def validate(data: pa.Table | ds.Dataset, rules: TableRules, sample_rows: int = SAMPLE_ROWS,
-             batch_rows: int = BATCH_ROWS, row_filter: ds.Expression | None = None) -> Outcome:
+             batch_rows: int = BATCH_ROWS, row_filter: ds.Expression | None = None,
+             bucket_rows: int = BUCKET_ROWS) -> Outcome:
     """Validate every row of `data` (the rows `row_filter` selects, when given) against `rules`,
     holding at most `batch_rows` rows in pandas and reading a lake Dataset one record batch at a time.
 
     The per-row rules (type, not-null, accepted values, range, regex) run on one slice at a time and
     their failures are added up; a table-level failure (a missing column, a wrong type) is the same in
-    every slice and counted once. Uniqueness needs every row at once: it reads the key columns alone,
-    checked in Arrow first, and pandera counts the failures only when a key repeats.
+    every slice and counted once. Uniqueness compares every row with every other: it reads the key
+    columns alone into hash buckets of about `bucket_rows` rows (`_uniqueness_cases`), so its memory
+    is bounded by the bucket, not by the partition.
     """
     dataset = ds.dataset(data) if isinstance(data, pa.Table) else data
     schema = dataset.schema
     failures: dict[str, int] = {}
-    indexes: list[int] = []
+    # The first `sample_rows` failing rows' numbers, in the order found (a dict keeps it, without repeats).
+    indexes: dict[int, None] = {}
 
     def add(cases: pd.DataFrame | None, offset: int) -> None:
         if cases is None:
@@ -173,7 +217,8 @@ def validate(data: pa.Table | ds.Dataset, rules: TableRules, sample_rows: int = 
             key = _rule_name(row, rules, schema)
             batch[key] = batch.get(key, 0) + 1
             if row["index"] is not None and not pd.isna(row["index"]):
-                indexes.append(int(row["index"]) + offset)
+                if len(indexes) < sample_rows:
+                    indexes.setdefault(int(row["index"]) + offset)
             elif key in failures:  # table-level: already counted on an earlier slice
                 batch[key] -= 1
         for key, count in batch.items():
@@ -181,8 +226,7 @@ def validate(data: pa.Table | ds.Dataset, rules: TableRules, sample_rows: int = 
 
     row_schema = build_schema(rules, uniqueness=False)
     rows = 0
-    batches = dataset.to_batches(filter=row_filter, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1)
-    for batch in batches:
+    for batch in stream_batches(dataset, None, row_filter, batch_rows):
         if batch.num_rows:
             add(_failure_cases(pa.Table.from_batches([batch]).to_pandas(types_mapper=pd.ArrowDtype), row_schema), rows)
             rows += batch.num_rows
@@ -191,15 +235,11 @@ def validate(data: pa.Table | ds.Dataset, rules: TableRules, sample_rows: int = 
     unique_schema = _uniqueness_schema(rules, set(schema.names))
     if unique_schema is not None:
         together = list(rules.unique_together) if set(rules.unique_together) <= set(schema.names) else []
-        keys = [name for name in unique_schema.columns] + [
-            name for name in rules.unique_together if name not in unique_schema.columns]
-        key_table = dataset.to_table(columns=keys, filter=row_filter)
-        if _has_duplicates(key_table, unique_schema, together):
-            add(_failure_cases(key_table.to_pandas(types_mapper=pd.ArrowDtype), unique_schema), 0)
-        del key_table
+        for cases in _uniqueness_cases(dataset, row_filter, unique_schema, together, rows, bucket_rows):
+            add(cases, 0)
     if not failures:
         return Outcome(rows=rows)
-    shown = list(dict.fromkeys(indexes))[:sample_rows]
+    shown = list(indexes)
     taken = dataset.take(pa.array(shown, pa.int64()), filter=row_filter) if shown else schema.empty_table()
     sample = [
         {c: MASK if c in rules.pii_columns and row[c] is not None else str(row[c]) for c in schema.names}

@@ -66,6 +66,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from lake_assets.dialects import sql_dialect
+from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.tls import is_tls_error, tls_connect_args
 from lake_assets.resources.warehouse_schema import star_schema
 from lake_assets.secrets import SECRET_FIELD, with_password
@@ -591,12 +592,12 @@ def _load_batches(rows: LoadRows, batch_rows: int, columns: Sequence[str]) -> It
     """`columns` of `rows` in record batches of at most `batch_rows`, as the bulk paths need them:
     no empty batch (Spark writes empty part files; Arrow's CSV writer emits NUL bytes for an empty
     batch and an empty TSV line would be a row of defaults), timestamps as naive UTC. A Dataset is
-    read as the batches are consumed, with little read-ahead, so memory stays bounded."""
+    read as the batches are consumed, one batch decoded at a time (not a whole Parquet row group), so
+    memory stays bounded by `batch_rows`."""
     if isinstance(rows, pa.Table):
         source: Iterable[pa.RecordBatch] = rows.select(list(columns)).to_batches(max_chunksize=batch_rows)
     else:
-        source = rows.to_batches(columns=list(columns), batch_size=batch_rows, batch_readahead=1,
-                                 fragment_readahead=1)
+        source = stream_batches(rows, list(columns), None, batch_rows)
     for batch in source:
         if batch.num_rows:
             yield _naive_utc_timestamps(batch)
