@@ -56,7 +56,8 @@ def test_a_shape_never_rules_out_a_text_the_format_parses(spark) -> None:
         shape = format_shape(fmt)
         assert shape is not None, fmt  # every pattern above is one the module knows
         # As microseconds: Python's datetime cannot hold the negative years Spark reads.
-        columns += [F.unix_micros(F.try_to_timestamp("t", F.lit(fmt))).alias(f"p{i}"), F.col("t").rlike(shape).alias(f"s{i}")]
+        columns += [F.unix_micros(F.try_to_timestamp("t", F.lit(fmt))).alias(f"p{i}"),
+                    F.col("t").rlike(shape).alias(f"s{i}")]
     rows = df.select(*columns).collect()
     parsed = 0
     for i, fmt in enumerate(formats):
