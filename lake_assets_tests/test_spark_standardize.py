@@ -287,14 +287,16 @@ def test_integral_float_ids_lose_their_fraction(spark) -> None:
 
 def test_duplicate_stats_tell_exact_copies_from_conflicting_rows(spark) -> None:
     rows = [
-        ("L1", "P1", 2), ("L1", "P1", 2), ("L1", "P1", 2),  # re-delivered twice
-        ("L2", "P1", 1), ("L2", "P2", 1),  # one order number mapped to the line key: two products
-        ("L3", "P1", 1), ("L3", "P1", 1), ("L3", "P1", 5),
-        ("L4", "P9", 1),
-        ("L5", None, 1), ("L5", None, 1),
-        ("L6", None, 1), ("L6", "", 1),  # NULL and empty differ
+        ("L1", "P1", 2, "S1"), ("L1", "P1", 2, "S1"), ("L1", "P1", 2, "S1"),  # re-delivered twice
+        ("L2", "P1", 1, "S1"), ("L2", "P2", 1, "S1"),  # one order number mapped to the line key: two products
+        ("L3", "P1", 1, "S1"), ("L3", "P1", 1, "S1"), ("L3", "P1", 5, "S1"),
+        ("L4", "P9", 1, "S1"),
+        ("L5", None, 1, "S1"), ("L5", None, 1, "S1"),
+        ("L6", None, 1, "S1"), ("L6", "", 1, "S1"),  # NULL and empty differ
+        ("L7", "S1", 1, None), ("L7", None, 1, "S1"),  # the same values in other columns differ
+        ("L8", None, 1, None), ("L8", None, 1, None),
     ]
-    df = spark.createDataFrame(rows, "sale_line_id string, product_id string, quantity int")
+    df = spark.createDataFrame(rows, "sale_line_id string, product_id string, quantity int, location_id string")
     df = df.withColumn("_ingested_at", F.monotonically_increasing_id())  # lineage columns never count
     by_key: dict[str, list[tuple]] = {}
     for row in rows:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from spark.format_shapes import format_shape
 from spark.naming import snake_case_names, to_snake_case
 
 # Formats that read one way only, tried in order. Dates such as `10/11/2011` are deliberately absent:
@@ -73,17 +74,28 @@ def rename_columns(df: DataFrame, renames: Mapping[str, str]) -> DataFrame:
     return df.select([F.col(c).alias(lookup.get(c, c)) for c in df.columns])
 
 
+def _try_format(text: Column, fmt: str) -> Column:
+    """try_to_timestamp, attempted only on text of the format's shape: a failed attempt costs a parse
+    exception inside Spark, a shape test a short regex match (spark/format_shapes.py)."""
+    attempt = F.try_to_timestamp(text, F.lit(fmt))
+    shape = format_shape(fmt)
+    return attempt if shape is None else F.when(text.rlike(shape), attempt)
+
+
 def parse_timestamp(column: Column, formats: Sequence[str] = DEFAULT_TIMESTAMP_FORMATS) -> Column:
     """First format that parses, else NULL (try_to_timestamp never raises under ANSI mode)."""
     trimmed = F.trim(column)
-    return F.coalesce(*[F.try_to_timestamp(trimmed, F.lit(fmt)) for fmt in formats])
+    return F.coalesce(*[_try_format(trimmed, fmt) for fmt in formats])
 
 
 def _day_month_fields(column: Column) -> list[Column]:
     """[first, second, year, hour, minute, second-of-minute] as ints; first is NULL unless the text has
-    the d/M/yyyy shape (regexp_extract gives "" for no match, which try_cast turns into NULL)."""
+    the d/M/yyyy shape (regexp_extract gives "" for an absent time part, which try_cast turns into NULL).
+    Text of another shape is tested once and not extracted: most values are not d/M/yyyy."""
     trimmed = F.trim(column)
-    return [F.regexp_extract(trimmed, _DAY_MONTH, group).try_cast("int") for group in (1, 3, 4, 5, 6, 7)]
+    shaped = trimmed.rlike(_DAY_MONTH)
+    return [F.when(shaped, F.regexp_extract(trimmed, _DAY_MONTH, group).try_cast("int"))
+            for group in (1, 3, 4, 5, 6, 7)]
 
 
 def _date_group(df: DataFrame, by: str) -> Column:
@@ -305,9 +317,12 @@ def duplicate_stats(df: DataFrame, key: Sequence[str], sample_size: int = 5) -> 
     with up to `sample_size` conflicting keys (the key columns only, smallest first). One aggregation
     job, and a second only when conflicts exist. Persist `df` first when it is an expensive projection."""
     business = sorted(c for c in df.columns if not c.startswith("_") and c not in key)
-    # Distinct content through a struct, not a hash: exact, and NULL differs from "" (a struct of the
-    # values keeps NULLs, where countDistinct over the bare columns would skip the row).
-    content = F.struct(*[F.col(c) for c in business]) if business else F.lit(0)
+    # Distinct content as a 64-bit hash, not a struct of the values: the grouping shuffles 8 bytes a
+    # row instead of the whole row. xxhash64 skips NULLs, so each value is hashed with its NULL flag
+    # (("a", NULL) and (NULL, "a") differ). Rows are only compared within one key, so a collision
+    # (odds about 2^-64 per pair of rows of a key) is not a practical concern for these counts.
+    content = (F.xxhash64(*[part for c in business for part in (F.col(c), F.col(c).isNull())])
+               if business else F.lit(0))
     per_key = (
         df.groupBy(*key, content.alias("_content")).agg(F.count("*").alias("_copies"))
         .groupBy(*key).agg(F.sum("_copies").alias("_n"), F.count("*").alias("_h"))
