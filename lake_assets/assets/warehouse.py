@@ -44,6 +44,7 @@ from lake_assets.checks.pii_scan import describe_findings, scan_arrow
 from lake_assets.config import PipelineConfig
 from lake_assets.dialects import sql_dialect
 from lake_assets.io_managers.warehouse import PRIMARY_KEY_KEY
+from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.resources.warehouse import LOAD_BATCH_ROWS, WarehouseResource
 from lake_assets.resources.warehouse_security import recreate_views_and_security, refresh_materialized_views
@@ -66,10 +67,11 @@ def _warehouse_kind(url: str) -> str:
 
 def _pii_scan(table: str, curated: ds.Dataset) -> tuple[AssetCheckResult, Failure | None]:
     """The check result for the rows about to be loaded, and the step failure when they hold PII.
-    Scanned one record batch at a time; the counts per column and kind are summed over the batches."""
+    Scanned one decoded batch at a time (not a whole row group); the counts per column and kind are
+    summed over the batches."""
     found: dict[str, dict[str, int]] = {}
     scanned = 0
-    for batch in curated.to_batches(batch_size=LOAD_BATCH_ROWS, batch_readahead=1, fragment_readahead=1):
+    for batch in stream_batches(curated, batch_rows=LOAD_BATCH_ROWS):
         scanned += batch.num_rows
         for column, kinds in scan_arrow(pa.Table.from_batches([batch])).items():
             for kind, count in kinds.items():
