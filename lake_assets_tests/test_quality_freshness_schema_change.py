@@ -29,9 +29,8 @@ from lake_assets.assets.freshness import (
 )
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.raw import build_raw_assets
-from lake_assets.config import FileSourceConfig, PipelineConfig, load_config
+from lake_assets.config import FileSourceConfig, PipelineConfig, QualityConfig, load_config
 from lake_assets.definitions import build_definitions
-from lake_assets.quality_config import QualityConfig
 from lake_assets.resources.lake_storage import LakeStorage
 
 DAY, NEXT_DAY = "2024-03-01", "2024-03-02"
