@@ -16,6 +16,10 @@
   sale dates in one commit, so a re-delivered line replaces its row in its own day (see
   `assets/fact_partitions.py`). The configured sale measures and degenerate dimensions
   (`entities.sale`) are carried over.
+* Storage: every table reaches the lake through the lake IO manager. The dimensions hand it a
+  `LakeWrite` whose commit state is the days they applied (`applied`), committed with the rows; the
+  fact hands it its touched sale dates, replaced in one commit recording the run day (`run_day`). The
+  key and uniqueness checks run after the IO manager stored the output, on the table as written.
 * Extra attributes (`entities.<entity>.attributes`) are dimension attributes like the entity's own:
   `scd: 1` ones are Type-1 columns of an SCD2 dimension. A state or masked day written before an extra
   was configured reads with it NULL.
