@@ -111,7 +111,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         if unvaulted:
             context.log.warning(
                 f"masked/{entity.name}: column(s) {', '.join(unvaulted)} are tokenized but are not columns of the "
-                "entity's contract, so their vault has no asset of its own: the step stores it itself (detokenize "
+                "entity's contract, so their vault has no asset of its own: the step stores it directly (detokenize "
                 f"reads it as any other). Map them to an entity column or declare them under entities.{entity.name} "
                 "with mask: tokenize to make the vault an asset."
             )

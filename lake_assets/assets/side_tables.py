@@ -1,4 +1,4 @@
-"""A step's side table (the processed quarantine, a token vault): stored whether or not the selection
+"""A step's side table (the raw and processed quarantines, a token vault): stored whether or not the selection
 took its asset.
 
 Grain: one partition of one side table per call. Guarantee: when the function returns, the partition
@@ -10,9 +10,9 @@ back.
 """
 
 from collections.abc import Generator, Sequence
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, Output
-from pyspark.sql import DataFrame
 
 from lake_assets.io_managers.parquet_lake import rows_stored, store
 from lake_assets.resources.lake_storage import LakeStorage
@@ -20,9 +20,10 @@ from lake_assets.resources.lake_storage import LakeStorage
 
 def store_side_table(
     context: AssetExecutionContext, lake: LakeStorage, output_name: str | None, key_path: Sequence[str],
-    frame: DataFrame,
+    frame: Any,
 ) -> Generator[Output, None, int]:
-    """Commit `frame` as this run's partition of `key_path`; returns the rows stored. Use with
+    """Commit `frame` (what the lake IO manager stores: a Spark DataFrame, an Arrow table or a
+    `LakeWrite` of one partition) as this run's partition of `key_path`; returns the rows stored. Use with
     `rows = yield from store_side_table(...)` in the step's body. `output_name`: the step's output
     holding `key_path`, None when the table has no asset."""
     partition, run_id = context.partition_key, context.run.run_id
