@@ -14,8 +14,9 @@ Guarantees:
   whose masking rule is `tokenize`: the set is known when the definitions load, as Dagster needs
   for an asset. A column tokenized only at run time (an unmapped delivered column that a global
   `masking.columns` rule or `on_unknown_pii: mask` tokenizes) cannot be a declared asset: the step
-  writes its vault to the same `vault/<entity>/<column>` table itself, before the masked rows, warns
-  and names it (`vault_without_asset`); `detokenize` resolves its tokens like any other.
+  stores its vault in the same `vault/<entity>/<column>` table with the IO manager's own write
+  (`assets/side_tables.py`), before the masked rows, warns and names it (`vault_without_asset`);
+  `detokenize` resolves its tokens like any other.
 * Readable only with the masking key, and only through `detokenize` (`lake_assets/detokenize.py`): no
   asset reads a vault table, so no later layer, warehouse load or BI role ever sees it. Its assets are
   tagged `pii: true` (encrypted card numbers).

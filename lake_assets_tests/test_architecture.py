@@ -20,6 +20,14 @@ FORBIDDEN = {
     "lake_assets/config": {"dagster", "lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
     "lake_assets/checks": {"dagster", "lake_assets.assets", "lake_assets.automation"},
     "lake_assets/explain.py": {"lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
+    "lake_assets/token_vault.py": {
+        "dagster", "lake_assets.assets", "lake_assets.automation", "lake_assets.definitions",
+    },
+}
+
+# Room -> the only lake_assets modules it may import (rooms with a short, closed list).
+ALLOWED_OWN = {
+    "lake_assets/token_vault.py": {"lake_assets.config", "lake_assets.entities"},
 }
 
 
@@ -48,6 +56,14 @@ def _violations(room: str, forbidden: set[str]) -> list[str]:
 @pytest.mark.parametrize("room", sorted(FORBIDDEN))
 def test_room_imports_only_what_it_may(room: str) -> None:
     assert _violations(room, FORBIDDEN[room]) == []
+
+
+@pytest.mark.parametrize("room", sorted(ALLOWED_OWN))
+def test_room_imports_only_the_project_modules_it_may(room: str) -> None:
+    allowed = ALLOWED_OWN[room]
+    own = {name for name in _imports(REPO / room) if name == "lake_assets" or name.startswith("lake_assets.")}
+    assert own, room  # the rule would pass vacuously on a room that imports nothing of the project
+    assert sorted(n for n in own if not any(n == a or n.startswith(a + ".") for a in allowed)) == []
 
 
 def test_no_dagster_internals_anywhere() -> None:

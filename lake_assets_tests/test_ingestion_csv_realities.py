@@ -146,7 +146,8 @@ def test_empty_files_are_reported_in_the_raw_assets_metadata(tmp_path: Path, mon
         resources=build_resources(config),
         partition_key="2024-01-01",
     )
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    (metadata,) = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                   if e.materialization.asset_key == wanted]
     assert metadata["dagster/row_count"].value == 0
     assert metadata["empty_files"].value == str(customers)
 

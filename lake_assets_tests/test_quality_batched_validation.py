@@ -12,8 +12,7 @@ import pytest
 
 from lake_assets.checks.layer_rules import built_in_rules
 from lake_assets.checks.table_rules import validate
-from lake_assets.config import load_config
-from lake_assets.quality_config import QualityConfig
+from lake_assets.config import QualityConfig, load_config
 
 from .check_runs import sales_partition
 

@@ -24,8 +24,7 @@ from lake_assets.automation.run_report import build_run_report
 from lake_assets.checks.declared_rules import declared_rules
 from lake_assets.checks.layer_rules import built_in_rules
 from lake_assets.checks.table_rules import SAMPLE_ROWS, validate
-from lake_assets.config import PipelineConfig, load_config
-from lake_assets.quality_config import QualityConfig
+from lake_assets.config import PipelineConfig, QualityConfig, load_config
 from lake_assets.resources.lake_storage import LakeStorage
 
 from .check_runs import DAY, run_checks_alone, sales_partition

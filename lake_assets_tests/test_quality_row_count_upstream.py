@@ -12,8 +12,7 @@ from dagster import AssetSelection, AssetSpec, Definitions, define_asset_job
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.quality import build_quality_checks
 from lake_assets.checks.reconcile import upstream_problems
-from lake_assets.config import PipelineConfig, load_config
-from lake_assets.quality_config import QualityConfig
+from lake_assets.config import PipelineConfig, QualityConfig, load_config
 from lake_assets.resources.lake_storage import LakeStorage
 
 DAY = "2024-01-01"

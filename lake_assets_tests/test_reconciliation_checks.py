@@ -15,8 +15,7 @@ from dagster import AssetKey, AssetSelection, AssetSpec, Definitions, define_ass
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.quality import build_quality_checks
 from lake_assets.checks.reconcile import fact_against_masked, row_count_problems
-from lake_assets.config import PipelineConfig, load_config
-from lake_assets.quality_config import QualityConfig
+from lake_assets.config import PipelineConfig, QualityConfig, load_config
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.resources.warehouse import WarehouseResource
 

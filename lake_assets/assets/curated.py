@@ -16,12 +16,17 @@
   sale dates in one commit, so a re-delivered line replaces its row in its own day (see
   `assets/fact_partitions.py`). The configured sale measures and degenerate dimensions
   (`entities.sale`) are carried over.
+* Storage: every table reaches the lake through the lake IO manager. The dimensions hand it a
+  `LakeWrite` whose commit state is the days they applied (`applied`), committed with the rows; the
+  fact hands it its touched sale dates, replaced in one commit recording the run day (`run_day`). The
+  key and uniqueness checks run after the IO manager stored the output, on the table as written.
 * Extra attributes (`entities.<entity>.attributes`) are dimension attributes like the entity's own:
   `scd: 1` ones are Type-1 columns of an SCD2 dimension. A state or masked day written before an extra
   was configured reads with it NULL.
 """
 
 
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -34,7 +39,6 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
-    MaterializeResult,
     MetadataValue,
     Output,
     asset,
@@ -49,14 +53,12 @@ from lake_assets.assets.partitions import daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
-from lake_assets.io_managers.parquet_lake import table_schema_metadata
+from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.io_managers.spark_lake import (
     read_columns,
     read_partitions,
     read_spark,
     read_spark_if_exists,
-    write_spark,
-    write_spark_partitions,
 )
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
@@ -264,7 +266,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
     )
     def _dimension(
         context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
-    ) -> MaterializeResult:
+    ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         own_key = ["curated", name]
         applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
@@ -303,22 +305,17 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 ).localCheckpoint()
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
-        written = write_spark(state, lake, own_key, None, state={"applied": applied})
-        result = read_spark(spark, lake, own_key, None)
         if late_count:
             context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
                                 "latest version were not applied (see the no_late_changes_ignored check)")
-        return MaterializeResult(
-            metadata={
-                "dagster/row_count": written.rows,
-                "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
-                "snapshot_id": str(written.snapshot_id),
-                "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
-                "late_changes_ignored": late_count,
-            },
-            check_results=[*_key_check_results(result, key_col, natural_key, scd2=True),
-                           _late_changes_result(late_count, late_sample)],
-        )
+        # The applied days are committed with the rows they produced (one commit), by the IO manager.
+        yield Output(LakeWrite(state, state={"applied": applied}), metadata={
+            "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
+            "late_changes_ignored": late_count,
+        })
+        # Stored before this code resumes: the key checks read the table as written.
+        yield from _key_check_results(read_spark(spark, lake, own_key, None), key_col, natural_key, scd2=True)
+        yield _late_changes_result(late_count, late_sample)
 
     return _dimension
 
@@ -340,7 +337,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
     )
     def dim_location(
         context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
-    ) -> MaterializeResult:
+    ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         own_key = ["curated", "dim_location"]
         applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
@@ -370,14 +367,10 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
                     *[F.lit(None).cast(t).alias(c) for c, t in attributes.items()]),
                 key_col="location_key", natural_key="location_id", attributes=attributes,
             )
-        written = write_spark(state, lake, own_key, None, state={"applied": applied})
-        return MaterializeResult(
-            metadata={"dagster/row_count": written.rows,
-                      "dagster/column_schema": table_schema_metadata(lake.read_schema(own_key)),
-                      "snapshot_id": str(written.snapshot_id)},
-            check_results=_key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id",
-                                             scd2=False),
-        )
+        yield Output(LakeWrite(state, state={"applied": applied}))
+        # Stored before this code resumes: the key check reads the table as written.
+        yield from _key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id",
+                                      scd2=False)
 
     return dim_location
 
@@ -479,7 +472,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         dim_product: DataFrame,
         dim_location: DataFrame,
         dim_date: DataFrame,
-    ) -> MaterializeResult:
+    ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         day = context.partition_key
         _require_sale_date_partitions(lake)
@@ -503,7 +496,6 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             kept = kept.join(facts.select("sale_line_id"), "sale_line_id", "left_anti").filter(
                 F.col(DELIVERED_ON) != F.lit(day).cast("date"))
             content = facts.unionByName(kept, allowMissingColumns=True)
-        written = write_spark_partitions(content, lake, FACT_KEY, SALE_DATE, replace=touched, state={RUN_DAY: day})
         stats = facts.agg(
             F.count(F.lit(1)).alias("rows"),
             F.sum((F.col("customer_key") == UNKNOWN_KEY).cast("int")).alias("unknown_customer"),
@@ -513,13 +505,30 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         ).collect()[0]
         orphans = _orphans(facts, {"customer_key": dim_customer, "product_key": dim_product,
                                    "location_key": dim_location, "date_key": dim_date})
+        # One commit for every touched sale date, made by the IO manager, the run day recorded with it.
+        yield Output(
+            LakeWrite(content, state={RUN_DAY: day}, partition_column=SALE_DATE, replace=tuple(touched)),
+            metadata={
+                "dagster/row_count": int(stats["rows"]),
+                "unknown_customer_rows": int(stats["unknown_customer"] or 0),
+                "unknown_product_rows": int(stats["unknown_product"] or 0),
+                "unknown_location_rows": int(stats["unknown_location"] or 0),
+                "net_amount_total": float(stats["net_amount"] or 0),
+                "sale_dates_written": len(touched),  # the write replaces exactly these
+                "first_sale_date": touched[0] if touched else "none",
+                "last_sale_date": touched[-1] if touched else "none",
+                # The IO manager reports the written schema when a sale date was written.
+                **({} if touched else {"dagster/column_schema": MetadataValue.text("none")}),
+            },
+        )
+        # Stored before this code resumes: uniqueness is checked over the table as written.
         everywhere = read_columns(spark, lake, FACT_KEY, lake.committed_partitions(FACT_KEY), ["sale_line_id"])
         unique = everywhere.agg(F.count(F.lit(1)).alias("rows"),
                                 F.countDistinct("sale_line_id").alias("distinct_lines")).collect()[0]
         duplicated = [r["sale_line_id"] for r in everywhere.groupBy("sale_line_id").count().filter("count > 1")
                       .orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]
         failing = {k: v for k, v in orphans.items() if v[0]}
-        checks = [
+        yield from [
             AssetCheckResult(
                 check_name="sale_line_unique",
                 passed=unique["rows"] == unique["distinct_lines"],
@@ -544,21 +553,6 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
                 ) or None,
             ),
         ]
-        return MaterializeResult(
-            metadata={
-                "dagster/row_count": int(stats["rows"]),
-                "unknown_customer_rows": int(stats["unknown_customer"] or 0),
-                "unknown_product_rows": int(stats["unknown_product"] or 0),
-                "unknown_location_rows": int(stats["unknown_location"] or 0),
-                "net_amount_total": float(stats["net_amount"] or 0),
-                "sale_dates_written": len(written),
-                "first_sale_date": touched[0] if touched else "none",
-                "last_sale_date": touched[-1] if touched else "none",
-                "dagster/column_schema": table_schema_metadata(lake.read_schema(FACT_KEY, touched[0]))
-                if touched else MetadataValue.text("none"),
-            },
-            check_results=checks,
-        )
 
     return fact_sales
 

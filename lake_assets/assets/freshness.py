@@ -34,8 +34,7 @@ from dagster import (
     build_sensor_for_freshness_checks,
 )
 
-from lake_assets.config import PipelineConfig
-from lake_assets.quality_config import FRESHNESS_LAYERS, Severity
+from lake_assets.config import FRESHNESS_LAYERS, PipelineConfig, Severity
 
 FRESHNESS_SENSOR_NAME = "freshness_checks_sensor"
 

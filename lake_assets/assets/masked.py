@@ -13,8 +13,9 @@ against guessed rows. Tokenized values go to the token vault (`vault/<entity>/<c
 AES-256-GCM encrypted: one asset per tokenized contract column (group `vault`, same daily partitions),
 further outputs of this step, stored by the lake IO manager before the masked rows. Which columns have
 a vault, and who may read it: `lake_assets/token_vault.py`. A selection may leave a vault out
-(`*warehouse/fact_sales`): the step then stores that vault's partition itself, so no token ever lacks
-its vault entry; the same for a column tokenized only at run time, which has no asset. The masking
+(`*warehouse/fact_sales`): the step then stores that vault's partition with the IO manager's own write
+(`assets/side_tables.py`), so no token ever lacks its vault entry; the same for a column tokenized
+only at run time, which has no asset. The masking
 key never appears in logs, metadata or errors.
 """
 
@@ -25,10 +26,9 @@ from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, AssetsDe
 from pyspark.sql import DataFrame
 
 from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
-from lake_assets.io_managers.parquet_lake import rows_stored
-from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.token_vault import VAULT_LAYER, vault_columns, vault_key
@@ -111,31 +111,19 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         if unvaulted:
             context.log.warning(
                 f"masked/{entity.name}: column(s) {', '.join(unvaulted)} are tokenized but are not columns of the "
-                "entity's contract, so their vault has no asset of its own: the step stores it itself (detokenize "
+                "entity's contract, so their vault has no asset of its own: the step stores it directly (detokenize "
                 f"reads it as any other). Map them to an entity column or declare them under entities.{entity.name} "
                 "with mask: tokenize to make the vault an asset."
             )
-        # Every vault is committed before the masked rows: no masked token without its vault entry.
+        # Every vault is committed before the masked rows: no masked token without its vault entry. A
+        # column known only at run time has no asset (no output name); its tokens still need their way back.
         vault_rows = 0
-        for column in vaulted:
+        for column in [*vaulted, *unvaulted]:
             entries = vault_entries(
                 processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
             )
-            if AssetKey(vault_key(entity.name, column)) in context.selected_asset_keys:
-                yield Output(entries, output_name=_vault_output(column))
-                vault_rows += rows_stored(lake, vault_key(entity.name, column), context.partition_key,
-                                          context.run.run_id)
-            else:
-                # A selection that leaves the vault out (`*warehouse/fact_sales`) still keeps every token's
-                # way back: the step stores the same partition of the same table itself.
-                vault_rows += write_spark(entries, lake, vault_key(entity.name, column), context.partition_key).rows
-        # A column known only at run time cannot be a declared asset; its tokens still need their way
-        # back, so its vault goes to the same lake table layout directly.
-        for column in unvaulted:
-            entries = vault_entries(
-                processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
-            )
-            vault_rows += write_spark(entries, lake, vault_key(entity.name, column), context.partition_key).rows
+            output = _vault_output(column) if column in vaulted else None
+            vault_rows += yield from store_side_table(context, lake, output, vault_key(entity.name, column), entries)
         metadata: dict[str, str | int] = {
             "masked_columns": ", ".join(f"{c}={t}" for c, t in sorted(rules.items())),
             "mask_key_id": keys.key_id,

@@ -16,7 +16,7 @@ column entirely, the step then fails (not retried: the same input fails again), 
 the count and the reasons; the quarantine rows stay for inspection. A rerun of the day replaces
 both partitions (one commit each). A selection may take either output alone (`*warehouse/fact_sales`
 leaves the quarantine out): the step then stores the rejected rows to the same quarantine partition
-itself, so no selection loses them.
+with the IO manager's own write (`assets/side_tables.py`), so no selection loses them.
 Rows removed by de-duplication are counted: exact copies, and rows that shared the key but differed
 (those are not duplicates); the check `no_conflicting_duplicates` warns about the latter.
 Null rules, timestamp formats and aggregations come from the `standardize` config section, never from
@@ -51,10 +51,9 @@ from pyspark.sql import functions as F
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.raw import raw_asset_key
+from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import EntityStandardizeConfig, FeedSourceConfig, PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
-from lake_assets.io_managers.parquet_lake import rows_stored
-from lake_assets.io_managers.spark_lake import write_spark
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
 from spark.mapping_rules import (
@@ -292,14 +291,8 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         )
         typed = apply_null_defaults(typed, defaults).persist()
         good, rejected = split_rejects(typed, required)
-        if AssetKey(quarantine_key(entity.name)) in context.selected_asset_keys:
-            # Stored by the IO manager before this code resumes, so the rows are kept if the step fails below.
-            yield Output(rejected, output_name="quarantine")
-            rejected_rows = rows_stored(lake, quarantine_key(entity.name), context.partition_key, context.run.run_id)
-        else:
-            # A selection that leaves the quarantine out (`*warehouse/fact_sales`) still keeps every
-            # rejected row: the step stores the same partition of the same table itself.
-            rejected_rows = write_spark(rejected, lake, quarantine_key(entity.name), context.partition_key).rows
+        # Committed before anything else is decided, so the rows are kept if the step fails below.
+        rejected_rows = yield from store_side_table(context, lake, "quarantine", quarantine_key(entity.name), rejected)
         reasons = {}
         if rejected_rows:
             # One reason string can list several problems; count per whole reason (bounded by columns).

@@ -7,26 +7,36 @@ rows into the lake and commits the partition itself (with its cursor / file fing
 returns no value; downstream assets read the committed files. Rows that fail validation go to
 `quarantine/raw/<source>/<table>/ingest_date=D` with the reason; they do not stop the good rows.
 
-Why the ingestion writes these two tables itself, unlike the later layers, whose side tables are
-outputs stored by the lake IO manager (`processed.py`, `masked.py`):
-* the raw table: an IO manager receives an output as one value once the asset returns it, so the
-  whole extraction would be held in memory; the pipeline streams it chunk by chunk into a staged batch
-  and commits that.
-* the raw quarantine: not for memory (the pipeline keeps only the rejected rows, never the whole
-  extraction), but because it is committed in the middle of that staged batch: after the last chunk,
-  before the raw commit, stamped with the raw batch id (`raw_batch_id`), and also when every row was
-  rejected and the step then fails without committing raw. As an output, the asset would have to yield
-  it between staging and commit, i.e. `DataIngestionPipeline.run` split in two across the Dagster
-  boundary for every caller, those that run it without Dagster included (benchmarks, ingestion tests).
-  So it is no asset; it is listed in the lake's tables (docs/storage.md) and kept by retention.
+The ingestion streams the raw table into the lake itself: an IO manager receives an output as one
+value once the asset returns it, so the whole extraction would be held in memory; the pipeline writes
+it chunk by chunk into a staged batch and commits that (the `raw` output has no value). The raw
+quarantine is an asset of its own (`quarantine/raw/<source>/<table>`, group `quarantine`), the second
+output of the step, stored by the lake IO manager: the pipeline hands the rejected rows over after the
+last chunk and before the raw commit (`DataIngestionPipeline.stages`), the step yields them, and the
+ingestion resumes once they are committed, so they are kept even when every row was rejected and the
+step then fails. A selection that leaves the quarantine out stores it with the IO manager's own write
+(`assets/side_tables.py`). The quarantine cannot be materialized without its raw table: it is a
+by-product of the ingestion, which commits the raw partition whatever is selected.
 """
 
 
-from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, asset
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    Output,
+    multi_asset,
+)
 from sqlalchemy.engine import make_url
 
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.retry import retry_policy
+from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import (
     ApiSourceConfig,
     DatabaseSourceConfig,
@@ -36,9 +46,20 @@ from lake_assets.config import (
     SourceKindConfig,
     TableConfig,
 )
-from lake_assets.ingestion import DataIngestionPipeline, FileSource, IngestionError, make_source, raw_key
+from lake_assets.ingestion import (
+    DataIngestionPipeline,
+    FileSource,
+    IngestionError,
+    finish_ingestion,
+    make_source,
+    quarantine_key,
+    raw_key,
+)
+from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.resources.lake_storage import LakeStorage
+
+QUARANTINE_LAYER = "quarantine"
 
 
 def raw_asset_key(source: FeedSourceConfig, table: TableConfig | DerivedTableConfig) -> list[str]:
@@ -57,22 +78,52 @@ def _describe(source: SourceKindConfig, table: TableConfig) -> str:
 
 
 def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: TableConfig) -> AssetsDefinition:
-    @asset(
-        key=raw_asset_key(source, table),
-        group_name="raw",
+    key = raw_asset_key(source, table)
+    rejects_key = quarantine_key(source.name, table.name)
+
+    @multi_asset(
+        name="__".join(key),
+        outs={
+            "raw": AssetOut(
+                is_required=False,  # the step is subsettable: a selection may leave the quarantine out
+                key=key,
+                group_name="raw",
+                kinds={"python", "parquet"},
+                description=f"{_describe(source, table)}, as delivered ("
+                + (f"feeds entity `{table.entity}`). " if table.entity else "an input of derived tables). ")
+                + "Grain: one row per delivered record.",
+                metadata={"entity": table.entity or "-", "source_kind": source.kind},
+            ),
+            "quarantine": AssetOut(
+                is_required=False,
+                key=rejects_key,
+                group_name=QUARANTINE_LAYER,
+                kinds={"python", "parquet"},
+                description=f"Delivered rows of raw/{source.name}/{table.name} that failed validation, as text, "
+                "with `_reject_reason`. Grain: one row per rejected delivered row. Committed before the raw "
+                "partition, also when every row was rejected and the step then fails.",
+            ),
+        },
         partitions_def=daily_partitions(config),
-        kinds={"python", "parquet"},
-        description=f"{_describe(source, table)}, as delivered ("
-        + (f"feeds entity `{table.entity}`). " if table.entity else "an input of derived tables). ")
-        + "Grain: one row per delivered record.",
-        metadata={"entity": table.entity or "-", "source_kind": source.kind},
         retry_policy=retry_policy(config.retries),
+        can_subset=True,
     )
-    def _raw(context: AssetExecutionContext, lake: LakeStorage) -> MaterializeResult:
+    def _raw(context: AssetExecutionContext, lake: LakeStorage) -> Iterator[Output | MaterializeResult]:
+        if AssetKey(key) not in context.selected_asset_keys:
+            raise Failure(
+                description=f"{'/'.join(rejects_key)} is written by the ingestion of {'/'.join(key)}: "
+                "select that asset with it",
+                allow_retries=False,
+            )
         day = context.partition_key
         try:
             ingest = make_source(source, table)
-            result = DataIngestionPipeline(ingest, lake).run(day)
+            stages = DataIngestionPipeline(ingest, lake).stages(day)
+            rejects = next(stages)
+            # Stored before this code resumes: the ingestion commits raw only after its quarantine.
+            yield from store_side_table(context, lake, "quarantine", rejects_key,
+                                        LakeWrite(rejects.table, state=rejects.state))
+            result = finish_ingestion(stages)
         except IngestionError as exc:
             # Deterministic failures (credentials, 401, missing table, drift under `fail`) must not
             # burn retries; transient ones (refused connection, 5xx after retries) may be retried.
@@ -88,7 +139,7 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
             metadata["empty_files"] = ", ".join(ingest.empty_files) or "-"
         metadata["dagster/column_schema"] = table_schema_metadata(result.schema)
         # The pipeline committed the rows to the lake itself; the IO manager only loads them downstream.
-        return MaterializeResult(metadata=metadata)
+        yield MaterializeResult(asset_key=key, metadata=metadata)
 
     return _raw
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lake_assets.checks.layer_rules import PII_COLUMNS
 from lake_assets.checks.table_rules import ColumnRule, TableRules
-from lake_assets.quality_config import QualityConfig
+from lake_assets.config import QualityConfig
 
 
 def declared_rules(quality: QualityConfig) -> dict[str, TableRules]:

@@ -9,8 +9,9 @@ and config errors never echo a URL's password, the masking key or the SMTP passw
 
 One module per section of the file: `lake`, `warehouse` (+ `tls`), `sources` (+ `mapping`, how a table
 feeds an entity), `derived`, `masking`, `standardize`, `star_schema`, `extras` (`entities:`), `schedule`
-(jobs, sensor, retention, backups, retries), `notifications`; `pipeline` holds the whole document and the
-checks across sections, `loading` reads the file. This package exports the names the rest of the code uses.
+(jobs, sensor, retention, backups, retries), `notifications`, `quality` (check severities and declared
+column rules); `pipeline` holds the whole document and the checks across sections, `loading` reads the
+file. This package exports the names the rest of the code uses.
 """
 
 from lake_assets.config.base import ConfigError
@@ -27,6 +28,7 @@ from lake_assets.config.loading import BUNDLED_CONFIG, load_config
 from lake_assets.config.masking import MaskingConfig
 from lake_assets.config.notifications import NotifyConfig
 from lake_assets.config.pipeline import PipelineConfig
+from lake_assets.config.quality import FRESHNESS_LAYERS, QualityConfig, Severity
 from lake_assets.config.schedule import RetriesConfig, SensorConfig
 from lake_assets.config.sources import (
     ApiEndpointConfig,
@@ -45,6 +47,7 @@ from lake_assets.config.warehouse import RowLevelSecurityConfig, WarehouseConfig
 __all__ = [
     "BUNDLED_CONFIG",
     "DERIVED_SOURCE",
+    "FRESHNESS_LAYERS",
     "LAKE_LAYERS",
     "ApiEndpointConfig",
     "ApiSourceConfig",
@@ -60,9 +63,11 @@ __all__ = [
     "MaskingConfig",
     "NotifyConfig",
     "PipelineConfig",
+    "QualityConfig",
     "RetriesConfig",
     "RowLevelSecurityConfig",
     "SensorConfig",
+    "Severity",
     "SourceKindConfig",
     "SparkConfig",
     "TableConfig",

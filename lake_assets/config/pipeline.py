@@ -22,13 +22,13 @@ from lake_assets.config.lake import DEFAULT_RETENTION_DAYS, LAKE_LAYERS, LakeCon
 from lake_assets.config.mapping import NUMERIC_TYPES
 from lake_assets.config.masking import MaskingConfig
 from lake_assets.config.notifications import MonitoringConfig, NotifyConfig
+from lake_assets.config.quality import QualityConfig
 from lake_assets.config.schedule import BackupConfig, MaintenanceConfig, RetriesConfig, ScheduleConfig, SensorConfig
 from lake_assets.config.sources import SourceConfig, SourceKindConfig, TableConfig
 from lake_assets.config.standardize import StandardizeConfig
 from lake_assets.config.star_schema import SCD2_ENTITIES, StarSchemaConfig
 from lake_assets.config.warehouse import WarehouseConfig
 from lake_assets.entities import ENTITIES
-from lake_assets.quality_config import QualityConfig
 
 _OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 

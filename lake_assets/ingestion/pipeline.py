@@ -15,8 +15,10 @@ Guarantees:
   older day never re-reads what a later day holds; file sources skip the files already held by
   another committed partition.
 * Bad rows go to `quarantine/raw/<source>/<table>/ingest_date=D` with the reason, committed (possibly
-  empty) on every run so a rerun clears old rejects. The mark never passes a quarantined row. A
-  delivery whose every row was quarantined commits no raw partition and fails (`IngestionError`).
+  empty) on every run, before the raw partition, so a rerun clears old rejects: `stages` hands them
+  to its caller (the raw asset yields them to the lake IO manager), `run` commits them itself. The
+  mark never passes a quarantined row. A delivery whose every row was quarantined commits no raw
+  partition and fails (`IngestionError`).
 * Schema drift against the previous committed partition is reported; policy `fail` aborts before
   anything is committed.
 """
@@ -24,7 +26,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -189,6 +191,25 @@ class IngestionResult:
         return data
 
 
+@dataclass(frozen=True)
+class RawRejects:
+    """The delivered rows of one run that failed validation (`REJECT_SCHEMA`), to be committed as
+    `quarantine/raw/<source>/<table>` partition D before the raw partition; `state`: the raw batch
+    they belong to (`raw_batch_id`)."""
+
+    table: pa.Table
+    state: dict[str, Any]
+
+
+def finish_ingestion(stages: Generator[RawRejects, None, IngestionResult]) -> IngestionResult:
+    """Resume `DataIngestionPipeline.stages` after its quarantine was committed; its result."""
+    try:
+        next(stages)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the ingestion hands over its quarantine once")
+
+
 @dataclass
 class _Piece:
     rows: pa.Table
@@ -254,6 +275,17 @@ class DataIngestionPipeline:
 
     # ------------------------------------------------------------------ the run
     def run(self, day: str) -> IngestionResult:
+        """`stages` for callers without Dagster (benchmarks, tools): the quarantine is committed here,
+        at the point the stages hand it over, with the same write the raw asset's IO manager makes."""
+        stages = self.stages(day)
+        rejects = next(stages)
+        self.lake.write_arrow(["quarantine", *self.key], day, rejects.table, state=rejects.state)
+        return finish_ingestion(stages)
+
+    def stages(self, day: str) -> Generator[RawRejects, None, IngestionResult]:
+        """The run as a generator: it yields the quarantine (`RawRejects`) once, after the last chunk and
+        before the raw commit, and resumes only when the caller has committed it; the raw commit (or
+        the failure of a delivery nobody can use) follows. Returns the result (`finish_ingestion`)."""
         lake, table = self.lake, self.table
         previous = previous_commit(lake, self.key, day)
         previous_extra = previous[1].state if previous else {}
@@ -314,7 +346,7 @@ class DataIngestionPipeline:
             if cursor_field:
                 extra["start_cursor"] = previous_cursor.to_json() if previous_cursor else None
             reject_table = pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
-            lake.write_arrow(["quarantine", *self.key], day, reject_table, state={"raw_batch_id": batch.batch_id})
+            yield RawRejects(reject_table, {"raw_batch_id": batch.batch_id})
             if writer.rows == 0 and rejects:
                 # Committing would report success for a delivery nobody can use; the old partition and
                 # mark stay, so the rows are read again once the cause is fixed.

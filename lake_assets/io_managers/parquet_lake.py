@@ -1,14 +1,21 @@
 """The lake IO manager: asset key `<layer>/<a>/<b>` -> Iceberg table `<layer>.<a>__<b>` (daily assets:
 partition `ingest_date=D`).
 
-An output may be a Spark DataFrame or a pyarrow Table; an input is loaded as a pyarrow Table when the
-parameter is annotated `pa.Table`, as a lazy `pyarrow.dataset.Dataset` (scanned in batches by its
-consumer, never whole in memory) when annotated `ds.Dataset`, otherwise as a Spark DataFrame. Every
+An output may be a Spark DataFrame, a pyarrow Table, or a `LakeWrite` (rows plus the asset's commit
+state, or a write of several partitions of a date column at once; see `lake_write.py`). An input is
+loaded as a pyarrow Table when the parameter is annotated `pa.Table`, as a lazy
+`pyarrow.dataset.Dataset` (scanned in batches by its consumer, never whole in memory) when annotated
+`ds.Dataset`, otherwise as a Spark DataFrame. Every
 write is an atomic replace of the partition (or of the whole table for unpartitioned assets) and
 reports `dagster/row_count`, `dagster/column_schema`, the Iceberg table, and the snapshot id the write
 produced (the table version to time-travel to). The partition's commit record names the Dagster run
 that stored it (`dagster_run_id`), so an asset that yields several outputs can read back how many rows
-one of them stored (`rows_stored`) without a second Spark job.
+one of them stored (`rows_stored`) without a second Spark job. A write of several partitions reports
+`partitions_written` and `rows_written` instead of `dagster/row_count`: the asset's own partition (the
+run day) is not one of the lake's partitions, so the asset states its own row count.
+
+Every lake write of an asset goes through `store` (the IO manager's own write); an asset calls it
+directly only for a side table a selection left out (see `assets/side_tables.py`).
 """
 
 
@@ -28,8 +35,9 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
-from lake_assets.io_managers.spark_lake import read_spark, write_spark
-from lake_assets.resources.lake_storage import LakeStorage, table_name
+from lake_assets.io_managers.lake_write import LakeWrite
+from lake_assets.io_managers.spark_lake import read_spark, write_spark, write_spark_partitions
+from lake_assets.resources.lake_storage import CommitInfo, LakeStorage, table_name
 
 RUN_ID_STATE = "dagster_run_id"
 
@@ -52,6 +60,33 @@ def rows_stored(lake: LakeStorage, key_path: Sequence[str], partition: str | Non
     return info.rows
 
 
+def store(lake: LakeStorage, key_path: Sequence[str], partition: str | None, obj: Any, run_id: str) -> CommitInfo:
+    """Replace one partition (or the unpartitioned table) with `obj` (DataFrame, Arrow table or a
+    `LakeWrite` without a partition column), atomically; the commit names the run (`dagster_run_id`)
+    besides the `LakeWrite`'s own state."""
+    state: dict[str, Any] = {}
+    if isinstance(obj, LakeWrite):
+        if obj.partition_column is not None:
+            raise TypeError(f"{'/'.join(key_path)}: a write of several partitions goes through store_partitions")
+        state, obj = dict(obj.state), obj.frame
+    state[RUN_ID_STATE] = run_id
+    if isinstance(obj, pa.Table):
+        return lake.write_arrow(key_path, partition, obj, state)
+    if isinstance(obj, DataFrame):
+        return write_spark(obj, lake, key_path, partition, state)
+    raise TypeError(f"{'/'.join(key_path)}: cannot store a {type(obj).__name__} in the lake")
+
+
+def store_partitions(
+    lake: LakeStorage, key_path: Sequence[str], write: LakeWrite, run_id: str
+) -> dict[str, CommitInfo]:
+    """Replace, in one atomic commit, the partitions of `write.partition_column` that its rows fall in
+    plus `write.replace`; {partition: commit}."""
+    assert write.partition_column is not None and isinstance(write.frame, DataFrame)  # LakeWrite checks both
+    state = {**write.state, RUN_ID_STATE: run_id}
+    return write_spark_partitions(write.frame, lake, key_path, write.partition_column, write.replace, state)
+
+
 class ParquetLakeIOManager(ConfigurableIOManager):
     """Stores each asset (partition) as committed Parquet files in the lake."""
 
@@ -62,22 +97,34 @@ class ParquetLakeIOManager(ConfigurableIOManager):
         if obj is None:
             return
         key_path = context.asset_key.path
+        where = {"iceberg_table": ".".join(table_name(key_path))}
+        if isinstance(obj, LakeWrite) and obj.partition_column is not None:
+            written = store_partitions(self.lake, key_path, obj, context.run_id)
+            commits = list(written.values())
+            metadata: dict[str, Any] = {
+                "partitions_written": len(written),
+                "rows_written": sum(c.rows for c in commits),
+                "path": self.lake.uri(self.lake.dataset_dir(key_path)),
+                **where,
+            }
+            if commits:
+                metadata |= {
+                    "dagster/column_schema": table_schema_metadata(self.lake.read_schema(key_path, min(written))),
+                    "snapshot_id": str(commits[0].snapshot_id),  # one commit for every partition
+                    "batch_id": commits[0].batch_id,
+                }
+            context.add_output_metadata(metadata)
+            return
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        state = {RUN_ID_STATE: context.run_id}
-        if isinstance(obj, pa.Table):
-            commit = self.lake.write_arrow(key_path, partition, obj, state)
-            schema = obj.schema
-        elif isinstance(obj, DataFrame):
-            commit = write_spark(obj, self.lake, key_path, partition, state)
-            schema = self.lake.read_schema(key_path, partition)
-        else:
-            raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__} in the lake")
+        commit = store(self.lake, key_path, partition, obj, context.run_id)
+        frame = obj.frame if isinstance(obj, LakeWrite) else obj
+        schema = frame.schema if isinstance(frame, pa.Table) else self.lake.read_schema(key_path, partition)
         context.add_output_metadata(
             {
                 "dagster/row_count": commit.rows,
                 "dagster/column_schema": table_schema_metadata(schema),
                 "path": self.lake.uri(self.lake.dataset_dir(key_path, partition)),
-                "iceberg_table": ".".join(table_name(key_path)),
+                **where,
                 "snapshot_id": str(commit.snapshot_id),
                 "batch_id": commit.batch_id,
             }

@@ -1,0 +1,38 @@
+"""What an asset hands the lake IO manager when a plain value is not enough.
+
+A bare DataFrame or Arrow table replaces the output's partition (or its unpartitioned table). A
+`LakeWrite` adds what the write must carry besides the rows:
+
+* `state`: the asset's own commit state, stored in the same commit as the rows (a dimension's
+  `applied` days, the fact's `run_day`), so the rows and the state that describes them can never
+  disagree;
+* `partition_column` + `replace`: a write of several partitions of a date column at once (the
+  fact's sale dates), one atomic commit: every partition `frame` has rows in, plus the partitions in
+  `replace` (emptied when `frame` has none of their rows). The asset's own Dagster partition (the run
+  day) is then not a partition of the lake table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+
+
+@dataclass(frozen=True)
+class LakeWrite:
+    """One atomic lake write: the rows, the commit state, and (for a partition set) the date column."""
+
+    frame: DataFrame | pa.Table
+    state: Mapping[str, Any] = field(default_factory=dict)
+    partition_column: str | None = None
+    replace: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.replace and self.partition_column is None:
+            raise ValueError("LakeWrite: `replace` names partitions of a date column; set `partition_column`")
+        if self.partition_column is not None and not isinstance(self.frame, DataFrame):
+            raise TypeError("LakeWrite: a write of several partitions takes a Spark DataFrame")
