@@ -4,6 +4,7 @@ names and URLs that several sections accept (SQL identifiers, quoted source name
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,6 +28,14 @@ def sqlalchemy_url(value: str) -> str:
         raise ValueError(f"is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database): "
                          f"{problem}") from None
     return value
+
+
+def require_known(names: Iterable[str], known: Iterable[str], what: str, listed_as: str) -> None:
+    """Refuse names outside `known`: "unknown <what> [...]; <listed_as>: a, b, c"."""
+    choices = list(known)
+    unknown = sorted(set(names) - set(choices))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; {listed_as}: {', '.join(choices)}")
 
 
 def quoted_name(value: str, what: str) -> str:

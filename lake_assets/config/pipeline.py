@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from lake_assets.config.base import StrictModel
+from lake_assets.config.base import StrictModel, require_known
 from lake_assets.config.derived import (
     DERIVED_SOURCE,
     DerivedSourceConfig,
@@ -86,9 +86,7 @@ class PipelineConfig(StrictModel):
     @field_validator("retention_days")
     @classmethod
     def _known_layers(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = sorted(set(value) - set(LAKE_LAYERS))
-        if unknown:
-            raise ValueError(f"unknown lake layer(s) {unknown}; the layers are {', '.join(LAKE_LAYERS)}")
+        require_known(value, LAKE_LAYERS, "lake layer(s)", "layers")
         short = sorted(layer for layer, days in value.items() if days < 1)
         if short:
             raise ValueError(f"layer(s) {short}: retention must be at least 1 day")

@@ -34,6 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lake_assets.config.base import require_known
 from lake_assets.cron import checked_cron
 from lake_assets.entities import ENTITY_NAMES
 
@@ -102,9 +103,7 @@ class RowCountQuality(_Strict):
     @classmethod
     def _daily_tables(cls, value: list[str]) -> list[str]:
         daily = [t for t in CHECKABLE_TABLES if not t.startswith("curated/dim_")]
-        unknown = sorted(set(value) - set(daily))
-        if unknown:
-            raise ValueError(f"unknown or undated table(s) {unknown}; daily tables: {', '.join(daily)}")
+        require_known(value, daily, "or undated table(s)", "daily tables")
         return value
 
 
@@ -136,9 +135,7 @@ class FreshnessQuality(_Strict):
     @field_validator("max_age_hours")
     @classmethod
     def _known_layers(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(FRESHNESS_LAYERS))
-        if unknown:
-            raise ValueError(f"unknown layer(s) {unknown}; layers: {', '.join(FRESHNESS_LAYERS)}")
+        require_known(value, FRESHNESS_LAYERS, "layer(s)", "layers")
         if any(hours <= 0 for hours in value.values()):
             raise ValueError("max_age_hours must be positive")
         # A layer left out keeps its default.
@@ -162,17 +159,13 @@ class QualityConfig(_Strict):
     @field_validator("checks")
     @classmethod
     def _known_checks(cls, value: dict[str, CheckSettings]) -> dict[str, CheckSettings]:
-        unknown = sorted(set(value) - set(CHECK_DEFAULTS))
-        if unknown:
-            raise ValueError(f"unknown check(s) {unknown}; configurable: {', '.join(CHECK_DEFAULTS)}")
+        require_known(value, CHECK_DEFAULTS, "check(s)", "configurable")
         return value
 
     @field_validator("tables")
     @classmethod
     def _known_tables(cls, value: dict[str, TableQuality]) -> dict[str, TableQuality]:
-        unknown = sorted(set(value) - set(CHECKABLE_TABLES))
-        if unknown:
-            raise ValueError(f"unknown table(s) {unknown}; checkable: {', '.join(CHECKABLE_TABLES)}")
+        require_known(value, CHECKABLE_TABLES, "table(s)", "checkable")
         return value
 
     def severity(self, check: str, table: str | None = None) -> Severity:
