@@ -54,6 +54,7 @@ from lake_assets.assets.raw import raw_asset_key
 from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import EntityStandardizeConfig, FeedSourceConfig, PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
+from lake_assets.ingestion import QUARANTINE_LAYER
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
 from spark.mapping_rules import (
@@ -82,7 +83,6 @@ from spark.standardize import (
 )
 
 CONFLICT_CHECK = "no_conflicting_duplicates"
-QUARANTINE_LAYER = "quarantine"
 
 
 def quarantine_key(entity: str) -> list[str]:

@@ -47,6 +47,7 @@ from lake_assets.config import (
     TableConfig,
 )
 from lake_assets.ingestion import (
+    QUARANTINE_LAYER,
     DataIngestionPipeline,
     FileSource,
     IngestionError,
@@ -58,8 +59,6 @@ from lake_assets.ingestion import (
 from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.resources.lake_storage import LakeStorage
-
-QUARANTINE_LAYER = "quarantine"
 
 
 def raw_asset_key(source: FeedSourceConfig, table: TableConfig | DerivedTableConfig) -> list[str]:

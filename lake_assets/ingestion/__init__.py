@@ -10,6 +10,7 @@ from lake_assets.ingestion.errors import (
 )
 from lake_assets.ingestion.file_source import FileSource, SourceFile
 from lake_assets.ingestion.pipeline import (
+    QUARANTINE_LAYER,
     DataIngestionPipeline,
     IngestionResult,
     RawRejects,
@@ -21,6 +22,7 @@ from lake_assets.ingestion.pipeline import (
 )
 
 __all__ = [
+    "QUARANTINE_LAYER",
     "APISource",
     "DataIngestionPipeline",
     "DatabaseSource",

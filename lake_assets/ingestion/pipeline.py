@@ -52,6 +52,8 @@ from lake_assets.ingestion.writer import ChunkWriter
 from lake_assets.resources.lake_storage import CommitInfo, LakeStorage
 
 Source = FileSource | DatabaseSource | APISource
+# The lake layer (and Dagster group) of rejected rows, raw and processed alike.
+QUARANTINE_LAYER = "quarantine"
 _ROW_INDEX = "__lake_row_index"  # position of a row in its chunk while validation splits it
 
 
@@ -60,7 +62,7 @@ def raw_key(source_name: str, table_name: str) -> list[str]:
 
 
 def quarantine_key(source_name: str, table_name: str) -> list[str]:
-    return ["quarantine", *raw_key(source_name, table_name)]
+    return [QUARANTINE_LAYER, *raw_key(source_name, table_name)]
 
 
 def make_source(source: SourceKindConfig, table: TableConfig) -> Source:
