@@ -281,7 +281,7 @@ class DataIngestionPipeline:
         at the point the stages hand it over, with the same write the raw asset's IO manager makes."""
         stages = self.stages(day)
         rejects = next(stages)
-        self.lake.write_arrow(["quarantine", *self.key], day, rejects.table, state=rejects.state)
+        self.lake.write_arrow([QUARANTINE_LAYER, *self.key], day, rejects.table, state=rejects.state)
         return finish_ingestion(stages)
 
     def stages(self, day: str) -> Generator[RawRejects, None, IngestionResult]:
