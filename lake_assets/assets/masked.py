@@ -15,8 +15,7 @@ further outputs of this step, stored by the lake IO manager before the masked ro
 a vault, and who may read it: `lake_assets/token_vault.py`. A selection may leave a vault out
 (`*warehouse/fact_sales`): the step then stores that vault's partition with the IO manager's own write
 (`assets/side_tables.py`), so no token ever lacks its vault entry; the same for a column tokenized
-only at run time, which has no asset. The masking
-key never appears in logs, metadata or errors.
+only at run time, which has no asset. The masking key never appears in logs, metadata or errors.
 """
 
 
