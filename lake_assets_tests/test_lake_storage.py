@@ -208,7 +208,7 @@ def test_an_output_yielded_before_a_failure_is_stored_and_read_back_as_this_runs
     from dagster_pyspark import PySparkResource
 
     from lake_assets.io_managers import ParquetLakeIOManager
-    from lake_assets.io_managers.parquet_lake import rows_stored
+    from lake_assets.io_managers.lake_store import rows_stored
 
     lake = LakeStorage(url=str(tmp_path / "lake"))
     counted: list[int] = []
