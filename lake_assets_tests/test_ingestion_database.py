@@ -368,18 +368,19 @@ def test_kill_mid_write_then_rerun_leaves_no_duplicates(tmp_path: Path) -> None:
             chunk_rows=200,
         )
         lake_dir = tmp_path / "lake"
-        partition = lake_dir / "raw" / "shop_db" / "lines" / "ingest_date=2024-03-01"
+        spool = lake_dir / ".spool"
         env = {**os.environ, "KILL_SOURCE": source.model_dump_json(), "KILL_LAKE": str(lake_dir)}
         process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT], env=env)
         deadline = time.monotonic() + 60
-        while not list(partition.glob("batch-*/part-*.parquet")):
+        while not list(spool.glob("*/part-*.parquet")):
             assert process.poll() is None, "the load finished before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        killed = [p.name for p in partition.glob("batch-*")]
-        assert len(killed) == 1  # the half-written batch is on disk...
+        killed = list(spool.glob("*/part-*.parquet"))
+        assert len(killed) == 1  # the half-written delivery is on disk, spooled outside the lake...
+        assert not [p for p in (lake_dir / "raw").rglob("*") if p.is_file()]  # ...nothing of it in the raw layer
         lake = LakeStorage(url=str(lake_dir))
         assert lake.commit_info(["raw", "shop_db", "lines"], "2024-03-01") is None  # nothing visible
         assert lake.committed_partitions(["raw", "shop_db", "lines"]) == []  # and no cursor advanced
@@ -387,8 +388,8 @@ def test_kill_mid_write_then_rerun_leaves_no_duplicates(tmp_path: Path) -> None:
         result = ingest(lake, source, "2024-03-01")
         ids = [r["line_id"] for r in raw_rows_of(lake)]
         assert result.rows == len(ids) == len(set(ids)) == 3000
-        current = {Path(f).parent.name for f in lake.committed_files(["raw", "shop_db", "lines"], "2024-03-01")}
-        assert current == {f"batch-{result.batch_id}"}  # ...and never part of the table (an orphan file)
+        committed = lake.committed_files(["raw", "shop_db", "lines"], "2024-03-01")
+        assert {Path(f).parent.name for f in committed} == {f"batch-{result.batch_id}"}  # the killed one never is
     finally:
         db.run("DROP SCHEMA {s} CASCADE")
 
