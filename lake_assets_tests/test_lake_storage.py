@@ -179,7 +179,7 @@ def test_a_daily_table_whose_rows_carry_ingest_date_keeps_it(tmp_path: Path) -> 
 
 def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark: Any) -> None:
     from dagster import DailyPartitionsDefinition, asset, materialize
-    from dagster_pyspark import PySparkResource
+    from dagster_pyspark import LazyPySparkResource
 
     from lake_assets.io_managers import ParquetLakeIOManager
 
@@ -188,7 +188,7 @@ def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark:
         return pa.table({"sale_id": ["S1", "S2", "S3"], "amount": [1.0, 2.0, 3.0]})
 
     lake = LakeStorage(url=str(tmp_path / "lake"))
-    io_manager = ParquetLakeIOManager(lake=lake, pyspark=PySparkResource(spark_config={}))
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=LazyPySparkResource(spark_config={}))
     result = materialize([sale], resources={"io_manager": io_manager}, partition_key=DAY)
     [event] = result.asset_materializations_for_node("processed__sale")
     metadata = {k: v.value for k, v in event.metadata.items()}
@@ -205,7 +205,7 @@ def test_an_output_yielded_before_a_failure_is_stored_and_read_back_as_this_runs
     """What the processed step relies on: Dagster hands a yielded output to the lake IO manager before the
     asset's code resumes, so its rows are committed (and countable) even when the step then fails."""
     from dagster import AssetOut, DailyPartitionsDefinition, Failure, Output, materialize, multi_asset
-    from dagster_pyspark import PySparkResource
+    from dagster_pyspark import LazyPySparkResource
 
     from lake_assets.io_managers import ParquetLakeIOManager
     from lake_assets.io_managers.lake_store import rows_stored
@@ -220,7 +220,7 @@ def test_an_output_yielded_before_a_failure_is_stored_and_read_back_as_this_runs
         counted.append(rows_stored(lake, ["quarantine", "toy"], context.partition_key, context.run.run_id))
         raise Failure("too many rejected rows")
 
-    io_manager = ParquetLakeIOManager(lake=lake, pyspark=PySparkResource(spark_config={}))
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=LazyPySparkResource(spark_config={}))
     result = materialize([toy], resources={"io_manager": io_manager}, partition_key=DAY, raise_on_error=False)
     assert not result.success
     assert counted == [2]

@@ -33,7 +33,7 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
-from dagster_pyspark import PySparkResource
+from dagster_pyspark import LazyPySparkResource
 
 from lake_assets.io_managers.lake_store import store, store_partitions
 from lake_assets.io_managers.lake_write import LakeWrite
@@ -49,7 +49,7 @@ class ParquetLakeIOManager(ConfigurableIOManager):
     """Stores each asset (partition) as committed Parquet files in the lake."""
 
     lake: ResourceDependency[LakeStorage]
-    pyspark: ResourceDependency[PySparkResource]
+    pyspark: ResourceDependency[LazyPySparkResource]
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
