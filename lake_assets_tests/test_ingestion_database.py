@@ -29,7 +29,9 @@ from lake_assets.ingestion import (
     SourceUnavailable,
     raw_key,
 )
+from lake_assets.io_managers import ParquetLakeIOManager
 from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.resources.spark import build_spark_resource
 
 from .conftest import MARIADB_ADMIN_URL, PG_ADMIN_URL, TEST_MASKING_KEY, require_listening
 
@@ -262,11 +264,13 @@ def _pipeline_config(source: DatabaseSourceConfig, lake_dir: Path) -> PipelineCo
 
 
 def _materialize_raw(config: PipelineConfig, day: str) -> Any:
-    """The raw tables alone: the step stores their quarantine with the lake IO manager's own write, so
-    no IO manager (and no Spark) is needed."""
+    """The raw tables alone, stored by the lake IO manager (whose Spark session starts only when a step
+    reads a DataFrame: never here); the step stores their left-out quarantine with the same write."""
     lake = LakeStorage(url=config.lake.url)
     raw_keys = [AssetKey(raw_key(s.name, t.name)) for s in config.sources for t in s.tables]
-    return materialize(build_raw_assets(config), selection=raw_keys, resources={"lake": lake}, partition_key=day,
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=build_spark_resource(config.spark))
+    resources = {"lake": lake, "io_manager": io_manager}
+    return materialize(build_raw_assets(config), selection=raw_keys, resources=resources, partition_key=day,
                        raise_on_error=False)
 
 
