@@ -333,3 +333,29 @@ def test_several_partitions_of_a_data_column_replace_in_one_commit(tmp_path: Pat
             late.commit()
     assert lake.committed_partitions(key) == ["2024-01-01", "2024-01-02", "2024-01-03"]
     assert lake.read_arrow(key, "2024-01-02").column("line").to_pylist() == ["x"]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_spool_is_outside_the_table_until_its_commit_and_loses_to_a_writer_that_committed_meanwhile(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    lake = _lake(kind, tmp_path, request)
+    lake.write_arrow(KEY, DAY, pa.table({"x": [1]}))
+    with lake.spool(KEY, DAY) as spool:
+        pq.write_table(spool.with_partition_column(pa.table({"x": [2, 3]})), f"{spool.local_dir}/part-0.parquet")
+        assert not Path(spool.local_dir).is_relative_to(Path(lake.dataset_dir(KEY[:1])))  # not in the raw layer
+        lake.write_arrow(KEY, DAY, pa.table({"x": [4]}))  # another writer commits the partition meanwhile
+        with pytest.raises(LakeWriteConflict, match=spool.batch_id):
+            spool.commit()
+        target = spool.target_dir
+    assert not Path(spool.local_dir).exists()
+    if kind == "local":
+        assert not Path(target).exists()  # the moved files went with the failed commit
+    assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [4]
+
+    with lake.spool(KEY, DAY) as spool:
+        pq.write_table(spool.with_partition_column(pa.table({"x": [5, 6]})), f"{spool.local_dir}/part-0.parquet")
+        assert spool.commit().rows == 2
+    assert not Path(spool.local_dir).exists()
+    assert sorted(lake.read_arrow(KEY, DAY).column("x").to_pylist()) == [5, 6]
+    _referenced_files_exist(lake, KEY)
