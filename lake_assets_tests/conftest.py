@@ -60,7 +60,7 @@ def _pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # --------------------------------------------------------------------------- spark
 @pytest.fixture(scope="session")
 def spark():
-    """The one SparkSession of the test session; Dagster's PySparkResource reuses it (getOrCreate)."""
+    """The one SparkSession of the test session; Dagster's Spark resource reuses it (getOrCreate)."""
     from pyspark.sql import SparkSession
 
     from lake_assets.config import SparkConfig

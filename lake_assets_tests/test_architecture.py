@@ -12,10 +12,18 @@ REPO = Path(__file__).resolve().parent.parent
 # Room -> top-level packages/modules it must never import.
 FORBIDDEN = {
     "spark": {"dagster", "lake_assets"},
-    "lake_assets/ingestion": {"dagster", "lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
+    "lake_assets/ingestion": {
+        "dagster", "lake_assets.assets", "lake_assets.automation", "lake_assets.definitions",
+        "lake_assets.io_managers.parquet_lake", "lake_assets.io_managers.warehouse",
+    },
     "lake_assets/lake_maintenance": {"lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
     "lake_assets/resources": {"lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
-    "lake_assets/io_managers": {"lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
+    "lake_assets/io_managers": {
+        "lake_assets.assets", "lake_assets.automation", "lake_assets.definitions", "lake_assets.ingestion",
+    },
+    # The IO manager's write, which the ingestion's run without Dagster uses too.
+    "lake_assets/io_managers/lake_store.py": {"dagster"},
+    "lake_assets/io_managers/lake_write.py": {"dagster"},
     "lake_assets/assets": {"lake_assets.automation", "lake_assets.definitions"},
     "lake_assets/config": {"dagster", "lake_assets.assets", "lake_assets.automation", "lake_assets.definitions"},
     "lake_assets/checks": {"dagster", "lake_assets.assets", "lake_assets.automation"},
@@ -74,4 +82,33 @@ def test_no_dagster_internals_anywhere() -> None:
         for name in _imports(path)
         if name.startswith("dagster._")
     ]
+    assert offenders == []
+
+
+# The functions that put files into the lake and commit them. Only the lake storage and the IO managers
+# call them: data reaches the lake through the lake IO manager's write (`io_managers/lake_store.py`).
+LAKE_WRITES = {"write_arrow", "staged_batch", "staged_partitions", "write_spark", "write_spark_partitions", "_commit",
+               "_commit_partitions"}
+LAKE_WRITERS = ("lake_assets/io_managers/", "lake_assets/resources/lake_storage.py")
+
+
+def _lake_write_calls(path: Path) -> list[str]:
+    """Calls of a lake write function, and `.commit(...)` calls with arguments (a staged batch's commit
+    takes rows and state; a database connection's or a snapshot expiry's takes none)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in LAKE_WRITES or (name == "commit" and (node.args or node.keywords)):
+            found.append(f"{path.relative_to(REPO)}:{node.lineno} calls {name}")
+    return found
+
+
+def test_only_the_lake_storage_and_the_io_managers_write_lake_files() -> None:
+    files = [p for folder in ("lake_assets", "spark") for p in sorted((REPO / folder).rglob("*.py"))]
+    writers = [p for p in files if str(p.relative_to(REPO)).startswith(LAKE_WRITERS)]
+    assert any(_lake_write_calls(p) for p in writers)  # the rule sees the calls where they belong
+    offenders = [call for p in files if p not in writers for call in _lake_write_calls(p)]
     assert offenders == []

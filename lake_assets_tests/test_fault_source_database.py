@@ -175,15 +175,15 @@ def test_connection_dropped_mid_extraction_is_retryable_and_the_rerun_delivers_e
     assert first.rows == 10
     _insert(db, range(11, 41))  # day 2's 30 new rows; row 30 waits for the test's lock
 
-    staged = tmp_path / "lake" / "raw" / "shop_db" / "lines" / f"ingest_date={DAY2}"
+    spool = tmp_path / "lake" / ".spool"  # where the ingestion streams a delivery before the lake commits it
     streamed: list[Path] = []
 
     def drop_mid_read() -> None:
         db.wait_for_reader()
         try:
             # The server waits at the blocked row; the client may still be writing the rows before it.
-            streamed.extend(_poll(lambda: list(staged.glob("batch-*/part-*.parquet")),  # type: ignore[arg-type]
-                                  "rows before the blocked row to reach the staged batch"))
+            streamed.extend(_poll(lambda: list(spool.glob("*/part-*.parquet")),  # type: ignore[arg-type]
+                                  "rows before the blocked row to reach the spool"))
         finally:
             db.drop_reader()  # also when nothing was staged (asserted below), or the extraction waits for ever
 
@@ -210,8 +210,9 @@ def test_connection_dropped_mid_extraction_is_retryable_and_the_rerun_delivers_e
     gc.collect()
     assert (logged_errors.messages, unraisable) == ([], [])
     key = ["raw", "shop_db", "lines"]
-    assert streamed  # rows before the blocked one had reached the lake's staged batch: a drop mid-read
+    assert streamed  # rows before the blocked one had reached the spool: a drop mid-read
     assert lake.commit_info(key, DAY2) is None  # ...and they are not visible
+    assert not any(spool.iterdir())  # ...nor left behind
     assert lake.committed_partitions(key) == [DAY1]  # the mark is day 1's
 
     second = ingest(lake, config, DAY2)

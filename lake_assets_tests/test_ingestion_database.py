@@ -29,7 +29,9 @@ from lake_assets.ingestion import (
     SourceUnavailable,
     raw_key,
 )
+from lake_assets.io_managers import ParquetLakeIOManager
 from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.resources.spark import build_spark_resource
 
 from .conftest import MARIADB_ADMIN_URL, PG_ADMIN_URL, TEST_MASKING_KEY, require_listening
 
@@ -262,11 +264,13 @@ def _pipeline_config(source: DatabaseSourceConfig, lake_dir: Path) -> PipelineCo
 
 
 def _materialize_raw(config: PipelineConfig, day: str) -> Any:
-    """The raw tables alone: the step stores their quarantine with the lake IO manager's own write, so
-    no IO manager (and no Spark) is needed."""
+    """The raw tables alone, stored by the lake IO manager (whose Spark session starts only when a step
+    reads a DataFrame: never here); the step stores their left-out quarantine with the same write."""
     lake = LakeStorage(url=config.lake.url)
     raw_keys = [AssetKey(raw_key(s.name, t.name)) for s in config.sources for t in s.tables]
-    return materialize(build_raw_assets(config), selection=raw_keys, resources={"lake": lake}, partition_key=day,
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=build_spark_resource(config.spark))
+    resources = {"lake": lake, "io_manager": io_manager}
+    return materialize(build_raw_assets(config), selection=raw_keys, resources=resources, partition_key=day,
                        raise_on_error=False)
 
 
@@ -368,18 +372,19 @@ def test_kill_mid_write_then_rerun_leaves_no_duplicates(tmp_path: Path) -> None:
             chunk_rows=200,
         )
         lake_dir = tmp_path / "lake"
-        partition = lake_dir / "raw" / "shop_db" / "lines" / "ingest_date=2024-03-01"
+        spool = lake_dir / ".spool"
         env = {**os.environ, "KILL_SOURCE": source.model_dump_json(), "KILL_LAKE": str(lake_dir)}
         process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT], env=env)
         deadline = time.monotonic() + 60
-        while not list(partition.glob("batch-*/part-*.parquet")):
+        while not list(spool.glob("*/part-*.parquet")):
             assert process.poll() is None, "the load finished before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        killed = [p.name for p in partition.glob("batch-*")]
-        assert len(killed) == 1  # the half-written batch is on disk...
+        killed = list(spool.glob("*/part-*.parquet"))
+        assert len(killed) == 1  # the half-written delivery is on disk, spooled outside the lake...
+        assert not [p for p in (lake_dir / "raw").rglob("*") if p.is_file()]  # ...nothing of it in the raw layer
         lake = LakeStorage(url=str(lake_dir))
         assert lake.commit_info(["raw", "shop_db", "lines"], "2024-03-01") is None  # nothing visible
         assert lake.committed_partitions(["raw", "shop_db", "lines"]) == []  # and no cursor advanced
@@ -387,8 +392,8 @@ def test_kill_mid_write_then_rerun_leaves_no_duplicates(tmp_path: Path) -> None:
         result = ingest(lake, source, "2024-03-01")
         ids = [r["line_id"] for r in raw_rows_of(lake)]
         assert result.rows == len(ids) == len(set(ids)) == 3000
-        current = {Path(f).parent.name for f in lake.committed_files(["raw", "shop_db", "lines"], "2024-03-01")}
-        assert current == {f"batch-{result.batch_id}"}  # ...and never part of the table (an orphan file)
+        committed = lake.committed_files(["raw", "shop_db", "lines"], "2024-03-01")
+        assert {Path(f).parent.name for f in committed} == {f"batch-{result.batch_id}"}  # the killed one never is
     finally:
         db.run("DROP SCHEMA {s} CASCADE")
 

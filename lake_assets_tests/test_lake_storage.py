@@ -179,7 +179,7 @@ def test_a_daily_table_whose_rows_carry_ingest_date_keeps_it(tmp_path: Path) -> 
 
 def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark: Any) -> None:
     from dagster import DailyPartitionsDefinition, asset, materialize
-    from dagster_pyspark import PySparkResource
+    from dagster_pyspark import LazyPySparkResource
 
     from lake_assets.io_managers import ParquetLakeIOManager
 
@@ -188,7 +188,7 @@ def test_materialization_metadata_names_the_table_version(tmp_path: Path, spark:
         return pa.table({"sale_id": ["S1", "S2", "S3"], "amount": [1.0, 2.0, 3.0]})
 
     lake = LakeStorage(url=str(tmp_path / "lake"))
-    io_manager = ParquetLakeIOManager(lake=lake, pyspark=PySparkResource(spark_config={}))
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=LazyPySparkResource(spark_config={}))
     result = materialize([sale], resources={"io_manager": io_manager}, partition_key=DAY)
     [event] = result.asset_materializations_for_node("processed__sale")
     metadata = {k: v.value for k, v in event.metadata.items()}
@@ -205,10 +205,10 @@ def test_an_output_yielded_before_a_failure_is_stored_and_read_back_as_this_runs
     """What the processed step relies on: Dagster hands a yielded output to the lake IO manager before the
     asset's code resumes, so its rows are committed (and countable) even when the step then fails."""
     from dagster import AssetOut, DailyPartitionsDefinition, Failure, Output, materialize, multi_asset
-    from dagster_pyspark import PySparkResource
+    from dagster_pyspark import LazyPySparkResource
 
     from lake_assets.io_managers import ParquetLakeIOManager
-    from lake_assets.io_managers.parquet_lake import rows_stored
+    from lake_assets.io_managers.lake_store import rows_stored
 
     lake = LakeStorage(url=str(tmp_path / "lake"))
     counted: list[int] = []
@@ -220,7 +220,7 @@ def test_an_output_yielded_before_a_failure_is_stored_and_read_back_as_this_runs
         counted.append(rows_stored(lake, ["quarantine", "toy"], context.partition_key, context.run.run_id))
         raise Failure("too many rejected rows")
 
-    io_manager = ParquetLakeIOManager(lake=lake, pyspark=PySparkResource(spark_config={}))
+    io_manager = ParquetLakeIOManager(lake=lake, pyspark=LazyPySparkResource(spark_config={}))
     result = materialize([toy], resources={"io_manager": io_manager}, partition_key=DAY, raise_on_error=False)
     assert not result.success
     assert counted == [2]
@@ -333,3 +333,29 @@ def test_several_partitions_of_a_data_column_replace_in_one_commit(tmp_path: Pat
             late.commit()
     assert lake.committed_partitions(key) == ["2024-01-01", "2024-01-02", "2024-01-03"]
     assert lake.read_arrow(key, "2024-01-02").column("line").to_pylist() == ["x"]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_spool_is_outside_the_table_until_its_commit_and_loses_to_a_writer_that_committed_meanwhile(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    lake = _lake(kind, tmp_path, request)
+    lake.write_arrow(KEY, DAY, pa.table({"x": [1]}))
+    with lake.spool(KEY, DAY) as spool:
+        pq.write_table(spool.with_partition_column(pa.table({"x": [2, 3]})), f"{spool.local_dir}/part-0.parquet")
+        assert not Path(spool.local_dir).is_relative_to(Path(lake.dataset_dir(KEY[:1])))  # not in the raw layer
+        lake.write_arrow(KEY, DAY, pa.table({"x": [4]}))  # another writer commits the partition meanwhile
+        with pytest.raises(LakeWriteConflict, match=spool.batch_id):
+            spool.commit()
+        target = spool.target_dir
+    assert not Path(spool.local_dir).exists()
+    if kind == "local":
+        assert not Path(target).exists()  # the moved files went with the failed commit
+    assert lake.read_arrow(KEY, DAY).column("x").to_pylist() == [4]
+
+    with lake.spool(KEY, DAY) as spool:
+        pq.write_table(spool.with_partition_column(pa.table({"x": [5, 6]})), f"{spool.local_dir}/part-0.parquet")
+        assert spool.commit().rows == 2
+    assert not Path(spool.local_dir).exists()
+    assert sorted(lake.read_arrow(KEY, DAY).column("x").to_pylist()) == [5, 6]
+    _referenced_files_exist(lake, KEY)

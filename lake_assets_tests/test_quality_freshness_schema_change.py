@@ -32,7 +32,9 @@ from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.raw import build_raw_assets
 from lake_assets.config import FileSourceConfig, PipelineConfig, QualityConfig, load_config
 from lake_assets.definitions import build_definitions
+from lake_assets.io_managers import ParquetLakeIOManager
 from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.resources.spark import build_spark_resource
 
 DAY, NEXT_DAY = "2024-03-01", "2024-03-02"
 
@@ -114,9 +116,11 @@ def test_a_raw_delivery_that_changes_shape_fails_the_schema_change_check(
 
     def deliver(day: str, text: str, instance: DagsterInstance) -> object:
         (drop / "incoming" / f"sales_{day}.csv").write_text(text)
-        # The raw table alone: its quarantine is then stored by the step, with no IO manager (no Spark).
+        # The raw table alone: the lake IO manager stores it (its Spark session never starts), and the step
+        # stores the left-out quarantine with the same write.
+        io_manager = ParquetLakeIOManager(lake=lake, pyspark=build_spark_resource(config.spark))
         result = materialize([raw, check], selection=AssetSelection.assets(AssetKey(["raw", "drop", "sales"])),
-                             partition_key=day, resources={"lake": lake}, instance=instance)
+                             partition_key=day, resources={"lake": lake, "io_manager": io_manager}, instance=instance)
         (evaluation,) = result.get_asset_check_evaluations()
         return evaluation
 

@@ -43,7 +43,7 @@ from dagster import (
     Output,
     asset,
 )
-from dagster_pyspark import PySparkResource
+from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -265,7 +265,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         "late-arriving members inferred from sales. Config rebuild: true re-applies all masked history.",
     )
     def _dimension(
-        context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
+        context: AssetExecutionContext, config: DimensionRunConfig, pyspark: LazyPySparkResource, lake: LakeStorage
     ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         own_key = ["curated", name]
@@ -336,7 +336,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
         f"unknown member location_key = {UNKNOWN_KEY}.",
     )
     def dim_location(
-        context: AssetExecutionContext, config: DimensionRunConfig, pyspark: PySparkResource, lake: LakeStorage
+        context: AssetExecutionContext, config: DimensionRunConfig, pyspark: LazyPySparkResource, lake: LakeStorage
     ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         own_key = ["curated", "dim_location"]
@@ -409,7 +409,7 @@ def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
         "year before the start year (or of the year of the earliest sale, if earlier) to 31 December of the "
         "year after the latest run (or of the latest sale, if later); fiscal year from config.",
     )
-    def dim_date(context: AssetExecutionContext, pyspark: PySparkResource, lake: LakeStorage):
+    def dim_date(context: AssetExecutionContext, pyspark: LazyPySparkResource, lake: LakeStorage):
         partition = run_partition(context)
         latest = date.fromisoformat(partition) if partition else datetime.now(timezone.utc).date()
         latest = max(latest, datetime.now(timezone.utc).date())
@@ -465,7 +465,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
     )
     def fact_sales(
         context: AssetExecutionContext,
-        pyspark: PySparkResource,
+        pyspark: LazyPySparkResource,
         lake: LakeStorage,
         sales: DataFrame,
         dim_customer: DataFrame,

@@ -2,21 +2,18 @@
 query, API endpoint), daily partitioned.
 
 Grain: one row per delivered record, every value as text, plus `_ingested_at`, `_source`, `_batch_id`
-and the origin (`_source_file` / `_source_query` / `_source_url`). The ingestion pipeline streams the
-rows into the lake and commits the partition itself (with its cursor / file fingerprints), so the asset
-returns no value; downstream assets read the committed files. Rows that fail validation go to
+and the origin (`_source_file` / `_source_query` / `_source_url`). Rows that fail validation go to
 `quarantine/raw/<source>/<table>/ingest_date=D` with the reason; they do not stop the good rows.
 
-The ingestion streams the raw table into the lake itself: an IO manager receives an output as one
-value once the asset returns it, so the whole extraction would be held in memory; the pipeline writes
-it chunk by chunk into a staged batch and commits that (the `raw` output has no value). The raw
-quarantine is an asset of its own (`quarantine/raw/<source>/<table>`, group `quarantine`), the second
-output of the step, stored by the lake IO manager: the pipeline hands the rejected rows over after the
-last chunk and before the raw commit (`DataIngestionPipeline.stages`), the step yields them, and the
-ingestion resumes once they are committed, so they are kept even when every row was rejected and the
-step then fails. A selection that leaves the quarantine out stores it with the IO manager's own write
-(`assets/side_tables.py`). The quarantine cannot be materialized without its raw table: it is a
-by-product of the ingestion, which commits the raw partition whatever is selected.
+Both outputs of the step are stored by the lake IO manager. The ingestion streams the delivery chunk
+by chunk into a spool outside the lake (an IO manager receives an output as one value, and the whole
+extraction must never be held in memory), then the step yields, in this order: the quarantine
+(`quarantine/raw/<source>/<table>`, group `quarantine`, an asset of its own), committed before the step
+resumes; then, unless every row was rejected (the step then fails, and the old raw partition and its
+cursor stay), the raw output as a `LakeWrite` of the spooled files with the commit state (cursor, file
+fingerprints, columns), which the IO manager adopts into the partition in one commit. A selection that
+leaves the quarantine out stores it with the IO manager's own write (`assets/side_tables.py`). The
+quarantine cannot be materialized without its raw table: it is a by-product of the ingestion.
 """
 
 
@@ -28,7 +25,6 @@ from dagster import (
     AssetOut,
     AssetsDefinition,
     Failure,
-    MaterializeResult,
     Output,
     multi_asset,
 )
@@ -51,13 +47,10 @@ from lake_assets.ingestion import (
     DataIngestionPipeline,
     FileSource,
     IngestionError,
-    finish_ingestion,
     make_source,
     quarantine_key,
     raw_key,
 )
-from lake_assets.io_managers.lake_write import LakeWrite
-from lake_assets.io_managers.parquet_lake import table_schema_metadata
 from lake_assets.resources.lake_storage import LakeStorage
 
 
@@ -107,7 +100,7 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
         retry_policy=retry_policy(config.retries),
         can_subset=True,
     )
-    def _raw(context: AssetExecutionContext, lake: LakeStorage) -> Iterator[Output | MaterializeResult]:
+    def _raw(context: AssetExecutionContext, lake: LakeStorage) -> Iterator[Output]:
         if AssetKey(key) not in context.selected_asset_keys:
             raise Failure(
                 description=f"{'/'.join(rejects_key)} is written by the ingestion of {'/'.join(key)}: "
@@ -117,28 +110,26 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
         day = context.partition_key
         try:
             ingest = make_source(source, table)
-            stages = DataIngestionPipeline(ingest, lake).stages(day)
-            rejects = next(stages)
-            # Stored before this code resumes: the ingestion commits raw only after its quarantine.
-            yield from store_side_table(context, lake, "quarantine", rejects_key,
-                                        LakeWrite(rejects.table, state=rejects.state))
-            result = finish_ingestion(stages)
+            with DataIngestionPipeline(ingest, lake).deliver(day) as delivery:
+                # Stored before this code resumes: the raw partition is committed only after its quarantine.
+                yield from store_side_table(context, lake, "quarantine", rejects_key, delivery.quarantine)
+                delivery.raise_if_unusable()
+                result = delivery.result
+                if result.quarantined:
+                    context.log.warning(f"{result.quarantined} rows quarantined for {source.name}.{table.name}")
+                if result.new_columns or result.missing_columns:
+                    drift = f"new {result.new_columns}, missing {result.missing_columns}"
+                    context.log.warning(f"schema drift in {source.name}.{table.name}: {drift}")
+                metadata = result.delivery_metadata()
+                if isinstance(ingest, FileSource):
+                    # Zero-byte and header-only files: delivered, ingested, yet without a single record.
+                    metadata["empty_files"] = ", ".join(ingest.empty_files) or "-"
+                # The IO manager adds the commit's row count, column schema, path, batch and snapshot ids.
+                yield Output(delivery.raw, output_name="raw", metadata=metadata)
         except IngestionError as exc:
             # Deterministic failures (credentials, 401, missing table, drift under `fail`) must not
             # burn retries; transient ones (refused connection, 5xx after retries) may be retried.
             raise Failure(description=str(exc), allow_retries=exc.retryable) from None
-        if result.quarantined:
-            context.log.warning(f"{result.quarantined} rows quarantined for {source.name}.{table.name}")
-        if result.new_columns or result.missing_columns:
-            drift = f"new {result.new_columns}, missing {result.missing_columns}"
-            context.log.warning(f"schema drift in {source.name}.{table.name}: {drift}")
-        metadata = result.metadata()
-        if isinstance(ingest, FileSource):
-            # Zero-byte and header-only files: delivered, ingested, yet without a single record.
-            metadata["empty_files"] = ", ".join(ingest.empty_files) or "-"
-        metadata["dagster/column_schema"] = table_schema_metadata(result.schema)
-        # The pipeline committed the rows to the lake itself; the IO manager only loads them downstream.
-        yield MaterializeResult(asset_key=key, metadata=metadata)
 
     return _raw
 

@@ -5,7 +5,7 @@ Grain: one partition of one side table per call. Guarantee: when the function re
 is committed, whatever the selection: a selected output is yielded and stored by the lake IO manager
 (before the step's code resumes); one the selection left out (`*warehouse/fact_sales`), or one with no
 asset at all (a vault of a column tokenized only at run time), is stored by the same write the IO
-manager makes (`io_managers.parquet_lake.store`), so no selection loses rejected rows or a token's way
+manager makes (`io_managers.lake_store.store`), so no selection loses rejected rows or a token's way
 back.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, Output
 
-from lake_assets.io_managers.parquet_lake import rows_stored, store
+from lake_assets.io_managers.lake_store import rows_stored, store
 from lake_assets.resources.lake_storage import LakeStorage
 
 

@@ -1,24 +1,26 @@
-"""DataIngestionPipeline: connect -> extract -> validate -> add metadata -> write raw, for one source
-table and one daily partition.
+"""DataIngestionPipeline: connect -> extract -> validate -> add metadata -> spool, for one source
+table and one daily partition; the lake IO manager commits what it delivers.
 
 Grain of the raw partition `raw/<source>/<table>/ingest_date=D`: one row per delivered record, every
 value as text (see text.py), plus `_ingested_at`, `_source`, `_batch_id` and the origin
 (`_source_file`, `_source_query` or `_source_url`).
 
 Guarantees:
-* Streaming: chunks go straight into a staged Parquet file; memory holds one chunk.
+* Streaming: chunks go straight into a Parquet file in a spool outside the lake (`LakeStorage.spool`);
+  memory holds one chunk. The ingestion writes nothing into the lake: it hands a `RawDelivery` over
+  (`deliver`), and the lake IO manager's write (`io_managers/lake_store.store`) adopts the spooled
+  files into the partition.
 * Atomic and idempotent: the partition (data, and as its commit state the cursor, file fingerprints
   and column list) is published by one Iceberg commit; a crash before it leaves the previous snapshot
-  current (the staged files are an orphan for the lake's orphan clean-up). Running D again replaces D.
+  and mark current (and a spool directory in no table). Running D again replaces D.
 * Incremental (database / API): reads the window from the cursor of the newest committed partition
   before D up to where the oldest committed partition after D started (cursor.py), so rerunning an
   older day never re-reads what a later day holds; file sources skip the files already held by
   another committed partition.
 * Bad rows go to `quarantine/raw/<source>/<table>/ingest_date=D` with the reason, committed (possibly
-  empty) on every run, before the raw partition, so a rerun clears old rejects: `stages` hands them
-  to its caller (the raw asset yields them to the lake IO manager), `run` commits them itself. The
-  mark never passes a quarantined row. A delivery whose every row was quarantined commits no raw
-  partition and fails (`IngestionError`).
+  empty) on every run, before the raw partition, so a rerun clears old rejects: the raw asset yields
+  them to the lake IO manager, `run` stores them itself. The mark never passes a quarantined row. A
+  delivery whose every row was quarantined commits no raw partition and fails (`IngestionError`).
 * Schema drift against the previous committed partition is reported; policy `fail` aborts before
   anything is committed.
 """
@@ -26,8 +28,9 @@ Guarantees:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,7 +52,9 @@ from lake_assets.ingestion.mapping import key_columns, mapping_conflicts
 from lake_assets.ingestion.text import records_as_text
 from lake_assets.ingestion.validation import REJECT_SCHEMA, RowValidator, reject_record
 from lake_assets.ingestion.writer import ChunkWriter
-from lake_assets.resources.lake_storage import CommitInfo, LakeStorage
+from lake_assets.io_managers.lake_store import store
+from lake_assets.io_managers.lake_write import LakeWrite
+from lake_assets.resources.lake_storage import CommitInfo, LakeStorage, StagedBatch
 
 Source = FileSource | DatabaseSource | APISource
 # The lake layer (and Dagster group) of rejected rows, raw and processed alike.
@@ -169,12 +174,21 @@ class IngestionResult:
     snapshot_id: int | None = None  # the Iceberg snapshot the commit produced
 
     def metadata(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+        """What the raw asset's materialization reports: the commit (rows, batch, path, snapshot) and
+        `delivery_metadata`."""
+        return {
             "dagster/row_count": self.rows,
-            "quarantined_rows": self.quarantined,
             "batch_id": self.batch_id,
             "path": self.path,
             "snapshot_id": str(self.snapshot_id),
+            **self.delivery_metadata(),
+        }
+
+    def delivery_metadata(self) -> dict[str, Any]:
+        """What the delivery itself tells (quarantine, origins, drift, cursor, HTTP counts); the lake IO
+        manager adds the commit's keys when it stores the raw output."""
+        data: dict[str, Any] = {
+            "quarantined_rows": self.quarantined,
             "origins": ", ".join(self.origins[:20]) + (" ..." if len(self.origins) > 20 else ""),
             "schema_new_columns": ", ".join(self.new_columns) or "-",
             "schema_missing_columns": ", ".join(self.missing_columns) or "-",
@@ -194,22 +208,32 @@ class IngestionResult:
 
 
 @dataclass(frozen=True)
-class RawRejects:
-    """The delivered rows of one run that failed validation (`REJECT_SCHEMA`), to be committed as
-    `quarantine/raw/<source>/<table>` partition D before the raw partition; `state`: the raw batch
-    they belong to (`raw_batch_id`)."""
+class RawDelivery:
+    """One run's delivery of raw partition D, extracted and validated, not yet in the lake.
 
-    table: pa.Table
-    state: dict[str, Any]
+    `quarantine`: the rejected rows (`REJECT_SCHEMA`, state `raw_batch_id`), to be stored as
+    `quarantine/raw/<source>/<table>` partition D first. `raw`: the good rows with their metadata
+    columns, spooled as Parquet outside the lake (`LakeStorage.spool`), with the commit state (cursor,
+    `start_cursor`, file fingerprints, columns, ...): the lake IO manager adopts the files into
+    partition D in one commit with that state, so the mark moves only with its rows. `unusable`: why
+    the delivery must not be committed (every row was quarantined), else None. `result`: what the run
+    reports; rows and batch are the spool's until `committed` adds the commit's snapshot.
+    """
 
+    quarantine: LakeWrite
+    raw: LakeWrite
+    result: IngestionResult
+    unusable: str | None = None
 
-def finish_ingestion(stages: Generator[RawRejects, None, IngestionResult]) -> IngestionResult:
-    """Resume `DataIngestionPipeline.stages` after its quarantine was committed; its result."""
-    try:
-        next(stages)
-    except StopIteration as done:
-        return done.value
-    raise RuntimeError("the ingestion hands over its quarantine once")
+    def raise_if_unusable(self) -> None:
+        """A delivery whose every row was quarantined fails after its quarantine is stored: committing
+        it would report success for rows nobody can use; the old partition and mark stay, so the rows
+        are read again once the cause is fixed."""
+        if self.unusable is not None:
+            raise IngestionError(self.unusable)
+
+    def committed(self, commit: CommitInfo) -> IngestionResult:
+        return replace(self.result, rows=commit.rows, batch_id=commit.batch_id, snapshot_id=commit.snapshot_id)
 
 
 @dataclass
@@ -277,17 +301,26 @@ class DataIngestionPipeline:
 
     # ------------------------------------------------------------------ the run
     def run(self, day: str) -> IngestionResult:
-        """`stages` for callers without Dagster (benchmarks, tools): the quarantine is committed here,
-        at the point the stages hand it over, with the same write the raw asset's IO manager makes."""
-        stages = self.stages(day)
-        rejects = next(stages)
-        self.lake.write_arrow([QUARANTINE_LAYER, *self.key], day, rejects.table, state=rejects.state)
-        return finish_ingestion(stages)
+        """The raw asset's run for callers without Dagster (benchmarks, tools, tests): the quarantine,
+        then (unless every row was quarantined: `IngestionError`) the raw partition, each committed by
+        the lake IO manager's own write (`store`), in the order the asset yields them."""
+        with self.deliver(day) as delivery:
+            store(self.lake, quarantine_key(self.source.source.name, self.table.name), day, delivery.quarantine,
+                  run_id=None)
+            delivery.raise_if_unusable()
+            commit = store(self.lake, self.key, day, delivery.raw, run_id=None)
+        return delivery.committed(commit)
 
-    def stages(self, day: str) -> Generator[RawRejects, None, IngestionResult]:
-        """The run as a generator: it yields the quarantine (`RawRejects`) once, after the last chunk and
-        before the raw commit, and resumes only when the caller has committed it; the raw commit (or
-        the failure of a delivery nobody can use) follows. Returns the result (`finish_ingestion`)."""
+    @contextmanager
+    def deliver(self, day: str) -> Iterator[RawDelivery]:
+        """Extract and validate the delivery of `day` chunk by chunk into a spool outside the lake
+        (`LakeStorage.spool`; memory holds one chunk) and describe it (`RawDelivery`). Nothing reaches
+        the lake here: the caller stores `quarantine`, then `raw` unless the delivery is `unusable`.
+        The spool is removed when the block ends, whether `raw` was stored or not."""
+        with self.lake.spool(self.key, day) as spool:
+            yield self._extract(day, spool)
+
+    def _extract(self, day: str, batch: StagedBatch) -> RawDelivery:
         lake, table = self.lake, self.table
         previous = previous_commit(lake, self.key, day)
         previous_extra = previous[1].state if previous else {}
@@ -300,68 +333,59 @@ class DataIngestionPipeline:
         seen: dict[str, None] = {}
         tracker: CursorTracker | None = None
         origin = getattr(self.source, "origin", "")
-        with lake.staged_batch(self.key, day) as batch:
-            writer = ChunkWriter(batch.local_dir, prepare=batch.with_partition_column)
-            for piece in self._pieces(day, window):
-                rows = piece.rows
-                seen.update(dict.fromkeys(c for c in rows.column_names if not c.startswith("_")))
-                rejects.extend(piece.rejects)
-                if cursor_field and piece.cursor_values is not None:
-                    if tracker is None:
-                        tracker = CursorTracker(cursor_field, key_columns(table, rows.column_names), window)
-                    good = self._split_tracked(tracker, validator, rows, piece.cursor_values, origin, rejects)
-                else:
-                    good, bad = validator.split(rows, origin)
-                    rejects.extend(bad)
-                writer.write(self._with_metadata(good, ingested_at, batch.batch_id, origin))
-            old_columns = previous_extra.get("columns")
-            columns = list(dict.fromkeys([*self._columns_hint, *seen]))
-            if not columns and old_columns:
-                columns = list(old_columns)  # nothing delivered says nothing about the columns
-            conflicts = mapping_conflicts(table, columns)
-            if conflicts:
-                clash = "; ".join(f"{', '.join(s)} -> {t}" for t, s in conflicts.items())
-                raise SourceUnavailable(
-                    f"source {self.source.name}: several delivered columns map to one entity column ({clash}); "
-                    "rename one of them in `columns`"
-                )
-            new_columns = [c for c in columns if old_columns is not None and c not in old_columns]
-            missing_columns = [c for c in (old_columns or []) if c not in columns]
-            if (new_columns or missing_columns) and table.schema_drift == "fail":
-                raise SchemaDriftError(
-                    f"source {self.source.name}: columns changed since partition {previous[0] if previous else '?'} "
-                    f"(new: {', '.join(new_columns) or '-'}; missing: {', '.join(missing_columns) or '-'}) "
-                    "and schema_drift is 'fail'"
-                )
-            writer.close(self._empty_schema(columns))
-            cursor = tracker.state() if tracker else (window.end or previous_cursor)
-            origins = [f.path for f in self._files] if isinstance(self.source, FileSource) else [origin]
-            extra: dict[str, Any] = {
-                "source": self.source.name,
-                "kind": self.source.kind,
-                "columns": columns,
-                "cursor": cursor.to_json() if cursor else None,
-                "files": {f.path: f.fingerprint for f in self._files},
-                "origin": origin if not isinstance(self.source, FileSource) else self.source.describe(day),
-                "quarantined_rows": len(rejects),
-            }
-            if cursor_field:
-                extra["start_cursor"] = previous_cursor.to_json() if previous_cursor else None
-            reject_table = pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
-            yield RawRejects(reject_table, {"raw_batch_id": batch.batch_id})
-            if writer.rows == 0 and rejects:
-                # Committing would report success for a delivery nobody can use; the old partition and
-                # mark stay, so the rows are read again once the cause is fixed.
-                raise IngestionError(self._nothing_published(day, rejects))
-            commit = batch.commit(rows=writer.rows, state=extra)
+        writer = ChunkWriter(batch.local_dir, prepare=batch.with_partition_column)
+        for piece in self._pieces(day, window):
+            rows = piece.rows
+            seen.update(dict.fromkeys(c for c in rows.column_names if not c.startswith("_")))
+            rejects.extend(piece.rejects)
+            if cursor_field and piece.cursor_values is not None:
+                if tracker is None:
+                    tracker = CursorTracker(cursor_field, key_columns(table, rows.column_names), window)
+                good = self._split_tracked(tracker, validator, rows, piece.cursor_values, origin, rejects)
+            else:
+                good, bad = validator.split(rows, origin)
+                rejects.extend(bad)
+            writer.write(self._with_metadata(good, ingested_at, batch.batch_id, origin))
+        old_columns = previous_extra.get("columns")
+        columns = list(dict.fromkeys([*self._columns_hint, *seen]))
+        if not columns and old_columns:
+            columns = list(old_columns)  # nothing delivered says nothing about the columns
+        conflicts = mapping_conflicts(table, columns)
+        if conflicts:
+            clash = "; ".join(f"{', '.join(s)} -> {t}" for t, s in conflicts.items())
+            raise SourceUnavailable(
+                f"source {self.source.name}: several delivered columns map to one entity column ({clash}); "
+                "rename one of them in `columns`"
+            )
+        new_columns = [c for c in columns if old_columns is not None and c not in old_columns]
+        missing_columns = [c for c in (old_columns or []) if c not in columns]
+        if (new_columns or missing_columns) and table.schema_drift == "fail":
+            raise SchemaDriftError(
+                f"source {self.source.name}: columns changed since partition {previous[0] if previous else '?'} "
+                f"(new: {', '.join(new_columns) or '-'}; missing: {', '.join(missing_columns) or '-'}) "
+                "and schema_drift is 'fail'"
+            )
+        writer.close(self._empty_schema(columns))
+        cursor = tracker.state() if tracker else (window.end or previous_cursor)
+        origins = [f.path for f in self._files] if isinstance(self.source, FileSource) else [origin]
+        extra: dict[str, Any] = {
+            "source": self.source.name,
+            "kind": self.source.kind,
+            "columns": columns,
+            "cursor": cursor.to_json() if cursor else None,
+            "files": {f.path: f.fingerprint for f in self._files},
+            "origin": origin if not isinstance(self.source, FileSource) else self.source.describe(day),
+            "quarantined_rows": len(rejects),
+        }
+        if cursor_field:
+            extra["start_cursor"] = previous_cursor.to_json() if previous_cursor else None
         held = None
         if tracker is not None and tracker.held_back:
             held = f"{cursor_field} = {tracker.held_value} ({tracker.held_count} quarantined rows are read again)"
-        return IngestionResult(
-            rows=commit.rows,
+        result = IngestionResult(
+            rows=writer.rows,
             quarantined=len(rejects),
-            batch_id=commit.batch_id,
-            snapshot_id=commit.snapshot_id,
+            batch_id=batch.batch_id,
             path=lake.uri(lake.dataset_dir(self.key, day)),
             schema=writer.schema or pa.schema([]),
             origins=origins,
@@ -374,6 +398,13 @@ class DataIngestionPipeline:
             cursor_held=held,
             window_end=self._window_end(day, window),
             http=self._http_counts(),
+        )
+        return RawDelivery(
+            quarantine=LakeWrite(pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA),
+                                 state={"raw_batch_id": batch.batch_id}),
+            raw=LakeWrite(batch, state=extra),
+            result=result,
+            unusable=self._nothing_published(day, rejects) if writer.rows == 0 and rejects else None,
         )
 
     def _split_tracked(

@@ -3,9 +3,12 @@
 A bare DataFrame or Arrow table replaces the output's partition (or its unpartitioned table). A
 `LakeWrite` adds what the write must carry besides the rows:
 
+* `frame` may also be a `StagedBatch` from `LakeStorage.spool`: rows already written as Parquet files
+  outside the lake (the raw ingestion streams its delivery there chunk by chunk, so it never passes
+  through memory whole); the write adopts those files into the partition;
 * `state`: the asset's own commit state, stored in the same commit as the rows (a dimension's
-  `applied` days, the fact's `run_day`), so the rows and the state that describes them can never
-  disagree;
+  `applied` days, the fact's `run_day`, a raw partition's cursor and file fingerprints), so the rows
+  and the state that describes them can never disagree;
 * `partition_column` + `replace`: a write of several partitions of a date column at once (the
   fact's sale dates), one atomic commit: every partition `frame` has rows in, plus the partitions in
   `replace` (emptied when `frame` has none of their rows). The asset's own Dagster partition (the run
@@ -21,12 +24,14 @@ from typing import Any
 import pyarrow as pa
 from pyspark.sql import DataFrame
 
+from lake_assets.resources.lake_storage import StagedBatch
+
 
 @dataclass(frozen=True)
 class LakeWrite:
     """One atomic lake write: the rows, the commit state, and (for a partition set) the date column."""
 
-    frame: DataFrame | pa.Table
+    frame: DataFrame | pa.Table | StagedBatch
     state: Mapping[str, Any] = field(default_factory=dict)
     partition_column: str | None = None
     replace: tuple[str, ...] = ()

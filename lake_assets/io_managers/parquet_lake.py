@@ -14,12 +14,13 @@ one of them stored (`rows_stored`) without a second Spark job. A write of severa
 `partitions_written` and `rows_written` instead of `dagster/row_count`: the asset's own partition (the
 run day) is not one of the lake's partitions, so the asset states its own row count.
 
-Every lake write of an asset goes through `store` (the IO manager's own write); an asset calls it
-directly only for a side table a selection left out (see `assets/side_tables.py`).
+Every lake write goes through `store` / `store_partitions` (`lake_store.py`, the IO manager's own
+write without Dagster): the raw table too, whose ingestion spools its files outside the lake and
+hands them over as a `LakeWrite`; an asset calls `store` directly only for a side table a selection
+left out (see `assets/side_tables.py`), and `DataIngestionPipeline.run` for callers without Dagster.
 """
 
 
-from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -32,66 +33,23 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
-from dagster_pyspark import PySparkResource
-from pyspark.sql import DataFrame
+from dagster_pyspark import LazyPySparkResource
 
+from lake_assets.io_managers.lake_store import store, store_partitions
 from lake_assets.io_managers.lake_write import LakeWrite
-from lake_assets.io_managers.spark_lake import read_spark, write_spark, write_spark_partitions
-from lake_assets.resources.lake_storage import CommitInfo, LakeStorage, table_name
-
-RUN_ID_STATE = "dagster_run_id"
+from lake_assets.io_managers.spark_lake import read_spark
+from lake_assets.resources.lake_storage import LakeStorage, StagedBatch, table_name
 
 
 def table_schema_metadata(schema: pa.Schema) -> TableSchema:
     return TableSchema(columns=[TableColumn(name=f.name, type=str(f.type)) for f in schema])
 
 
-def rows_stored(lake: LakeStorage, key_path: Sequence[str], partition: str | None, run_id: str) -> int:
-    """Rows this IO manager committed for `key_path` (partition) in run `run_id`.
-
-    For an asset reading back an output it yielded: Dagster hands a yielded output to the IO manager
-    before the asset's code resumes. Raises `LookupError` when the partition's last commit was made by
-    another run (or none), so a count left by an earlier run is never reported as this run's.
-    """
-    info = lake.commit_info(key_path, partition)
-    if info is None or info.state.get(RUN_ID_STATE) != run_id:
-        where = "/".join(key_path) + (f" partition {partition}" if partition else "")
-        raise LookupError(f"{where}: no commit of run {run_id}; was the output yielded before reading it back?")
-    return info.rows
-
-
-def store(lake: LakeStorage, key_path: Sequence[str], partition: str | None, obj: Any, run_id: str) -> CommitInfo:
-    """Replace one partition (or the unpartitioned table) with `obj` (DataFrame, Arrow table or a
-    `LakeWrite` without a partition column), atomically; the commit names the run (`dagster_run_id`)
-    besides the `LakeWrite`'s own state."""
-    state: dict[str, Any] = {}
-    if isinstance(obj, LakeWrite):
-        if obj.partition_column is not None:
-            raise TypeError(f"{'/'.join(key_path)}: a write of several partitions goes through store_partitions")
-        state, obj = dict(obj.state), obj.frame
-    state[RUN_ID_STATE] = run_id
-    if isinstance(obj, pa.Table):
-        return lake.write_arrow(key_path, partition, obj, state)
-    if isinstance(obj, DataFrame):
-        return write_spark(obj, lake, key_path, partition, state)
-    raise TypeError(f"{'/'.join(key_path)}: cannot store a {type(obj).__name__} in the lake")
-
-
-def store_partitions(
-    lake: LakeStorage, key_path: Sequence[str], write: LakeWrite, run_id: str
-) -> dict[str, CommitInfo]:
-    """Replace, in one atomic commit, the partitions of `write.partition_column` that its rows fall in
-    plus `write.replace`; {partition: commit}."""
-    assert write.partition_column is not None and isinstance(write.frame, DataFrame)  # LakeWrite checks both
-    state = {**write.state, RUN_ID_STATE: run_id}
-    return write_spark_partitions(write.frame, lake, key_path, write.partition_column, write.replace, state)
-
-
 class ParquetLakeIOManager(ConfigurableIOManager):
     """Stores each asset (partition) as committed Parquet files in the lake."""
 
     lake: ResourceDependency[LakeStorage]
-    pyspark: ResourceDependency[PySparkResource]
+    pyspark: ResourceDependency[LazyPySparkResource]
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
@@ -116,9 +74,13 @@ class ParquetLakeIOManager(ConfigurableIOManager):
             context.add_output_metadata(metadata)
             return
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        commit = store(self.lake, key_path, partition, obj, context.run_id)
         frame = obj.frame if isinstance(obj, LakeWrite) else obj
-        schema = frame.schema if isinstance(frame, pa.Table) else self.lake.read_schema(key_path, partition)
+        spooled = frame.data_schema() if isinstance(frame, StagedBatch) else None  # before the commit moves them
+        commit = store(self.lake, key_path, partition, obj, context.run_id)
+        if isinstance(frame, pa.Table):
+            schema = frame.schema
+        else:
+            schema = spooled or self.lake.read_schema(key_path, partition)
         context.add_output_metadata(
             {
                 "dagster/row_count": commit.rows,

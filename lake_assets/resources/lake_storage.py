@@ -79,6 +79,7 @@ PARTITION_PREFIX = f"{PARTITION_COLUMN}="
 COMMIT_PROPERTY = "lake.commit"  # `lake.commit.<day>` on daily tables, `lake.commit` on the others
 HIDDEN_PROPERTY = "lake.hidden-columns"  # columns the lake added on write and drops on read
 SNAPSHOT_BATCH = "lake.batch-id"  # snapshot summary property: which write produced the snapshot
+SPOOL_DIR = ".spool"  # under a local lake's root: data files of writes not yet handed to the lake
 COMMIT_ATTEMPTS = 8
 CATALOG_OPEN_ATTEMPTS = 5
 
@@ -100,6 +101,11 @@ class CommitInfo:
     committed_at: str
     state: dict[str, Any] = field(default_factory=dict)
     snapshot_id: int | None = None
+
+
+def new_batch_id() -> str:
+    """A write's id: its start time (UTC, to the second) and a random suffix; names its batch directory."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 def table_name(key_path: Sequence[str]) -> tuple[str, str]:
@@ -545,17 +551,14 @@ class LakeStorage(ConfigurableResource):
         tables must carry the `ingest_date` column (`StagedBatch.partition_value`). If the block
         raises, the staged files are removed and the previous snapshot stays current.
         """
-        batch_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        batch_id = new_batch_id()
         target_dir = f"{self.dataset_dir(key_path, partition)}/batch-{batch_id}"
         if self.is_s3:
             local_dir = tempfile.mkdtemp(prefix="lake-stage-")
         else:
             local_dir = target_dir
             os.makedirs(os.path.dirname(local_dir), exist_ok=True)
-        table = self.load_table(key_path)
-        seen = self._record(table, partition) if table is not None else None
-        batch = StagedBatch(self, list(key_path), partition, batch_id, local_dir, target_dir,
-                            seen.batch_id if seen else None)
+        batch = self._open_batch(key_path, partition, batch_id, local_dir, target_dir)
         try:
             yield batch
         except BaseException:
@@ -566,6 +569,41 @@ class LakeStorage(ConfigurableResource):
                 shutil.rmtree(local_dir, ignore_errors=True)
 
     @contextmanager
+    def spool(self, key_path: Sequence[str], partition: str | None = None) -> Iterator[StagedBatch]:
+        """A `StagedBatch` whose files are written outside every table (the spool), for a writer that
+        produces the files but leaves the commit to someone else (the ingestion hands its batch to the
+        lake IO manager).
+
+        Local lake: a fresh directory under `<lake>/.spool/`, on the lake's filesystem, so the commit
+        moves the files into the table's batch directory (a rename, not a copy); S3: a local temp
+        directory, uploaded with SSE at commit, as `staged_batch`. The batch id (and the partition's
+        commit a conflicting writer is detected against) is fixed when the spool opens. When the block
+        ends the spool directory is removed, and an uncommitted batch leaves nothing in the lake.
+        A process killed meanwhile leaves its spool directory behind, in no table's location.
+        """
+        batch_id = new_batch_id()
+        target_dir = f"{self.dataset_dir(key_path, partition)}/batch-{batch_id}"
+        if self.is_s3:
+            local_dir = tempfile.mkdtemp(prefix="lake-spool-")
+        else:
+            spool_root = f"{self._root}/{SPOOL_DIR}"
+            os.makedirs(spool_root, exist_ok=True)
+            local_dir = tempfile.mkdtemp(prefix=f"{'.'.join(table_name(key_path))}-{batch_id}-", dir=spool_root)
+        batch = self._open_batch(key_path, partition, batch_id, local_dir, target_dir)
+        try:
+            yield batch
+        finally:
+            batch.discard()
+            shutil.rmtree(local_dir, ignore_errors=True)
+
+    def _open_batch(self, key_path: Sequence[str], partition: str | None, batch_id: str, local_dir: str,
+                    target_dir: str) -> StagedBatch:
+        table = self.load_table(key_path)
+        seen = self._record(table, partition) if table is not None else None
+        return StagedBatch(self, list(key_path), partition, batch_id, local_dir, target_dir,
+                           seen.batch_id if seen else None)
+
+    @contextmanager
     def staged_partitions(self, key_path: Sequence[str], column: str) -> Iterator[StagedPartitions]:
         """Stage the data files of one commit that replaces several partitions of a table partitioned
         on the date column `column` (which the data carries); nothing is visible until
@@ -573,7 +611,7 @@ class LakeStorage(ConfigurableResource):
         `local_dir` will do (Spark's `partitionBy` directories included). If the block raises, the
         staged files are removed and the previous snapshot stays current.
         """
-        batch_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        batch_id = new_batch_id()
         if self.is_s3:
             local_dir = tempfile.mkdtemp(prefix="lake-stage-")
         else:
@@ -773,15 +811,30 @@ class StagedBatch:
             pa.field(PARTITION_COLUMN, pa.date32()), pa.array([self.partition_value] * table.num_rows, pa.date32())
         )
 
+    def _staged_names(self) -> list[str]:
+        return sorted(
+            n for n in os.listdir(self.local_dir) if n.endswith(".parquet") and not n.startswith(".")
+        ) if os.path.isdir(self.local_dir) else []
+
+    def data_schema(self) -> pa.Schema | None:
+        """The columns of the staged files as the writer wrote them (without an `ingest_date` the lake
+        added); None before a file is staged. Read before `commit`, which moves the files away."""
+        names = self._staged_names()
+        if not names:
+            return None
+        schema = pq.read_schema(f"{self.local_dir}/{names[0]}")
+        if self.added_partition_column and PARTITION_COLUMN in schema.names:
+            schema = schema.remove(schema.get_field_index(PARTITION_COLUMN))
+        return schema.remove_metadata()
+
     def commit(self, rows: int | None = None, state: dict[str, Any] | None = None) -> CommitInfo:
         """Publish the staged files as the partition's whole content, in one catalog transaction.
 
         `rows` defaults to the files' row count; `state` is stored with the commit (`partition_state`).
+        Files staged outside the table (a spool) are moved into its batch directory first.
         """
         storage = self.storage
-        names = sorted(
-            n for n in os.listdir(self.local_dir) if n.endswith(".parquet") and not n.startswith(".")
-        ) if os.path.isdir(self.local_dir) else []
+        names = self._staged_names()
         schema: pa.Schema | None = None
         kept: list[str] = []
         counted = 0
@@ -800,14 +853,19 @@ class StagedBatch:
             target = f"{self.target_dir}/{name}"
             if storage.is_s3:
                 storage._put_file(f"{self.local_dir}/{name}", target)
+            elif self.local_dir != self.target_dir:
+                os.makedirs(self.target_dir, exist_ok=True)
+                os.replace(f"{self.local_dir}/{name}", target)
             files.append(storage._file_uri(target))
         info = storage._commit(self, files, schema, counted if rows is None else rows, state)
         self.committed = True
         return info
 
     def discard(self) -> None:
+        """Remove what an uncommitted batch put in the table's location (nothing on S3: not uploaded
+        files stay local, uploaded ones are orphans for retention)."""
         if not self.committed and not self.storage.is_s3:
-            shutil.rmtree(self.local_dir, ignore_errors=True)
+            shutil.rmtree(self.target_dir, ignore_errors=True)
 
 
 class StagedPartitions:

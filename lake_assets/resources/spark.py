@@ -1,4 +1,5 @@
-"""The Spark session: one `PySparkResource` per run process, built from the pipeline config.
+"""The Spark session: one per run process, built from the pipeline config, started when a step first
+uses it (`LazyPySparkResource`): a run of the raw tables alone, which touches no DataFrame, starts none.
 
 `spark.master` may be `local[*]` (default), a cluster URL (`spark://host:7077`) or a Spark Connect URL
 (`sc://host:15002`), in which case the session is a Spark Connect client session. On a cluster the run
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dagster_pyspark import PySparkResource
+from dagster_pyspark import LazyPySparkResource
 
 from lake_assets.config import SparkConfig
 
@@ -37,7 +38,7 @@ _JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaO
 
 
 def spark_conf_for(config: SparkConfig) -> dict[str, str]:
-    """Flat Spark conf for `PySparkResource`, worker Python pinned to this interpreter (the same path
+    """Flat Spark conf for the Spark resource, worker Python pinned to this interpreter (the same path
     on a cluster's workers; `spark.pyspark.python` in `config.conf` overrides it)."""
     # Workers must run the project's interpreter: the system python3 lacks pyarrow, and PySpark refuses
     # workers whose Python minor version differs from the driver's.
@@ -57,5 +58,5 @@ def spark_conf_for(config: SparkConfig) -> dict[str, str]:
     return conf
 
 
-def build_spark_resource(config: SparkConfig) -> PySparkResource:
-    return PySparkResource(spark_config=spark_conf_for(config))
+def build_spark_resource(config: SparkConfig) -> LazyPySparkResource:
+    return LazyPySparkResource(spark_config=spark_conf_for(config))
