@@ -119,16 +119,17 @@ class ParquetLakeIOManager(ConfigurableIOManager):
         commit = store(self.lake, key_path, partition, obj, context.run_id)
         frame = obj.frame if isinstance(obj, LakeWrite) else obj
         schema = frame.schema if isinstance(frame, pa.Table) else self.lake.read_schema(key_path, partition)
-        context.add_output_metadata(
-            {
-                "dagster/row_count": commit.rows,
-                "dagster/column_schema": table_schema_metadata(schema),
-                "path": self.lake.uri(self.lake.dataset_dir(key_path, partition)),
-                **where,
-                "snapshot_id": str(commit.snapshot_id),
-                "batch_id": commit.batch_id,
-            }
-        )
+        metadata = {
+            "dagster/row_count": commit.rows,
+            "dagster/column_schema": table_schema_metadata(schema),
+            "path": self.lake.uri(self.lake.dataset_dir(key_path, partition)),
+            **where,
+            "snapshot_id": str(commit.snapshot_id),
+            "batch_id": commit.batch_id,
+        }
+        if isinstance(obj, LakeWrite) and obj.metadata_after_write is not None:
+            metadata |= obj.metadata_after_write()
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> Any:
         key_path = context.asset_key.path
