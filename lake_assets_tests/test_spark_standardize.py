@@ -14,11 +14,11 @@ from spark.aggregations import aggregate, metric_column
 from spark.standardize import (
     DEFAULT_TIMESTAMP_FORMATS,
     REJECT_REASON,
+    DuplicateCounter,
     add_audit_columns,
     apply_null_defaults,
     cast_to_schema,
     deduplicate_latest,
-    duplicate_stats,
     infer_date_orders,
     parse_timestamp,
     rename_columns,
@@ -285,7 +285,7 @@ def test_integral_float_ids_lose_their_fraction(spark) -> None:
     assert [r["note"] for r in rows] == [raw.strip() for raw, _ in cases]  # other columns untouched
 
 
-def test_duplicate_stats_tell_exact_copies_from_conflicting_rows(spark) -> None:
+def test_duplicate_counter_tells_exact_copies_from_conflicting_rows_in_the_write(spark, tmp_path) -> None:
     rows = [
         ("L1", "P1", 2, "S1"), ("L1", "P1", 2, "S1"), ("L1", "P1", 2, "S1"),  # re-delivered twice
         ("L2", "P1", 1, "S1"), ("L2", "P2", 1, "S1"),  # one order number mapped to the line key: two products
@@ -304,10 +304,15 @@ def test_duplicate_stats_tell_exact_copies_from_conflicting_rows(spark) -> None:
     exact = sum(len(v) - len(set(v)) for v in by_key.values())
     conflicting_keys = sorted(k for k, v in by_key.items() if len(set(v)) > 1)
     conflicting = sum(len(set(v)) - 1 for v in by_key.values())
-    stats = duplicate_stats(df, ["sale_line_id"], sample_size=2)
+    counter = DuplicateCounter(sample_size=2)
+    kept_rows = deduplicate_latest(df, ["sale_line_id"], [], counter=counter)
+    # Counted by the job that writes the kept rows, as the processed step writes them.
+    kept_rows.write.parquet(str(tmp_path / "kept"))
+    kept = spark.read.parquet(str(tmp_path / "kept")).count()
+    stats = counter.stats()
     assert (stats.exact_duplicates, stats.conflicting_rows, stats.conflicting_keys) == (
         exact, conflicting, len(conflicting_keys))
     assert stats.sample_keys == [{"sale_line_id": k} for k in conflicting_keys[:2]]
-    kept = deduplicate_latest(df, ["sale_line_id"], []).count()
+    assert kept == len(by_key)
     assert stats.removed == exact + conflicting == len(rows) - kept
     assert stats.rows == len(rows)

@@ -6,7 +6,7 @@ be standardized (returned separately with a reason, never dropped silently).
 Order of operations (processed asset): snake_case -> renames -> `infer_date_orders` (day-first or
 month-first, per source file) -> `cast_to_schema` (types, trims, case, digits, null tokens, integral
 float ids; records unparsable and ambiguous values) -> `apply_null_defaults` -> `split_rejects`
-(missing required/`reject` columns, unparsable values) -> `duplicate_stats` + `deduplicate_latest`
+(missing required/`reject` columns, unparsable values) -> `deduplicate_latest` (counting what it removes)
 -> `add_audit_columns`.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from spark.format_shapes import format_shape
@@ -312,48 +312,93 @@ class DuplicateStats:
         return self.exact_duplicates + self.conflicting_rows
 
 
-def duplicate_stats(df: DataFrame, key: Sequence[str], sample_size: int = 5) -> DuplicateStats:
-    """Count what `deduplicate_latest(df, key, ...)` removes and the rows of `df` (see DuplicateStats),
-    with up to `sample_size` conflicting keys (the key columns only, smallest first). One aggregation
-    job, and a second only when conflicts exist. Persist `df` first when it is an expensive projection."""
+def _content_hash(df: DataFrame, key: Sequence[str]) -> Column:
+    """A row's content within its key (every non-`_` column outside `key`) as a 64-bit hash: shuffled
+    and compared instead of the whole row. xxhash64 skips NULLs, so each value is hashed with its NULL
+    flag (("a", NULL) and (NULL, "a") differ). Rows are only compared within one key, so a collision
+    (odds about 2^-64 per pair of rows of a key) is not a practical concern for these counts."""
     business = sorted(c for c in df.columns if not c.startswith("_") and c not in key)
-    # Distinct content as a 64-bit hash, not a struct of the values: the grouping shuffles 8 bytes a
-    # row instead of the whole row. xxhash64 skips NULLs, so each value is hashed with its NULL flag
-    # (("a", NULL) and (NULL, "a") differ). Rows are only compared within one key, so a collision
-    # (odds about 2^-64 per pair of rows of a key) is not a practical concern for these counts.
-    content = (F.xxhash64(*[part for c in business for part in (F.col(c), F.col(c).isNull())])
-               if business else F.lit(0))
-    per_key = (
-        df.groupBy(*key, content.alias("_content")).agg(F.count("*").alias("_copies"))
-        .groupBy(*key).agg(F.sum("_copies").alias("_n"), F.count("*").alias("_h"))
-    )
-    totals = per_key.agg(
-        F.coalesce(F.sum(F.col("_n") - F.col("_h")), F.lit(0)).alias("exact"),
-        F.coalesce(F.sum(F.col("_h") - 1), F.lit(0)).alias("conflicting"),
-        F.count(F.when(F.col("_h") > 1, 1)).alias("keys"),
-        F.coalesce(F.sum("_n"), F.lit(0)).alias("rows"),
-    ).collect()[0]
-    samples: list[dict[str, object]] = []
-    if totals["keys"]:
-        rows = per_key.filter("_h > 1").select(*key).orderBy(*key).limit(sample_size).collect()
-        samples = [r.asDict() for r in rows]
-    return DuplicateStats(int(totals["exact"]), int(totals["conflicting"]), int(totals["keys"]), samples,
-                          rows=int(totals["rows"]))
+    if not business:
+        return F.lit(0).cast("long")
+    return F.xxhash64(*[part for c in business for part in (F.col(c), F.col(c).isNull())])
+
+
+class DuplicateCounter:
+    """Counts what `deduplicate_latest` removes (see DuplicateStats) while its result is written: a
+    Spark `Observation` computed by the job that writes the rows, so counting costs no job of its own.
+    `stats()` blocks until that job ran; conflicting keys, when there are any, are sampled by one more
+    small job over the input."""
+
+    def __init__(self, sample_size: int = 5) -> None:
+        self.observation = Observation("duplicate_stats")
+        self.sample_size = sample_size
+        self._input: DataFrame | None = None
+        self._key: Sequence[str] = ()
+        self._stats: DuplicateStats | None = None
+
+    def observe(self, ranked: DataFrame, key: Sequence[str], source: DataFrame) -> DataFrame:
+        """`ranked` (one row per input row, with `_rank`, `_rows_of_key`, `_contents_of_key`) observed."""
+        self._input, self._key = source, key
+        first = F.col("_rank") == 1  # one row per key carries the key's counts
+        rows_of_key, contents = F.col("_rows_of_key"), F.col("_contents_of_key")
+        return ranked.observe(
+            self.observation,
+            F.count(F.lit(1)).alias("rows"),
+            F.coalesce(F.sum(F.when(first, rows_of_key - contents)), F.lit(0)).alias("exact"),
+            F.coalesce(F.sum(F.when(first, contents - 1)), F.lit(0)).alias("conflicting"),
+            F.count(F.when(first & (contents > 1), 1)).alias("keys"),
+        )
+
+    def stats(self) -> DuplicateStats:
+        if self._input is None:
+            raise RuntimeError("DuplicateCounter: pass it to deduplicate_latest and write the result first")
+        if self._stats is None:
+            totals = self.observation.get
+            samples: list[dict[str, object]] = []
+            if totals["keys"]:
+                samples = conflicting_keys_sample(self._input, self._key, self.sample_size)
+            self._stats = DuplicateStats(int(totals["exact"]), int(totals["conflicting"]), int(totals["keys"]),
+                                         samples, rows=int(totals["rows"]))
+        return self._stats
+
+
+def conflicting_keys_sample(df: DataFrame, key: Sequence[str], size: int) -> list[dict[str, object]]:
+    """Up to `size` keys of `df` (smallest first) whose rows differ in content: the key columns only."""
+    contents = df.groupBy(*key).agg(F.countDistinct(_content_hash(df, key)).alias("_h"))
+    rows = contents.filter("_h > 1").select(*key).orderBy(*key).limit(size).collect()
+    return [r.asDict() for r in rows]
 
 
 def deduplicate_latest(
-    df: DataFrame, key: Sequence[str], order_by: Sequence[str], tie_breakers: Sequence[str] = ()
+    df: DataFrame, key: Sequence[str], order_by: Sequence[str], tie_breakers: Sequence[str] = (),
+    counter: DuplicateCounter | None = None,
 ) -> DataFrame:
     """One row per `key`: the one with the greatest `order_by` values (NULLs last).
 
     Deterministic: rows tied on `order_by` are ordered by `tie_breakers` (e.g. the source file name),
     then by a hash of their business (non-`_`) values, so every rerun keeps the same content.
-    Persist `df` first when it is an expensive projection: the hash would inline it into the sort.
+    With `counter`, the job that consumes the result also counts what was removed (same window: no
+    second shuffle). Persist `df` first when it is an expensive projection: the hash would inline it
+    into the sort.
     """
-    tie_hash = row_hash(sorted(c for c in df.columns if not c.startswith("_")))
-    order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [tie_hash.desc()]
+    # The tie hash is a column, not an expression of the order: repeated in each window expression it
+    # would make their specifications differ, and Spark would sort once per expression.
+    ranked = df.withColumn("_tie", row_hash(sorted(c for c in df.columns if not c.startswith("_"))))
+    order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [F.col("_tie").desc()]
     window = Window.partitionBy(*key).orderBy(*order)
-    return df.withColumn("_rank", F.row_number().over(window)).filter("_rank = 1").drop("_rank")
+    if counter is None:
+        ranked = ranked.withColumn("_rank", F.row_number().over(window))
+        return ranked.filter("_rank = 1").drop("_rank", "_tie")
+    # The same partitioning and order with the whole key as frame: one window operator over one sort.
+    whole_key = window.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    ranked = ranked.select(
+        "*",
+        F.row_number().over(window).alias("_rank"),
+        F.count(F.lit(1)).over(whole_key).alias("_rows_of_key"),
+        F.size(F.collect_set(_content_hash(df, key)).over(whole_key)).alias("_contents_of_key"),
+    )
+    observed = counter.observe(ranked, key, df)
+    return observed.filter("_rank = 1").drop("_rank", "_rows_of_key", "_contents_of_key", "_tie")
 
 
 def row_hash(columns: Sequence[str]) -> Column:

@@ -55,6 +55,7 @@ from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import EntityStandardizeConfig, FeedSourceConfig, PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.ingestion import QUARANTINE_LAYER
+from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
 from spark.mapping_rules import (
@@ -71,12 +72,12 @@ from spark.standardize import (
     DEFAULT_TIMESTAMP_FORMATS,
     DEFAULT_TYPED_NULL_TOKENS,
     REJECT_REASON,
+    DuplicateCounter,
     DuplicateStats,
     add_audit_columns,
     apply_null_defaults,
     cast_to_schema,
     deduplicate_latest,
-    duplicate_stats,
     infer_date_orders,
     snake_case_columns,
     split_rejects,
@@ -298,10 +299,9 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             # One reason string can list several problems; count per whole reason (bounded by columns).
             reasons = {r[REJECT_REASON]: r["n"] for r in rejected.groupBy(REJECT_REASON).agg(F.count("*").alias("n"))
                        .orderBy(F.desc("n"), REJECT_REASON).limit(20).collect()}
-        # The input is the quarantined rows plus the good ones, which the duplicate statistics count
-        # in their own aggregation: no separate count job.
-        stats = duplicate_stats(good, entity.dedup_key)
-        input_rows = rejected_rows + stats.rows
+        # Rows of the cached typed input: a scan of the cache, no shuffle. What de-duplication removes
+        # is counted by the job that writes the processed rows (`DuplicateCounter`).
+        input_rows = typed.count()
         where = f"{'/'.join(quarantine_key(entity.name))}/ingest_date={context.partition_key}"
         absent = _absent_required(entity, required, feeds, frames) + [
             f"{source.name}.{table.name}: {problem}"
@@ -327,29 +327,27 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             )
         order = [c for c in (entity.cursor, "_ingested_at") if c]
         tie_breakers = [c for c in ("_source_file",) if c in good.columns]
-        deduplicated = deduplicate_latest(good, entity.dedup_key, order, tie_breakers)
+        counter = DuplicateCounter()
+        deduplicated = deduplicate_latest(good, entity.dedup_key, order, tie_breakers, counter=counter)
         result = add_audit_columns(deduplicated, list(entity.columns), context.run.run_id)
         if rejected_rows:
             context.log.warning(f"{rejected_rows} of {input_rows} {entity.name} rows quarantined ({where})")
-        if stats.conflicting_keys:
-            context.log.warning(
-                f"{entity.name}: {stats.conflicting_rows} rows removed by de-duplication differed from the "
-                f"row kept for their ({', '.join(entity.dedup_key)}) in {stats.conflicting_keys} keys; "
-                "the mapped key is probably not unique"
-            )
         if AssetKey(["processed", entity.name]) not in context.selected_asset_keys:
             typed.unpersist()
             return
+
+        def removed_rows() -> dict[str, int]:
+            stats = counter.stats()
+            return {"duplicate_rows_removed": stats.removed, "exact_duplicates_removed": stats.exact_duplicates,
+                    "conflicting_rows_removed": stats.conflicting_rows}
+
         yield Output(
-            result,
+            LakeWrite(result, metadata_after_write=removed_rows),
             output_name="processed",
             metadata={
                 "input_rows": input_rows,
                 "quarantined_rows": rejected_rows,
                 "quarantine_reasons": ", ".join(f"{r}: {n}" for r, n in reasons.items()) or "none",
-                "duplicate_rows_removed": stats.removed,
-                "exact_duplicates_removed": stats.exact_duplicates,
-                "conflicting_rows_removed": stats.conflicting_rows,
                 "null_defaults": ", ".join(sorted(defaults)) or "none",
                 "timestamp_formats": ", ".join(formats),
                 "date_orders": ", ".join(f"{f.rsplit('/', 1)[-1] or 'batch'}: {o}"
@@ -357,6 +355,13 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                 "sources": len(feeds),
             },
         )
+        stats = counter.stats()  # counted by the write that just ran
+        if stats.conflicting_keys:
+            context.log.warning(
+                f"{entity.name}: {stats.conflicting_rows} rows removed by de-duplication differed from the "
+                f"row kept for their ({', '.join(entity.dedup_key)}) in {stats.conflicting_keys} keys; "
+                "the mapped key is probably not unique"
+            )
         if context.selected_asset_check_keys:
             yield _conflict_check(entity, stats)
         # The output is written by now; the cached typed rows would otherwise stay in the executor's

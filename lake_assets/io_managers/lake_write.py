@@ -12,12 +12,14 @@ A bare DataFrame or Arrow table replaces the output's partition (or its unpartit
 * `partition_column` + `replace`: a write of several partitions of a date column at once (the
   fact's sale dates), one atomic commit: every partition `frame` has rows in, plus the partitions in
   `replace` (emptied when `frame` has none of their rows). The asset's own Dagster partition (the run
-  day) is then not a partition of the lake table.
+  day) is then not a partition of the lake table;
+* `metadata_after_write`: metadata only the write can tell (counts a Spark `Observation` took while
+  the rows were written), asked for once the commit is made and added to the output's metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ class LakeWrite:
     state: Mapping[str, Any] = field(default_factory=dict)
     partition_column: str | None = None
     replace: tuple[str, ...] = ()
+    metadata_after_write: Callable[[], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.replace and self.partition_column is None:

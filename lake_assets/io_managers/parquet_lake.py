@@ -81,16 +81,17 @@ class ParquetLakeIOManager(ConfigurableIOManager):
             schema = frame.schema
         else:
             schema = spooled or self.lake.read_schema(key_path, partition)
-        context.add_output_metadata(
-            {
-                "dagster/row_count": commit.rows,
-                "dagster/column_schema": table_schema_metadata(schema),
-                "path": self.lake.uri(self.lake.dataset_dir(key_path, partition)),
-                **where,
-                "snapshot_id": str(commit.snapshot_id),
-                "batch_id": commit.batch_id,
-            }
-        )
+        metadata = {
+            "dagster/row_count": commit.rows,
+            "dagster/column_schema": table_schema_metadata(schema),
+            "path": self.lake.uri(self.lake.dataset_dir(key_path, partition)),
+            **where,
+            "snapshot_id": str(commit.snapshot_id),
+            "batch_id": commit.batch_id,
+        }
+        if isinstance(obj, LakeWrite) and obj.metadata_after_write is not None:
+            metadata |= obj.metadata_after_write()
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> Any:
         key_path = context.asset_key.path
