@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -359,3 +360,21 @@ def test_a_spool_is_outside_the_table_until_its_commit_and_loses_to_a_writer_tha
     assert not Path(spool.local_dir).exists()
     assert sorted(lake.read_arrow(KEY, DAY).column("x").to_pylist()) == [5, 6]
     _referenced_files_exist(lake, KEY)
+
+
+def test_a_spool_left_by_a_killed_process_is_removed_by_a_later_spool_once_abandoned(tmp_path: Path) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    spool_root = tmp_path / "lake" / ".spool"
+    abandoned, in_flight = spool_root / "raw.s__t-old", spool_root / "raw.s__t-new"
+    for folder in (abandoned, in_flight):
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 86_400
+    for path in (abandoned / "part-0.parquet", abandoned):
+        os.utime(path, (two_days_ago, two_days_ago))
+    # A spool whose directory is old but whose file is still being written is in flight.
+    os.utime(in_flight, (two_days_ago, two_days_ago))
+    with lake.spool(KEY, DAY) as spool:
+        assert Path(spool.local_dir).parent == spool_root
+    assert not abandoned.exists()
+    assert (in_flight / "part-0.parquet").exists()

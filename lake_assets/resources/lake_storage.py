@@ -49,7 +49,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ COMMIT_PROPERTY = "lake.commit"  # `lake.commit.<day>` on daily tables, `lake.co
 HIDDEN_PROPERTY = "lake.hidden-columns"  # columns the lake added on write and drops on read
 SNAPSHOT_BATCH = "lake.batch-id"  # snapshot summary property: which write produced the snapshot
 SPOOL_DIR = ".spool"  # under a local lake's root: data files of writes not yet handed to the lake
+# A spool untouched this long belongs to a process that died (a delivery writes its chunks as it goes,
+# and none takes a day): the next spool removes it.
+ABANDONED_SPOOL_AGE = timedelta(hours=24)
 COMMIT_ATTEMPTS = 8
 CATALOG_OPEN_ATTEMPTS = 5
 
@@ -101,6 +104,22 @@ class CommitInfo:
     committed_at: str
     state: dict[str, Any] = field(default_factory=dict)
     snapshot_id: int | None = None
+
+
+def _remove_abandoned_spools(spool_root: str, untouched_since: datetime) -> None:
+    """Remove the spool directories under `spool_root` whose newest file (or the directory itself) was
+    last modified before `untouched_since`."""
+    for entry in os.scandir(spool_root):
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            times = [entry.stat().st_mtime]
+            for folder, _, names in os.walk(entry.path):
+                times += [os.stat(os.path.join(folder, n)).st_mtime for n in names]
+        except FileNotFoundError:
+            continue  # its own step just removed it
+        if datetime.fromtimestamp(max(times), timezone.utc) < untouched_since:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def new_batch_id() -> str:
@@ -579,7 +598,8 @@ class LakeStorage(ConfigurableResource):
         directory, uploaded with SSE at commit, as `staged_batch`. The batch id (and the partition's
         commit a conflicting writer is detected against) is fixed when the spool opens. When the block
         ends the spool directory is removed, and an uncommitted batch leaves nothing in the lake.
-        A process killed meanwhile leaves its spool directory behind, in no table's location.
+        A process killed meanwhile leaves its spool directory behind, in no table's location; the next
+        spool of the lake removes the spools nothing wrote to for `ABANDONED_SPOOL_AGE`.
         """
         batch_id = new_batch_id()
         target_dir = f"{self.dataset_dir(key_path, partition)}/batch-{batch_id}"
@@ -588,6 +608,7 @@ class LakeStorage(ConfigurableResource):
         else:
             spool_root = f"{self._root}/{SPOOL_DIR}"
             os.makedirs(spool_root, exist_ok=True)
+            _remove_abandoned_spools(spool_root, datetime.now(timezone.utc) - ABANDONED_SPOOL_AGE)
             local_dir = tempfile.mkdtemp(prefix=f"{'.'.join(table_name(key_path))}-{batch_id}-", dir=spool_root)
         batch = self._open_batch(key_path, partition, batch_id, local_dir, target_dir)
         try:
