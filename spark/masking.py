@@ -159,27 +159,24 @@ def vault_entries(
 ) -> DataFrame:
     """Distinct (token, encrypted card, key id) rows for the token vault.
 
-    Grain: one row per distinct token. `encrypted_value` is AES-256-GCM (random IV, authenticated)
-    of the card digits, base64 text: readable only with the vault key. The rows are reduced to their
-    distinct card digits before the token and the encryption are computed (a token is a function of
-    the digits alone, the same `token_for` the masked column uses): a day's lines repeat few cards,
-    so the keyed hash runs once per card, not once per line.
+    Grain: one row per distinct card number (its digits), and so per distinct token: a token is a
+    function of the digits (`token_for`, as in the masked column), and two cards share one only if
+    their 80-bit token bodies and last four digits collide. `encrypted_value` is AES-256-GCM (random
+    IV, authenticated) of the card digits, base64 text: readable only with the vault key. The lines
+    are reduced to their distinct digits before anything is hashed or encrypted: a day's lines repeat
+    few cards, so the keyed hash runs once per card, not once per line.
     """
     cards = (
         df.select(digits(F.col(f"`{column}`")).alias("_card"))
         .filter(F.col("_card") != "")  # NULL and digit-less values have no token
         .distinct()
     )
-    return (
-        cards.select(token_for_digits(F.col("_card"), token_key).alias("token"), "_card")
-        .dropDuplicates(["token"])
-        .select(
-            "token",
-            F.base64(F.aes_encrypt(F.col("_card").cast("binary"), F.lit(vault_key), F.lit("GCM"))).alias(
-                "encrypted_value"
-            ),
-            F.lit(key_id).alias(KEY_ID_COLUMN),
-        )
+    return cards.select(
+        token_for_digits(F.col("_card"), token_key).alias("token"),
+        F.base64(F.aes_encrypt(F.col("_card").cast("binary"), F.lit(vault_key), F.lit("GCM"))).alias(
+            "encrypted_value"
+        ),
+        F.lit(key_id).alias(KEY_ID_COLUMN),
     )
 
 
