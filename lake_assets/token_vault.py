@@ -1,9 +1,9 @@
 """The token vault: where the token -> card mapping lives, and which tokenized columns have one.
 
 Grain: `vault/<entity>/<column>` is one lake table per tokenized column, daily partitioned
-(`ingest_date=D`, the masked run's day), one row per distinct token of that day: the token, the card
-digits AES-256-GCM encrypted under the vault sub-key of the masking key (`spark/masking.py`,
-`vault_entries`) and `_mask_key_id`.
+(`ingest_date=D`, the masked run's day), one row per distinct card (and so per token) of that day:
+the token, the card digits AES-256-GCM encrypted under the vault sub-key of the masking key
+(`spark/masking.py`, `vault_entries`) and `_mask_key_id`.
 
 Guarantees:
 * Each vault table is a Dagster asset of its own (group `vault`), an output of the `masked/<entity>`

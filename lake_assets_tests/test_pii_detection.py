@@ -179,3 +179,33 @@ def test_a_card_named_column_without_card_numbers_warns(spark) -> None:
     df = spark.createDataFrame([("C1", "ORD-1001"), ("C2", "ORD-1002")], "customer_id string, card_no string")
     [finding] = detect_unconfigured_pii(df, configured=[])
     assert (finding.column, finding.by, finding.blocking) == ("card_no", "name", False)
+
+
+def test_numbers_are_scanned_for_every_kind_their_text_can_hold(spark) -> None:
+    # A card number stored as a number is still a card; a 12-digit decimal cannot hold one, and a
+    # card-named decimal with values only warns. The row with the card is the last of many.
+    card = Decimal("4111111111111111")
+    rows = [(i, Decimal(i), Decimal("1.50"), Decimal(i)) for i in range(3000)]
+    rows.append((4111111111111111, card, Decimal("9999999999.99"), card))
+    df = spark.createDataFrame(
+        rows, "ref bigint, amount decimal(19,0), price decimal(12,2), card_no decimal(16,0)"
+    ).coalesce(1)
+    findings = {f.column: f for f in detect_unconfigured_pii(df, configured=[])}
+    assert {c: (f.by, f.counts) for c, f in findings.items()} == {
+        "ref": ("values", (("card_number", 1),)),
+        "amount": ("values", (("card_number", 1),)),
+        "card_no": ("values", (("card_number", 1),)),
+    }
+    priced = spark.createDataFrame([(Decimal("12.00"),), (None,)], "card_number decimal(12,2)")
+    [warning] = detect_unconfigured_pii(priced, configured=[])
+    assert (warning.column, warning.by, warning.blocking) == ("card_number", "name", False)
+    empty = spark.createDataFrame([(None,), (None,)], "card_number decimal(12,2)")
+    assert detect_unconfigured_pii(empty, configured=[]) == []
+
+
+def test_the_shortest_matches_of_each_pattern_are_found(spark) -> None:
+    # Each pattern's regex runs only on values long enough and holding its literal character: values at
+    # that edge must still count.
+    values = ["a@b.cc", "123-45-6789", "4222222222222", "422222222222", "a-b", "x@y"]
+    df = spark.createDataFrame([(v,) for v in values], "notes string")
+    assert scan_values(df, ["notes"]) == {"notes": {"email": 1, "ssn": 1, "card_number": 1}}

@@ -204,3 +204,42 @@ def test_apply_masking_masks_configured_columns_rekeys_row_hash_and_stores_key_i
     assert row["card_number"].endswith("_1111") and "4111111111111111" not in row["card_number"]
     assert row["_row_hash"] == py_hmac(KEY, "abc")
     assert row["_mask_key_id"] == "k2"
+
+
+def test_every_masked_token_decrypts_from_the_vault_to_its_lines_card_digits(spark) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    # Cards repeated across lines in several formats, text around digits, non-ASCII digits (not digits
+    # to `\D`), short numbers, no digits, NULL; two tokenized columns in one frame.
+    values = [*CARDS, "4111111111111111", " 4111-1111 1111-1111 ", "card: 5500 0000 0000 0004.", "１２３４5678",
+              "123", "n/a", "", None, "6011000000000004"]
+    lines = [(i, v, values[(i * 7) % len(values)]) for i, v in enumerate(values * 3)]
+    df = spark.createDataFrame(lines, "id int, v string, w string")
+    out = apply_masking(df, {"v": "tokenize", "w": "tokenize"}, hash_key=KEY, token_key=TOKEN_KEY, key_id="k3")
+    assert out.columns == ["id", "v", "w", "_mask_key_id"]
+
+    def digits_of(value: str | None) -> str:
+        return "".join(c for c in value or "" if c in "0123456789")
+
+    def expected_token(value: str | None) -> str | None:
+        card = digits_of(value)
+        if not card:
+            return None
+        body = py_hmac(TOKEN_KEY, card)[:20].translate(str.maketrans("0123456789", "ghijklmnop"))
+        return f"tok_{body}" + (f"_{card[-4:]}" if len(card) >= 12 else "")
+
+    masked = {r["id"]: (r["v"], r["w"]) for r in out.collect()}
+    assert masked == {i: (expected_token(v), expected_token(w)) for i, v, w in lines}
+
+    for column in ("v", "w"):
+        vault = {r["token"]: r["encrypted_value"] for r in
+                 vault_entries(df, column, token_key=TOKEN_KEY, vault_key=VAULT_KEY, key_id="k3").collect()}
+        raw = [line[1 if column == "v" else 2] for line in lines]
+        cards = {digits_of(v) for v in raw} - {""}
+        assert len(vault) == len(cards)  # one entry per distinct card, none for lines without digits
+        for value in raw:
+            token = expected_token(value)
+            if token is None:
+                continue
+            blob = base64.b64decode(vault[token])
+            assert AESGCM(VAULT_KEY).decrypt(blob[:12], blob[12:], None).decode() == digits_of(value)
