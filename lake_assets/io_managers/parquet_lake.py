@@ -20,6 +20,7 @@ directly only for a side table a selection left out (see `assets/side_tables.py`
 
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -27,6 +28,7 @@ import pyarrow.dataset as ds
 from dagster import (
     ConfigurableIOManager,
     InputContext,
+    MetadataValue,
     OutputContext,
     ResourceDependency,
     TableColumn,
@@ -35,7 +37,7 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
-from lake_assets.io_managers.lake_write import LakeWrite
+from lake_assets.io_managers.lake_write import LakeWrite, observed_figures
 from lake_assets.io_managers.spark_lake import read_spark, write_spark, write_spark_partitions
 from lake_assets.resources.lake_storage import CommitInfo, LakeStorage, table_name
 
@@ -87,6 +89,15 @@ def store_partitions(
     return write_spark_partitions(write.frame, lake, key_path, write.partition_column, write.replace, state)
 
 
+def observed_metadata(write: Any) -> dict[str, Any]:
+    """The figures a `LakeWrite`'s observation measured while its rows were written ({} without one)."""
+    figures = observed_figures(write.observation) if isinstance(write, LakeWrite) and write.observation else None
+    if figures is None:
+        return {}
+    return {name: float(value) if isinstance(value, Decimal) else (0 if value is None else value)
+            for name, value in figures.items()}
+
+
 class ParquetLakeIOManager(ConfigurableIOManager):
     """Stores each asset (partition) as committed Parquet files in the lake."""
 
@@ -112,11 +123,17 @@ class ParquetLakeIOManager(ConfigurableIOManager):
                     "dagster/column_schema": table_schema_metadata(self.lake.read_schema(key_path, min(written))),
                     "snapshot_id": str(commits[0].snapshot_id),  # one commit for every partition
                     "batch_id": commits[0].batch_id,
+                    "first_partition_written": min(written),
+                    "last_partition_written": max(written),
                 }
-            context.add_output_metadata(metadata)
+            else:
+                metadata["dagster/column_schema"] = MetadataValue.text("none")
+            context.add_output_metadata(metadata | observed_metadata(obj))
             return
         partition = context.asset_partition_key if context.has_asset_partitions else None
         commit = store(self.lake, key_path, partition, obj, context.run_id)
+        if isinstance(obj, LakeWrite):
+            context.add_output_metadata(observed_metadata(obj))
         frame = obj.frame if isinstance(obj, LakeWrite) else obj
         schema = frame.schema if isinstance(frame, pa.Table) else self.lake.read_schema(key_path, partition)
         context.add_output_metadata(
