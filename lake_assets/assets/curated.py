@@ -19,7 +19,8 @@
 * Storage: every table reaches the lake through the lake IO manager. The dimensions hand it a
   `LakeWrite` whose commit state is the days they applied (`applied`), committed with the rows; the
   fact hands it its touched sale dates, replaced in one commit recording the run day (`run_day`). The
-  key and uniqueness checks run after the IO manager stored the output, on the table as written.
+  key and uniqueness checks run after the IO manager stored the output, on the table as written; the
+  fact's history is read only where its lines can be (`assets/fact_lines.py`).
 * Extra attributes (`entities.<entity>.attributes`) are dimension attributes like the entity's own:
   `scd: 1` ones are Type-1 columns of an SCD2 dimension. A state or masked day written before an extra
   was configured reads with it NULL.
@@ -439,7 +440,8 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
     sale_extras = config.entities.extra_columns("sale")  # measures and degenerate dimensions, passed through
     checks = [
         AssetCheckSpec("sale_line_unique", asset=["curated", "fact_sales"], blocking=True,
-                       description="every sale_line_id appears once across all partitions"),
+                       description="no sale_line_id has two rows in the table when one of them is in a sale date "
+                       "this run wrote (the dates it left alone were checked by the runs that wrote them)"),
         AssetCheckSpec("foreign_keys_resolve", asset=["curated", "fact_sales"], blocking=True,
                        description="every customer/product/location/date key exists in its dimension"),
     ]

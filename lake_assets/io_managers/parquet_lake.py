@@ -11,8 +11,10 @@ reports `dagster/row_count`, `dagster/column_schema`, the Iceberg table, and the
 produced (the table version to time-travel to). The partition's commit record names the Dagster run
 that stored it (`dagster_run_id`), so an asset that yields several outputs can read back how many rows
 one of them stored (`rows_stored`) without a second Spark job. A write of several partitions reports
-`partitions_written` and `rows_written` instead of `dagster/row_count`: the asset's own partition (the
-run day) is not one of the lake's partitions, so the asset states its own row count.
+`partitions_written`, `rows_written` and the first and last partition written instead of
+`dagster/row_count`: the asset's own partition (the run day) is not one of the lake's partitions, so the
+asset states its own row count (through the `LakeWrite`'s observation: figures Spark measured while
+writing are added to the output metadata).
 
 Every lake write of an asset goes through `store` (the IO manager's own write); an asset calls it
 directly only for a side table a selection left out (see `assets/side_tables.py`).
