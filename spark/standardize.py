@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
@@ -326,6 +327,7 @@ def _content_hash(df: DataFrame, key: Sequence[str]) -> Column:
 class DuplicateCounter:
     """Counts what `deduplicate_latest` removes (see DuplicateStats) while its result is written: a
     Spark `Observation` computed by the job that writes the rows, so counting costs no job of its own.
+    Its metrics are named as the processed asset's metadata (`duplicate_rows_removed`, ...).
     `stats()` blocks until that job ran; conflicting keys, when there are any, are sampled by one more
     small job over the input."""
 
@@ -343,22 +345,30 @@ class DuplicateCounter:
         rows_of_key, contents = F.col("_rows_of_key"), F.col("_contents_of_key")
         return ranked.observe(
             self.observation,
-            F.count(F.lit(1)).alias("rows"),
-            F.coalesce(F.sum(F.when(first, rows_of_key - contents)), F.lit(0)).alias("exact"),
-            F.coalesce(F.sum(F.when(first, contents - 1)), F.lit(0)).alias("conflicting"),
-            F.count(F.when(first & (contents > 1), 1)).alias("keys"),
+            F.count(F.lit(1)).alias("rows_before_deduplication"),
+            F.coalesce(F.sum(F.when(first, rows_of_key - 1)), F.lit(0)).alias("duplicate_rows_removed"),
+            F.coalesce(F.sum(F.when(first, rows_of_key - contents)), F.lit(0)).alias("exact_duplicates_removed"),
+            F.coalesce(F.sum(F.when(first, contents - 1)), F.lit(0)).alias("conflicting_rows_removed"),
+            F.count(F.when(first & (contents > 1), 1)).alias("conflicting_keys"),
         )
 
     def stats(self) -> DuplicateStats:
         if self._input is None:
             raise RuntimeError("DuplicateCounter: pass it to deduplicate_latest and write the result first")
         if self._stats is None:
-            totals = self.observation.get
+            try:
+                totals = self.observation.get
+            except Py4JJavaError:
+                # Spark collects nothing when its adaptive plan found that no row reaches the observation.
+                totals = {}
+            count = {name: int(totals.get(name) or 0) for name in
+                     ("rows_before_deduplication", "exact_duplicates_removed", "conflicting_rows_removed",
+                      "conflicting_keys")}
             samples: list[dict[str, object]] = []
-            if totals["keys"]:
+            if count["conflicting_keys"]:
                 samples = conflicting_keys_sample(self._input, self._key, self.sample_size)
-            self._stats = DuplicateStats(int(totals["exact"]), int(totals["conflicting"]), int(totals["keys"]),
-                                         samples, rows=int(totals["rows"]))
+            self._stats = DuplicateStats(count["exact_duplicates_removed"], count["conflicting_rows_removed"],
+                                         count["conflicting_keys"], samples, rows=count["rows_before_deduplication"])
         return self._stats
 
 

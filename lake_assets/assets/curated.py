@@ -19,7 +19,8 @@
 * Storage: every table reaches the lake through the lake IO manager. The dimensions hand it a
   `LakeWrite` whose commit state is the days they applied (`applied`), committed with the rows; the
   fact hands it its touched sale dates, replaced in one commit recording the run day (`run_day`). The
-  key and uniqueness checks run after the IO manager stored the output, on the table as written.
+  key and uniqueness checks run after the IO manager stored the output, on the table as written; the
+  fact's history is read only where its lines can be (`assets/fact_lines.py`).
 * Extra attributes (`entities.<entity>.attributes`) are dimension attributes like the entity's own:
   `scd: 1` ones are Type-1 columns of an SCD2 dimension. A state or masked day written before an extra
   was configured reads with it NULL.
@@ -28,6 +29,7 @@
 
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
+from functools import reduce
 from typing import Any
 
 from dagster import (
@@ -45,15 +47,17 @@ from dagster import (
 )
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
+from lake_assets.assets.fact_lines import lines_meeting, sale_dates_holding
 from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
 from lake_assets.assets.partitions import daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
-from lake_assets.io_managers.lake_write import LakeWrite
+from lake_assets.io_managers.lake_store import RUN_ID_STATE
+from lake_assets.io_managers.lake_write import LakeWrite, observed_figures
 from lake_assets.io_managers.spark_lake import (
     read_columns,
     read_partitions,
@@ -436,7 +440,8 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
     sale_extras = config.entities.extra_columns("sale")  # measures and degenerate dimensions, passed through
     checks = [
         AssetCheckSpec("sale_line_unique", asset=["curated", "fact_sales"], blocking=True,
-                       description="every sale_line_id appears once across all partitions"),
+                       description="no sale_line_id has two rows in the table when one of them is in a sale date "
+                       "this run wrote (the dates it left alone were checked by the runs that wrote them)"),
         AssetCheckSpec("foreign_keys_resolve", asset=["curated", "fact_sales"], blocking=True,
                        description="every customer/product/location/date key exists in its dimension"),
     ]
@@ -475,65 +480,76 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
     ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         day = context.partition_key
+        on_day = F.lit(day).cast("date")
         _require_sale_date_partitions(lake)
-        facts = build_fact_sales(
+        run_days = {d: str(info.state.get(RUN_DAY, "")) for d, info in lake.commits(FACT_KEY).items()}
+        # Rows a later run delivered sit only in the sale dates a later run committed.
+        later_dates = [d for d, run in run_days.items() if run > day]
+        if later_dates:
+            later = read_columns(spark, lake, FACT_KEY, later_dates, ["sale_line_id", DELIVERED_ON]).filter(
+                F.col(DELIVERED_ON) > on_day)
+            # A line delivered again by a later day stays as that day delivered it.
+            sales = sales.join(later.select("sale_line_id"), "sale_line_id", "left_anti")
+        lines = sales.select("sale_line_id")
+        dimensions = {"customer_key": dim_customer, "product_key": dim_product, "location_key": dim_location,
+                      "date_key": dim_date}
+        facts = _with_known_keys(build_fact_sales(
             sales, dim_customer, dim_product, dim_location, extra_columns=sale_extras
-        ).withColumns({DELIVERED_ON: F.lit(day).cast("date"), SALE_DATE: F.to_date("sold_at")})
-        committed = lake.committed_partitions(FACT_KEY)
-        index = read_columns(spark, lake, FACT_KEY, committed, ["sale_line_id", SALE_DATE, DELIVERED_ON]).persist()
-        # A line delivered again by a later day stays as that day delivered it.
-        later = index.filter(F.col(DELIVERED_ON) > F.lit(day).cast("date")).select("sale_line_id")
-        facts = facts.join(later, "sale_line_id", "left_anti").localCheckpoint()
-        # Rows this run replaces: its lines wherever they are now, and whatever an earlier run of this day wrote.
-        replaced = index.join(facts.select("sale_line_id"), "sale_line_id", "left_semi").unionByName(
-            index.filter(F.col(DELIVERED_ON) == F.lit(day).cast("date")))
-        touched = sorted(r[0] for r in replaced.select(F.col(SALE_DATE).cast("string"))
-                         .union(facts.select(F.col(SALE_DATE).cast("string"))).distinct().collect())
-        index.unpersist()
-        kept = read_partitions(spark, lake, FACT_KEY, [d for d in touched if d in committed])
-        content = facts
-        if kept is not None:
-            kept = kept.join(facts.select("sale_line_id"), "sale_line_id", "left_anti").filter(
-                F.col(DELIVERED_ON) != F.lit(day).cast("date"))
-            content = facts.unionByName(kept, allowMissingColumns=True)
-        stats = facts.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.sum((F.col("customer_key") == UNKNOWN_KEY).cast("int")).alias("unknown_customer"),
-            F.sum((F.col("product_key") == UNKNOWN_KEY).cast("int")).alias("unknown_product"),
-            F.sum((F.col("location_key") == UNKNOWN_KEY).cast("int")).alias("unknown_location"),
-            F.sum("net_amount").alias("net_amount"),
-        ).collect()[0]
-        orphans = _orphans(facts, {"customer_key": dim_customer, "product_key": dim_product,
-                                   "location_key": dim_location, "date_key": dim_date})
-        # One commit for every touched sale date, made by the IO manager, the run day recorded with it.
-        yield Output(
-            LakeWrite(content, state={RUN_DAY: day}, partition_column=SALE_DATE, replace=tuple(touched)),
-            metadata={
-                "dagster/row_count": int(stats["rows"]),
-                "unknown_customer_rows": int(stats["unknown_customer"] or 0),
-                "unknown_product_rows": int(stats["unknown_product"] or 0),
-                "unknown_location_rows": int(stats["unknown_location"] or 0),
-                "net_amount_total": float(stats["net_amount"] or 0),
-                "sale_dates_written": len(touched),  # the write replaces exactly these
-                "first_sale_date": touched[0] if touched else "none",
-                "last_sale_date": touched[-1] if touched else "none",
-                # The IO manager reports the written schema when a sale date was written.
-                **({} if touched else {"dagster/column_schema": MetadataValue.text("none")}),
-            },
-        )
-        # Stored before this code resumes: uniqueness is checked over the table as written.
-        everywhere = read_columns(spark, lake, FACT_KEY, lake.committed_partitions(FACT_KEY), ["sale_line_id"])
-        unique = everywhere.agg(F.count(F.lit(1)).alias("rows"),
-                                F.countDistinct("sale_line_id").alias("distinct_lines")).collect()[0]
-        duplicated = [r["sale_line_id"] for r in everywhere.groupBy("sale_line_id").count().filter("count > 1")
-                      .orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]
+        ).withColumns({DELIVERED_ON: on_day, SALE_DATE: F.to_date("sold_at")}), dimensions)
+        observed = Observation()  # a fresh name: one session runs many days
+        facts = facts.observe(observed, *_fact_figures(dimensions)).drop(*[_KNOWN + key for key in dimensions])
+        content, touched = facts, []
+        if run_days:
+            # Rows this run replaces: its lines wherever they are now (a line whose sale date changed is in
+            # another date), and whatever an earlier run of this day wrote (only in dates this day or a
+            # later one committed).
+            replaced = [sales.select(F.to_date("sold_at").alias(SALE_DATE))]
+            own_dates = [d for d, run in run_days.items() if run >= day]
+            if own_dates:
+                replaced.append(read_columns(spark, lake, FACT_KEY, own_dates, [SALE_DATE, DELIVERED_ON])
+                                .filter(F.col(DELIVERED_ON) == on_day).select(SALE_DATE))
+            moved = sale_dates_holding(spark, lake, lines)
+            if moved is not None:
+                replaced.append(moved)
+            dates = reduce(DataFrame.unionByName, replaced).distinct()
+            touched = sorted(r[0] for r in dates.select(F.col(SALE_DATE).cast("string")).collect() if r[0])
+            kept = read_partitions(spark, lake, FACT_KEY, [d for d in touched if d in run_days])
+            if kept is not None:
+                kept = kept.join(lines, "sale_line_id", "left_anti").filter(F.col(DELIVERED_ON) != on_day)
+                content = facts.unionByName(kept, allowMissingColumns=True)
+        # One commit for every touched sale date, made by the IO manager, the run day recorded with it; the
+        # figures observed on the day's rows while they are written become the output's metadata.
+        yield Output(LakeWrite(content, state={RUN_DAY: day}, partition_column=SALE_DATE, replace=tuple(touched),
+                               observation=observed))
+        # Stored before this code resumes: the checks read the table as written.
+        run_id = context.run.run_id
+        written = [d for d, info in lake.commits(FACT_KEY).items() if info.state.get(RUN_ID_STATE) == run_id]
+        delivered = (read_columns(spark, lake, FACT_KEY, written, [*dimensions, "net_amount", DELIVERED_ON])
+                     .filter(F.col(DELIVERED_ON) == on_day) if written else None)
+        figures = observed_figures(observed)
+        if figures is None:  # Spark skipped the observation: measured on the rows as written instead
+            figures = (_with_known_keys(delivered, dimensions).agg(*_fact_figures(dimensions)).collect()[0].asDict()
+                       if delivered is not None else {})
+        orphans: dict[str, tuple[int, list[str]]] = {
+            key: (int(figures.get(f"orphan_{key}") or 0), []) for key in dimensions}
+        if delivered is not None:
+            orphans = {key: (count, _missing_sample(delivered, dimensions[key], key) if count else [])
+                       for key, (count, _) in orphans.items()}
+        checked = lines_meeting(spark, lake, written)
+        unique = checked.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("sale_line_id").alias("distinct_lines")
+                             ).collect()[0]
+        duplicated = [] if unique["rows"] == unique["distinct_lines"] else [
+            r["sale_line_id"] for r in checked.groupBy("sale_line_id").count().filter("count > 1")
+            .orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]
         failing = {k: v for k, v in orphans.items() if v[0]}
         yield from [
             AssetCheckResult(
                 check_name="sale_line_unique",
                 passed=unique["rows"] == unique["distinct_lines"],
-                metadata={"rows_all_partitions": unique["rows"], "distinct_sale_lines": unique["distinct_lines"],
-                          "rows_this_run": stats["rows"], "duplicated_sample": ", ".join(duplicated) or "none"},
+                metadata={"rows_checked": unique["rows"], "distinct_sale_lines": unique["distinct_lines"],
+                          "sale_dates_written": len(written),
+                          "rows_this_run": int(figures.get("dagster/row_count") or 0),
+                          "duplicated_sample": ", ".join(duplicated) or "none"},
                 description=(f"duplicated sale_line_id across partitions, e.g. {', '.join(duplicated)}"
                              if duplicated else None),
             ),
@@ -568,15 +584,35 @@ def _require_sale_date_partitions(lake: LakeStorage) -> None:
         )
 
 
-def _orphans(facts: DataFrame, dimensions: dict[str, DataFrame]) -> dict[str, tuple[int, list[str]]]:
-    """{key column: (fact rows whose key is absent from its dimension, up to 5 sample key values)}."""
-    found = {}
+_KNOWN = "_known_"
+
+
+def _with_known_keys(facts: DataFrame, dimensions: dict[str, DataFrame]) -> DataFrame:
+    """`facts` plus, per key column, `_known_<key>`: the key when its dimension has it, else NULL (an
+    orphan). Joined against each dimension's distinct keys, broadcast: no fact row is repeated or lost."""
     for key, dim in dimensions.items():
-        missing = facts.select(key).join(dim.select(key), key, "left_anti")
-        count = missing.count()
-        sample = [str(r[key]) for r in missing.distinct().orderBy(key).limit(SAMPLE_VALUES).collect()] if count else []
-        found[key] = (count, sample)
-    return found
+        known = F.broadcast(dim.select(F.col(key).alias(_KNOWN + key)).distinct())
+        facts = facts.join(known, facts[key] == known[_KNOWN + key], "left")
+    return facts
+
+
+def _fact_figures(dimensions: dict[str, DataFrame]) -> list[Column]:
+    """Aggregates over fact rows carrying `_known_<key>` (see `_with_known_keys`), named as the
+    output metadata and the orphan counts of `foreign_keys_resolve`."""
+    return [
+        F.count(F.lit(1)).alias("dagster/row_count"),
+        F.sum((F.col("customer_key") == UNKNOWN_KEY).cast("int")).alias("unknown_customer_rows"),
+        F.sum((F.col("product_key") == UNKNOWN_KEY).cast("int")).alias("unknown_product_rows"),
+        F.sum((F.col("location_key") == UNKNOWN_KEY).cast("int")).alias("unknown_location_rows"),
+        F.sum("net_amount").alias("net_amount_total"),
+        *[F.sum(F.col(_KNOWN + key).isNull().cast("int")).alias(f"orphan_{key}") for key in dimensions],
+    ]
+
+
+def _missing_sample(facts: DataFrame, dim: DataFrame, key: str) -> list[str]:
+    """Up to five values of `key` in `facts` that its dimension lacks, smallest first."""
+    missing = facts.select(key).join(dim.select(key), key, "left_anti").distinct().orderBy(key)
+    return [str(r[key]) for r in missing.limit(SAMPLE_VALUES).collect()]
 
 
 def build_curated_assets(config: PipelineConfig) -> list[AssetsDefinition]:

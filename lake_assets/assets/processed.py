@@ -335,14 +335,10 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         if AssetKey(["processed", entity.name]) not in context.selected_asset_keys:
             typed.unpersist()
             return
-
-        def removed_rows() -> dict[str, int]:
-            stats = counter.stats()
-            return {"duplicate_rows_removed": stats.removed, "exact_duplicates_removed": stats.exact_duplicates,
-                    "conflicting_rows_removed": stats.conflicting_rows}
-
         yield Output(
-            LakeWrite(result, metadata_after_write=removed_rows),
+            # The de-duplication counts (duplicate_rows_removed, ...) are measured by this write; the IO
+            # manager adds them to the metadata.
+            LakeWrite(result, observation=counter.observation),
             output_name="processed",
             metadata={
                 "input_rows": input_rows,

@@ -13,18 +13,22 @@ A bare DataFrame or Arrow table replaces the output's partition (or its unpartit
   fact's sale dates), one atomic commit: every partition `frame` has rows in, plus the partitions in
   `replace` (emptied when `frame` has none of their rows). The asset's own Dagster partition (the run
   day) is then not a partition of the lake table;
-* `metadata_after_write`: metadata only the write can tell (counts a Spark `Observation` took while
-  the rows were written), asked for once the commit is made and added to the output's metadata.
+* `observation`: figures Spark measures on the rows while it writes them (`DataFrame.observe`), added
+  to the output's metadata once the rows are stored, so they cost no pass of their own. Metric names
+  are the metadata keys; decimals become floats and an empty sum 0. Spark reports nothing when it
+  found at run time that no row reaches the observation (the plan then skips it): see
+  `observed_figures`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import DataFrame, Observation
 
 from lake_assets.resources.lake_storage import StagedBatch
 
@@ -37,10 +41,21 @@ class LakeWrite:
     state: Mapping[str, Any] = field(default_factory=dict)
     partition_column: str | None = None
     replace: tuple[str, ...] = ()
-    metadata_after_write: Callable[[], Mapping[str, Any]] | None = None
+    observation: Observation | None = None
 
     def __post_init__(self) -> None:
         if self.replace and self.partition_column is None:
             raise ValueError("LakeWrite: `replace` names partitions of a date column; set `partition_column`")
         if self.partition_column is not None and not isinstance(self.frame, DataFrame):
             raise TypeError("LakeWrite: a write of several partitions takes a Spark DataFrame")
+        if self.observation is not None and not isinstance(self.frame, DataFrame):
+            raise TypeError("LakeWrite: an observation measures a Spark DataFrame")
+
+
+def observed_figures(observation: Observation) -> dict[str, Any] | None:
+    """The metrics `observation` collected during the action that ran its frame; None when Spark
+    collected none (its adaptive plan dropped the observation after finding no row reaches it)."""
+    try:
+        return observation.get
+    except Py4JJavaError:
+        return None

@@ -11,8 +11,10 @@ reports `dagster/row_count`, `dagster/column_schema`, the Iceberg table, and the
 produced (the table version to time-travel to). The partition's commit record names the Dagster run
 that stored it (`dagster_run_id`), so an asset that yields several outputs can read back how many rows
 one of them stored (`rows_stored`) without a second Spark job. A write of several partitions reports
-`partitions_written` and `rows_written` instead of `dagster/row_count`: the asset's own partition (the
-run day) is not one of the lake's partitions, so the asset states its own row count.
+`partitions_written`, `rows_written` and the first and last partition written instead of
+`dagster/row_count`: the asset's own partition (the run day) is not one of the lake's partitions, so the
+asset states its own row count (through the `LakeWrite`'s observation: figures Spark measured while
+writing are added to the output metadata).
 
 Every lake write goes through `store` / `store_partitions` (`lake_store.py`, the IO manager's own
 write without Dagster): the raw table too, whose ingestion spools its files outside the lake and
@@ -21,6 +23,7 @@ left out (see `assets/side_tables.py`), and `DataIngestionPipeline.run` for call
 """
 
 
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -28,6 +31,7 @@ import pyarrow.dataset as ds
 from dagster import (
     ConfigurableIOManager,
     InputContext,
+    MetadataValue,
     OutputContext,
     ResourceDependency,
     TableColumn,
@@ -36,13 +40,22 @@ from dagster import (
 from dagster_pyspark import LazyPySparkResource
 
 from lake_assets.io_managers.lake_store import store, store_partitions
-from lake_assets.io_managers.lake_write import LakeWrite
+from lake_assets.io_managers.lake_write import LakeWrite, observed_figures
 from lake_assets.io_managers.spark_lake import read_spark
 from lake_assets.resources.lake_storage import LakeStorage, StagedBatch, table_name
 
 
 def table_schema_metadata(schema: pa.Schema) -> TableSchema:
     return TableSchema(columns=[TableColumn(name=f.name, type=str(f.type)) for f in schema])
+
+
+def observed_metadata(write: Any) -> dict[str, Any]:
+    """The figures a `LakeWrite`'s observation measured while its rows were written ({} without one)."""
+    figures = observed_figures(write.observation) if isinstance(write, LakeWrite) and write.observation else None
+    if figures is None:
+        return {}
+    return {name: float(value) if isinstance(value, Decimal) else (0 if value is None else value)
+            for name, value in figures.items()}
 
 
 class ParquetLakeIOManager(ConfigurableIOManager):
@@ -70,8 +83,12 @@ class ParquetLakeIOManager(ConfigurableIOManager):
                     "dagster/column_schema": table_schema_metadata(self.lake.read_schema(key_path, min(written))),
                     "snapshot_id": str(commits[0].snapshot_id),  # one commit for every partition
                     "batch_id": commits[0].batch_id,
+                    "first_partition_written": min(written),
+                    "last_partition_written": max(written),
                 }
-            context.add_output_metadata(metadata)
+            else:
+                metadata["dagster/column_schema"] = MetadataValue.text("none")
+            context.add_output_metadata(metadata | observed_metadata(obj))
             return
         partition = context.asset_partition_key if context.has_asset_partitions else None
         frame = obj.frame if isinstance(obj, LakeWrite) else obj
@@ -89,9 +106,7 @@ class ParquetLakeIOManager(ConfigurableIOManager):
             "snapshot_id": str(commit.snapshot_id),
             "batch_id": commit.batch_id,
         }
-        if isinstance(obj, LakeWrite) and obj.metadata_after_write is not None:
-            metadata |= obj.metadata_after_write()
-        context.add_output_metadata(metadata)
+        context.add_output_metadata(metadata | observed_metadata(obj))
 
     def load_input(self, context: InputContext) -> Any:
         key_path = context.asset_key.path

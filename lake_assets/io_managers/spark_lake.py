@@ -47,10 +47,18 @@ def read_columns(
         schema = lake.read_schema(key_path, partitions[0]) if partitions else pa.schema([])
         fields = [schema.field(c) if c in schema.names else pa.field(c, pa.string()) for c in columns]
         return _empty_frame(spark, pa.schema(fields))
+    return read_file_columns(spark, lake, files, columns)
+
+
+def read_file_columns(spark: SparkSession, lake: LakeStorage, files: Sequence[str], columns: list[str]) -> DataFrame:
+    """Only `columns` of the given data files (paths as `LakeStorage` lists them; at least one), in one
+    scan."""
+    if not files:
+        raise ValueError("read_file_columns: no file to read")
     if lake.is_s3:
-        table = pq.ParquetDataset(files, filesystem=lake.filesystem, partitioning=None).read(columns=columns)
+        table = pq.ParquetDataset(list(files), filesystem=lake.filesystem, partitioning=None).read(columns=columns)
         return spark.createDataFrame(table)
-    return _read_parquet(spark, lake, files).select(*columns)
+    return _read_parquet(spark, lake, list(files)).select(*columns)
 
 
 def _read_parquet(spark: SparkSession, lake: LakeStorage, files: list[str]) -> DataFrame:

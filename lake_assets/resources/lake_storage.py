@@ -127,6 +127,18 @@ def new_batch_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
+@dataclass(frozen=True)
+class FileBounds:
+    """One current data file and the (lower, upper) bounds of one string column in it, from the table's
+    manifests (no data file opened). A bound is None when the manifest has none (no statistics, or an
+    upper bound that could not be truncated): the file may then hold any value."""
+
+    path: str
+    partition: str
+    lower: str | None
+    upper: str | None
+
+
 def table_name(key_path: Sequence[str]) -> tuple[str, str]:
     """(namespace, table) of an asset key path: the layer, then the rest joined by `__`."""
     if len(key_path) < 2:
@@ -469,6 +481,29 @@ class LakeStorage(ConfigurableResource):
         predicate = In(self.partition_column(table), list(partitions))  # type: ignore[call-arg, arg-type]  # see _filter
         scan = table.scan(row_filter=predicate)
         return sorted(self._fs_path(task.file.file_path) for task in scan.plan_files())
+
+    def string_bounds(self, key_path: Sequence[str], column: str) -> list[FileBounds]:
+        """Every current data file of a date-partitioned table with its bounds of the string column
+        `column`, from one scan plan over the manifests: which files can hold a value is then known
+        without reading any of them. Iceberg bounds are UTF-8 bytes in code-point order (Spark's string
+        order); a truncated bound still encloses every value of the file."""
+        table = self.load_table(key_path)
+        if table is None:
+            return []
+        field_id = table.schema().find_field(column).field_id
+
+        def text(bounds: dict[int, bytes] | None) -> str | None:
+            value = (bounds or {}).get(field_id)
+            return value.decode("utf-8") if value is not None else None
+
+        found = []
+        for task in table.scan().plan_files():
+            file = task.file
+            day = file.partition[0]  # the table's one partition field: identity on a date, days since 1970
+            partition = (day if isinstance(day, date) else date(1970, 1, 1) + timedelta(days=day)).isoformat()
+            found.append(FileBounds(self._fs_path(file.file_path), partition, text(file.lower_bounds),
+                                    text(file.upper_bounds)))
+        return sorted(found, key=lambda f: f.path)
 
     def read_arrow_partitions(self, key_path: Sequence[str], partitions: Sequence[str]) -> pa.Table:
         """The rows of several committed partitions, in one read (no partition: the table's empty schema)."""

@@ -1,0 +1,73 @@
+"""Finding where sale lines live in curated/fact_sales from the manifests' line bounds, and the rows
+the uniqueness check reads: exact (a file that holds a line is never skipped), and independent of
+how many earlier sale dates hold other lines. Fact partitions are written straight into the lake."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lake_assets.assets.fact_lines import files_that_may_hold, lines_meeting, sale_dates_holding
+from lake_assets.assets.fact_partitions import FACT_KEY, SALE_DATE
+from lake_assets.io_managers.spark_lake import write_spark_partitions
+from lake_assets.resources.lake_storage import LakeStorage
+
+
+def _facts(spark: SparkSession, rows: list[tuple[str, str]]) -> DataFrame:
+    """(sale_line_id, sale date) pairs as fact rows."""
+    return spark.createDataFrame([(line, date.fromisoformat(day)) for line, day in rows],
+                                 f"sale_line_id string, {SALE_DATE} date")
+
+
+def _lines(spark: SparkSession, ids: list[str]) -> DataFrame:
+    return spark.createDataFrame([(i,) for i in ids], "sale_line_id string")
+
+
+def test_only_files_whose_bounds_enclose_a_line_are_read(tmp_path: Path, spark: SparkSession) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    days = [f"2024-01-0{n}" for n in range(1, 6)]
+    # Five days of history, each day's lines numbered after the last day's (order numbers).
+    history = {day: [f"L{n}{k:03d}" for k in range(3)] for n, day in enumerate(days, start=1)}
+    for day, ids in history.items():
+        write_spark_partitions(_facts(spark, [(i, day) for i in ids]), lake, FACT_KEY, SALE_DATE)
+    files = {b.partition: b.path for b in lake.string_bounds(FACT_KEY, "sale_line_id")}
+    assert sorted(files) == days
+
+    # New lines: no file of any earlier date can hold them, however many dates there are.
+    assert files_that_may_hold(spark, lake, _lines(spark, ["L6000", "L6001"])) == []
+    # A line of day 2 delivered again: day 2's file alone.
+    assert files_that_may_hold(spark, lake, _lines(spark, ["L2001", "L6000"])) == [files["2024-01-02"]]
+    # Inside day 2's bounds but in no file: the file is read (bounds cannot tell), the line is not found.
+    assert files_that_may_hold(spark, lake, _lines(spark, ["L2001x"])) == [files["2024-01-02"]]
+    assert files_that_may_hold(spark, lake, _lines(spark, ["L1999"])) == []
+    holding = sale_dates_holding(spark, lake, _lines(spark, ["L2001", "L4002", "L2001x"]))
+    assert holding is not None
+    assert sorted(r[0].isoformat() for r in holding.distinct().collect()) == ["2024-01-02", "2024-01-04"]
+
+
+def test_a_line_written_twice_is_met_twice_when_one_row_is_in_a_written_date(
+    tmp_path: Path, spark: SparkSession
+) -> None:
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    rows = [("L1000", "2024-01-01"), ("L1001", "2024-01-01"), ("L2000", "2024-01-02"),
+            ("L3000", "2024-01-03"), ("L1001", "2024-01-03")]  # L1001 in two sale dates
+    write_spark_partitions(_facts(spark, rows), lake, FACT_KEY, SALE_DATE)
+
+    def met(written: set[str]) -> dict[str, int]:
+        counted = lines_meeting(spark, lake, written).groupBy("sale_line_id").count().collect()
+        return {r["sale_line_id"]: r["count"] for r in counted}
+
+    # The oracle from the input: every line with a row in the written date, counted over the table.
+    for written in ({"2024-01-03"}, {"2024-01-01"}):
+        expected = {line for line, day in rows if day in written}
+        seen = met(written)
+        assert expected <= set(seen)
+        for line in expected:
+            assert seen[line] == sum(1 for other, _ in rows if other == line)
+    # A duplicate with no row in the written dates is not this write's (the narrower guarantee).
+    # (Day 3's file is read, its bounds L1001..L3000 enclosing L2000, but day 1's is not: L1001 is seen once.)
+    seen = met({"2024-01-02"})
+    assert seen["L2000"] == 1 and all(count == 1 for count in seen.values())
+    assert lines_meeting(spark, lake, set()).count() == 0
