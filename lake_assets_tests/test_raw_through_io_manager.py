@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from lake_assets.assets import build_all_assets
-from lake_assets.config import load_config
+from lake_assets.config import PipelineConfig, load_config
 from lake_assets.definitions import build_resources
 from lake_assets.ingestion import DataIngestionPipeline, make_source
 from lake_assets.io_managers.lake_store import store
@@ -42,14 +42,21 @@ def _drop(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
     return drop, rows
 
 
-def test_a_delivery_whose_every_row_is_rejected_leaves_raw_unmaterialized_and_stores_its_quarantine(
+def _sample_with_drop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Path, list[dict[str, str]], Path, PipelineConfig]:
+    """(drop, its good rows, lake directory, the sample config reading that drop into that lake)."""
     drop, rows = _drop(tmp_path)
     lake_dir = tmp_path / "lake"
     monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
     monkeypatch.setenv("LAKE_URL", str(lake_dir))
-    config = load_config()
+    return drop, rows, lake_dir, load_config()
+
+
+def test_a_delivery_whose_every_row_is_rejected_leaves_raw_unmaterialized_and_stores_its_quarantine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop, rows, lake_dir, config = _sample_with_drop(tmp_path, monkeypatch)
     assets = [a for a in build_all_assets(config) if AssetKey(RAW) in a.keys]
     instance = DagsterInstance.ephemeral()
     lake = LakeStorage(url=str(lake_dir))
@@ -87,11 +94,7 @@ def test_a_delivery_whose_every_row_is_rejected_leaves_raw_unmaterialized_and_st
 def test_the_ingestion_writes_nothing_into_the_lake_and_the_store_moves_its_spool_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    drop, rows = _drop(tmp_path)
-    lake_dir = tmp_path / "lake"
-    monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
-    monkeypatch.setenv("LAKE_URL", str(lake_dir))
-    config = load_config()
+    drop, rows, lake_dir, config = _sample_with_drop(tmp_path, monkeypatch)
     source = next(s for s in config.sources if s.name == "shop_files")
     lake = LakeStorage(url=str(lake_dir))
     pipeline = DataIngestionPipeline(make_source(source, next(t for t in source.tables if t.name == "stores")), lake)

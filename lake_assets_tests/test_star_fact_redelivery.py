@@ -35,29 +35,15 @@ def _sale(line: str, quantity: int, sold_on: int, delivered_on: int) -> tuple:
 def test_redelivered_line_replaces_its_row_in_its_sale_date(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark: SparkSession
 ) -> None:
-    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
-    config = load_config()
-    lake = LakeStorage(url=config.lake.url)
     deliveries = {
         "2024-01-01": [_sale("a", 1, 1, 1), _sale("b", 2, 1, 1), _sale("d", 4, 1, 1)],
         # Full re-delivery: b's quantity corrected, d's sale date corrected to the 2nd, c new.
         "2024-01-02": [_sale("a", 1, 1, 2), _sale("b", 5, 1, 2), _sale("c", 3, 2, 2), _sale("d", 4, 2, 2)],
     }
-    for day, rows in deliveries.items():
-        write_spark(spark.createDataFrame(rows, SALE_SCHEMA), lake, ["masked", "sale"], day)
-    for name, key, natural in (("dim_customer", "customer_key", "customer_id"),
-                               ("dim_product", "product_key", "product_id")):
-        write_spark(empty_scd2_dimension(spark, key, natural, {"x": "string"}), lake, ["curated", name], None)
-    write_spark(unknown_member(spark, "location_key", "location_id", {"x": "string"}, scd2=False), lake,
-                ["curated", "dim_location"], None)
-    write_spark(build_dim_date(spark, date(2024, 1, 1), date(2024, 1, 31)), lake, ["curated", "dim_date"], None)
-
-    assets = build_all_assets(config)
+    lake, config = _setup(tmp_path, monkeypatch, spark, deliveries)
 
     def run(day: str) -> None:
-        result = materialize(assets, selection=[AssetKey(["curated", "fact_sales"])], partition_key=day,
-                             resources=build_resources(config))
-        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        checks = _run_fact(config, day)
         assert checks["sale_line_unique"].passed, checks["sale_line_unique"].metadata
 
     def lines() -> dict[str, list[tuple[str, int, str]]]:
