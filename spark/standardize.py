@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from spark.format_shapes import format_shape
 from spark.naming import snake_case_names, to_snake_case
+from spark.observations import observed_figures
 
 # Formats that read one way only, tried in order. Dates such as `10/11/2011` are deliberately absent:
 # whether the day or the month comes first is decided per input by `infer_date_orders`, or by a
@@ -356,11 +356,8 @@ class DuplicateCounter:
         if self._input is None:
             raise RuntimeError("DuplicateCounter: pass it to deduplicate_latest and write the result first")
         if self._stats is None:
-            try:
-                totals = self.observation.get
-            except Py4JJavaError:
-                # Spark collects nothing when its adaptive plan found that no row reaches the observation.
-                totals = {}
+            # None: Spark's adaptive plan found that no row reaches the observation.
+            totals = observed_figures(self.observation) or {}
             count = {name: int(totals.get(name) or 0) for name in
                      ("rows_before_deduplication", "exact_duplicates_removed", "conflicting_rows_removed",
                       "conflicting_keys")}

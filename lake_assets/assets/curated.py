@@ -57,7 +57,7 @@ from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.lake_store import RUN_ID_STATE
-from lake_assets.io_managers.lake_write import LakeWrite, observed_figures
+from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.io_managers.spark_lake import (
     read_columns,
     read_partitions,
@@ -65,6 +65,7 @@ from lake_assets.io_managers.spark_lake import (
     read_spark_if_exists,
 )
 from lake_assets.resources.lake_storage import LakeStorage
+from spark.observations import observed_figures
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
 from spark.star_schema import (
     UNKNOWN_KEY,

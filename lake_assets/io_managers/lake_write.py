@@ -17,7 +17,7 @@ A bare DataFrame or Arrow table replaces the output's partition (or its unpartit
   to the output's metadata once the rows are stored, so they cost no pass of their own. Metric names
   are the metadata keys; decimals become floats and an empty sum 0. Spark reports nothing when it
   found at run time that no row reaches the observation (the plan then skips it): see
-  `observed_figures`.
+  `spark.observations.observed_figures`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, Observation
 
 from lake_assets.resources.lake_storage import StagedBatch
@@ -50,12 +49,3 @@ class LakeWrite:
             raise TypeError("LakeWrite: a write of several partitions takes a Spark DataFrame")
         if self.observation is not None and not isinstance(self.frame, DataFrame):
             raise TypeError("LakeWrite: an observation measures a Spark DataFrame")
-
-
-def observed_figures(observation: Observation) -> dict[str, Any] | None:
-    """The metrics `observation` collected during the action that ran its frame; None when Spark
-    collected none (its adaptive plan dropped the observation after finding no row reaches it)."""
-    try:
-        return observation.get
-    except Py4JJavaError:
-        return None

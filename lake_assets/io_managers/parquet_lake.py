@@ -40,9 +40,10 @@ from dagster import (
 from dagster_pyspark import LazyPySparkResource
 
 from lake_assets.io_managers.lake_store import store, store_partitions
-from lake_assets.io_managers.lake_write import LakeWrite, observed_figures
+from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.io_managers.spark_lake import read_spark
 from lake_assets.resources.lake_storage import LakeStorage, StagedBatch, table_name
+from spark.observations import observed_figures
 
 
 def table_schema_metadata(schema: pa.Schema) -> TableSchema:
