@@ -68,6 +68,7 @@ from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 from lake_assets.dialects import sql_dialect
 from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.tls import is_tls_error, tls_connect_args
+from lake_assets.resources.warehouse_indexes import claim_if_empty, indexes_built_after
 from lake_assets.resources.warehouse_schema import star_schema
 from lake_assets.secrets import SECRET_FIELD, with_password
 
@@ -78,6 +79,9 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # views per dialect; pack
 INSERT_BATCH_ROWS = 5_000
 # Rows per record batch of a streamed load: bounds the memory of a load whatever the table's size.
 LOAD_BATCH_ROWS = 50_000
+# From this many rows, building a table's indexes after a load into it (empty) beats maintaining them
+# during it; below, the difference is milliseconds and not worth a table lock.
+INDEX_REBUILD_ROWS = 100_000
 # What a load takes: a table in memory, or a Dataset scanned in batches as the load goes.
 LoadRows: TypeAlias = pa.Table | ds.Dataset
 # Warehouse table of each entity's extra columns.
@@ -166,6 +170,11 @@ class WarehouseResource(ConfigurableResource):
     tls_key_file: str = Field(default="", description="PEM key of the client certificate")
     load_batch_rows: int = Field(default=LOAD_BATCH_ROWS, gt=0,
                                  description="rows per record batch streamed into a load (bounds its memory)")
+    index_rebuild_rows: int = Field(
+        default=INDEX_REBUILD_ROWS, gt=0,
+        description="PostgreSQL: a load of at least this many rows into an empty table builds the table's "
+        "indexes after its rows instead of updating them row by row",
+    )
 
     _engine: Any = PrivateAttr(default=None)
 
@@ -271,10 +280,17 @@ class WarehouseResource(ConfigurableResource):
                 conn.exec_driver_sql(stmt.rstrip(";"))
         return len(statements)
 
+    @property
+    def _metadata_schema(self) -> str | None:
+        return self.schema_name if self.dialect != "sqlite" else None
+
+    def _metadata_name(self, table: str) -> str:
+        """`table`'s key in `schema_metadata().tables`."""
+        return f"{self._metadata_schema}.{table}" if self._metadata_schema else table
+
     def schema_metadata(self) -> MetaData:
         """The star-schema tables of this warehouse's dialect and schema, extra columns included."""
-        schema = self.schema_name if self.dialect != "sqlite" else None
-        return star_schema(schema, self.dialect, self.extra_columns)
+        return star_schema(self._metadata_schema, self.dialect, self.extra_columns)
 
     def ensure_schema(self) -> None:
         """Create the schema (MySQL: the database) and every star-schema table if missing, add the
@@ -342,12 +358,18 @@ class WarehouseResource(ConfigurableResource):
         With `key`, also delete the rows of *any* `column` value whose key is among `rows`, so a
         key delivered again on a later day moves to that day instead of being stored twice.
         One transaction: delete, then bulk insert, both streamed in batches. Returns the number of
-        rows inserted.
+        rows inserted. PostgreSQL: a load of at least `index_rebuild_rows` rows into an empty table
+        builds the table's indexes after the rows (`warehouse_indexes.py`).
         """
         target = self.qualified(table)
         with self._data_errors(table, rows, key):
             _check_storable(rows.schema)
             with self.connect_checked() as conn, conn.begin():
+                if (self.dialect == "postgresql" and _row_count(rows) >= self.index_rebuild_rows
+                        and claim_if_empty(conn, target)):
+                    # Nothing to delete in an empty table.
+                    with indexes_built_after(conn, self.schema_metadata().tables[self._metadata_name(table)], target):
+                        return self._bulk_insert(conn, target, rows)
                 if where is None:
                     conn.exec_driver_sql(f"DELETE FROM {target}")
                 elif isinstance(where[1], list):
@@ -579,6 +601,11 @@ class _CsvStream(io.RawIOBase):
         buffer[:size] = self._text[self._offset:self._offset + size]
         self._offset += size
         return size
+
+
+def _row_count(rows: LoadRows) -> int:
+    """Rows of a load; a Parquet Dataset counts from its files' footers, without reading rows."""
+    return rows.num_rows if isinstance(rows, pa.Table) else rows.count_rows()
 
 
 def _check_storable(schema: pa.Schema) -> None:
