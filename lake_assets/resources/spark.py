@@ -1,5 +1,7 @@
-"""The Spark session: one per run process, built from the pipeline config, started when a step first
-uses it (`LazyPySparkResource`): a run of the raw tables alone, which touches no DataFrame, starts none.
+"""The Spark session: one per run process, built from the pipeline config. A run whose selection has a
+step that uses Spark starts it in the background as the run begins, so the JVM's start overlaps the
+raw ingestion instead of delaying the first Spark step; a run of the raw tables alone (or of the
+warehouse loads alone), which touches no DataFrame, starts none (`BackgroundStartPySparkResource`).
 
 `spark.master` may be `local[*]` (default), a cluster URL (`spark://host:7077`) or a Spark Connect URL
 (`sc://host:15002`), in which case the session is a Spark Connect client session. On a cluster the run
@@ -11,8 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Iterable
 
+from dagster import AssetKey, InitResourceContext
 from dagster_pyspark import LazyPySparkResource
+from pydantic import PrivateAttr
 
 from lake_assets.config import SparkConfig
 
@@ -58,5 +64,45 @@ def spark_conf_for(config: SparkConfig) -> dict[str, str]:
     return conf
 
 
-def build_spark_resource(config: SparkConfig) -> LazyPySparkResource:
-    return LazyPySparkResource(spark_config=spark_conf_for(config))
+# Key prefixes of the assets whose steps (and checks) never touch a DataFrame: the ingestion writes Arrow,
+# the warehouse loads read the lake's files with Arrow.
+NO_SPARK_PREFIXES = ("raw", "warehouse")
+
+
+def selection_uses_spark(selected: Iterable[AssetKey] | None) -> bool:
+    """Whether a run of these asset keys (None: the whole graph) will need the SparkSession."""
+    if selected is None:
+        return True
+    return any(key.path[0] not in NO_SPARK_PREFIXES for key in selected)
+
+
+class BackgroundStartPySparkResource(LazyPySparkResource):
+    """`LazyPySparkResource` whose session starts in a background thread at run start when the run's
+    asset selection needs Spark; the first step that asks for the session waits for that start (and
+    raises its error, if it failed, by starting the session itself). Elsewhere (no run, a selection
+    without Spark steps) the session starts on first use, as the lazy resource's does."""
+
+    _starting: threading.Thread | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        run = context.dagster_run
+        if run is not None and selection_uses_spark(run.asset_selection):
+            self._starting = threading.Thread(target=self._start_quietly, name="spark-session-start", daemon=True)
+            self._starting.start()
+
+    def _start_quietly(self) -> None:
+        # An error here is raised again by the step that needs the session, where Dagster reports it.
+        try:
+            self._init_session()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _init_session(self) -> None:
+        # Every use (spark_session, spark_context) waits for a start under way rather than racing it.
+        if self._starting is not None and self._starting is not threading.current_thread():
+            self._starting.join()
+        super()._init_session()
+
+
+def build_spark_resource(config: SparkConfig) -> BackgroundStartPySparkResource:
+    return BackgroundStartPySparkResource(spark_config=spark_conf_for(config))
