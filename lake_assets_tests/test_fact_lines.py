@@ -71,3 +71,32 @@ def test_a_line_written_twice_is_met_twice_when_one_row_is_in_a_written_date(
     seen = met({"2024-01-02"})
     assert seen["L2000"] == 1 and all(count == 1 for count in seen.values())
     assert lines_meeting(spark, lake, set()).count() == 0
+
+
+def test_a_date_larger_than_the_advisory_size_is_several_files_each_one_date(
+    tmp_path: Path, spark: SparkSession
+) -> None:
+    """A date's rows are written by several tasks once they exceed Spark's advisory partition size
+    (lowered here so that a few thousand rows do): every file holds one date, every row is committed
+    once, and a line is still found in exactly the file that holds it."""
+    lake = LakeStorage(url=str(tmp_path / "lake"))
+    rows = [(f"L{k:05d}", "2024-01-01") for k in range(6000)] + [("M00001", "2024-01-02")]
+    key = "spark.sql.adaptive.advisoryPartitionSizeInBytes"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "16k")
+    try:
+        commits = write_spark_partitions(_facts(spark, rows), lake, FACT_KEY, SALE_DATE)
+    finally:
+        spark.conf.set(key, before)
+    assert {day: c.rows for day, c in commits.items()} == {"2024-01-01": 6000, "2024-01-02": 1}
+    bounds = lake.string_bounds(FACT_KEY, "sale_line_id")
+    big = [b for b in bounds if b.partition == "2024-01-01"]
+    assert len(big) > 1 and [b.partition for b in bounds].count("2024-01-02") == 1
+    stored = spark.read.parquet(*[b.path for b in bounds])
+    assert stored.count() == len(rows)
+    assert {(r[0], r[1].isoformat()) for r in stored.select("sale_line_id", SALE_DATE).collect()} == set(rows)
+    for b in big:
+        in_file = spark.read.parquet(b.path).select("sale_line_id", SALE_DATE).collect()
+        assert {r[1].isoformat() for r in in_file} == {"2024-01-01"}
+        line = in_file[0][0]
+        assert b.path in files_that_may_hold(spark, lake, _lines(spark, [line]))

@@ -136,7 +136,9 @@ def write_spark_partitions(
 ) -> dict[str, CommitInfo]:
     """Replace, in one atomic commit, every partition of the date column `column` that `df` has rows
     in, plus the partitions `replace` (emptied when `df` has none of their rows). Returns
-    {partition: commit}; one data file per partition and write."""
+    {partition: commit}. One data file per date, or several for a date larger than Spark's advisory
+    partition size (`spark.sql.adaptive.advisoryPartitionSizeInBytes`, 64 MB by default), written by
+    as many tasks in parallel."""
     with lake.staged_partitions(key_path, column) as batch:
         if lake.is_s3:
             table = df.toArrow()
@@ -145,8 +147,10 @@ def write_spark_partitions(
                 pq.write_table(one, f"{batch.local_dir}/part-{number:05d}.parquet", compression="snappy")
         else:
             # Spark leaves the partitionBy column out of the files, and the catalog places a file by the
-            # column's statistics: partition by a copy so the files keep `column`.
+            # column's statistics: partition by a copy so the files keep `column`. REBALANCE rather than
+            # repartition: a day's sales mostly share one date, and repartition would write all of
+            # them from one task; adaptive execution splits such a partition into advisory-size pieces.
             spread = "_lake_partition"
-            (df.withColumn(spread, F.col(column)).repartition(spread)
+            (df.withColumn(spread, F.col(column)).hint("rebalance", spread)
              .write.mode("overwrite").partitionBy(spread).parquet(batch.local_dir))
         return batch.commit(replace, state)
