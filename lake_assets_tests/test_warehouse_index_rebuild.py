@@ -96,3 +96,21 @@ def test_duplicate_key_found_by_the_rebuilt_primary_key_keeps_nothing(pg: Wareho
     assert _lines(pg) == []
     assert _indexes(pg) == declared
     assert _primary_key(pg) == [("fact_sales_pkey", "PRIMARY KEY (sale_line_id)")]
+
+
+def test_a_reader_holding_the_empty_table_is_not_waited_for(pg: WarehouseResource) -> None:
+    """A BI session inside a transaction that read the empty table holds a lock the rebuild would need:
+    the load waits LOCK_WAIT at most, then loads the ordinary way (indexes kept), and the reader's
+    transaction is untouched."""
+    declared = _indexes(pg)
+    engine = create_engine(pg.url)
+    with engine.connect() as reader:
+        reader.begin()
+        assert reader.execute(text(f"SELECT count(*) FROM {pg.qualified('fact_sales')}")).scalar() == 0
+        loaded = pg.replace_rows("fact_sales", rows.fact_sales(1, DAY1), ("ingest_date", "2024-01-01"))
+        assert reader.execute(text("SELECT 1")).scalar() == 1
+        reader.rollback()
+    engine.dispose()
+    assert loaded == len(DAY1)
+    assert _indexes(pg) == declared
+    assert _lines(pg) == [(s, q) for s, *_, q in DAY1]

@@ -3,8 +3,9 @@
 A `COPY` into an indexed table updates every index row by row; into a bare table, then one sort per
 index, is several times faster for a large load (the fact table has a primary key and five indexes).
 Only a table that is empty when the load starts qualifies: the load holds an `ACCESS EXCLUSIVE` lock
-from the moment it drops the indexes until it commits, so readers wait instead of reading, and an
-empty table is the one case where they lose nothing by waiting (they would read no rows). Everything
+from the moment it claims the table until it commits, so readers wait instead of reading, and an
+empty table is the one case where they lose nothing by waiting (they would read no rows). A reader
+already inside a transaction on the table is not waited for long: the load then keeps the indexes. Everything
 happens in the load's transaction: if the load or an index build fails (a duplicate key is reported
 when the primary key is built), the rollback restores the indexes and the empty table.
 """
@@ -16,11 +17,15 @@ from contextlib import contextmanager
 
 from sqlalchemy import Table, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 # Memory for each index build's sort in this transaction only; PostgreSQL's default (64 MB) spills a
 # few million keys to disk.
 INDEX_BUILD_MEMORY = "256MB"
+# How long the load waits for other sessions' locks on the empty table before loading it the ordinary way.
+LOCK_WAIT = "2s"
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 def is_empty(conn: Connection, target: str) -> bool:
@@ -29,12 +34,22 @@ def is_empty(conn: Connection, target: str) -> bool:
 
 def claim_if_empty(conn: Connection, target: str) -> bool:
     """True when `target` is empty, with the table then locked against every other session until the
-    transaction ends; False (and no lock taken) when it has rows. Checked twice: cheaply without a
-    lock, so a table with rows is never locked, and again under the lock, so a row committed between
-    the two checks is seen."""
+    transaction ends; False when it has rows, or when another session holds a lock on it for longer
+    than `LOCK_WAIT` (a reader's open transaction): the load then goes the ordinary way, which readers
+    do not block. Checked twice: cheaply without a lock, so a table with rows is never locked, and
+    again under the lock, so a row committed between the two checks is seen."""
     if not is_empty(conn, target):
         return False
-    conn.exec_driver_sql(f"LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE")
+    try:
+        # A savepoint: a lock that times out aborts only it, not the load's transaction.
+        with conn.begin_nested():
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+            conn.exec_driver_sql(f"LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE")
+            conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return False
     return is_empty(conn, target)
 
 
