@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 import time
+import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.exceptions import CommitFailedException
 
-from lake_assets.resources.lake_storage import LakeDataNotFound, LakeStorage, LakeWriteConflict
+from lake_assets.resources.lake_storage import S3_SPOOL_DIR, LakeDataNotFound, LakeStorage, LakeWriteConflict
 
 from .conftest import S3Server
 
@@ -362,10 +365,17 @@ def test_a_spool_is_outside_the_table_until_its_commit_and_loses_to_a_writer_tha
     _referenced_files_exist(lake, KEY)
 
 
-def test_a_spool_left_by_a_killed_process_is_removed_by_a_later_spool_once_abandoned(tmp_path: Path) -> None:
-    lake = LakeStorage(url=str(tmp_path / "lake"))
-    spool_root = tmp_path / "lake" / ".spool"
-    abandoned, in_flight = spool_root / "raw.s__t-old", spool_root / "raw.s__t-new"
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_spool_left_by_a_killed_process_is_removed_by_a_later_spool_once_abandoned(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    lake = _lake(kind, tmp_path, request)
+    # Local: inside the lake, never in a table's directory; S3: on local disk, outside the bucket.
+    spool_root = Path(lake.spool_root)
+    expected_root = tmp_path / "lake" / ".spool" if kind == "local" else Path(tempfile.gettempdir()) / S3_SPOOL_DIR
+    assert spool_root == expected_root
+    tag = uuid.uuid4().hex[:8]  # the S3 spool root is shared by every S3 lake of the machine
+    abandoned, in_flight = spool_root / f"raw.s__t-old-{tag}", spool_root / f"raw.s__t-new-{tag}"
     for folder in (abandoned, in_flight):
         folder.mkdir(parents=True)
         (folder / "part-0.parquet").write_bytes(b"x")
@@ -378,3 +388,4 @@ def test_a_spool_left_by_a_killed_process_is_removed_by_a_later_spool_once_aband
         assert Path(spool.local_dir).parent == spool_root
     assert not abandoned.exists()
     assert (in_flight / "part-0.parquet").exists()
+    shutil.rmtree(in_flight)

@@ -80,6 +80,7 @@ COMMIT_PROPERTY = "lake.commit"  # `lake.commit.<day>` on daily tables, `lake.co
 HIDDEN_PROPERTY = "lake.hidden-columns"  # columns the lake added on write and drops on read
 SNAPSHOT_BATCH = "lake.batch-id"  # snapshot summary property: which write produced the snapshot
 SPOOL_DIR = ".spool"  # under a local lake's root: data files of writes not yet handed to the lake
+S3_SPOOL_DIR = "lake_assets-spool"  # the same for S3 lakes, under the machine's temp directory
 # A spool untouched this long belongs to a process that died (a delivery writes its chunks as it goes,
 # and none takes a day): the next spool removes it.
 ABANDONED_SPOOL_AGE = timedelta(hours=24)
@@ -622,6 +623,13 @@ class LakeStorage(ConfigurableResource):
             if self.is_s3:
                 shutil.rmtree(local_dir, ignore_errors=True)
 
+    @property
+    def spool_root(self) -> str:
+        """Where spools live: `<lake>/.spool/` for a local lake (the lake's filesystem, so a commit is a
+        rename); for an S3 lake a local directory, `<temp dir>/lake_assets-spool/`, shared by the S3
+        lakes of this machine (the files are uploaded by the commit)."""
+        return os.path.join(tempfile.gettempdir(), S3_SPOOL_DIR) if self.is_s3 else f"{self._root}/{SPOOL_DIR}"
+
     @contextmanager
     def spool(self, key_path: Sequence[str], partition: str | None = None) -> Iterator[StagedBatch]:
         """A `StagedBatch` whose files are written outside every table (the spool), for a writer that
@@ -629,22 +637,19 @@ class LakeStorage(ConfigurableResource):
         lake IO manager).
 
         Local lake: a fresh directory under `<lake>/.spool/`, on the lake's filesystem, so the commit
-        moves the files into the table's batch directory (a rename, not a copy); S3: a local temp
-        directory, uploaded with SSE at commit, as `staged_batch`. The batch id (and the partition's
+        moves the files into the table's batch directory (a rename, not a copy); S3: a directory under
+        `spool_root` on local disk, uploaded with SSE at commit, as `staged_batch`. The batch id (and the partition's
         commit a conflicting writer is detected against) is fixed when the spool opens. When the block
         ends the spool directory is removed, and an uncommitted batch leaves nothing in the lake.
         A process killed meanwhile leaves its spool directory behind, in no table's location; the next
-        spool of the lake removes the spools nothing wrote to for `ABANDONED_SPOOL_AGE`.
+        spool under the same `spool_root` removes the spools nothing wrote to for `ABANDONED_SPOOL_AGE`.
         """
         batch_id = new_batch_id()
         target_dir = f"{self.dataset_dir(key_path, partition)}/batch-{batch_id}"
-        if self.is_s3:
-            local_dir = tempfile.mkdtemp(prefix="lake-spool-")
-        else:
-            spool_root = f"{self._root}/{SPOOL_DIR}"
-            os.makedirs(spool_root, exist_ok=True)
-            _remove_abandoned_spools(spool_root, datetime.now(timezone.utc) - ABANDONED_SPOOL_AGE)
-            local_dir = tempfile.mkdtemp(prefix=f"{'.'.join(table_name(key_path))}-{batch_id}-", dir=spool_root)
+        spool_root = self.spool_root
+        os.makedirs(spool_root, exist_ok=True)
+        _remove_abandoned_spools(spool_root, datetime.now(timezone.utc) - ABANDONED_SPOOL_AGE)
+        local_dir = tempfile.mkdtemp(prefix=f"{'.'.join(table_name(key_path))}-{batch_id}-", dir=spool_root)
         batch = self._open_batch(key_path, partition, batch_id, local_dir, target_dir)
         try:
             yield batch
