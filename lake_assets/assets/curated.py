@@ -2,8 +2,9 @@
 
 * dim_customer, dim_product: SCD Type 2, one row per member version, unpartitioned. Each run applies
   the masked partitions committed since the last applied one (up to the run's partition), reading the
-  previous dimension state plus those days only, never the raw history. Type-1 columns and the
-  hard-delete policy come from `star_schema.dimensions` in the config.
+  previous dimension state plus those days only, never the raw history. Only the versions of the
+  members those days deliver go through the merge (`spark/scd2_members.py`); the other rows are
+  written back as read. Type-1 columns and the hard-delete policy come from `star_schema.dimensions`.
 * Late-arriving members: the same run reads the day's masked sales and adds an inferred row for every
   customer/product/location a sale references that the dimension has never seen; the real row, when
   it arrives, completes that row in place (same key), so facts never need re-pointing.
