@@ -6,9 +6,10 @@ Writes synthetic masked days straight into a temporary local lake (no raw, proce
 day 1 delivers every member once, day 2 changes the city of `changed_share` of them, adds a tenth as
 many new members, and sells to members old and new (some never delivered: inferred). Then it runs
 `curated/dim_customer` through Dagster's `materialize` for day 1 and day 2 in one process (the Spark
-session starts in day 1's step) and prints each step's seconds (STEP_START to STEP_SUCCESS) and the
-dimension's rows. `--repeat` runs the pair again on fresh lakes in the same process (warm JVM).
-Relative figures only: run the variants to compare back to back on the same machine and note the load.
+session starts in day 1's step) and prints each step's seconds (as its STEP_SUCCESS reports them), the
+CPU seconds of the process and the Spark JVM during the run, and the dimension's rows. `--repeat` runs
+the pair again on fresh lakes in the same process (warm JVM). Relative figures only: run the variants
+to compare back to back on the same machine and note the load.
 Not a test.
 """
 
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow as pa
 
 CITIES = ("Boston", "Austin", "Denver", "Reno", "Omaha", "Salem", "Tulsa", "Toronto")
@@ -52,8 +54,23 @@ def _step_seconds(result: Any) -> float:
     return sum(e.event_specific_data.duration_ms for e in successes) / 1000
 
 
-def run_pair(members: int, changed_share: float, root: Path, seed: int) -> tuple[float, float, int, int]:
-    """(day 1 s, day 2 s, rows after day 1, rows after day 2) of curated/dim_customer."""
+def _cpu_seconds() -> float:
+    """User + system CPU seconds so far of this process and its children (the Spark JVM): on a loaded
+    machine a steadier measure of the work done than wall time."""
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def run_pair(members: int, changed_share: float, root: Path, seed: int) -> list[tuple[float, float, int]]:
+    """Per day: (step seconds, CPU seconds of the run, rows of curated/dim_customer after it)."""
     os.environ["LAKE_URL"] = str(root / "lake")
     from dagster import materialize
 
@@ -71,7 +88,9 @@ def run_pair(members: int, changed_share: float, root: Path, seed: int) -> tuple
     lake.write_arrow(["masked", "customer"], "2024-01-01",
                      _customers(ids, [rng.choice(CITIES) for _ in ids], day1, seed))
     lake.write_arrow(["masked", "sale"], "2024-01-01", _sales([rng.choice(ids) for _ in range(members)], "d1"))
+    cpu = _cpu_seconds()
     first = materialize(assets, resources=resources, selection=["curated/dim_customer"])
+    cpu1 = _cpu_seconds() - cpu
     rows1 = lake.read_arrow(["curated", "dim_customer"]).num_rows
 
     changed = rng.sample(ids, max(1, int(members * changed_share)))
@@ -81,9 +100,11 @@ def run_pair(members: int, changed_share: float, root: Path, seed: int) -> tuple
                      _customers(changed + new, [rng.choice(CITIES) + "2" for _ in changed + new], day2, seed + 1))
     sold = [rng.choice(ids) for _ in range(max(1, members // 100))] + [f"U{n:08d}" for n in range(10)]
     lake.write_arrow(["masked", "sale"], "2024-01-02", _sales(sold, "d2"))
+    cpu = _cpu_seconds()
     second = materialize(assets, resources=resources, selection=["curated/dim_customer"])
+    cpu2 = _cpu_seconds() - cpu
     rows2 = lake.read_arrow(["curated", "dim_customer"]).num_rows
-    return _step_seconds(first), _step_seconds(second), rows1, rows2
+    return [(_step_seconds(first), cpu1, rows1), (_step_seconds(second), cpu2, rows2)]
 
 
 def main() -> None:
@@ -97,12 +118,13 @@ def main() -> None:
     for attempt in range(args.repeat):
         root = Path(tempfile.mkdtemp(prefix="bench-dim-"))
         try:
-            first, second, rows1, rows2 = run_pair(args.members, args.changed_share, root, args.seed)
+            days = run_pair(args.members, args.changed_share, root, args.seed)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         load = "/".join(f"{v:.1f}" for v in os.getloadavg())
-        print(f"pass {attempt + 1}: dim_customer day 1 {first:.1f} s ({rows1:,} rows), "
-              f"day 2 {second:.1f} s ({rows2:,} rows); load {load}", flush=True)
+        shown = "; ".join(f"day {n} {wall:.1f} s, {cpu:.1f} CPU s ({rows:,} rows)"
+                          for n, (wall, cpu, rows) in enumerate(days, start=1))
+        print(f"pass {attempt + 1}: dim_customer {shown}; load {load}", flush=True)
 
 
 if __name__ == "__main__":
