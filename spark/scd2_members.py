@@ -66,7 +66,7 @@ def split_by_members(
 
 def whole_dimension(dimension: DataFrame, *, key_col: str, natural_key: str, attributes: Sequence[str]) -> MemberSplit:
     """Every row touched, none kept: for a batch that can change any member (a full snapshot, whose
-    absent members are deleted)."""
+    absent members are deleted), or a dimension with nothing to set aside yet (only its unknown member)."""
     dimension = _in_dimension_columns(dimension, key_col, natural_key, attributes).localCheckpoint()
     return MemberSplit(touched=dimension, kept=dimension.filter(F.lit(False)), keys_above=0)
 

@@ -280,6 +280,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         if config.rebuild:
             context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
+        starts_empty = state is None
         if state is None:
             state = empty_scd2_dimension(spark, key_col, natural_key, attributes)
         state = _conform(state, attributes)
@@ -288,10 +289,10 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                       for day, batches in pending if "changes" in batches}
         # Only the versions of the members the pending days deliver can change; the merge runs on those
         # and the other rows are written as read. A full snapshot deletes every member it leaves out, so
-        # there every member can change.
+        # there every member can change; an empty dimension (first run, rebuild) has nothing to set aside.
         split = (
             whole_dimension(state, key_col=key_col, natural_key=natural_key, attributes=list(attributes))
-            if settings.delete_detection == "snapshot"
+            if starts_empty or settings.delete_detection == "snapshot"
             else split_by_members(state, list(deliveries.values()), key_col=key_col, natural_key=natural_key,
                                   attributes=list(attributes))
         )
