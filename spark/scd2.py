@@ -119,7 +119,8 @@ def empty_scd2_dimension(
     return unknown_member(spark, key_col, natural_key, attributes, scd2=True)
 
 
-def _max_key(dim: DataFrame, key_col: str) -> int:
+def max_key(dim: DataFrame, key_col: str) -> int:
+    """The highest surrogate key of `dim` (0 when it has none above 0): new rows are numbered above it."""
     value = dim.agg(F.max(key_col)).collect()[0][0]
     return max(int(value) if value is not None else 0, 0)
 
@@ -132,11 +133,14 @@ def add_inferred_members(
     natural_key: str,
     attributes: Mapping[str, str],
     scd2: bool = True,
+    keys_above: int = 0,
 ) -> DataFrame:
     """Add an inferred row for every natural key in `referenced` that the dimension has never seen.
 
     The row is valid for all time (1900-01-01 .. 9999-12-31) so every fact resolves to it; its
-    attributes are placeholders until `scd2_merge` / `scd1_merge` completes it in place.
+    attributes are placeholders until `scd2_merge` / `scd1_merge` completes it in place. New keys start
+    above `dim`'s highest key and above `keys_above` (the highest key of rows held elsewhere, when `dim`
+    is part of a dimension: see `spark/scd2_members.py`).
     """
     missing = (
         referenced.select(natural_key)
@@ -144,7 +148,7 @@ def add_inferred_members(
         .distinct()
         .join(dim.select(natural_key), natural_key, "left_anti")
     )
-    base_key = _max_key(dim, key_col)
+    base_key = max(max_key(dim, key_col), keys_above)
     values = [
         (F.lit(base_key) + F.row_number().over(Window.orderBy(natural_key))).cast("bigint").alias(key_col),
         F.col(natural_key),
@@ -206,11 +210,16 @@ def scd2_merge(
     delete_policy: DeletePolicy = "ignore",
     undated_at: datetime | None = None,
     type1_null_policy: Type1NullPolicy = "keep_last_known",
+    keys_above: int = 0,
 ) -> DataFrame:
     """Apply one batch of changes (and deletes) to an SCD Type 2 dimension; see the module docstring.
 
     `undated_at`: the effective time of rows whose `effective_col` is NULL (the start of the partition
     day being applied). `changes` may carry `_attr_hash` (see `attribute_hash`) for change detection.
+    `keys_above`: new surrogate keys also start above this one (the highest key of rows held elsewhere
+    when `current` is only the part of a dimension the batch can change: see `spark/scd2_members.py`).
+    Only the rows of members in `changes` are read for anything but the highest key, so such a part
+    gives the same rows as the whole dimension.
     """
     attr_cols = list(attributes)
     unknown_type1 = set(type1_columns) - set(attr_cols)
@@ -284,7 +293,7 @@ def scd2_merge(
     rows = changed.filter(~(F.col("_deleted") & F.lit(delete_policy == "close")))
     rows = rows.withColumn("_n", F.row_number().over(ordered))
     in_place = F.col("_in_place")
-    base_key = _max_key(current, key_col)
+    base_key = max(max_key(current, key_col), keys_above)
     new_key = F.lit(base_key) + F.row_number().over(Window.partitionBy(in_place).orderBy(natural_key, "_effective"))
     version_shift = F.max(F.col("_in_place").cast("int")).over(Window.partitionBy(natural_key))
     rows = rows.select(

@@ -2,8 +2,9 @@
 
 * dim_customer, dim_product: SCD Type 2, one row per member version, unpartitioned. Each run applies
   the masked partitions committed since the last applied one (up to the run's partition), reading the
-  previous dimension state plus those days only, never the raw history. Type-1 columns and the
-  hard-delete policy come from `star_schema.dimensions` in the config.
+  previous dimension state plus those days only, never the raw history. Only the versions of the
+  members those days deliver go through the merge (`spark/scd2_members.py`); the other rows are
+  written back as read. Type-1 columns and the hard-delete policy come from `star_schema.dimensions`.
 * Late-arriving members: the same run reads the day's masked sales and adds an inferred row for every
   customer/product/location a sale references that the dimension has never seen; the real row, when
   it arrives, completes that row in place (same key), so facts never need re-pointing.
@@ -67,6 +68,7 @@ from lake_assets.io_managers.spark_lake import (
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.observations import observed_figures
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
+from spark.scd2_members import split_by_members, whole_dimension
 from spark.star_schema import (
     UNKNOWN_KEY,
     build_dim_date,
@@ -278,38 +280,54 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         if config.rebuild:
             context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
+        starts_empty = state is None
         if state is None:
             state = empty_scd2_dimension(spark, key_col, natural_key, attributes)
         state = _conform(state, attributes)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
+        deliveries = {day: _conform(read_spark(spark, lake, source_key, day), attributes)
+                      for day, batches in pending if "changes" in batches}
+        # Only the versions of the members the pending days deliver can change; the merge runs on those
+        # and the other rows are written as read. A full snapshot deletes every member it leaves out, so
+        # there every member can change; an empty dimension (first run, rebuild) has nothing to set aside.
+        split = (
+            whole_dimension(state, key_col=key_col, natural_key=natural_key, attributes=list(attributes))
+            if starts_empty or settings.delete_detection == "snapshot"
+            else split_by_members(state, list(deliveries.values()), key_col=key_col, natural_key=natural_key,
+                                  attributes=list(attributes))
+        )
+        touched = split.touched
         late_count = 0
         late_sample: list[tuple[str, str, str]] = []
         for day, batches in pending:
-            if "changes" in batches:
-                delivered = _conform(read_spark(spark, lake, source_key, day), attributes)
-                changes = _scd2_changes(state, delivered, natural_key, attributes, effective,
+            if day in deliveries:
+                changes = _scd2_changes(touched, deliveries[day], natural_key, attributes, effective,
                                         settings.delete_detection, day)
-                ignored = late_changes(state, changes, natural_key=natural_key, attributes=attributes,
+                ignored = late_changes(touched, changes, natural_key=natural_key, attributes=attributes,
                                        effective_col=effective, type1_columns=type1_columns)
                 found = ignored.count()
                 if found and len(late_sample) < LATE_SAMPLE:
                     late_sample += [(str(r[0]), str(r[1]), str(r[2])) for r in
                                     ignored.orderBy(natural_key).limit(LATE_SAMPLE - len(late_sample)).collect()]
                 late_count += found
-                state = scd2_merge(
-                    state, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
+                touched = scd2_merge(
+                    touched, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
                     effective_col=effective, type1_columns=type1_columns,
                     delete_policy=settings.delete_policy, type1_null_policy=settings.type1_null_policy,
                     # A source without change timestamps: its changes take effect at 00:00 UTC of the day.
-                    undated_at=datetime.fromisoformat(day),
+                    undated_at=datetime.fromisoformat(day), keys_above=split.keys_above,
                 ).localCheckpoint()  # cut the lineage: each day's merge builds on the last
             if "sales" in batches:
-                sold = read_spark(spark, lake, SALE_SOURCE, day)
-                state = add_inferred_members(
-                    state, sold, key_col=key_col, natural_key=natural_key, attributes=attributes
+                # Members among the rows kept aside are known: only the others can be inferred.
+                referenced = read_spark(spark, lake, SALE_SOURCE, day).select(natural_key).join(
+                    split.kept.select(natural_key), natural_key, "left_anti")
+                touched = add_inferred_members(
+                    touched, referenced, key_col=key_col, natural_key=natural_key, attributes=attributes,
+                    keys_above=split.keys_above,
                 ).localCheckpoint()
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
+        state = split.combined(touched)
         if late_count:
             context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
                                 "latest version were not applied (see the no_late_changes_ignored check)")
