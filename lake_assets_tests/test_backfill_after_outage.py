@@ -16,6 +16,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from lake_assets.config import load_config
+from lake_assets.config.loading import BUNDLED_CONFIG
 from lake_assets.io_managers.lake_store import RUN_ID_STATE
 from lake_assets.resources.lake_storage import LakeStorage
 
@@ -23,6 +24,7 @@ from .helpers import materialize_range, warehouse_rows
 from .outage_drops import CHANGED_CUSTOMER, FIRST_SEGMENT, SEGMENT_CHANGES, change_times, sales_by_day, write_drops
 
 FIRST_DAY = date(2024, 1, 1)  # the bundled config's start_date
+DRIVER_MEMORY = "3g"
 DAILY_TABLES = [["raw", "shop_files", t] for t in ("customers", "products", "stores", "sales")] + [
     [layer, entity] for layer in ("processed", "masked") for entity in ("customer", "product", "location", "sale")]
 
@@ -34,7 +36,16 @@ def test_thirty_days_after_an_outage_in_one_run(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("SAMPLE_DROP_PATH", str(drops))
     monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
     monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
+    # The driver's heap grows with the days of one run (docs/orchestration.md, "Backfills"): the
+    # default 1 GB ran out in the dimension step of this 30-day range.
+    bundled = BUNDLED_CONFIG.read_text(encoding="utf-8")
+    conf_line = '    spark.sql.shuffle.partitions: "${SPARK_SHUFFLE_PARTITIONS:-8}"\n'
+    assert conf_line in bundled
+    memory_line = f'    spark.driver.memory: "{DRIVER_MEMORY}"\n'
+    (tmp_path / "pipeline.yaml").write_text(bundled.replace(conf_line, conf_line + memory_line), encoding="utf-8")
+    monkeypatch.setenv("LAKE_CONFIG", str(tmp_path / "pipeline.yaml"))
     config = load_config()
+    assert config.spark.conf["spark.driver.memory"] == DRIVER_MEMORY
 
     with DagsterInstance.ephemeral() as instance:
         result = materialize_range(config, days[0], days[-1], instance=instance)
