@@ -5,7 +5,7 @@ UI backfill of the range launches: a run tagged with the range's first and last 
 raw/processed/masked partition committed exactly once by it and materialized once per day, and the
 shared dimension applying the ten days in order (a customer changed on day 5 has that version, after
 the first). Tiny days (outage_drops.py), one source's chain and its SCD2 dimension (backfill_location.py);
-the warehouse per day is asserted by the 30-day in-process test (test_backfill_after_outage.py)."""
+the warehouse per day is asserted by the in-process range test (test_backfill_after_outage.py)."""
 
 from __future__ import annotations
 
