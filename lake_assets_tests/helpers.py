@@ -192,6 +192,29 @@ def materialize_day(config: PipelineConfig, day: str):  # noqa: ANN201 - dagster
     return result
 
 
+def materialize_range(config: PipelineConfig, first: str, last: str, instance: Any = None):  # noqa: ANN201
+    """The whole graph for the days `first`...`last` as ONE run (the daily job with a partition range,
+    what a single-run backfill launches), in-process; fails the test with the step errors or failed
+    checks. Returns dagster's ExecuteInProcessResult."""
+    from dagster import AssetSelection, Definitions, define_asset_job
+
+    from lake_assets.assets import build_all_assets
+    from lake_assets.assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from lake_assets.assets.quality import build_quality_checks
+    from lake_assets.definitions import build_resources
+
+    job = define_asset_job("days_range", selection=AssetSelection.all())
+    defs = Definitions(assets=[*build_all_assets(config), *build_quality_checks(config)],
+                       resources=build_resources(config), jobs=[job])
+    result = defs.resolve_job_def("days_range").execute_in_process(
+        tags={RANGE_START_TAG: first, RANGE_END_TAG: last}, raise_on_error=False, instance=instance)
+    failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
+    assert result.success, failures
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert not failed_checks, [f"{e.asset_key.to_user_string()}:{e.check_name} {e.metadata}" for e in failed_checks]
+    return result
+
+
 def query_rows(url: str, sql: str) -> list[dict]:
     """Rows of one warehouse query as dicts (a fresh engine, disposed afterwards)."""
     engine = create_engine(url)

@@ -1,10 +1,11 @@
 """curated/*: the Kimball star schema, built only from masked/* (never from unmasked layers).
 
 * dim_customer, dim_product: SCD Type 2, one row per member version, unpartitioned. Each run applies
-  the masked partitions committed since the last applied one (up to the run's partition), reading the
-  previous dimension state plus those days only, never the raw history. Only the versions of the
-  members those days deliver go through the merge (`spark/scd2_members.py`); the other rows are
-  written back as read. Type-1 columns and the hard-delete policy come from `star_schema.dimensions`.
+  the masked partitions committed since the last applied one (up to the run's day, the last day of
+  a run over a range of days: every pending day, oldest first, in one step), reading the previous
+  dimension state plus those days only, never the raw history. Only the versions of the members those
+  days deliver go through the merge (`spark/scd2_members.py`); the other rows are written back as
+  read. Type-1 columns and the hard-delete policy come from `star_schema.dimensions` in the config.
 * Late-arriving members: the same run reads the day's masked sales and adds an inferred row for every
   customer/product/location a sale references that the dimension has never seen; the real row, when
   it arrives, completes that row in place (same key), so facts never need re-pointing.
@@ -15,7 +16,8 @@
 * fact_sales: one row per sale line across all partitions; keys resolved as of the sale time. The lake
   table is partitioned by sale_date (the UTC date of sold_at); each run day writes its lines into their
   sale dates in one commit, so a re-delivered line replaces its row in its own day (see
-  `assets/fact_partitions.py`). The configured sale measures and degenerate dimensions
+  `assets/fact_partitions.py`). A run over a range of days writes each run day in turn, oldest first,
+  one commit per day (`assets/day_range.py`). The configured sale measures and degenerate dimensions
   (`entities.sale`) are carried over.
 * Storage: every table reaches the lake through the lake IO manager. The dimensions hand it a
   `LakeWrite` whose commit state is the days they applied (`applied`), committed with the rows; the
@@ -51,14 +53,16 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
+from lake_assets.assets.day_range import each_day
 from lake_assets.assets.fact_lines import lines_meeting, sale_dates_holding
 from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
-from lake_assets.assets.partitions import daily_partitions, run_partition
+from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.lake_store import RUN_ID_STATE
 from lake_assets.io_managers.lake_write import LakeWrite
+from lake_assets.io_managers.partition_range import for_day
 from lake_assets.io_managers.spark_lake import (
     read_columns,
     read_partitions,
@@ -470,6 +474,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         pool=STAR_SCHEMA_POOL,
         group_name=GROUP,
         partitions_def=daily_partitions(config),
+        backfill_policy=DAILY_BACKFILL_POLICY,
         ins={
             "sales": AssetIn(key=["masked", "sale"]),
             "dim_customer": AssetIn(key=["curated", "dim_customer"]),
@@ -491,14 +496,24 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         context: AssetExecutionContext,
         pyspark: LazyPySparkResource,
         lake: LakeStorage,
-        sales: DataFrame,
+        sales: Any,
         dim_customer: DataFrame,
         dim_product: DataFrame,
         dim_location: DataFrame,
         dim_date: DataFrame,
     ) -> Iterator[Output | AssetCheckResult]:
-        spark = pyspark.spark_session
-        day = context.partition_key
+        dimensions = {"customer_key": dim_customer, "product_key": dim_product, "location_key": dim_location,
+                      "date_key": dim_date}
+        yield from each_day(context, lake, lambda day: _fact_day(
+            context, pyspark.spark_session, lake, day, for_day(sales, day), dimensions))
+
+    def _fact_day(
+        context: AssetExecutionContext, spark: SparkSession, lake: LakeStorage, day: str, sales: DataFrame,
+        dimensions: dict[str, DataFrame],
+    ) -> Iterator[Output | AssetCheckResult]:
+        """Run day `day`'s lines written into their sale dates (one commit), then its checks."""
+        dim_customer, dim_product, dim_location = (
+            dimensions["customer_key"], dimensions["product_key"], dimensions["location_key"])
         on_day = F.lit(day).cast("date")
         _require_sale_date_partitions(lake)
         run_days = {d: str(info.state.get(RUN_DAY, "")) for d, info in lake.commits(FACT_KEY).items()}
@@ -510,8 +525,6 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             # A line delivered again by a later day stays as that day delivered it.
             sales = sales.join(later.select("sale_line_id"), "sale_line_id", "left_anti")
         lines = sales.select("sale_line_id")
-        dimensions = {"customer_key": dim_customer, "product_key": dim_product, "location_key": dim_location,
-                      "date_key": dim_date}
         facts = _with_known_keys(build_fact_sales(
             sales, dim_customer, dim_product, dim_location, extra_columns=sale_extras
         ).withColumns({DELIVERED_ON: on_day, SALE_DATE: F.to_date("sold_at")}), dimensions)
@@ -542,7 +555,9 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
                                observation=observed))
         # Stored before this code resumes: the checks read the table as written.
         run_id = context.run.run_id
-        written = [d for d, info in lake.commits(FACT_KEY).items() if info.state.get(RUN_ID_STATE) == run_id]
+        # This day's commit (a run over several days made the others' too).
+        written = [d for d, info in lake.commits(FACT_KEY).items()
+                   if info.state.get(RUN_ID_STATE) == run_id and info.state.get(RUN_DAY) == day]
         delivered = (read_columns(spark, lake, FACT_KEY, written, [*dimensions, "net_amount", DELIVERED_ON])
                      .filter(F.col(DELIVERED_ON) == on_day) if written else None)
         figures = observed_figures(observed)

@@ -18,6 +18,7 @@ naming the derived table and Spark's message.
 """
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from dagster import (
@@ -33,10 +34,13 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.day_range import each_day
+from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions
 from lake_assets.assets.retry import retry_policy
 from lake_assets.config import DERIVED_SOURCE, DerivedTableConfig, PipelineConfig, view_name
 from lake_assets.ingestion import raw_key
+from lake_assets.io_managers.partition_range import for_day
+from lake_assets.resources.lake_storage import LakeStorage
 from spark.naming import ColumnNameCollision
 from spark.standardize import snake_case_columns
 
@@ -128,6 +132,7 @@ def _build_derived_asset(config: PipelineConfig, table: DerivedTableConfig) -> A
         group_name="raw",
         ins=ins,
         partitions_def=daily_partitions(config),
+        backfill_policy=DAILY_BACKFILL_POLICY,
         kinds={"spark", "parquet"},
         description=f"Derived table: {summary} (feeds entity `{table.entity}`). Grain: one row per row the "
         f"SQL selects.\n\n```sql\n{table.sql.strip()}\n```",
@@ -139,10 +144,13 @@ def _build_derived_asset(config: PipelineConfig, table: DerivedTableConfig) -> A
         },
         retry_policy=retry_policy(config.retries),
     )
-    def _derived(context: AssetExecutionContext, **frames: DataFrame) -> Output[DataFrame]:
-        views = {names[arg]: frames[arg] for arg in ins}
+    def _derived(context: AssetExecutionContext, lake: LakeStorage, **frames: Any) -> Iterator[Output]:
+        yield from each_day(context, lake, lambda day: [_derive_day(context.run.run_id, frames, day)])
+
+    def _derive_day(run_id: str, frames: dict[str, Any], day: str) -> Output:
+        views = {names[arg]: for_day(frames[arg], day) for arg in ins}
         result = run_derived_sql(table, views)
-        derived, added = with_lineage(table, result, list(views.values()), context.run.run_id)
+        derived, added = with_lineage(table, result, list(views.values()), run_id)
         metadata: dict[str, Any] = {"lineage_added": ", ".join(added) or "none"}
         metadata.update({f"input_rows/{name}": frame.count() for name, frame in views.items()})
         return Output(derived, metadata=metadata)

@@ -16,18 +16,23 @@ a vault, and who may read it: `lake_assets/token_vault.py`. A selection may leav
 (`*warehouse/fact_sales`): the step then stores that vault's partition with the IO manager's own write
 (`assets/side_tables.py`), so no token ever lacks its vault entry; the same for a column tokenized
 only at run time, which has no asset. The masking key never appears in logs, metadata or errors.
+A run over a range of days masks each day on its own, oldest first (each day's PII scan, vault and
+commit are that day's; `assets/day_range.py`).
 """
 
 
 from collections.abc import Iterator
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, AssetsDefinition, Failure, Output, multi_asset
 from pyspark.sql import DataFrame
 
-from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.day_range import each_day
+from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions
 from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
+from lake_assets.io_managers.partition_range import for_day
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.token_vault import VAULT_LAYER, vault_columns, vault_key
@@ -74,9 +79,15 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         },
         ins={"processed": AssetIn(key=["processed", entity.name])},
         partitions_def=daily_partitions(config),
+        backfill_policy=DAILY_BACKFILL_POLICY,
         can_subset=True,
     )
-    def _masked(context: AssetExecutionContext, lake: LakeStorage, processed: DataFrame) -> Iterator[Output]:
+    def _masked(context: AssetExecutionContext, lake: LakeStorage, processed: Any) -> Iterator[Output]:
+        yield from each_day(context, lake, lambda day: _mask_day(context, lake, day, for_day(processed, day)))
+
+    def _mask_day(context: AssetExecutionContext, lake: LakeStorage, day: str, processed: DataFrame
+                  ) -> Iterator[Output]:
+        """One day's rows masked; its vault entries committed before them."""
         rules = {c: t for c, t in configured.items() if c in processed.columns}
         findings = detect_unconfigured_pii(processed, configured=rules)
         blocking = [f for f in findings if f.blocking]
@@ -122,7 +133,8 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
                 processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
             )
             output = _vault_output(column) if column in vaulted else None
-            vault_rows += yield from store_side_table(context, lake, output, vault_key(entity.name, column), entries)
+            vault_rows += yield from store_side_table(context, lake, output, vault_key(entity.name, column), entries,
+                                                      day)
         metadata: dict[str, str | int] = {
             "masked_columns": ", ".join(f"{c}={t}" for c, t in sorted(rules.items())),
             "mask_key_id": keys.key_id,

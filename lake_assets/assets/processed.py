@@ -24,6 +24,9 @@ code per source. Before typing, each table's mapping rules run (spark/mapping_ru
 nested paths and renames, Unix timestamps, scales and value maps. A table feeding this entity through
 `also_feeds` contributes only its mapped columns, and only its rows that carry the entity key.
 Audit columns: `_processed_at`, `_run_id`, `_source`, `_row_hash` (SHA-256 over the business columns).
+A run over a range of days standardizes and de-duplicates each day on its own, oldest first, one
+commit per day and output (`assets/day_range.py`): a day's rows are never de-duplicated against
+another day's.
 
 processed/agg/<name>: optional aggregates of one entity (config `standardize.entities.<e>.aggregations`).
 """
@@ -49,13 +52,15 @@ from dagster import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.day_range import each_day
+from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions
 from lake_assets.assets.raw import raw_asset_key
 from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import EntityStandardizeConfig, FeedSourceConfig, PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.ingestion import QUARANTINE_LAYER
 from lake_assets.io_managers.lake_write import LakeWrite
+from lake_assets.io_managers.partition_range import for_day
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.aggregations import aggregate, metric_column
 from spark.mapping_rules import (
@@ -248,6 +253,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         },
         ins=ins,
         partitions_def=daily_partitions(config),
+        backfill_policy=DAILY_BACKFILL_POLICY,
         can_subset=True,
         check_specs=[
             AssetCheckSpec(
@@ -258,7 +264,14 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             )
         ],
     )
-    def _processed(context: AssetExecutionContext, lake: LakeStorage, **raw_frames: DataFrame) -> Iterator:
+    def _processed(context: AssetExecutionContext, lake: LakeStorage, **raw_inputs: Any) -> Iterator:
+        yield from each_day(context, lake, lambda day: _standardize_day(
+            context, lake, day, {name: for_day(value, day) for name, value in raw_inputs.items()}))
+
+    def _standardize_day(
+        context: AssetExecutionContext, lake: LakeStorage, day: str, raw_frames: dict[str, DataFrame]
+    ) -> Iterator:
+        """One day's delivery standardized and de-duplicated (within the day)."""
         # Id tokens too: a key part or an entity key of `NA` is no value (as cast_to_schema treats ids).
         frames = [
             _mapped(raw_frames[name], source, table, entity, (*null_tokens, *typed_null_tokens))
@@ -293,7 +306,8 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         typed = apply_null_defaults(typed, defaults).persist()
         good, rejected = split_rejects(typed, required)
         # Committed before anything else is decided, so the rows are kept if the step fails below.
-        rejected_rows = yield from store_side_table(context, lake, "quarantine", quarantine_key(entity.name), rejected)
+        rejected_rows = yield from store_side_table(context, lake, "quarantine", quarantine_key(entity.name), rejected,
+                                                    day)
         reasons = {}
         if rejected_rows:
             # One reason string can list several problems; count per whole reason (bounded by columns).
@@ -302,7 +316,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         # Rows of the cached typed input: a scan of the cache, no shuffle. What de-duplication removes
         # is counted by the job that writes the processed rows (`DuplicateCounter`).
         input_rows = typed.count()
-        where = f"{'/'.join(quarantine_key(entity.name))}/ingest_date={context.partition_key}"
+        where = f"{'/'.join(quarantine_key(entity.name))}/ingest_date={day}"
         absent = _absent_required(entity, required, feeds, frames) + [
             f"{source.name}.{table.name}: {problem}"
             for (source, table), name, frame in zip(feeds, ins, frames, strict=True)
@@ -377,11 +391,13 @@ def _build_aggregation_asset(config: PipelineConfig, entity: EntitySchema, index
         group_name="processed",
         ins={"processed": AssetIn(key=["processed", entity.name])},
         partitions_def=daily_partitions(config),
+        backfill_policy=DAILY_BACKFILL_POLICY,
         kinds={"spark", "parquet"},
         description=f"Aggregate of processed/{entity.name}. Grain: one row per ({', '.join(spec.group_by)}).",
     )
-    def _aggregate(context: AssetExecutionContext, processed: DataFrame) -> DataFrame:
-        return aggregate(processed, spec.group_by, spec.metrics)
+    def _aggregate(context: AssetExecutionContext, lake: LakeStorage, processed: Any) -> Iterator[Output]:
+        yield from each_day(context, lake, lambda day: [
+            Output(aggregate(for_day(processed, day), spec.group_by, spec.metrics))])
 
     return _aggregate
 

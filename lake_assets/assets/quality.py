@@ -6,9 +6,11 @@
   range, regex).
 
 Grain: one evaluation per table per partition (the day for daily tables, the whole table for the
-dimensions). Each validates every row of the committed partition, read from its files one record batch
-of `quality.schema_batch_rows` rows at a time into pandas (uniqueness over the key columns of the whole
-partition, the only columns read whole), and reports the failing-row counts
+dimensions); a run over several days judges each day and records one evaluation for the range, failed
+when a day failed, naming it (`assets/day_range.py`). Each validates every row of the committed
+partition, read from its files one record batch of `quality.schema_batch_rows` rows at a time into
+pandas (uniqueness over the key columns of the whole partition, the only columns read whole), and
+reports the failing-row counts
 per column and rule and at most five failing rows, PII columns shown as `***`. Severity comes from
 `quality.checks.<name>.severity` (and `quality.tables.<table>.severity`); an `error` check is
 blocking, so its asset's downstream assets do not run in the same run when it fails.
@@ -28,6 +30,7 @@ from dagster import (
     asset_check,
 )
 
+from lake_assets.assets.day_range import each_day_check
 from lake_assets.assets.fact_partitions import FACT_KEY, delivered_dataset, delivered_filter
 from lake_assets.assets.partitions import daily_partitions
 from lake_assets.assets.reconciliation import build_reconciliation_checks
@@ -82,7 +85,11 @@ def _check_function(
     dagster_severity = AssetCheckSeverity.ERROR if severity == "error" else AssetCheckSeverity.WARN
 
     def _check(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
-        partition = context.partition_key if partitioned else None
+        if partitioned:
+            return each_day_check(context, lambda day: _judge(lake, day))
+        return _judge(lake, None)
+
+    def _judge(lake: LakeStorage, partition: str | None) -> AssetCheckResult:
         try:
             # curated/fact_sales is partitioned by sale date: its run day's rows are those it delivered.
             if key == FACT_KEY and partition:

@@ -14,6 +14,8 @@ cursor stay), the raw output as a `LakeWrite` of the spooled files with the comm
 fingerprints, columns), which the IO manager adopts into the partition in one commit. A selection that
 leaves the quarantine out stores it with the IO manager's own write (`assets/side_tables.py`). The
 quarantine cannot be materialized without its raw table: it is a by-product of the ingestion.
+A run over a range of days delivers them one after the other, oldest first, each committed before the
+next starts, so each day's cursor starts where the day before left it (`assets/day_range.py`).
 """
 
 
@@ -30,7 +32,8 @@ from dagster import (
 )
 from sqlalchemy.engine import make_url
 
-from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.day_range import each_day
+from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions
 from lake_assets.assets.retry import retry_policy
 from lake_assets.assets.side_tables import store_side_table
 from lake_assets.config import (
@@ -97,6 +100,7 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
             ),
         },
         partitions_def=daily_partitions(config),
+        backfill_policy=DAILY_BACKFILL_POLICY,
         retry_policy=retry_policy(config.retries),
         can_subset=True,
     )
@@ -107,12 +111,15 @@ def _build_raw_asset(config: PipelineConfig, source: SourceKindConfig, table: Ta
                 "select that asset with it",
                 allow_retries=False,
             )
-        day = context.partition_key
+        yield from each_day(context, lake, lambda day: _ingest_day(context, lake, day))
+
+    def _ingest_day(context: AssetExecutionContext, lake: LakeStorage, day: str) -> Iterator[Output]:
+        """One day's delivery: its cursor starts where the previous day's commit left it."""
         try:
             ingest = make_source(source, table)
             with DataIngestionPipeline(ingest, lake).deliver(day) as delivery:
                 # Stored before this code resumes: the raw partition is committed only after its quarantine.
-                yield from store_side_table(context, lake, "quarantine", rejects_key, delivery.quarantine)
+                yield from store_side_table(context, lake, "quarantine", rejects_key, delivery.quarantine, day)
                 delivery.raise_if_unusable()
                 result = delivery.result
                 if result.quarantined:

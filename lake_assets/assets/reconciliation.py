@@ -35,6 +35,7 @@ from dagster import (
 )
 from sqlalchemy import text
 
+from lake_assets.assets.day_range import each_day_check
 from lake_assets.assets.fact_partitions import (
     FACT_KEY,
     delivered_count,
@@ -70,7 +71,8 @@ def _severity(config: PipelineConfig, name: str) -> tuple[bool, AssetCheckSeveri
 def _daily_check(
     config: PipelineConfig, asset: list[str], name: str, description: str
 ) -> Callable[[Callable[..., AssetCheckResult]], AssetChecksDefinition]:
-    """`@asset_check` for a daily asset; partitioned checks are a Dagster preview (docs/quality.md)."""
+    """`@asset_check` for a daily asset; partitioned checks are a Dagster preview (docs/quality.md). In
+    a run over several days the check judges each day and records one evaluation (`each_day_check`)."""
     blocking, _ = _severity(config, name)
     decorator = asset_check(
         asset=AssetKey(asset), name=name, blocking=blocking, partitions_def=daily_partitions(config),
@@ -119,7 +121,9 @@ def _fact_vs_masked(config: PipelineConfig) -> AssetChecksDefinition:
     @_daily_check(config, FACT_KEY, name, "Fact lines the run day delivered are the masked sale lines of the "
                   "day (less those delivered again later); net amount per date_key equals the masked lines' net")
     def reconciles_with_masked(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
-        day = context.partition_key
+        return each_day_check(context, lambda day: _judge(lake, day))
+
+    def _judge(lake: LakeStorage, day: str) -> AssetCheckResult:
         try:
             result = _reconcile_fact(lake, day)
         except LakeDataNotFound as exc:
@@ -140,7 +144,9 @@ def _warehouse_vs_curated(config: PipelineConfig) -> AssetChecksDefinition:
     def reconciles_with_curated(
         context: AssetCheckExecutionContext, lake: LakeStorage, warehouse: WarehouseResource
     ) -> AssetCheckResult:
-        day = context.partition_key
+        return each_day_check(context, lambda day: _judge(lake, warehouse, day))
+
+    def _judge(lake: LakeStorage, warehouse: WarehouseResource, day: str) -> AssetCheckResult:
         curated = _delivered_total(lake, day)
         with warehouse.connect_checked() as conn:
             lines, total = conn.execute(
@@ -187,7 +193,9 @@ def _row_count(config: PipelineConfig, table: str) -> AssetChecksDefinition:
                   + (f", within {settings.tolerance:.0%} of the previous day" if settings.tolerance else "")
                   + (f", within {settings.upstream_tolerance:.0%} of the layer upstream" if upstream_tables else ""))
     def row_count(context: AssetCheckExecutionContext, lake: LakeStorage) -> AssetCheckResult:
-        day = context.partition_key
+        return each_day_check(context, lambda day: _judge(lake, day))
+
+    def _judge(lake: LakeStorage, day: str) -> AssetCheckResult:
         if key == FACT_KEY:  # partitioned by sale date: count what the run day delivered
             runs = [d for d in lake.committed_partitions(MASKED_SALE) if d < day]
             rows = _delivered_rows(lake, day)

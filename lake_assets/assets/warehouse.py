@@ -2,7 +2,8 @@
 
 Dimensions are upserted by surrogate key (see WarehouseIOManager). fact_sales is loaded per run day:
 the sale dates that the day's curated run (or a later one) committed in the lake are replaced by the
-lake's rows of those dates (delete those date_keys and any row whose sale_line_id is loaded, then
+lake's rows of those dates (a run over a range of days loads once, for its first day: the dates its
+later days committed are among those) (delete those date_keys and any row whose sale_line_id is loaded, then
 bulk insert), in one transaction, so the warehouse mirrors the lake's sale-date partitions.
 fact_sales depends on the four warehouse dimensions: when one of them fails (or its blocking check
 does), the day's facts are not loaded, so the warehouse never holds facts whose dimension rows did not
@@ -37,7 +38,7 @@ from dagster import (
 )
 
 from lake_assets.assets.fact_partitions import FACT_KEY, SALE_DATE, sale_dates_since
-from lake_assets.assets.partitions import daily_partitions
+from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions, run_days
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.assets.retry import retry_policy
 from lake_assets.checks.pii_scan import describe_findings, scan_arrow
@@ -126,6 +127,7 @@ def _build_warehouse_facts(config: PipelineConfig) -> AssetsDefinition:
         # Facts after their dimensions: a failed dimension load skips the day's fact load.
         deps=[AssetKey(FACT_KEY), *(AssetKey(["warehouse", d]) for d in WAREHOUSE_DIMENSIONS)],
         partitions_def=daily_partitions(config),
+        backfill_policy=DAILY_BACKFILL_POLICY,
         kinds={"sql", _warehouse_kind(config.warehouse.url)},
         retry_policy=retry_policy(config.retries),
         check_specs=[AssetCheckSpec(PII_CHECK, asset=["warehouse", "fact_sales"], blocking=True,
@@ -133,11 +135,14 @@ def _build_warehouse_facts(config: PipelineConfig) -> AssetsDefinition:
                                     "scanned before the load, which a finding stops")],
         description="curated/fact_sales in the warehouse, after the warehouse dimensions. The run day's load "
         "replaces, in one transaction, every sale date (date_key) that the day's curated run (or a later "
-        "one) wrote in the lake, with the lake's rows of those dates.",
+        "one) wrote in the lake, with the lake's rows of those dates; a run over several days loads once, "
+        "from its first day.",
     )
     def fact_sales(context: AssetExecutionContext, lake: LakeStorage, warehouse: WarehouseResource):
-        day = context.partition_key
-        dates = sale_dates_since(lake, day)
+        # A run over several days loads once: what its first day's run or a later one committed covers
+        # every day of the range.
+        days = run_days(context)
+        dates = sale_dates_since(lake, days[0])
         if not dates:
             yield MaterializeResult(metadata={"dagster/row_count": 0, "sale_dates_replaced": 0})
             yield AssetCheckResult(check_name=PII_CHECK, passed=True,
@@ -155,7 +160,7 @@ def _build_warehouse_facts(config: PipelineConfig) -> AssetsDefinition:
         loaded = warehouse.replace_rows("fact_sales", rows, ("date_key", date_keys), key=[PRIMARY_KEYS["fact_sales"]])
         yield MaterializeResult(metadata={
             "dagster/row_count": loaded, "sale_dates_replaced": len(dates),
-            "first_sale_date": dates[0], "last_sale_date": dates[-1],
+            "first_sale_date": dates[0], "last_sale_date": dates[-1], "run_days": len(days),
             "table": f"{warehouse.schema_name + '.' if warehouse.schema_name else ''}fact_sales",
             "warehouse": warehouse.safe_url,
         })

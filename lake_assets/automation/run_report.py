@@ -19,7 +19,7 @@ from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance
 
-from lake_assets.assets.partitions import PARTITION_TAG
+from lake_assets.assets.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from lake_assets.automation.peak_memory import PEAK_MEMORY_TAG
 
 CHECK_WEIGHTS = {"ERROR": 2, "WARN": 1}
@@ -184,6 +184,12 @@ def _tag_int(tags: Mapping[str, str], name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _range(tags: Mapping[str, str]) -> str | None:
+    """`first...last` of a run over a range of days (a single-run backfill), else None."""
+    first, last = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    return f"{first}...{last}" if first and last else None
+
+
 def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, error: str | None = None) -> RunReport:
     run = instance.get_run_by_id(run_id)
     if run is None:
@@ -192,7 +198,7 @@ def build_run_report(instance: DagsterInstance, run_id: str, ui_base_url: str, e
         run_id=run_id,
         job_name=run.job_name,
         status=run.status.value,
-        partition=run.tags.get(PARTITION_TAG),
+        partition=run.tags.get(PARTITION_TAG) or _range(run.tags),
         ui_url=f"{ui_base_url.rstrip('/')}/runs/{run_id}",
         error=error,
         peak_memory_bytes=_tag_int(run.tags, PEAK_MEMORY_TAG),
