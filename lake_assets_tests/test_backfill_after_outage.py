@@ -25,6 +25,8 @@ from lake_assets.resources.lake_storage import LakeStorage
 from .helpers import materialize_range, warehouse_rows
 from .outage_drops import CHANGED_CUSTOMER, FIRST_SEGMENT, SEGMENT_CHANGES, change_times, sales_by_day, write_drops
 
+pytestmark = pytest.mark.services  # a whole-graph run over ten days: the slow tier
+
 FIRST_DAY = date(2024, 1, 1)  # the bundled config's start_date
 DRIVER_MEMORY = "3g"
 DAYS = 10
