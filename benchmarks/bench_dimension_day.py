@@ -25,8 +25,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pyarrow as pa
+
+from benchmarks.process_cpu import tree_cpu_seconds
 
 CITIES = ("Boston", "Austin", "Denver", "Reno", "Omaha", "Salem", "Tulsa", "Toronto")
 
@@ -54,21 +55,6 @@ def _step_seconds(result: Any) -> float:
     return sum(e.event_specific_data.duration_ms for e in successes) / 1000
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU seconds so far of this process and its children (the Spark JVM): on a loaded
-    machine a steadier measure of the work done than wall time."""
-    me = psutil.Process()
-    procs = [me, *me.children(recursive=True)]
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def run_pair(members: int, changed_share: float, root: Path, seed: int) -> list[tuple[float, float, int]]:
     """Per day: (step seconds, CPU seconds of the run, rows of curated/dim_customer after it)."""
     os.environ["LAKE_URL"] = str(root / "lake")
@@ -88,9 +74,9 @@ def run_pair(members: int, changed_share: float, root: Path, seed: int) -> list[
     lake.write_arrow(["masked", "customer"], "2024-01-01",
                      _customers(ids, [rng.choice(CITIES) for _ in ids], day1, seed))
     lake.write_arrow(["masked", "sale"], "2024-01-01", _sales([rng.choice(ids) for _ in range(members)], "d1"))
-    cpu = _cpu_seconds()
+    cpu = tree_cpu_seconds()
     first = materialize(assets, resources=resources, selection=["curated/dim_customer"])
-    cpu1 = _cpu_seconds() - cpu
+    cpu1 = tree_cpu_seconds() - cpu
     rows1 = lake.read_arrow(["curated", "dim_customer"]).num_rows
 
     changed = rng.sample(ids, max(1, int(members * changed_share)))
@@ -100,9 +86,9 @@ def run_pair(members: int, changed_share: float, root: Path, seed: int) -> list[
                      _customers(changed + new, [rng.choice(CITIES) + "2" for _ in changed + new], day2, seed + 1))
     sold = [rng.choice(ids) for _ in range(max(1, members // 100))] + [f"U{n:08d}" for n in range(10)]
     lake.write_arrow(["masked", "sale"], "2024-01-02", _sales(sold, "d2"))
-    cpu = _cpu_seconds()
+    cpu = tree_cpu_seconds()
     second = materialize(assets, resources=resources, selection=["curated/dim_customer"])
-    cpu2 = _cpu_seconds() - cpu
+    cpu2 = tree_cpu_seconds() - cpu
     rows2 = lake.read_arrow(["curated", "dim_customer"]).num_rows
     return [(_step_seconds(first), cpu1, rows1), (_step_seconds(second), cpu2, rows2)]
 

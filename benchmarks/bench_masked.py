@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.bench_e2e import MASKING_KEY, generate_days, pipeline_yaml
+from benchmarks.process_cpu import tree_cpu_seconds
 
 DAY = date(2024, 1, 1)
 PREPARED = ("raw/shop_files/sales", "processed/sale")
@@ -95,28 +96,12 @@ def _jobs_since(events: Path, since: float) -> tuple[int, float, list[str]]:
     return len(spans), sum(b - a for a, b, _ in spans), [f"{b - a:6.2f} s {site}" for a, b, site in spans]
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds (user + system) used so far by this process and its children (the Spark JVM): on a
-    shared machine a steadier measure of the work than the wall clock."""
-    import psutil
-
-    me = psutil.Process()
-    total = 0.0
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            cpu = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += cpu.user + cpu.system
-    return total
-
-
 def time_step(args: argparse.Namespace) -> None:
     _environment(args.dir)
     for number in range(args.repeats):
-        started, cpu = time.time(), _cpu_seconds()
+        started, cpu = time.time(), tree_cpu_seconds()
         seconds, _ = _materialize(TIMED)
-        line = f"run {number + 1}: {STEP} {seconds:6.2f} s, CPU {_cpu_seconds() - cpu:6.1f} s (whole run)"
+        line = f"run {number + 1}: {STEP} {seconds:6.2f} s, CPU {tree_cpu_seconds() - cpu:6.1f} s (whole run)"
         if args.spark_jobs:
             count, busy, detail = _jobs_since(args.dir / "spark-events", started)
             line += f"  ({count} Spark jobs, {busy:.2f} s)\n    " + "\n    ".join(detail)
