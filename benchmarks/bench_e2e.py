@@ -116,11 +116,22 @@ class TreeSampler(threading.Thread):
                 tree = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
+            commands: dict[int, list[str]] = {}
             for proc in tree:
                 try:
+                    commands[proc.pid] = proc.cmdline()
+                except psutil.NoSuchProcess:
+                    continue
+            for proc in tree:
+                try:
+                    if proc is not root and commands.get(proc.pid) == commands.get(proc.ppid()):
+                        # Forked and not yet exec'd (the JVM starting a shell command for Hadoop's local
+                        # file system): its pages are its parent's, shared, not memory of its own. It is
+                        # named after the forking Java thread, so it is not recognised by name either.
+                        continue
                     rss = proc.memory_info().rss
                     own = rss if proc is root else own
-                    if "java" in proc.name():
+                    if "java" in proc.name() or "java" in os.path.basename((commands.get(proc.pid) or [""])[0]):
                         jvm += rss
                     else:
                         python += rss
