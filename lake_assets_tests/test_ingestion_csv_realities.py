@@ -1,6 +1,6 @@
 """FileSource on files shaped like real exports: byte-order marks, pandas index columns, CRLF,
-Windows-1252, quoted newlines and delimiters, empty and header-only files, trailing delimiters,
-a wrong delimiter, a renamed required column and non-ASCII headers."""
+Windows-1252, quoted newlines and delimiters, a row longer than the read block, empty and header-only
+files, trailing delimiters, a wrong delimiter, a renamed required column and non-ASCII headers."""
 
 from __future__ import annotations
 
@@ -105,6 +105,38 @@ def test_windows_1252_file(tmp_path: Path) -> None:
     header, rows, rejects = read_file(config, "sales_1.csv")
     assert rows == [dict(zip(lines[0].split(";"), lines[1].split(";"), strict=True))] and rejects == []
     assert rows[0]["Customer"] == "Zoë Müller" and header[-2:] == ["Customer", "Voucher"]
+
+
+def test_a_row_longer_than_the_read_block_is_read_whole_and_every_row_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Blocks of 64 KiB stand for the 4 MiB default: a 300 KiB quoted note with line breaks is then a
+    # row longer than a block, after rows (and a malformed row) already read with the small block.
+    monkeypatch.setattr(file_source, "CSV_BLOCK_BYTES", 64 << 10)
+    note = "Lieferung beschädigt;\r\n" * 12_000
+    values = [[f"L{i}", "2024-03-01 10:00", str(i % 7), "2.50", ""] for i in range(1, 5_001)]
+    values.insert(4_000, ["L-huge", "2024-03-01 11:00", "1", "9.99", note])
+    values.append(["L-last", "2024-03-01 12:00", "2", "1.00", "ok"])
+    lines = [",".join([*HEADER, "Note"])] + [",".join(f'"{v}"' for v in row) for row in values]
+    lines.insert(1_000, "broken,row")
+    (tmp_path / "sales_1.csv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    assert len(note.encode()) > 4 * (64 << 10)  # needs the block grown twice
+
+    header, rows, rejects = read_file(table_config(tmp_path), "sales_1.csv")
+
+    assert rows == [dict(zip(header, row, strict=True)) for row in values]
+    assert [r["_raw"] for r in rejects] == ["broken,row"]
+
+
+def test_a_row_longer_than_the_largest_block_fails_the_file_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_source, "CSV_BLOCK_BYTES", 16 << 10)
+    monkeypatch.setattr(file_source, "CSV_MAX_BLOCK_BYTES", 64 << 10)
+    rows = ["L1,2024-03-01,1,2.00", 'L2,2024-03-01,1,"' + "x" * (300 << 10) + '"']
+    (tmp_path / "sales_1.csv").write_text("\n".join([",".join(HEADER), *rows]) + "\n")
+    with pytest.raises(IngestionError, match=r"sales_1\.csv has a row longer than 0\.0625 MiB"):
+        read_file(table_config(tmp_path), "sales_1.csv")
 
 
 def test_trailing_delimiter_names_the_empty_last_column(tmp_path: Path) -> None:

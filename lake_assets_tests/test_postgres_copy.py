@@ -64,3 +64,20 @@ def test_copy_and_row_path_give_the_same_text(extra: str) -> None:
     assert columns == [*EXPECTED, *(["f"] if extra else [])]
     assert {c: texts[c] for c in EXPECTED} == EXPECTED
     assert sizes == [2, 1]
+
+
+def test_rows_longer_than_the_read_block_come_whole_and_in_order() -> None:
+    # A 6 MB text value (quotes, delimiters and line breaks in it) is longer than pyarrow's read
+    # block (1 MiB): such rows are parsed on their own, between the streamed rows around them.
+    require_listening("PostgreSQL", 5432)
+    piece = 'ab,"c\n'
+    query = (f"SELECT g AS id, CASE WHEN g IN (3, 4) THEN repeat(E'{piece.replace(chr(10), chr(92) + 'n')}', "
+             "1000000) || g ELSE 'x' || g END AS note FROM generate_series(1, 7) g ORDER BY g")
+    connection = create_engine(PG_ADMIN_URL).raw_connection()
+    try:
+        assert copy_select(connection.cursor(), query, {}, None) is not None  # the COPY path
+    finally:
+        connection.close()
+    columns, texts, _ = _extract(query)
+    assert texts["id"] == [str(g) for g in range(1, 8)]
+    assert texts["note"] == [piece * 1_000_000 + str(g) if g in (3, 4) else f"x{g}" for g in range(1, 8)]

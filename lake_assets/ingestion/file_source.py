@@ -9,9 +9,11 @@ fingerprints of the files a partition holds in its commit state, so a file is in
 re-delivered with new content counts as new.
 
 Reading streams: CSV through `pyarrow.csv.open_csv` block by block (quoted values may hold
-newlines), JSON Lines and Parquet in batches; only a JSON array file is parsed whole. Every value is
-kept as text (see text.py). Rows that do not parse (wrong number of fields, invalid JSON line) are
-returned as rejects with file, line and reason instead of failing the batch.
+newlines; a file with a row longer than the block is read again with larger blocks, up to
+`CSV_MAX_BLOCK_BYTES`, each row still delivered once), JSON Lines and Parquet in batches; only a
+JSON array file is parsed whole. Every value is kept as text (see text.py). Rows that do not parse
+(wrong number of fields, invalid JSON line) are returned as rejects with file, line and reason
+instead of failing the batch.
 
 Column names: a UTF-8 byte-order mark is dropped; a blank name (a pandas index column, a trailing
 delimiter) becomes `column_<n>`, n its 1-based position. A file is refused as a whole (UnreadableFile,
@@ -52,6 +54,8 @@ from spark.naming import blank_header_name, snake_case_names
 _DAY_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 JSON_LINES_CHUNK = 50_000
 CSV_BLOCK_BYTES = 4 << 20
+# The longest CSV row read (a block holds whole rows; see FileSource._read_csv).
+CSV_MAX_BLOCK_BYTES = 256 << 20
 CSV_HEAD_BYTES = 1 << 16  # read to find the header (a header longer than this is cut)
 # Delimiters seen in exports; one of them in a header read as a single column means a wrong `delimiter`.
 _DELIMITERS = (",", ";", "\t", "|")
@@ -123,6 +127,10 @@ class _ReadAheadLimit(io.RawIOBase):
         with self._cond:
             self.consumed += 1
             self._cond.notify_all()
+
+
+class _RowLongerThanBlock(Exception):
+    """A CSV row did not fit in one block of the reader."""
 
 
 class FileSource:
@@ -330,6 +338,39 @@ class FileSource:
             # Header only: pyarrow cannot open a file that ends inside its header line.
             yield FileChunk(pa.table({n: pa.array([], pa.string()) for n in names}))
             return
+        # pyarrow parses whole rows per block, so a row longer than the block (a huge quoted field)
+        # cannot be read with it: the file is read again with a larger block, and what the smaller
+        # blocks already delivered (same parser, same order) is skipped, so every row comes once.
+        block = CSV_BLOCK_BYTES
+        rows_done = rejects_done = 0
+        while True:
+            rows_seen = rejects_seen = 0
+            try:
+                for chunk in self._csv_blocks(file, names, head, block):
+                    skip_rows = min(max(rows_done - rows_seen, 0), chunk.rows.num_rows)
+                    skip_rejects = min(max(rejects_done - rejects_seen, 0), len(chunk.rejects))
+                    rows_seen += chunk.rows.num_rows
+                    rejects_seen += len(chunk.rejects)
+                    if skip_rows or skip_rejects:
+                        chunk = FileChunk(chunk.rows.slice(skip_rows), chunk.rejects[skip_rejects:])
+                        if not chunk.rows.num_rows and not chunk.rejects:
+                            continue
+                    rows_done = max(rows_done, rows_seen)
+                    rejects_done = max(rejects_done, rejects_seen)
+                    yield chunk
+                return
+            except _RowLongerThanBlock:
+                if block >= CSV_MAX_BLOCK_BYTES:
+                    longest = f"{CSV_MAX_BLOCK_BYTES / (1 << 20):g} MiB"
+                    raise SourceUnavailable(
+                        f"source {self.name}: {file.path} has a row longer than {longest} "
+                        "(a quote left open, or a field that is no table value); fix the file's quoting"
+                    ) from None
+                block = min(block * 4, CSV_MAX_BLOCK_BYTES)
+
+    def _csv_blocks(self, file: SourceFile, names: list[str], head: _CsvHead, block: int) -> Iterator[FileChunk]:
+        """The file's rows in batches read with blocks of `block` bytes; `_RowLongerThanBlock` when a
+        row does not fit in one block."""
         rejects: list[dict[str, str]] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -341,9 +382,10 @@ class FileSource:
         # With a header line pyarrow reads the delivered names (it drops a UTF-8 BOM, as `_head` does);
         # columns are typed by those and renamed by position to `names` (blank ones named).
         delivered = head.first if self.table.header else names
+        assert delivered is not None  # an empty file has no rows to read
         read_options = pacsv.ReadOptions(
             encoding=self.table.encoding,
-            block_size=CSV_BLOCK_BYTES,
+            block_size=block,
             column_names=None if self.table.header else names,
             use_threads=False,
         )
@@ -372,7 +414,11 @@ class FileSource:
                     limited.batch_taken()
                     yield FileChunk(pa.Table.from_batches([batch]).rename_columns(names), rejects[:])
                     rejects.clear()
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            except pa.ArrowInvalid as exc:
+                if "straddl" in str(exc):  # pyarrow: "straddling object straddles two block boundaries"
+                    raise _RowLongerThanBlock from None
+                raise SourceUnavailable(f"source {self.name}: {file.path} is not readable CSV: {exc}") from None
+            except UnicodeDecodeError as exc:
                 raise SourceUnavailable(f"source {self.name}: {file.path} is not readable CSV: {exc}") from None
         if rejects:
             yield FileChunk(pa.table({n: pa.array([], pa.string()) for n in names}), rejects)

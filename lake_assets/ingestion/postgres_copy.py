@@ -4,7 +4,8 @@ The row path (a server-side cursor, one Python object per value, then `rows_as_t
 of its time building Python objects. Here the server renders each column as the text the row path
 would produce (see ingestion/text.py), psycopg2 streams the COPY output from a background thread
 through a bounded queue, and pyarrow's CSV reader turns it into string columns: memory stays flat
-(at most `QUEUE_BLOCKS` blocks of `BLOCK_BYTES` in flight, plus one chunk).
+(at most `QUEUE_BLOCKS` blocks of `BLOCK_BYTES` in flight, plus one chunk). A row of `BLOCK_BYTES` or
+more (a long text value) is held whole and parsed on its own, in its place among the others.
 
 Only columns of the types in `_RENDER` take this path; a result with any other type (floats, times,
 arrays, JSON, bpchar, ...) keeps the row path, whose Python rendering is the definition of the text.
@@ -16,6 +17,7 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -75,28 +77,45 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@dataclass(frozen=True)
+class _LongRow:
+    """One row of at least `BLOCK_BYTES`: parsed on its own (pyarrow's streaming reader cannot take a
+    row longer than its block)."""
+
+    data: bytes
+
+
 class _Blocks(io.RawIOBase):
-    """Both ends of the COPY stream: psycopg2 `write`s rows (in the COPY thread), gathered into blocks
-    put on a bounded queue; pyarrow's CSV reader `read`s the blocks. `None` on the queue ends it."""
+    """Both ends of the COPY stream: psycopg2 `write`s rows (in the COPY thread; each write is one
+    row), gathered into blocks put on a bounded queue; pyarrow's CSV reader `read`s the blocks. A long
+    row goes on the queue alone and ends the reader's current segment (`long_row` then holds it);
+    `None` on the queue ends the stream."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self.blocks: queue.Queue[bytes | _LongRow | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
         self.pending = bytearray()
         self.current = b""
         self.offset = 0
+        self.long_row: bytes | None = None
         self.stopped = threading.Event()
         self.error: BaseException | None = None
 
     # ---- writer side (COPY thread)
     def write(self, data: Any) -> int:
+        if len(data) >= BLOCK_BYTES:
+            if self.pending:
+                self._put(bytes(self.pending))
+                self.pending.clear()
+            self._put(_LongRow(bytes(data)))
+            return len(data)
         self.pending += data
         if len(self.pending) >= BLOCK_BYTES:
             self._put(bytes(self.pending))
             self.pending.clear()
         return len(data)
 
-    def _put(self, block: bytes | None) -> None:
+    def _put(self, block: bytes | _LongRow | None) -> None:
         while not self.stopped.is_set():
             try:
                 self.blocks.put(block, timeout=0.1)
@@ -118,13 +137,23 @@ class _Blocks(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def next_block(self) -> bool:
+        """Takes the next item off the queue: True for a block of rows (now `current`); False at the
+        end of a segment (a long row, now in `long_row`) or of the stream."""
+        item = self.blocks.get()
+        if item is None:
+            self.blocks.put(None)  # stays at the end for any further read
+            return False
+        if isinstance(item, _LongRow):
+            self.long_row = item.data
+            return False
+        self.current, self.offset = item, 0
+        return True
+
     def readinto(self, buffer: Any) -> int:
         while self.offset >= len(self.current):
-            block = self.blocks.get()
-            if block is None:
-                self.blocks.put(None)  # stays at the end for any further read
+            if not self.next_block():
                 return 0
-            self.current, self.offset = block, 0
         size = min(len(buffer), len(self.current) - self.offset)
         buffer[:size] = self.current[self.offset:self.offset + size]
         self.offset += size
@@ -151,18 +180,9 @@ def copy_chunks(
     worker = threading.Thread(target=run, name="postgres-copy", daemon=True)
     worker.start()
     try:
-        reader = pacsv.open_csv(
-            pa.PythonFile(stream, mode="r"),
-            read_options=pacsv.ReadOptions(column_names=list(columns), block_size=BLOCK_BYTES, use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns}, strings_can_be_null=True, null_values=[""],
-                quoted_strings_can_be_null=False,
-            ),
-        ) if _has_data(stream) else None
         held: list[pa.RecordBatch] = []
         held_rows = 0
-        for batch in reader or ():
+        for batch in _batches(stream, columns):
             if stream.error is not None:
                 break  # the stream ended early: its last rows may be cut; raised below
             held.append(batch)
@@ -185,11 +205,29 @@ def copy_chunks(
         worker.join()
 
 
-def _has_data(stream: _Blocks) -> bool:
-    """Waits for the first block: False for an empty result (pyarrow's CSV reader rejects empty input)."""
-    block = stream.blocks.get()
-    if block is None:
-        stream.blocks.put(None)
-        return False
-    stream.current, stream.offset = block, 0
-    return True
+def _batches(stream: _Blocks, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """Every row of the stream as string batches, in order: each segment between long rows through
+    pyarrow's streaming reader, each long row parsed alone with a block that holds it."""
+    options = {
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns}, strings_can_be_null=True, null_values=[""],
+            quoted_strings_can_be_null=False,
+        ),
+    }
+    while True:
+        # pyarrow's CSV reader rejects empty input: a segment is opened only once it has a block.
+        if stream.next_block():
+            yield from pacsv.open_csv(
+                pa.PythonFile(stream, mode="r"),
+                read_options=pacsv.ReadOptions(column_names=list(columns), block_size=BLOCK_BYTES, use_threads=False),
+                **options,
+            )
+        if stream.long_row is None:
+            return
+        row, stream.long_row = stream.long_row, None
+        yield from pacsv.read_csv(
+            pa.BufferReader(row),
+            read_options=pacsv.ReadOptions(column_names=list(columns), block_size=len(row) + 1, use_threads=False),
+            **options,
+        ).to_batches()
