@@ -13,7 +13,7 @@ on entity columns). Grain in = grain out: one row per delivered row.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from functools import reduce
 
@@ -21,6 +21,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark.naming import to_snake_case
+from spark.number_text import number_text
 
 FILE_ROW = "file_row"
 SOURCE_FILE = "_source_file"
@@ -31,7 +32,8 @@ KEY_SEPARATOR = "|"
 _ESCAPES = ((r"\\", r"\\\\"), (r"\|", r"\\|"))
 # Wide enough for any delivered amount; the product is cast to the column's type by cast_to_schema.
 _SCALED_INPUT = "decimal(30,8)"
-_CURRENCY = r"[$€£,\s]"  # what cast_to_schema strips before a number cast; scaling reads the same text
+# What a number that its decimal-comma table cannot have written becomes: no cast reads it.
+NOT_A_NUMBER = "<not a number>"
 _EPOCH = "decimal(30,6)"
 _MICROS_PER = {"seconds": 1_000_000, "milliseconds": 1_000}
 # Text cast_to_schema parses with its first built-in format, in the session time zone the value was
@@ -176,7 +178,7 @@ def unix_timestamp_text(column: Column, unit: str) -> Column:
 
 def scaled_text(column: Column, factor: Decimal) -> Column:
     """The number times `factor`, in exact decimal arithmetic, as text; other text passes unchanged."""
-    number = F.regexp_replace(F.trim(column.cast("string")), _CURRENCY, "").try_cast(_SCALED_INPUT)
+    number = number_text(column).try_cast(_SCALED_INPUT)  # the text cast_to_schema would read
     product = number * F.lit(factor)
     return F.when(number.isNotNull(), product.cast("string")).otherwise(column)
 
@@ -194,14 +196,21 @@ def apply_value_rules(
     timestamp_units: Mapping[str, str] | None = None,
     scale: Mapping[str, Decimal] | None = None,
     value_map: Mapping[str, Mapping[str, str]] | None = None,
+    decimal_comma: Collection[str] = (),
 ) -> DataFrame:
-    """Rewrite entity columns of `df` before typing: Unix timestamps to timestamp text, numbers times a
-    factor, delivered values to configured values (in that order). Columns absent from `df` are skipped:
-    one table's rules serve every entity it feeds."""
+    """Rewrite entity columns of `df` before typing: numbers written with a decimal comma (the columns
+    `decimal_comma`) to plain number text, Unix timestamps to timestamp text, numbers times a factor,
+    delivered values to configured values (in that order). Columns absent from `df` are skipped: one
+    table's rules serve every entity it feeds. A `decimal_comma` value with a separator that is
+    neither its decimal comma nor between groups of three digits (`2.50`, `1.5`) becomes text no cast
+    reads, so the typing reports it (`1.500` is 1500 there, so `1.5` cannot be 1.5)."""
     rules: dict[str, Column] = {}
     for name in df.columns:
         value = _quoted(name)
         changed = False
+        if name in decimal_comma:
+            value, changed = F.when(value.isNull(), value).otherwise(
+                F.coalesce(number_text(value, ","), F.lit(NOT_A_NUMBER))), True
         if timestamp_units and name in timestamp_units:
             value, changed = unix_timestamp_text(value, timestamp_units[name]), True
         if scale and name in scale:

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from spark.number_text import is_number_type
 from spark.pii_patterns import CARD_CANDIDATE_REGEX, EMAIL_REGEX, SSN_REGEX
 
 # Types whose text can hold PII; timestamps, booleans and floats cannot hold these patterns.
 SCANNED_TYPE_PREFIXES = ("string", "bigint", "decimal", "varchar", "char")
-NUMBER_TYPES = frozenset({"tinyint", "smallint", "int", "bigint", "float", "double"})  # and decimal(p,s)
 MIN_CARD_DIGITS = 13  # the shortest card number the patterns recognise
 # Types that cannot hold an e-mail, phone, SSN, card number or address whatever the column is called.
 NEVER_PII_TYPE_PREFIXES = ("boolean", "timestamp", "date")
@@ -177,7 +177,7 @@ def _profile(
 
 
 def _is_number(spark_type: str) -> bool:
-    return spark_type in NUMBER_TYPES or spark_type.startswith("decimal")
+    return is_number_type(spark_type)
 
 
 def scan_values(df: DataFrame, columns: Iterable[str], sample_rows: int | None = None) -> dict[str, dict[str, int]]:

@@ -12,14 +12,17 @@ float ids; records unparsable and ambiguous values) -> `apply_null_defaults` -> 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from spark.format_shapes import format_shape
 from spark.naming import snake_case_names, to_snake_case
+from spark.number_text import number_text
 from spark.observations import observed_figures
 
 # Formats that read one way only, tried in order. Dates such as `10/11/2011` are deliberately absent:
@@ -53,6 +56,16 @@ _NO_FILE = ""  # the date-order group of rows without a `_source_file`: the whol
 
 def _ambiguous_reason(column: str) -> str:
     return f"ambiguous date in {column}: day-first or month-first? configure timestamp_formats"
+
+
+# The instants a timestamp or date may take: from the SCD2 dimensions' beginning of time (a version's
+# validity starts there, so an earlier sale resolves to no member) to before 2100. Year 0, 9999 and the
+# like are placeholders or typos: as values they would stretch the date dimension over millennia.
+EARLIEST_TIMESTAMP, LATEST_TIMESTAMP = "1900-01-01 00:00:00", "2100-01-01 00:00:00"
+
+
+def _out_of_range_reason(column: str) -> str:
+    return f"{column} out of range (before {EARLIEST_TIMESTAMP[:10]} or from {LATEST_TIMESTAMP[:10]})"
 
 
 def _conflicting_reason(column: str) -> str:
@@ -169,9 +182,9 @@ def _typed(column: Column, spark_type: str, formats: Sequence[str]) -> Column:
         return F.to_date(parse_timestamp(column, formats))
     if spark_type == "string":
         return F.trim(column)
-    # Money and counts: strip currency symbols and thousands separators before the cast.
-    cleaned = F.regexp_replace(F.trim(column), r"[$€£,\s]", "")
-    return cleaned.try_cast(spark_type)
+    # Money and counts: currency symbols and thousands separators go before the cast; a separator
+    # anywhere else makes the value unusable rather than another number (spark/number_text.py).
+    return number_text(column).try_cast(spark_type)
 
 
 def cast_to_schema(
@@ -198,7 +211,10 @@ def cast_to_schema(
     `typed_null_tokens` in `id_columns` and in non-string columns. In `id_columns` an integral float
     (`17850.0`, as spreadsheets and pandas write numeric ids) becomes `17850`.
     Timestamps and dates: `timestamp_formats` first, then d/M/yyyy text by its input's day/month order
-    (`date_orders` per `date_order_by` value, see `infer_date_orders`; computed here when not given).
+    (`date_orders` per `date_order_by` value, see `infer_date_orders`; computed here when not given);
+    one before 1900-01-01 or from 2100-01-01 on is `out of range`, not a value. Numbers: currency
+    symbols and thousands separators between groups of three digits are dropped; a separator anywhere
+    else is `unparsable` (spark/number_text.py: `2,00` is not 200).
     """
     present = set(df.columns)
     dated = [n for n, t in schema.items() if t in ("timestamp", "date") and n in present]
@@ -240,16 +256,33 @@ def cast_to_schema(
             value = F.when(value.isNull(), None).otherwise(F.regexp_replace(value, r"\D", ""))
             value = F.when(value == "", None).otherwise(value)
         out.append(value.alias(name))
-        errors.append(F.when(blank_to_null.isNotNull() & value.isNull(), problem).otherwise(F.lit("")))
+        errors.append((name, F.when(blank_to_null.isNotNull() & value.isNull(), problem).otherwise(F.lit(""))))
     passthrough = [
         F.trim(F.col(c).cast("string")).alias(c) if not c.startswith("_") else F.col(c)
         for c in df.columns
         if c not in schema
     ]
+    typed = df.select(*out, *passthrough, *[error.alias(f"_parse_error_{i}") for i, (_, error) in enumerate(errors)])
+    # The range check reads the typed values as columns of their own: written into the expressions above
+    # it would repeat each timestamp's parse several times over, past the JVM's 64 KB method limit of
+    # generated code (Spark keeps the two projections apart rather than repeat such an expression).
+    columns = {c: F.col(f"`{c}`") for c in [*schema, *(c for c in df.columns if c not in schema)]}
+    problems = []
+    for i, (name, _) in enumerate(errors):
+        problem = F.col(f"_parse_error_{i}")
+        spark_type = schema[name]
+        if spark_type in ("timestamp", "date"):
+            value = F.col(f"`{name}`")
+            earliest, latest = (F.lit(bound).cast(spark_type) for bound in (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP))
+            outside = value.isNotNull() & ((value < earliest) | (value >= latest))
+            problem = F.when(outside, F.lit(_out_of_range_reason(name))).otherwise(problem)
+            columns[name] = F.when(~outside, value)
+        problems.append(problem)
     # array_remove rather than a higher-order `filter`: lambdas disable whole-stage codegen for the
     # whole projection, which made this step several times slower.
-    parse_errors = F.array_remove(F.array(*errors), "") if errors else F.array()
-    return df.select(*out, *passthrough, parse_errors.cast("array<string>").alias("_parse_errors"))
+    parse_errors = F.array_remove(F.array(*problems), "") if problems else F.array()
+    return typed.select(*[column.alias(name) for name, column in columns.items()],
+                        parse_errors.cast("array<string>").alias("_parse_errors"))
 
 
 def apply_null_defaults(df: DataFrame, defaults: Mapping[str, str]) -> DataFrame:
@@ -282,9 +315,9 @@ def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, Da
 
     def reported(column: str) -> Column:
         # A required value that was present but could not be used is reported once, with its problem.
-        texts = (f"unparsable {column}", _ambiguous_reason(column), _conflicting_reason(column))
-        return F.array_contains(errors, texts[0]) | F.array_contains(errors, texts[1]) | F.array_contains(
-            errors, texts[2])
+        texts = (f"unparsable {column}", _ambiguous_reason(column), _conflicting_reason(column),
+                 _out_of_range_reason(column))
+        return reduce(operator.or_, [F.array_contains(errors, text) for text in texts])
 
     missing = [F.when(F.col(c).isNull() & ~reported(c), F.lit(f"missing {c}")) for c in required]
     # concat_ws skips NULLs and flattens the array; no higher-order functions, so the step stays in

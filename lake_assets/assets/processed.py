@@ -72,6 +72,7 @@ from spark.mapping_rules import (
     unmatched_sources,
 )
 from spark.naming import snake_case_names
+from spark.number_text import is_number_type
 from spark.standardize import (
     DEFAULT_NULL_TOKENS,
     DEFAULT_TIMESTAMP_FORMATS,
@@ -182,8 +183,10 @@ def _mapped(
     frame = generate_keys(snake_case_columns(frame), _key_rules(table), null_tokens)
     also = _is_also_feed(source, table)
     frame = map_columns(frame, table.columns, keep_unmapped=not also)
+    numbers = [c for c, t in entity.columns.items() if is_number_type(t)]
     frame = apply_value_rules(frame, timestamp_units=table.timestamp_units, scale=table.scale,
-                              value_map=table.value_map)
+                              value_map=table.value_map,
+                              decimal_comma=numbers if table.decimal_separator == "," else ())
     if also:
         frame = frame.filter(present([c for c in entity.key if c in frame.columns], null_tokens))
     return frame

@@ -49,9 +49,9 @@ class MappedTable(StrictModel):
 
     Mapping rules (applied by the processed layer, see spark/mapping_rules.py and docs/reference.md):
     `generate` builds entity columns the export does not have (a composite key, or file + row number),
-    `scale` / `value_map` / `timestamp_units` rewrite values of entity columns before they are typed,
-    a `columns` key with a dot (`product.id`) reads a field of a nested JSON object, and `also_feeds`
-    lets the same rows feed further entities.
+    `decimal_separator` / `scale` / `value_map` / `timestamp_units` rewrite values of entity columns
+    before they are typed, a `columns` key with a dot (`product.id`) reads a field of a nested JSON
+    object, and `also_feeds` lets the same rows feed further entities.
     """
 
     # Whether rows come from a file with row numbers (the `file_row` generated key needs them).
@@ -76,6 +76,9 @@ class MappedTable(StrictModel):
     )
     timestamp_units: dict[str, Literal["seconds", "milliseconds"]] = Field(
         default_factory=dict, description="entity column -> unit of a Unix timestamp"
+    )
+    decimal_separator: Literal[".", ","] = Field(
+        default=".", description="the decimal mark of the table's numbers: `,` for `2,50` and `1.234,50`"
     )
     also_feeds: list[AlsoFeedsConfig] = Field(default_factory=list)
 
