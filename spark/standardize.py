@@ -225,7 +225,7 @@ def cast_to_schema(
         lookup = F.create_map(*[F.lit(x) for pair in sorted(date_orders.items()) for x in pair])
         order = F.element_at(lookup, _date_group(df, date_order_by))
     out: list[Column] = []
-    errors: list[Column] = []
+    errors: list[tuple[str, Column]] = []
     for name, spark_type in schema.items():
         if name not in present:
             out.append(F.lit(None).cast(spark_type).alias(name))
