@@ -56,6 +56,7 @@ from pyspark.sql import functions as F
 from lake_assets.assets.day_range import each_day
 from lake_assets.assets.fact_lines import lines_meeting, sale_dates_holding
 from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
+from lake_assets.assets.late_splices import SPLICES, acknowledged, next_splices, sale_date_ranges
 from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
@@ -73,6 +74,7 @@ from lake_assets.resources.lake_storage import LakeStorage
 from spark.observations import observed_figures
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
 from spark.scd2_members import split_by_members, whole_dimension
+from spark.scd2_splice import splice_late_changes
 from spark.star_schema import (
     UNKNOWN_KEY,
     build_dim_date,
@@ -142,7 +144,8 @@ def _late_changes_check(name: str, natural_key: str) -> AssetCheckSpec:
     return AssetCheckSpec(
         LATE_CHANGES_CHECK, asset=["curated", name], blocking=False,
         description=f"WARN when delivered changes dated before their {natural_key}'s latest version (late "
-        "records, corrections of history) were not applied: the dimension keeps the history it had",
+        "records, corrections of history) were not applied: all of them under late_changes: ignore; under "
+        "apply those dated while the member was deleted and late deletes",
     )
 
 
@@ -273,6 +276,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         f"{', '.join(type1_columns) or 'none'}; extra attributes: {', '.join(entity.extras) or 'none'}; "
         f"deletes: {settings.delete_policy} "
         f"(detection: {settings.delete_detection}); Type-1 NULLs: {settings.type1_null_policy}; "
+        f"late changes: {settings.late_changes}; "
         "late-arriving members inferred from sales. Config rebuild: true re-applies all masked history.",
     )
     def _dimension(
@@ -280,7 +284,8 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
     ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         own_key = ["curated", name]
-        applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
+        previous = lake.partition_state(own_key)  # its splice ids go on across a rebuild
+        applied = {} if config.rebuild else _applied_state(previous)
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         if config.rebuild:
             context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
@@ -301,14 +306,27 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                                   attributes=list(attributes))
         )
         touched = split.touched
-        late_count = 0
+        late_count = spliced_count = 0
         late_sample: list[tuple[str, str, str]] = []
+        windows: list[tuple[datetime, datetime]] = []
         for day, batches in pending:
             if day in deliveries:
                 changes = _scd2_changes(touched, deliveries[day], natural_key, attributes, effective,
                                         settings.delete_detection, day)
-                ignored = late_changes(touched, changes, natural_key=natural_key, attributes=attributes,
-                                       effective_col=effective, type1_columns=type1_columns)
+                if settings.late_changes == "apply":
+                    splice = splice_late_changes(
+                        touched, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
+                        effective_col=effective, type1_columns=type1_columns,
+                        delete_policy=settings.delete_policy, keys_above=split.keys_above)
+                    ignored = splice.ignored
+                    spliced = splice.spliced.count()
+                    if spliced:
+                        windows += [(r["window_from"], r["window_to"]) for r in splice.windows.collect()]
+                        touched = splice.dimension.localCheckpoint()
+                    spliced_count += spliced
+                else:
+                    ignored = late_changes(touched, changes, natural_key=natural_key, attributes=attributes,
+                                           effective_col=effective, type1_columns=type1_columns)
                 found = ignored.count()
                 if found and len(late_sample) < LATE_SAMPLE:
                     late_sample += [(str(r[0]), str(r[1]), str(r[2])) for r in
@@ -332,13 +350,22 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
         state = split.combined(touched)
+        # The sale dates whose facts resolve differently now wait in the state until the fact did them.
+        splices = next_splices(previous, sale_date_ranges(windows), acknowledged(lake, name))
+        if spliced_count:
+            context.log.info(f"curated/{name}: {spliced_count} late change(s) spliced into history; facts of "
+                             f"sale dates {sale_date_ranges(windows)} to be resolved again by curated/fact_sales")
         if late_count:
             context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
                                 "latest version were not applied (see the no_late_changes_ignored check)")
         # The applied days are committed with the rows they produced (one commit), by the IO manager.
-        yield Output(LakeWrite(state, state={"applied": applied}), metadata={
+        yield Output(LakeWrite(state, state={"applied": applied, SPLICES: splices}), metadata={
             "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
+            "late_changes_policy": settings.late_changes,
+            "late_changes_spliced": spliced_count,
             "late_changes_ignored": late_count,
+            "sale_date_ranges_to_re_resolve": ", ".join(
+                f"{e['first']}..{e['last']}" for e in splices["pending"]) or "none",
         })
         # Stored before this code resumes: the key checks read the table as written.
         yield from _key_check_results(read_spark(spark, lake, own_key, None), key_col, natural_key, scd2=True)

@@ -1,0 +1,68 @@
+"""The hand-over from an SCD2 dimension that spliced late records into history to the sales fact whose
+rows in the affected period must be resolved again.
+
+A splice gives some of a member's sales another version key: those sold in the stretch the new
+version (or a moved boundary) now covers. The dimension commits, in its lake commit state, the sale
+dates those stretches span, one entry per commit that spliced:
+
+    {"splices": {"last": N, "pending": [{"id": N, "first": "YYYY-MM-DD", "last": "YYYY-MM-DD"}, ...]}}
+
+`id` grows with every dimension commit that spliced (also across a rebuild). The fact resolves the
+keys of the rows in the pending dates it holds again, and records in its own commit state the highest
+id of each dimension it did so for (`{"re_resolved": {"dim_customer": N, ...}}`, carried by every
+later fact commit too). A dimension's next commit drops the entries the fact acknowledged, so the
+list holds only what is still to do, whatever runs in between (a dimension run alone, a range run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from lake_assets.assets.fact_partitions import FACT_KEY
+from lake_assets.resources.lake_storage import LakeStorage
+
+SPLICES = "splices"
+RE_RESOLVED = "re_resolved"
+SPLICED_DIMENSIONS = ("dim_customer", "dim_product")
+
+
+def sale_date_ranges(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[str, str]]:
+    """The sale dates (UTC, inclusive) that half-open instant windows touch, overlaps merged."""
+    ranges = sorted((start.date(), end.date()) for start, end in windows)
+    merged: list[list[date]] = []
+    for first, last in ranges:
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(first.isoformat(), last.isoformat()) for first, last in merged]
+
+
+def acknowledged(lake: LakeStorage, dimension: str) -> int:
+    """The highest splice id of `dimension` the fact resolved its rows again for (0: none)."""
+    return max((int((info.state.get(RE_RESOLVED) or {}).get(dimension, 0))
+                for info in lake.commits(FACT_KEY).values()), default=0)
+
+
+def next_splices(previous: Mapping[str, Any], ranges: list[tuple[str, str]], done: int) -> dict[str, Any]:
+    """The dimension's `splices` state after a commit: `previous` (its last commit's state) without the
+    entries up to `done` (acknowledged by the fact), plus one entry for `ranges` when there are any."""
+    last = int((previous.get(SPLICES) or {}).get("last", 0))
+    pending = [e for e in (previous.get(SPLICES) or {}).get("pending", []) if int(e["id"]) > done]
+    if ranges:
+        last += 1
+        pending += [{"id": last, "first": first, "last": end} for first, end in ranges]
+    return {"last": last, "pending": pending}
+
+
+def pending_ranges(dimension_state: Mapping[str, Any], done: int) -> tuple[int, list[tuple[str, str]]]:
+    """(highest id, sale-date ranges) of a dimension's entries not acknowledged yet (after `done`)."""
+    entries = [e for e in (dimension_state.get(SPLICES) or {}).get("pending", []) if int(e["id"]) > done]
+    return max((int(e["id"]) for e in entries), default=done), [(e["first"], e["last"]) for e in entries]
+
+
+def dates_in(ranges: list[tuple[str, str]], dates: Iterable[str]) -> list[str]:
+    """The sorted `dates` that fall in one of `ranges`."""
+    return sorted(d for d in dates if any(first <= d <= last for first, last in ranges))
