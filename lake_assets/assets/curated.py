@@ -56,7 +56,14 @@ from pyspark.sql import functions as F
 from lake_assets.assets.day_range import each_day
 from lake_assets.assets.fact_lines import lines_meeting, sale_dates_holding
 from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
-from lake_assets.assets.late_splices import SPLICES, acknowledged, next_splices, sale_date_ranges
+from lake_assets.assets.late_splices import (
+    RE_RESOLVED,
+    SPLICES,
+    acknowledged,
+    next_splices,
+    re_resolution,
+    sale_date_ranges,
+)
 from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
@@ -80,6 +87,7 @@ from spark.star_schema import (
     build_dim_date,
     build_fact_sales,
     empty_scd2_dimension,
+    re_resolve_keys,
     scd1_merge,
     scd2_merge,
 )
@@ -543,7 +551,14 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             dimensions["customer_key"], dimensions["product_key"], dimensions["location_key"])
         on_day = F.lit(day).cast("date")
         _require_sale_date_partitions(lake)
-        run_days = {d: str(info.state.get(RUN_DAY, "")) for d, info in lake.commits(FACT_KEY).items()}
+        commits = lake.commits(FACT_KEY)
+        run_days = {d: str(info.state.get(RUN_DAY, "")) for d, info in commits.items()}
+        # Sale dates whose rows resolve to other versions since a dimension spliced late records in.
+        redo = re_resolution(lake, day, {d: info.state for d, info in commits.items()})
+        if redo.waiting:
+            context.log.warning(f"curated/fact_sales: sale dates {', '.join(redo.waiting)} must be resolved "
+                                "again after late dimension records, but a later run day wrote them last: "
+                                "a run of that day (or later) does it")
         # Rows a later run delivered sit only in the sale dates a later run committed.
         later_dates = [d for d, run in run_days.items() if run > day]
         if later_dates:
@@ -571,15 +586,20 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             if moved is not None:
                 replaced.append(moved)
             dates = reduce(DataFrame.unionByName, replaced).distinct()
-            touched = sorted(r[0] for r in dates.select(F.col(SALE_DATE).cast("string")).collect() if r[0])
+            touched = sorted({r[0] for r in dates.select(F.col(SALE_DATE).cast("string")).collect() if r[0]}
+                             | set(redo.dates))
             kept = read_partitions(spark, lake, FACT_KEY, [d for d in touched if d in run_days])
             if kept is not None:
                 kept = kept.join(lines, "sale_line_id", "left_anti").filter(F.col(DELIVERED_ON) != on_day)
+                if redo.dates:
+                    kept = _resolved_again(kept, redo.dates, dim_customer, dim_product)
                 content = facts.unionByName(kept, allowMissingColumns=True)
         # One commit for every touched sale date, made by the IO manager, the run day recorded with it; the
         # figures observed on the day's rows while they are written become the output's metadata.
-        yield Output(LakeWrite(content, state={RUN_DAY: day}, partition_column=SALE_DATE, replace=tuple(touched),
-                               observation=observed))
+        yield Output(LakeWrite(content, state={RUN_DAY: day, RE_RESOLVED: redo.done}, partition_column=SALE_DATE,
+                               replace=tuple(touched), observation=observed),
+                     metadata={"sale_dates_resolved_again": len(redo.dates),
+                               "sale_dates_waiting_to_resolve_again": len(redo.waiting)})
         # Stored before this code resumes: the checks read the table as written.
         run_id = context.run.run_id
         # This day's commit (a run over several days made the others' too).
@@ -632,6 +652,15 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         ]
 
     return fact_sales
+
+
+def _resolved_again(kept: DataFrame, dates: list[str], dim_customer: DataFrame, dim_product: DataFrame) -> DataFrame:
+    """`kept` with the customer and product keys of its rows in `dates` resolved again as of sold_at."""
+    again = F.col(SALE_DATE).cast("string").isin(dates)
+    rows = kept.filter(again)
+    rows = re_resolve_keys(rows, dim_customer, "customer_id", "customer_key")
+    rows = re_resolve_keys(rows, dim_product, "product_id", "product_key")
+    return kept.filter(~again).unionByName(rows)
 
 
 def _require_sale_date_partitions(lake: LakeStorage) -> None:

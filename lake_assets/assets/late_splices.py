@@ -17,10 +17,11 @@ list holds only what is still to do, whatever runs in between (a dimension run a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from lake_assets.assets.fact_partitions import FACT_KEY
+from lake_assets.assets.fact_partitions import FACT_KEY, RUN_DAY
 from lake_assets.resources.lake_storage import LakeStorage
 
 SPLICES = "splices"
@@ -42,8 +43,44 @@ def sale_date_ranges(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple
 
 def acknowledged(lake: LakeStorage, dimension: str) -> int:
     """The highest splice id of `dimension` the fact resolved its rows again for (0: none)."""
-    return max((int((info.state.get(RE_RESOLVED) or {}).get(dimension, 0))
-                for info in lake.commits(FACT_KEY).values()), default=0)
+    return _acknowledged({d: info.state for d, info in lake.commits(FACT_KEY).items()}, dimension)
+
+
+def _acknowledged(fact_states: Mapping[str, Mapping[str, Any]], dimension: str) -> int:
+    return max((int((state.get(RE_RESOLVED) or {}).get(dimension, 0)) for state in fact_states.values()),
+               default=0)
+
+
+@dataclass(frozen=True)
+class ReResolution:
+    """What one fact run day does about the dimensions' splices.
+
+    `dates`: committed sale dates whose rows it resolves again; `done`: {dimension: id} to record in
+    its commit state; `waiting`: dates it leaves for later (see `re_resolution`)."""
+
+    dates: list[str]
+    done: dict[str, int]
+    waiting: list[str]
+
+
+def re_resolution(lake: LakeStorage, day: str, fact_states: Mapping[str, Mapping[str, Any]]) -> ReResolution:
+    """The splices run day `day` of the fact takes on, given its table's commit states per sale date.
+
+    All pending entries of both dimensions at once, or none: when a sale date to resolve again was last
+    committed by a later run day, this day must not record itself as that date's last writer (the run
+    day of a date's commit bounds where later deliveries are looked for), so everything waits for a
+    run of that day or later, and nothing is acknowledged.
+    """
+    done = {d: _acknowledged(fact_states, d) for d in SPLICED_DIMENSIONS}
+    newest, ranges = dict(done), []
+    for dimension in SPLICED_DIMENSIONS:
+        newest[dimension], found = pending_ranges(lake.partition_state(["curated", dimension]), done[dimension])
+        ranges += found
+    dates = dates_in(ranges, fact_states)
+    waiting = [d for d in dates if str(fact_states[d].get(RUN_DAY, "")) > day]
+    if waiting:
+        return ReResolution(dates=[], done=done, waiting=waiting)
+    return ReResolution(dates=dates, done=newest, waiting=[])
 
 
 def next_splices(previous: Mapping[str, Any], ranges: list[tuple[str, str]], done: int) -> dict[str, Any]:
