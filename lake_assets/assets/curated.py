@@ -6,6 +6,10 @@
   dimension state plus those days only, never the raw history. Only the versions of the members those
   days deliver go through the merge (`spark/scd2_members.py`); the other rows are written back as
   read. Type-1 columns and the hard-delete policy come from `star_schema.dimensions` in the config.
+* Late changes (dated before a member's latest version): under `late_changes: apply` (default) spliced
+  into history at their time (`spark/scd2_splice.py`); the sale dates whose facts now resolve to another
+  version wait in the dimension's commit state until fact_sales rewrote them with the keys resolved again
+  (`assets/late_splices.py`). What is not applied is counted and warned about (`no_late_changes_ignored`).
 * Late-arriving members: the same run reads the day's masked sales and adds an inferred row for every
   customer/product/location a sale references that the dimension has never seen; the real row, when
   it arrives, completes that row in place (same key), so facts never need re-pointing.
@@ -18,7 +22,8 @@
   sale dates in one commit, so a re-delivered line replaces its row in its own day (see
   `assets/fact_partitions.py`). A run over a range of days writes each run day in turn, oldest first,
   one commit per day (`assets/day_range.py`). The configured sale measures and degenerate dimensions
-  (`entities.sale`) are carried over.
+  (`entities.sale`) are carried over. The same commit rewrites the sale dates a dimension's splice left
+  pending, their rows' customer/product keys resolved again, and records the splices it handled.
 * Storage: every table reaches the lake through the lake IO manager. The dimensions hand it a
   `LakeWrite` whose commit state is the days they applied (`applied`), committed with the rows; the
   fact hands it its touched sale dates, replaced in one commit recording the run day (`run_day`). The
@@ -521,7 +526,8 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         check_specs=checks,
         description="Sales fact. Grain: one row per sale line (sale_line_id). Customer and product keys are "
         "the dimension versions valid at sold_at; members not delivered yet resolve to their inferred row; "
-        "a NULL member (or one deleted at sold_at) points to key -1. The lake table is partitioned by "
+        "a NULL member (or one deleted at sold_at) points to key -1; sale dates a dimension's late-record "
+        "splice changed are rewritten with their keys resolved again. The lake table is partitioned by "
         "sale_date (UTC date of sold_at); the asset's partition is the run day (ingest_date of its rows), "
         "whose masked lines it writes into their sale dates in one commit: a re-delivered line replaces its "
         "row in its own sale date (and leaves its old one if that changed); re-running a day replaces what "
