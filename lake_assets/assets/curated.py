@@ -321,7 +321,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         touched = split.touched
         late_count = spliced_count = 0
         late_sample: list[tuple[str, str, str]] = []
-        windows: list[tuple[datetime, datetime]] = []
+        windows: list[tuple[date, date]] = []
         for day, batches in pending:
             if day in deliveries:
                 changes = _scd2_changes(touched, deliveries[day], natural_key, attributes, effective,
@@ -334,7 +334,9 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                     ignored = splice.ignored
                     spliced = splice.spliced.count()
                     if spliced:
-                        windows += [(r["window_from"], r["window_to"]) for r in splice.windows.collect()]
+                        # Dated by Spark (UTC session), as sale_date is: not by Python's local time zone.
+                        windows += [(r[0], r[1]) for r in splice.windows.select(
+                            F.to_date("window_from"), F.to_date("window_to")).collect()]
                         touched = splice.dimension.localCheckpoint()
                     spliced_count += spliced
                 else:
@@ -364,10 +366,11 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 applied.setdefault(source, {})[day] = batch_id
         state = split.combined(touched)
         # The sale dates whose facts resolve differently now wait in the state until the fact did them.
-        splices = next_splices(previous, sale_date_ranges(windows), acknowledged(lake, name))
+        ranges = sale_date_ranges(windows)
+        splices = next_splices(previous, ranges, acknowledged(lake, name))
         if spliced_count:
             context.log.info(f"curated/{name}: {spliced_count} late change(s) spliced into history; facts of "
-                             f"sale dates {sale_date_ranges(windows)} to be resolved again by curated/fact_sales")
+                             f"sale dates {ranges} to be resolved again by curated/fact_sales")
         if late_count:
             context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
                                 "latest version were not applied (see the no_late_changes_ignored check)")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, timedelta
 from typing import Any
 
 from lake_assets.assets.fact_partitions import FACT_KEY, RUN_DAY
@@ -29,12 +29,14 @@ RE_RESOLVED = "re_resolved"
 SPLICED_DIMENSIONS = ("dim_customer", "dim_product")
 
 
-def sale_date_ranges(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[str, str]]:
-    """The sale dates (UTC, inclusive) that half-open instant windows touch, overlaps merged."""
-    ranges = sorted((start.date(), end.date()) for start, end in windows)
+def sale_date_ranges(windows: Iterable[tuple[date, date]]) -> list[tuple[str, str]]:
+    """Ranges of sale dates (inclusive), overlapping or adjacent ones merged; `windows`: the UTC dates of
+    each half-open window's start and end (the end's date included: a window ending at midnight adds
+    one date more than needed, which is resolved again to the same keys)."""
+    ranges = sorted(windows)
     merged: list[list[date]] = []
     for first, last in ranges:
-        if merged and first <= merged[-1][1]:
+        if merged and first <= merged[-1][1] + timedelta(days=1):
             merged[-1][1] = max(merged[-1][1], last)
         else:
             merged.append([first, last])
