@@ -188,4 +188,5 @@ def test_deleted_members_closed_history_and_late_deletes(spark: SparkSession, ba
     assert _rows(dim, "C4") == _rows(base, "C4") and _rows(dim, "C1") == C1
     assert sorted(tuple(r) for r in splice.ignored.collect()) == [
         ("C1", t(2, 12), t(3, 10)), ("C4", t(3, 0), t(3, 11))]
+    assert splice.figures() == (1, 2)  # (spliced, ignored)
     _assert_well_formed(dim)

@@ -71,6 +71,12 @@ class Splice:
     spliced: DataFrame
     ignored: DataFrame
     windows: DataFrame
+    counts: DataFrame
+
+    def figures(self) -> tuple[int, int]:
+        """(rows of `spliced`, rows of `ignored`), from one aggregation."""
+        row = self.counts.collect()[0]
+        return int(row["spliced"] or 0), int(row["ignored"] or 0)
 
 
 def splice_late_changes(
@@ -119,13 +125,15 @@ def splice_late_changes(
     ).drop("_member").localCheckpoint()
 
     live = ~F.col("_deleted")
-    news = placed.filter(live & F.col("_span").isNotNull() & ~F.col("row_hash").eqNullSafe(F.col("_span_hash")))
+    applies = live & F.col("_span").isNotNull() & ~F.col("row_hash").eqNullSafe(F.col("_span_hash"))
+    news = placed.filter(applies)
     in_gap = live & F.col("_span").isNull()
     late_delete = F.col("_deleted") & F.col("_span").isNotNull() & ~F.col("_span_deleted")
     not_applied = in_gap | (late_delete & F.lit(delete_policy != "ignore"))
     ignored = placed.filter(not_applied).select(nk, F.col("_effective").alias("effective_at"), "applied_until")
     spliced = news.select(nk, F.col("_effective").alias("effective_at"))
 
+    counts = placed.agg(F.sum(applies.cast("int")).alias("spliced"), F.sum(not_applied.cast("int")).alias("ignored"))
     members = news.select(nk).distinct()
     versions = known.join(members, nk, "left_semi")
     rebuilt = _rebuilt_histories(versions, placed.filter(live & F.col("_span").isNotNull()).join(members, nk,
@@ -133,7 +141,7 @@ def splice_late_changes(
                                  max(max_key(current, key_col), keys_above))
     dimension = current.join(members, nk, "left_anti").select(*columns).unionByName(rebuilt.select(*columns))
     return Splice(dimension=dimension, spliced=spliced, ignored=ignored,
-                  windows=_changed_windows(versions, rebuilt, key_col, nk))
+                  windows=_changed_windows(versions, rebuilt, key_col, nk), counts=counts)
 
 
 def _rebuilt_histories(

@@ -332,7 +332,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                         effective_col=effective, type1_columns=type1_columns,
                         delete_policy=settings.delete_policy, keys_above=split.keys_above)
                     ignored = splice.ignored
-                    spliced = splice.spliced.count()
+                    spliced, found = splice.figures()
                     if spliced:
                         # Dated by Spark (UTC session), as sale_date is: not by Python's local time zone.
                         windows += [(r[0], r[1]) for r in splice.windows.select(
@@ -342,7 +342,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 else:
                     ignored = late_changes(touched, changes, natural_key=natural_key, attributes=attributes,
                                            effective_col=effective, type1_columns=type1_columns)
-                found = ignored.count()
+                    found = ignored.count()
                 if found and len(late_sample) < LATE_SAMPLE:
                     late_sample += [(str(r[0]), str(r[1]), str(r[2])) for r in
                                     ignored.orderBy(natural_key).limit(LATE_SAMPLE - len(late_sample)).collect()]
