@@ -26,9 +26,10 @@ effective time, in time order. Rules, each tested in lake_assets_tests/test_scd2
   member's latest change, so its Type-1 values are not the latest; `scd2_merge` overwrites them
   from the batch's on-time rows as usual).
 * **Not applied** (listed in `ignored`, for the caller to count and warn about): a late row dated
-  while the member was deleted (in the gap between a close and a re-appearance, or after a close it
-  never came back from: history says the member did not exist then), and late delete rows that fall
-  in a live version (under the `ignore` delete policy deletes are nothing to apply).
+  while the member was deleted (in the gap between a close and a re-appearance, or at the instant of
+  its last close: history says the member did not exist then; a row after that close is not late,
+  `scd2_merge` re-opens the member), and late delete rows that fall in a live version (under the
+  `ignore` delete policy deletes are nothing to apply).
 * Re-applying a batch is a no-op: each spliced row is then an existing version with the same state.
 """
 
