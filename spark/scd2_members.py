@@ -1,8 +1,9 @@
 """The part of an SCD Type 2 dimension a batch can change, split from the part it cannot: pure PySpark.
 
-`scd2_merge`, `late_changes` and `add_inferred_members` only ever change or consult the versions of
-the members a batch delivers (an anchor version is closed, Type-1 columns are overwritten on every
-version of the member, a late record is compared with the member's own history). Every other row is
+`scd2_merge`, `late_changes`, `splice_late_changes` (spark/scd2_splice.py) and `add_inferred_members`
+only ever change or consult the versions of the members a batch delivers (an anchor version is
+closed, Type-1 columns are overwritten on every version of the member, a late record is compared with
+or spliced into the member's own history). Every other row is
 passed through untouched. On an incremental day that is nearly the whole dimension, so it need not go
 through the merge's windows and joins at all: the merge runs on the delivered members' versions
 (`MemberSplit.touched`) with `keys_above` set to the highest key of the whole dimension, and the

@@ -122,6 +122,28 @@ def _as_of_key(facts: DataFrame, dim: DataFrame, natural_key: str, key_col: str,
     )
 
 
+def re_resolve_keys(facts: DataFrame, dim: DataFrame, natural_key: str, key_col: str, at: str = "sold_at") -> DataFrame:
+    """`facts` (rows already resolved) with `key_col` resolved again as of `facts[at]`, after the
+    dimension's history changed (a late record spliced in): the row's key gives its member (through
+    `dim`), the member's version valid at `at` its new key (-1 when none is: deleted then). A key with
+    no member (-1, or a key `dim` lacks) is left as it is. Same rows, same columns."""
+    members = F.broadcast(dim.filter(F.col(key_col) != UNKNOWN_KEY).select(
+        F.col(key_col).alias("_rr_old"), F.col(natural_key).alias("_rr_member")))
+    named = facts.join(members, facts[key_col] == members["_rr_old"], "left")
+    versions = F.broadcast(dim.filter(F.col(key_col) != UNKNOWN_KEY).select(
+        F.col(natural_key).alias("_rr_nk"), F.col(key_col).alias("_rr_new"),
+        F.col("valid_from").alias("_rr_from"), F.col("valid_to").alias("_rr_to")))
+    joined = named.join(
+        versions,
+        (named["_rr_member"] == versions["_rr_nk"]) & (named[at] >= versions["_rr_from"])
+        & (named[at] < versions["_rr_to"]),
+        "left",
+    )
+    resolved = F.when(F.col("_rr_member").isNull(), F.col(key_col)).otherwise(
+        F.coalesce(F.col("_rr_new"), F.lit(UNKNOWN_KEY))).cast("bigint")
+    return joined.withColumn(key_col, resolved).select(*facts.columns)
+
+
 def net_amount(quantity: Column, unit_price: Column, discount_rate: Column, discount: Column) -> Column:
     """`quantity * unit_price * (1 - discount_rate) - discount`, rounded once to cents (half up).
 

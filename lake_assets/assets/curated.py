@@ -6,6 +6,10 @@
   dimension state plus those days only, never the raw history. Only the versions of the members those
   days deliver go through the merge (`spark/scd2_members.py`); the other rows are written back as
   read. Type-1 columns and the hard-delete policy come from `star_schema.dimensions` in the config.
+* Late changes (dated before a member's latest version): under `late_changes: apply` (default) spliced
+  into history at their time (`spark/scd2_splice.py`); the sale dates whose facts now resolve to another
+  version wait in the dimension's commit state until fact_sales rewrote them with the keys resolved again
+  (`assets/late_splices.py`). What is not applied is counted and warned about (`no_late_changes_ignored`).
 * Late-arriving members: the same run reads the day's masked sales and adds an inferred row for every
   customer/product/location a sale references that the dimension has never seen; the real row, when
   it arrives, completes that row in place (same key), so facts never need re-pointing.
@@ -18,7 +22,8 @@
   sale dates in one commit, so a re-delivered line replaces its row in its own day (see
   `assets/fact_partitions.py`). A run over a range of days writes each run day in turn, oldest first,
   one commit per day (`assets/day_range.py`). The configured sale measures and degenerate dimensions
-  (`entities.sale`) are carried over.
+  (`entities.sale`) are carried over. The same commit rewrites the sale dates a dimension's splice left
+  pending, their rows' customer/product keys resolved again, and records the splices it handled.
 * Storage: every table reaches the lake through the lake IO manager. The dimensions hand it a
   `LakeWrite` whose commit state is the days they applied (`applied`), committed with the rows; the
   fact hands it its touched sale dates, replaced in one commit recording the run day (`run_day`). The
@@ -56,6 +61,14 @@ from pyspark.sql import functions as F
 from lake_assets.assets.day_range import each_day
 from lake_assets.assets.fact_lines import lines_meeting, sale_dates_holding
 from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
+from lake_assets.assets.late_splices import (
+    RE_RESOLVED,
+    SPLICES,
+    acknowledged,
+    next_splices,
+    re_resolution,
+    sale_date_ranges,
+)
 from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
 from lake_assets.config import PipelineConfig
@@ -73,11 +86,13 @@ from lake_assets.resources.lake_storage import LakeStorage
 from spark.observations import observed_figures
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
 from spark.scd2_members import split_by_members, whole_dimension
+from spark.scd2_splice import splice_late_changes
 from spark.star_schema import (
     UNKNOWN_KEY,
     build_dim_date,
     build_fact_sales,
     empty_scd2_dimension,
+    re_resolve_keys,
     scd1_merge,
     scd2_merge,
 )
@@ -142,7 +157,8 @@ def _late_changes_check(name: str, natural_key: str) -> AssetCheckSpec:
     return AssetCheckSpec(
         LATE_CHANGES_CHECK, asset=["curated", name], blocking=False,
         description=f"WARN when delivered changes dated before their {natural_key}'s latest version (late "
-        "records, corrections of history) were not applied: the dimension keeps the history it had",
+        "records, corrections of history) were not applied: all of them under late_changes: ignore; under "
+        "apply those dated while the member was deleted and late deletes",
     )
 
 
@@ -273,6 +289,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         f"{', '.join(type1_columns) or 'none'}; extra attributes: {', '.join(entity.extras) or 'none'}; "
         f"deletes: {settings.delete_policy} "
         f"(detection: {settings.delete_detection}); Type-1 NULLs: {settings.type1_null_policy}; "
+        f"late changes: {settings.late_changes}; "
         "late-arriving members inferred from sales. Config rebuild: true re-applies all masked history.",
     )
     def _dimension(
@@ -280,7 +297,8 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
     ) -> Iterator[Output | AssetCheckResult]:
         spark = pyspark.spark_session
         own_key = ["curated", name]
-        applied = {} if config.rebuild else _applied_state(lake.partition_state(own_key))
+        previous = lake.partition_state(own_key)  # its splice ids go on across a rebuild
+        applied = {} if config.rebuild else _applied_state(previous)
         state = None if config.rebuild else read_spark_if_exists(spark, lake, own_key)
         if config.rebuild:
             context.log.info(f"curated/{name}: rebuilding from every committed masked partition")
@@ -301,15 +319,30 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                                   attributes=list(attributes))
         )
         touched = split.touched
-        late_count = 0
+        late_count = spliced_count = 0
         late_sample: list[tuple[str, str, str]] = []
+        windows: list[tuple[date, date]] = []
         for day, batches in pending:
             if day in deliveries:
                 changes = _scd2_changes(touched, deliveries[day], natural_key, attributes, effective,
                                         settings.delete_detection, day)
-                ignored = late_changes(touched, changes, natural_key=natural_key, attributes=attributes,
-                                       effective_col=effective, type1_columns=type1_columns)
-                found = ignored.count()
+                if settings.late_changes == "apply":
+                    splice = splice_late_changes(
+                        touched, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
+                        effective_col=effective, type1_columns=type1_columns,
+                        delete_policy=settings.delete_policy, keys_above=split.keys_above)
+                    ignored = splice.ignored
+                    spliced, found = splice.figures()
+                    if spliced:
+                        # Dated by Spark (UTC session), as sale_date is: not by Python's local time zone.
+                        windows += [(r[0], r[1]) for r in splice.windows.select(
+                            F.to_date("window_from"), F.to_date("window_to")).collect()]
+                        touched = splice.dimension.localCheckpoint()
+                    spliced_count += spliced
+                else:
+                    ignored = late_changes(touched, changes, natural_key=natural_key, attributes=attributes,
+                                           effective_col=effective, type1_columns=type1_columns)
+                    found = ignored.count()
                 if found and len(late_sample) < LATE_SAMPLE:
                     late_sample += [(str(r[0]), str(r[1]), str(r[2])) for r in
                                     ignored.orderBy(natural_key).limit(LATE_SAMPLE - len(late_sample)).collect()]
@@ -332,13 +365,23 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
         state = split.combined(touched)
+        # The sale dates whose facts resolve differently now wait in the state until the fact did them.
+        ranges = sale_date_ranges(windows)
+        splices = next_splices(previous, ranges, acknowledged(lake, name))
+        if spliced_count:
+            context.log.info(f"curated/{name}: {spliced_count} late change(s) spliced into history; facts of "
+                             f"sale dates {ranges} to be resolved again by curated/fact_sales")
         if late_count:
             context.log.warning(f"curated/{name}: {late_count} delivered change(s) dated before their member's "
                                 "latest version were not applied (see the no_late_changes_ignored check)")
         # The applied days are committed with the rows they produced (one commit), by the IO manager.
-        yield Output(LakeWrite(state, state={"applied": applied}), metadata={
+        yield Output(LakeWrite(state, state={"applied": applied, SPLICES: splices}), metadata={
             "applied_days": ", ".join(p for p, _ in pending) or "none (up to date)",
+            "late_changes_policy": settings.late_changes,
+            "late_changes_spliced": spliced_count,
             "late_changes_ignored": late_count,
+            "sale_date_ranges_to_re_resolve": ", ".join(
+                f"{e['first']}..{e['last']}" for e in splices["pending"]) or "none",
         })
         # Stored before this code resumes: the key checks read the table as written.
         yield from _key_check_results(read_spark(spark, lake, own_key, None), key_col, natural_key, scd2=True)
@@ -486,7 +529,8 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         check_specs=checks,
         description="Sales fact. Grain: one row per sale line (sale_line_id). Customer and product keys are "
         "the dimension versions valid at sold_at; members not delivered yet resolve to their inferred row; "
-        "a NULL member (or one deleted at sold_at) points to key -1. The lake table is partitioned by "
+        "a NULL member (or one deleted at sold_at) points to key -1; sale dates a dimension's late-record "
+        "splice changed are rewritten with their keys resolved again. The lake table is partitioned by "
         "sale_date (UTC date of sold_at); the asset's partition is the run day (ingest_date of its rows), "
         "whose masked lines it writes into their sale dates in one commit: a re-delivered line replaces its "
         "row in its own sale date (and leaves its old one if that changed); re-running a day replaces what "
@@ -516,7 +560,14 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             dimensions["customer_key"], dimensions["product_key"], dimensions["location_key"])
         on_day = F.lit(day).cast("date")
         _require_sale_date_partitions(lake)
-        run_days = {d: str(info.state.get(RUN_DAY, "")) for d, info in lake.commits(FACT_KEY).items()}
+        commits = lake.commits(FACT_KEY)
+        run_days = {d: str(info.state.get(RUN_DAY, "")) for d, info in commits.items()}
+        # Sale dates whose rows resolve to other versions since a dimension spliced late records in.
+        redo = re_resolution(lake, day, {d: info.state for d, info in commits.items()})
+        if redo.waiting:
+            context.log.warning(f"curated/fact_sales: sale dates {', '.join(redo.waiting)} must be resolved "
+                                "again after late dimension records, but a later run day wrote them last: "
+                                "a run of that day (or later) does it")
         # Rows a later run delivered sit only in the sale dates a later run committed.
         later_dates = [d for d, run in run_days.items() if run > day]
         if later_dates:
@@ -544,15 +595,20 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             if moved is not None:
                 replaced.append(moved)
             dates = reduce(DataFrame.unionByName, replaced).distinct()
-            touched = sorted(r[0] for r in dates.select(F.col(SALE_DATE).cast("string")).collect() if r[0])
+            touched = sorted({r[0] for r in dates.select(F.col(SALE_DATE).cast("string")).collect() if r[0]}
+                             | set(redo.dates))
             kept = read_partitions(spark, lake, FACT_KEY, [d for d in touched if d in run_days])
             if kept is not None:
                 kept = kept.join(lines, "sale_line_id", "left_anti").filter(F.col(DELIVERED_ON) != on_day)
+                if redo.dates:
+                    kept = _resolved_again(kept, redo.dates, dim_customer, dim_product)
                 content = facts.unionByName(kept, allowMissingColumns=True)
         # One commit for every touched sale date, made by the IO manager, the run day recorded with it; the
         # figures observed on the day's rows while they are written become the output's metadata.
-        yield Output(LakeWrite(content, state={RUN_DAY: day}, partition_column=SALE_DATE, replace=tuple(touched),
-                               observation=observed))
+        yield Output(LakeWrite(content, state={RUN_DAY: day, RE_RESOLVED: redo.done}, partition_column=SALE_DATE,
+                               replace=tuple(touched), observation=observed),
+                     metadata={"sale_dates_resolved_again": len(redo.dates),
+                               "sale_dates_waiting_to_resolve_again": len(redo.waiting)})
         # Stored before this code resumes: the checks read the table as written.
         run_id = context.run.run_id
         # This day's commit (a run over several days made the others' too).
@@ -605,6 +661,15 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         ]
 
     return fact_sales
+
+
+def _resolved_again(kept: DataFrame, dates: list[str], dim_customer: DataFrame, dim_product: DataFrame) -> DataFrame:
+    """`kept` with the customer and product keys of its rows in `dates` resolved again as of sold_at."""
+    again = F.col(SALE_DATE).cast("string").isin(dates)
+    rows = kept.filter(again)
+    rows = re_resolve_keys(rows, dim_customer, "customer_id", "customer_key")
+    rows = re_resolve_keys(rows, dim_product, "product_id", "product_key")
+    return kept.filter(~again).unionByName(rows)
 
 
 def _require_sale_date_partitions(lake: LakeStorage) -> None:

@@ -22,6 +22,13 @@ class DimensionConfig(StrictModel):
         default="keep_last_known",
         description="keep_last_known: a NULL never replaces a known Type-1 value; overwrite: the latest wins",
     )
+    late_changes: Literal["apply", "ignore"] = Field(
+        default="apply",
+        description="a change dated at or before its member's latest version (a late record, a correction of "
+        "history): apply splices it into history at its effective time and the fact resolves the affected "
+        "sale dates again; ignore leaves history as it is. Either way what is not applied is counted and "
+        "fails the WARN check no_late_changes_ignored",
+    )
 
 
 SCD2_ENTITIES = ("customer", "product")
