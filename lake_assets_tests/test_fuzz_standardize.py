@@ -1,7 +1,8 @@
 """The standardizer (mapping value rules, `cast_to_schema`, `split_rejects`) on generated rows, with
 the oracle built with the input: hypothesis draws a number or an instant, then writes it the way an
 export would (currency symbols, thousands separators of several kinds, a decimal point or comma,
-padding); hostile text goes in beside it. Every row comes out once, good or quarantined with a reason;
+padding); hostile text goes in beside it, and quantities that are no count (`inf`, `1e400`, `(5)`,
+`5.7`, `1,5`, Arabic-Indic digits). Every row comes out once, good or quarantined with a reason;
 a number reads back as the number drawn (never another one: `2,00` under a decimal point is
 quarantined, not 200); an instant reads back as drawn when it lies in 1900-2099 and is quarantined as
 out of range otherwise (year 1, 9999 and the literal year 0 included)."""
@@ -70,13 +71,19 @@ def written_instant(draw: st.DrawFn) -> tuple[str, datetime | None]:
     return text, instant if 1900 <= instant.year < 2100 else None
 
 
+# Quantities no export means as a count: infinities, overflow, hex, accounting negatives, Arabic-Indic
+# digits, a fraction, a decimal-comma fraction, a null token.
+BAD_QUANTITIES = ["inf", "-Infinity", "1e400", "99999999999", "0x10", "(5)", "5-", "١٢", "5.7", "1,5", "NaN", ""]
+quantity = st.one_of(st.integers(-1_000, 100_000).map(lambda q: (str(q), q)),
+                     st.sampled_from(BAD_QUANTITIES).map(lambda t: (t, None)))
+
+
 def rows_strategy(mark: str) -> st.SearchStrategy:
-    return st.lists(st.tuples(st.integers(0, 100), written_number(mark), written_instant(), hostile),
-                    min_size=1, max_size=60)
+    return st.lists(st.tuples(quantity, written_number(mark), written_instant(), hostile), min_size=1, max_size=60)
 
 
 def _standardize(spark, rows: list, mark: str):
-    data = [(f"L{i}", str(qty), price[0], sold[0], note, "drop/file.csv") for i, (qty, price, sold, note)
+    data = [(f"L{i}", qty[0], price[0], sold[0], note, "drop/file.csv") for i, (qty, price, sold, note)
             in enumerate(rows)]
     raw = spark.createDataFrame(data, "line string, quantity string, unit_price string, sold_at string, "
                                       "note string, _source_file string")
@@ -100,11 +107,13 @@ def _check(spark, rows: list, mark: str) -> None:
     good, rejected = _standardize(spark, rows, mark)
     assert not set(good) & set(rejected)
     assert set(good) | set(rejected) == {f"L{i}" for i in range(len(rows))}  # every row once
-    for i, (quantity, (price_text, price), (sold_text, sold), note) in enumerate(rows):
+    for i, ((quantity_text, quantity), (price_text, price), (sold_text, sold), note) in enumerate(rows):
         line = f"L{i}"
-        if price is None or sold is None:
-            assert line in rejected, (price_text, sold_text)
+        if quantity is None or price is None or sold is None:
+            assert line in rejected, (quantity_text, price_text, sold_text)
             reason = rejected[line]
+            if quantity is None:  # a required column: no value is `missing`, a bad one `unparsable`
+                assert "quantity" in reason, (quantity_text, reason)
             if price is None:
                 assert "unparsable unit_price" in reason, (price_text, reason)
             if sold is None:
@@ -139,6 +148,6 @@ def test_european_and_english_exports_of_the_same_prices(spark) -> None:
     english = ["$1,234.50", "2.00", ".99"]
     sold = ("2024-03-01 10:00:00", datetime(2024, 3, 1, 10))
     for texts, mark in ((german, ","), (english, ".")):
-        _check(spark, [(1, (t, p), sold, "ok") for t, p in zip(texts, prices, strict=True)], mark)
-    misread = [(1, (t, None), sold, "ok") for t in german[:2]]
+        _check(spark, [(("1", 1), (t, p), sold, "ok") for t, p in zip(texts, prices, strict=True)], mark)
+    misread = [(("1", 1), (t, None), sold, "ok") for t in german[:2]]
     _check(spark, misread, ".")
