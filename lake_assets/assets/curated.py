@@ -581,7 +581,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         ).withColumns({DELIVERED_ON: on_day, SALE_DATE: F.to_date("sold_at")}), dimensions)
         observed = Observation()  # a fresh name: one session runs many days
         facts = facts.observe(observed, *_fact_figures(dimensions)).drop(*[_KNOWN + key for key in dimensions])
-        content, touched = facts, []
+        content, touched, again = facts, [], []
         if run_days:
             # Rows this run replaces: its lines wherever they are now (a line whose sale date changed is in
             # another date), and whatever an earlier run of this day wrote (only in dates this day or a
@@ -595,19 +595,21 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             if moved is not None:
                 replaced.append(moved)
             dates = reduce(DataFrame.unionByName, replaced).distinct()
+            # Of the sale dates a splice may affect, only those holding a row whose key changes are rewritten.
+            again = _dates_resolving_differently(spark, lake, redo.dates, dim_customer, dim_product)
             touched = sorted({r[0] for r in dates.select(F.col(SALE_DATE).cast("string")).collect() if r[0]}
-                             | set(redo.dates))
+                             | set(again))
             kept = read_partitions(spark, lake, FACT_KEY, [d for d in touched if d in run_days])
             if kept is not None:
                 kept = kept.join(lines, "sale_line_id", "left_anti").filter(F.col(DELIVERED_ON) != on_day)
-                if redo.dates:
-                    kept = _resolved_again(kept, redo.dates, dim_customer, dim_product)
+                if again:
+                    kept = _resolved_again(kept, again, dim_customer, dim_product)
                 content = facts.unionByName(kept, allowMissingColumns=True)
         # One commit for every touched sale date, made by the IO manager, the run day recorded with it; the
         # figures observed on the day's rows while they are written become the output's metadata.
         yield Output(LakeWrite(content, state={RUN_DAY: day, RE_RESOLVED: redo.done}, partition_column=SALE_DATE,
                                replace=tuple(touched), observation=observed),
-                     metadata={"sale_dates_resolved_again": len(redo.dates),
+                     metadata={"sale_dates_resolved_again": len(again),
                                "sale_dates_waiting_to_resolve_again": len(redo.waiting)})
         # Stored before this code resumes: the checks read the table as written.
         run_id = context.run.run_id
@@ -663,13 +665,32 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
     return fact_sales
 
 
+def _keys_resolved_again(rows: DataFrame, dim_customer: DataFrame, dim_product: DataFrame) -> DataFrame:
+    """`rows` with their customer and product keys resolved again as of sold_at."""
+    rows = re_resolve_keys(rows, dim_customer, "customer_id", "customer_key")
+    return re_resolve_keys(rows, dim_product, "product_id", "product_key")
+
+
 def _resolved_again(kept: DataFrame, dates: list[str], dim_customer: DataFrame, dim_product: DataFrame) -> DataFrame:
     """`kept` with the customer and product keys of its rows in `dates` resolved again as of sold_at."""
     again = F.col(SALE_DATE).cast("string").isin(dates)
-    rows = kept.filter(again)
-    rows = re_resolve_keys(rows, dim_customer, "customer_id", "customer_key")
-    rows = re_resolve_keys(rows, dim_product, "product_id", "product_key")
-    return kept.filter(~again).unionByName(rows)
+    return kept.filter(~again).unionByName(_keys_resolved_again(kept.filter(again), dim_customer, dim_product))
+
+
+def _dates_resolving_differently(spark: SparkSession, lake: LakeStorage, dates: list[str], dim_customer: DataFrame,
+                                 dim_product: DataFrame) -> list[str]:
+    """The sale dates among `dates` holding a row whose customer or product key resolves differently now.
+
+    A splice's window covers every sale date of the changed stretch of a member's history (from 1900 for
+    a record dated before the member's first version), but only the dates where that member sold need
+    rewriting: this reads the key columns of `dates` alone, and the other dates keep their files."""
+    if not dates:
+        return []
+    keys = read_columns(spark, lake, FACT_KEY, dates, [SALE_DATE, "sold_at", "customer_key", "product_key"])
+    before = keys.select("*", F.col("customer_key").alias("_was_customer"), F.col("product_key").alias("_was_product"))
+    after = _keys_resolved_again(before, dim_customer, dim_product)
+    moved = (F.col("customer_key") != F.col("_was_customer")) | (F.col("product_key") != F.col("_was_product"))
+    return sorted(r[0] for r in after.filter(moved).select(F.col(SALE_DATE).cast("string")).distinct().collect())
 
 
 def _require_sale_date_partitions(lake: LakeStorage) -> None:
