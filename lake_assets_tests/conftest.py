@@ -46,7 +46,7 @@ def require_listening(name: str, port: int, host: str = "127.0.0.1") -> None:
 
 # --------------------------------------------------------------------------- environment
 # One JVM serves every in-process run of the test session, whichever test starts it (the `spark`
-# fixture or a run's own Spark resource), a 10-day range run included: more heap than the default
+# fixture or a run's own Spark resource), a 30-day range run included: more heap than the default
 # 1 GB, which is sized for one run's process. The CLI runs tests start inherit it.
 os.environ.setdefault("PYSPARK_SUBMIT_ARGS", "--driver-memory 2g pyspark-shell")
 

@@ -83,6 +83,7 @@ from lake_assets.io_managers.spark_lake import (
     read_spark_if_exists,
 )
 from lake_assets.resources.lake_storage import LakeStorage
+from spark.checkpoint import local_checkpoint
 from spark.observations import observed_figures
 from spark.scd2 import ATTR_HASH, DELETE_FLAG, END_OF_TIME, add_inferred_members, late_changes, unknown_member
 from spark.scd2_members import split_by_members, whole_dimension
@@ -347,21 +348,21 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                     late_sample += [(str(r[0]), str(r[1]), str(r[2])) for r in
                                     ignored.orderBy(natural_key).limit(LATE_SAMPLE - len(late_sample)).collect()]
                 late_count += found
-                touched = scd2_merge(
+                touched = local_checkpoint(scd2_merge(
                     touched, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
                     effective_col=effective, type1_columns=type1_columns,
                     delete_policy=settings.delete_policy, type1_null_policy=settings.type1_null_policy,
                     # A source without change timestamps: its changes take effect at 00:00 UTC of the day.
                     undated_at=datetime.fromisoformat(day), keys_above=split.keys_above,
-                ).localCheckpoint()  # cut the lineage: each day's merge builds on the last
+                ))  # cut lineage and size estimate: each day's merge builds on the last
             if "sales" in batches:
                 # Members among the rows kept aside are known: only the others can be inferred.
                 referenced = read_spark(spark, lake, SALE_SOURCE, day).select(natural_key).join(
                     split.kept.select(natural_key), natural_key, "left_anti")
-                touched = add_inferred_members(
+                touched = local_checkpoint(add_inferred_members(
                     touched, referenced, key_col=key_col, natural_key=natural_key, attributes=attributes,
                     keys_above=split.keys_above,
-                ).localCheckpoint()
+                ))
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
         state = split.combined(touched)
@@ -418,16 +419,16 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
         for day, batches in pending:
             if "changes" in batches:
                 changes = _conform(read_spark(spark, lake, source_key, day), attributes)
-                state = scd1_merge(
+                state = local_checkpoint(scd1_merge(
                     state, changes, key_col="location_key", natural_key="location_id", attributes=attributes
-                ).localCheckpoint()
+                ))
             if "sales" in batches:
                 if state is None:
                     state = unknown_member(spark, "location_key", "location_id", attributes, scd2=False)
-                state = add_inferred_members(
+                state = local_checkpoint(add_inferred_members(
                     state, read_spark(spark, lake, SALE_SOURCE, day), key_col="location_key",
                     natural_key="location_id", attributes=attributes, scd2=False,
-                ).localCheckpoint()
+                ))
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
         if state is None:
