@@ -338,7 +338,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                         # Dated by Spark (UTC session), as sale_date is: not by Python's local time zone.
                         windows += [(r[0], r[1]) for r in splice.windows.select(
                             F.to_date("window_from"), F.to_date("window_to")).collect()]
-                        touched = splice.dimension.localCheckpoint()
+                        touched = local_checkpoint(splice.dimension)
                     spliced_count += spliced
                 else:
                     ignored = late_changes(touched, changes, natural_key=natural_key, attributes=attributes,
