@@ -9,16 +9,17 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from lake_assets.assets.fact_lines import files_that_may_hold, lines_meeting, sale_dates_holding
+from lake_assets.assets.fact_lines import files_that_may_hold, line_counts, lines_meeting, sale_dates_holding
 from lake_assets.assets.fact_partitions import FACT_KEY, SALE_DATE
 from lake_assets.io_managers.spark_lake import write_spark_partitions
 from lake_assets.resources.lake_storage import LakeStorage
 
 
-def _facts(spark: SparkSession, rows: list[tuple[str, str]]) -> DataFrame:
-    """(sale_line_id, sale date) pairs as fact rows."""
+def _facts(spark: SparkSession, rows: list[tuple[str, str]], tasks: int = 1) -> DataFrame:
+    """(sale_line_id, sale date) pairs as fact rows, in `tasks` Spark partitions (one: a small day's
+    sales, read from one file)."""
     return spark.createDataFrame([(line, date.fromisoformat(day)) for line, day in rows],
-                                 f"sale_line_id string, {SALE_DATE} date")
+                                 f"sale_line_id string, {SALE_DATE} date").repartition(tasks)
 
 
 def _lines(spark: SparkSession, ids: list[str]) -> DataFrame:
@@ -73,25 +74,20 @@ def test_a_line_written_twice_is_met_twice_when_one_row_is_in_a_written_date(
     assert lines_meeting(spark, lake, set()).count() == 0
 
 
-def test_a_date_larger_than_the_advisory_size_is_several_files_each_one_date(
+def test_a_date_spread_over_several_tasks_is_several_files_each_one_date(
     tmp_path: Path, spark: SparkSession
 ) -> None:
-    """A date's rows are written by several tasks once they exceed Spark's advisory partition size
-    (lowered here so that a few thousand rows do): every file holds one date, every row is committed
-    once, and a line is still found in exactly the file that holds it."""
+    """A large day's sales are read by several tasks (one per input split), each writing its own file
+    per date it holds, with no shuffle between: every file holds one date, a date has no more files
+    than there are tasks, every row is committed once, and a line is still found in exactly the file
+    that holds it."""
     lake = LakeStorage(url=str(tmp_path / "lake"))
     rows = [(f"L{k:05d}", "2024-01-01") for k in range(6000)] + [("M00001", "2024-01-02")]
-    key = "spark.sql.adaptive.advisoryPartitionSizeInBytes"
-    before = spark.conf.get(key)
-    spark.conf.set(key, "16k")
-    try:
-        commits = write_spark_partitions(_facts(spark, rows), lake, FACT_KEY, SALE_DATE)
-    finally:
-        spark.conf.set(key, before)
+    commits = write_spark_partitions(_facts(spark, rows, tasks=3), lake, FACT_KEY, SALE_DATE)
     assert {day: c.rows for day, c in commits.items()} == {"2024-01-01": 6000, "2024-01-02": 1}
     bounds = lake.string_bounds(FACT_KEY, "sale_line_id")
     big = [b for b in bounds if b.partition == "2024-01-01"]
-    assert len(big) > 1 and [b.partition for b in bounds].count("2024-01-02") == 1
+    assert len(big) == 3 and [b.partition for b in bounds].count("2024-01-02") == 1
     stored = spark.read.parquet(*[b.path for b in bounds])
     assert stored.count() == len(rows)
     assert {(r[0], r[1].isoformat()) for r in stored.select("sale_line_id", SALE_DATE).collect()} == set(rows)
@@ -100,3 +96,18 @@ def test_a_date_larger_than_the_advisory_size_is_several_files_each_one_date(
         assert {r[1].isoformat() for r in in_file} == {"2024-01-01"}
         line = in_file[0][0]
         assert b.path in files_that_may_hold(spark, lake, _lines(spark, [line]))
+
+
+def test_line_counts_are_exact_with_repeated_and_null_ids(spark: SparkSession) -> None:
+    """Rows and distinct non-NULL ids, as COUNT(*) and COUNT(DISTINCT) of the input have them, whether
+    the hashes counted first all differ or not."""
+    cases = {
+        "unique": [f"L{k:04d}" for k in range(500)],
+        "one repeated": [f"L{k:04d}" for k in range(500)] + ["L0007"],
+        "NULL ids": [f"L{k:04d}" for k in range(10)] + [None, None],
+        "empty": [],
+    }
+    for name, ids in cases.items():
+        frame = spark.createDataFrame([(i,) for i in ids], "sale_line_id string")
+        expected = {"rows": len(ids), "distinct_lines": len({i for i in ids if i is not None})}
+        assert line_counts(frame) == expected, name

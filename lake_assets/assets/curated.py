@@ -59,7 +59,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lake_assets.assets.day_range import each_day
-from lake_assets.assets.fact_lines import lines_meeting, sale_dates_holding
+from lake_assets.assets.fact_lines import line_counts, lines_meeting, sale_dates_holding
 from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
 from lake_assets.assets.late_splices import (
     RE_RESOLVED,
@@ -629,8 +629,7 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
             orphans = {key: (count, _missing_sample(delivered, dimensions[key], key) if count else [])
                        for key, (count, _) in orphans.items()}
         checked = lines_meeting(spark, lake, written)
-        unique = checked.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("sale_line_id").alias("distinct_lines")
-                             ).collect()[0]
+        unique = line_counts(checked)
         duplicated = [] if unique["rows"] == unique["distinct_lines"] else [
             r["sale_line_id"] for r in checked.groupBy("sale_line_id").count().filter("count > 1")
             .orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]

@@ -136,9 +136,9 @@ def write_spark_partitions(
 ) -> dict[str, CommitInfo]:
     """Replace, in one atomic commit, every partition of the date column `column` that `df` has rows
     in, plus the partitions `replace` (emptied when `df` has none of their rows). Returns
-    {partition: commit}. One data file per date, or several for a date larger than Spark's advisory
-    partition size (`spark.sql.adaptive.advisoryPartitionSizeInBytes`, 64 MB by default), written by
-    as many tasks in parallel."""
+    {partition: commit}. Written without a shuffle: each task of `df` writes one data file per date
+    it holds rows of, so a date has at most as many files as `df` has tasks (one per input split of
+    about `spark.sql.files.maxPartitionBytes`, 128 MB by default), written in parallel."""
     with lake.staged_partitions(key_path, column) as batch:
         if lake.is_s3:
             table = df.toArrow()
@@ -147,10 +147,9 @@ def write_spark_partitions(
                 pq.write_table(one, f"{batch.local_dir}/part-{number:05d}.parquet", compression="snappy")
         else:
             # Spark leaves the partitionBy column out of the files, and the catalog places a file by the
-            # column's statistics: partition by a copy so the files keep `column`. REBALANCE rather than
-            # repartition: a day's sales mostly share one date, and repartition would write all of
-            # them from one task; adaptive execution splits such a partition into advisory-size pieces.
+            # column's statistics: partition by a copy so the files keep `column`. No shuffle by date
+            # before the write: it would send every row through the shuffle once more (a third of the
+            # fact step at 5M lines) only to merge the few files each date gets from the input's tasks.
             spread = "_lake_partition"
-            (df.withColumn(spread, F.col(column)).hint("rebalance", spread)
-             .write.mode("overwrite").partitionBy(spread).parquet(batch.local_dir))
+            df.withColumn(spread, F.col(column)).write.mode("overwrite").partitionBy(spread).parquet(batch.local_dir)
         return batch.commit(replace, state)

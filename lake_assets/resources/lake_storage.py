@@ -21,7 +21,7 @@ Guarantees:
   caller's state) as a table property. Readers see the previous snapshot or the new one, never a mix;
   a crash before the commit leaves the previous snapshot and an orphan directory.
 * A table partitioned on a date column of its own data (curated/fact_sales: `sale_date`) is written
-  with `staged_partitions`: one file per date staged (several for a large date), then ONE transaction
+  with `staged_partitions`: the files of every date staged (one per writing task and date), then ONE transaction
   replaces every date the write holds rows of (or names in `replace`), with one commit record per date.
 * Replaced files stay on disk: older snapshots (time travel, readers planning the previous snapshot)
   still reference them. Only snapshot expiry followed by orphan removal may delete them.
