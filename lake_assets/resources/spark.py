@@ -3,6 +3,9 @@ step that uses Spark starts it in the background as the run begins, so the JVM's
 raw ingestion instead of delaying the first Spark step; a run of the raw tables alone (or of the
 warehouse loads alone), which touches no DataFrame, starts none (`BackgroundStartPySparkResource`).
 
+The driver JVM maps a class-data-sharing archive of Spark's classes when this machine has one, and
+a run without one has it built in the background for the next (`resources/jvm_class_archive.py`).
+
 `spark.master` may be `local[*]` (default), a cluster URL (`spark://host:7077`) or a Spark Connect URL
 (`sc://host:15002`), in which case the session is a Spark Connect client session. On a cluster the run
 process is the driver (client mode) and executors do the lake's file I/O: README, "Running on a Spark
@@ -21,6 +24,7 @@ from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr
 
 from lake_assets.config import SparkConfig
+from lake_assets.resources import jvm_class_archive
 
 # Deterministic timestamps (dates derived from timestamps must not depend on the host's timezone)
 # and small shuffles: the defaults (200 partitions) waste most of a 2-core machine's time.
@@ -60,7 +64,9 @@ def spark_conf_for(config: SparkConfig) -> dict[str, str]:
     conf.update(config.conf)
     if not config.master.startswith("sc://"):
         for key in _JAVA_OPTION_KEYS:
-            conf[key] = f"{JVM_OPTIONS} {conf.get(key, '')}".strip()
+            # The class archive describes this machine's JVM: the driver's, never a cluster's executors.
+            archive = jvm_class_archive.java_options() if key == "spark.driver.extraJavaOptions" else ""
+            conf[key] = " ".join(o for o in (JVM_OPTIONS, archive, conf.get(key, "")) if o)
     return conf
 
 
@@ -101,7 +107,11 @@ class BackgroundStartPySparkResource(LazyPySparkResource):
         # Every use (spark_session, spark_context) waits for a start under way rather than racing it.
         if self._starting is not None and self._starting is not threading.current_thread():
             self._starting.join()
+        starts = self._spark_session is None
         super()._init_session()
+        if starts and "-XX:SharedArchiveFile" not in str(self.spark_config.get("spark.driver.extraJavaOptions", "")):
+            # A session started without the class archive has it built, detached, for the next runs.
+            jvm_class_archive.ensure_archive()
 
 
 def build_spark_resource(config: SparkConfig) -> BackgroundStartPySparkResource:

@@ -1,0 +1,75 @@
+"""The Spark driver's class-data-sharing archive: built by a real JVM, mapped by a real one, never
+built twice at once, and never in the way of a run (no archive: no option)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lake_assets.config import SparkConfig
+from lake_assets.resources import jvm_class_archive
+from lake_assets.resources.spark import spark_conf_for
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAKE_JVM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("LAKE_JVM_CLASS_ARCHIVE", raising=False)
+    return tmp_path / "cache"
+
+
+def _driver_options() -> str:
+    return spark_conf_for(SparkConfig())["spark.driver.extraJavaOptions"]
+
+
+def test_no_archive_means_no_option_and_one_builder_at_a_time(cache: Path) -> None:
+    path = jvm_class_archive.archive_path()
+    assert path is not None and path.parent == cache and not path.exists()
+    assert "SharedArchiveFile" not in _driver_options()
+    # The first caller takes the lock; a concurrent one does not build again.
+    assert jvm_class_archive._take_lock(path)
+    assert not jvm_class_archive._take_lock(path)
+    # A lock older than RETRY_AFTER (a builder that died) is taken over.
+    stale = time.time() - jvm_class_archive.RETRY_AFTER - 60
+    os.utime(path.with_suffix(".lock"), (stale, stale))
+    assert jvm_class_archive._take_lock(path)
+
+
+def test_turned_off_adds_nothing(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = jvm_class_archive.archive_path()
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")  # present, but switched off
+    monkeypatch.setenv("LAKE_JVM_CLASS_ARCHIVE", "0")
+    assert "SharedArchiveFile" not in _driver_options()
+    jvm_class_archive.ensure_archive()
+    assert not path.with_suffix(".lock").exists()
+
+
+def test_a_built_archive_is_mapped_by_the_driver_jvm(cache: Path, tmp_path: Path) -> None:
+    path = jvm_class_archive.archive_path()
+    assert path is not None
+    jvm_class_archive.build(path)
+    assert path.is_file() and path.stat().st_size > 10_000_000
+    assert not list(cache.glob("*.lock")) and not list(cache.glob("*.tmp"))
+    options = _driver_options()
+    assert f"-XX:SharedArchiveFile={path}" in options
+    assert options.startswith("-XX:-DontCompileHugeMethods")
+    assert "SharedArchiveFile" not in spark_conf_for(SparkConfig())["spark.executor.extraJavaOptions"]
+    # -Xshare:on makes a JVM that cannot map the archive fail at start instead of going on without it.
+    script = tmp_path / "one_job.py"
+    script.write_text("from pyspark.sql import SparkSession\n"
+                      "s = SparkSession.builder.getOrCreate()\n"
+                      "assert s.range(10).count() == 10\n"
+                      "s.stop()\n", encoding="utf-8")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    result = subprocess.run(
+        [str(jvm_class_archive.spark_home() / "bin" / "spark-submit"), "--master", "local[1]",
+         "--conf", "spark.ui.enabled=false", "--driver-java-options", f"{options} -Xshare:on", str(script)],
+        env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
