@@ -13,7 +13,7 @@ import pytest
 
 from lake_assets.config import SparkConfig
 from lake_assets.resources import jvm_class_archive
-from lake_assets.resources.spark import spark_conf_for
+from lake_assets.resources.spark import JVM_OPTIONS, spark_conf_for
 
 
 @pytest.fixture()
@@ -28,7 +28,7 @@ def _driver_options() -> str:
 
 
 def test_no_archive_means_no_option_and_one_builder_at_a_time(cache: Path) -> None:
-    path = jvm_class_archive.archive_path()
+    path = jvm_class_archive.archive_path(JVM_OPTIONS)
     assert path is not None and path.parent == cache and not path.exists()
     assert "SharedArchiveFile" not in _driver_options()
     # The first caller takes the lock; a concurrent one does not build again.
@@ -41,7 +41,7 @@ def test_no_archive_means_no_option_and_one_builder_at_a_time(cache: Path) -> No
 
 
 def test_turned_off_adds_nothing(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = jvm_class_archive.archive_path()
+    path = jvm_class_archive.archive_path(JVM_OPTIONS)
     assert path is not None
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")  # present, but switched off
@@ -52,14 +52,14 @@ def test_turned_off_adds_nothing(cache: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_a_built_archive_is_mapped_by_the_driver_jvm(cache: Path, tmp_path: Path) -> None:
-    path = jvm_class_archive.archive_path()
+    path = jvm_class_archive.archive_path(JVM_OPTIONS)
     assert path is not None
-    jvm_class_archive.build(path)
+    jvm_class_archive.build(path, JVM_OPTIONS)
     assert path.is_file() and path.stat().st_size > 10_000_000
     assert not list(cache.glob("*.lock")) and not list(cache.glob("*.tmp"))
     options = _driver_options()
     assert f"-XX:SharedArchiveFile={path}" in options
-    assert options.startswith("-XX:-DontCompileHugeMethods")
+    assert options.startswith(JVM_OPTIONS)
     assert "SharedArchiveFile" not in spark_conf_for(SparkConfig())["spark.executor.extraJavaOptions"]
     # -Xshare:on makes a JVM that cannot map the archive fail at start instead of going on without it.
     script = tmp_path / "one_job.py"

@@ -7,7 +7,7 @@ HotSpot (JDK 13 and later) dumps the classes a JVM loaded into an archive when i
 (`-XX:ArchiveClassesAtExit`) and maps such an archive into later JVMs (`-XX:SharedArchiveFile`). An
 archive is valid only for the Java build and the class path it was dumped with, so there is one per
 Java installation and Spark jars directory: `<cache>/spark-classes-<key>.jsa`, the key a hash of the
-java binary and the jars directory's listing. `<cache>` is `$LAKE_JVM_CACHE_DIR`, else
+java binary, the JVM options and the jars directory's listing. `<cache>` is `$LAKE_JVM_CACHE_DIR`, else
 `$XDG_CACHE_HOME/lake_assets`, else `~/.cache/lake_assets`.
 
 Guarantees:
@@ -62,13 +62,13 @@ def _java() -> Path | None:
     return Path(found).resolve() if found and Path(found).exists() else None
 
 
-def archive_path() -> Path | None:
-    """This machine's archive path for the Java and Spark PySpark would launch (the file may not exist
-    yet); None when no java binary or jars directory is found."""
+def archive_path(jvm_options: str = "") -> Path | None:
+    """This machine's archive path for the Java and Spark PySpark would launch, started with
+    `jvm_options` (the file may not exist yet); None when no java binary or jars directory is found."""
     java, jars = _java(), spark_home() / "jars"
     if java is None or not jars.is_dir():
         return None
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(jvm_options.encode())
     for part in (java, *sorted(jars.iterdir())):
         stat = part.stat()
         digest.update(f"{part}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
@@ -79,26 +79,28 @@ def enabled() -> bool:
     return os.environ.get("LAKE_JVM_CLASS_ARCHIVE", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
-def java_options() -> str:
-    """The driver JVM option that maps the archive, when it exists; else "" (and `ensure_archive`
-    builds it for later runs)."""
+def java_options(jvm_options: str = "") -> str:
+    """The option that maps the archive into a driver JVM started with `jvm_options`, when it exists;
+    else "" (and `ensure_archive` builds it for later runs)."""
     if not enabled():
         return ""
-    path = archive_path()
+    path = archive_path(jvm_options)
     return f"-XX:SharedArchiveFile={path}" if path is not None and path.is_file() else ""
 
 
-def ensure_archive() -> None:
+def ensure_archive(jvm_options: str = "") -> None:
     """Start the detached builder when the archive is missing and nobody is building it; returns at
-    once. Errors (an unwritable cache directory, say) are swallowed: the archive is an optimisation."""
+    once. `jvm_options`: the driver's own options (its garbage collector, say), so the archive is
+    dumped by a JVM configured as the ones that map it. Errors (an unwritable cache directory, say)
+    are swallowed: the archive is an optimisation."""
     if not enabled():
         return
     try:
-        path = archive_path()
+        path = archive_path(jvm_options)
         if path is None or path.is_file() or not _take_lock(path):
             return
         subprocess.Popen(
-            [sys.executable, "-m", "lake_assets.resources.jvm_class_archive", str(path)],
+            [sys.executable, "-m", "lake_assets.resources.jvm_class_archive", str(path), jvm_options],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # outlives the run; no terminal signal reaches it
         )
@@ -148,18 +150,19 @@ spark.stop()
 """
 
 
-def build(path: Path) -> None:
-    """Run the workload in a JVM that dumps its classes at exit, then move the archive into place."""
+def build(path: Path, jvm_options: str = "") -> None:
+    """Run the workload in a JVM (with `jvm_options`) that dumps its classes at exit, then move the
+    archive into place."""
     lock = _lock(path)
     with tempfile.TemporaryDirectory(prefix="lake-jvm-archive-") as work:
         script, dumped = Path(work) / "workload.py", Path(work) / "classes.jsa"
         script.write_text(_WORKLOAD, encoding="utf-8")
         env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
         # spark-submit returns when its JVM has exited, i.e. after the archive is written.
+        dump = f"{jvm_options} -XX:ArchiveClassesAtExit={dumped}".strip()
         result = subprocess.run(
             ["nice", "-n", "19", str(spark_home() / "bin" / "spark-submit"), "--master", "local[2]",
-             "--conf", "spark.ui.enabled=false", "--driver-java-options", f"-XX:ArchiveClassesAtExit={dumped}",
-             str(script), str(Path(work) / "out")],
+             "--conf", "spark.ui.enabled=false", "--driver-java-options", dump, str(script), str(Path(work) / "out")],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
         )
         if result.returncode != 0 or not dumped.is_file():
@@ -172,4 +175,4 @@ def build(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]))
+    build(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "")
