@@ -166,7 +166,7 @@ def _undated_stamp(undated_at: datetime | None) -> Column:
     return F.lit(undated_at.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
 
 
-def _events(
+def change_events(
     changes: DataFrame,
     natural_key: str,
     attr_cols: Sequence[str],
@@ -227,7 +227,7 @@ def scd2_merge(
         raise ValueError(f"type1 columns {sorted(unknown_type1)} are not attributes of the dimension")
     type2_cols = [c for c in attr_cols if c not in type1_columns]
     columns = [key_col, natural_key, *attr_cols, *SCD2_META]
-    current = _with_changed_at(current).select(*columns)
+    current = with_changed_at(current).select(*columns)
     known = current.filter(F.col(key_col) != UNKNOWN_KEY)
 
     # The member's latest version is the anchor the batch continues from.
@@ -243,11 +243,11 @@ def scd2_merge(
             F.col("is_current").alias("_a_current"),
             F.col("is_inferred").alias("_a_inferred"),
             F.struct(*attr_cols).alias("_a_attrs"),
-            _last_change().alias("_a_time"),
+            last_change_at().alias("_a_time"),
             F.when(F.col("is_current"), F.col("row_hash")).otherwise(F.lit(_CLOSED)).alias("_a_hash"),
         )
     )
-    events = _events(changes, natural_key, attr_cols, effective_col, delete_policy, undated_at)
+    events = change_events(changes, natural_key, attr_cols, effective_col, delete_policy, undated_at)
     events = events.join(anchors, natural_key, "left").filter(
         F.col("_a_time").isNull() | (F.col("_effective") > F.col("_a_time"))
     )
@@ -265,9 +265,9 @@ def scd2_merge(
         )
     # The keyed hash of the unmasked values when the batch has it; a delete row has none, and a
     # `mark_deleted` version is told apart by its marker, so its delivered values suffice there.
-    type2_hash = _type2_hash(type2_cols)
+    type2_hash = type2_hash_of(type2_cols)
     event_hash = (
-        F.when(~F.col("_deleted"), _stored_hash(type2_hash))
+        F.when(~F.col("_deleted"), stored_hash(type2_hash))
         .when(F.lit(delete_policy == "close"), F.lit(_CLOSED))
         .otherwise(F.base64(F.unhex(F.sha2(F.concat(type2_hash, F.lit("|deleted")), 256))))
     )
@@ -334,23 +334,24 @@ def scd2_merge(
     return merged
 
 
-def _with_changed_at(dim: DataFrame) -> DataFrame:
+def with_changed_at(dim: DataFrame) -> DataFrame:
     """`dim` with `_changed_at` (NULL in a dimension written before the column existed)."""
     return dim if CHANGED_AT in dim.columns else dim.withColumn(CHANGED_AT, F.lit(None).cast("timestamp"))
 
 
-def _last_change() -> Column:
+def last_change_at() -> Column:
     """A version row's last recorded change: its delete time when closed, else when it changed."""
     changed = F.coalesce(F.col(CHANGED_AT), F.col("valid_from"))
     return F.greatest(changed, F.when(F.col("valid_to") != _ts(END_OF_TIME), F.col("valid_to")))
 
 
-def _type2_hash(type2_cols: Sequence[str]) -> Column:
+def type2_hash_of(type2_cols: Sequence[str]) -> Column:
     """Hex SHA-256 of a row's Type-2 state: the keyed `_attr_hash` when the batch has it."""
     return F.coalesce(F.col(ATTR_HASH), row_hash(type2_cols))
 
 
-def _stored_hash(type2_hash: Column) -> Column:
+def stored_hash(type2_hash: Column) -> Column:
+    """The stored form of a hex Type-2 hash: base64 of its bytes."""
     # Stored base64, not hex: 64 hex characters often hold a Luhn-valid run of digits, which the
     # warehouse PII scan would rightly report as a card number.
     return F.base64(F.unhex(type2_hash))
@@ -374,8 +375,8 @@ def late_changes(
     Rows without an effective time and delete rows are never late.
     """
     type2_cols = [c for c in attributes if c not in type1_columns]
-    known = _with_changed_at(current).filter((F.col("version") > 0) & ~F.col("is_inferred"))
-    last_change = known.groupBy(natural_key).agg(F.max(_last_change()).alias("applied_until"))
+    known = with_changed_at(current).filter((F.col("version") > 0) & ~F.col("is_inferred"))
+    last_change = known.groupBy(natural_key).agg(F.max(last_change_at()).alias("applied_until"))
     if ATTR_HASH not in changes.columns:
         changes = changes.withColumn(ATTR_HASH, F.lit(None).cast("string"))
     dated = changes.filter(F.col(effective_col).isNotNull())
@@ -383,7 +384,7 @@ def late_changes(
         dated = dated.filter(~F.coalesce(F.col(DELETE_FLAG), F.lit(False)))
     late = (
         dated.select(natural_key, F.col(effective_col).alias("effective_at"),
-                     _stored_hash(_type2_hash(type2_cols)).alias("_hash"))
+                     stored_hash(type2_hash_of(type2_cols)).alias("_hash"))
         .join(last_change, natural_key)
         .filter(F.col("effective_at") <= F.col("applied_until"))
     )

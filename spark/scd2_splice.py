@@ -47,12 +47,12 @@ from spark.scd2 import (
     SCD2_META,
     UNKNOWN_KEY,
     DeletePolicy,
-    _events,
-    _last_change,
-    _stored_hash,
-    _type2_hash,
-    _with_changed_at,
+    change_events,
+    last_change_at,
     max_key,
+    stored_hash,
+    type2_hash_of,
+    with_changed_at,
 )
 
 
@@ -102,16 +102,16 @@ def splice_late_changes(
     attr_cols = list(attributes)
     type2_cols = [c for c in attr_cols if c not in type1_columns]
     columns = [key_col, nk, *attr_cols, *SCD2_META]
-    current = _with_changed_at(current).select(*columns)
+    current = with_changed_at(current).select(*columns)
     known = current.filter((F.col(key_col) != UNKNOWN_KEY) & ~F.col("is_inferred"))
-    applied = known.groupBy(nk).agg(F.max(_last_change()).alias("applied_until"))
+    applied = known.groupBy(nk).agg(F.max(last_change_at()).alias("applied_until"))
 
     dated = changes.filter(F.col(effective_col).isNotNull())
-    events = _events(dated, nk, attr_cols, effective_col, "close", None)
+    events = change_events(dated, nk, attr_cols, effective_col, "close", None)
     late = (
         events.join(applied, nk)
         .filter(F.col("_effective") <= F.col("applied_until"))
-        .withColumn("row_hash", F.when(~F.col("_deleted"), _stored_hash(_type2_hash(type2_cols))))
+        .withColumn("row_hash", F.when(~F.col("_deleted"), stored_hash(type2_hash_of(type2_cols))))
     )
     spans = known.select(
         F.col(nk).alias("_member"), F.col(key_col).alias("_span"), F.col("valid_from").alias("_span_from"),

@@ -270,6 +270,13 @@ def _pending_days(
     return sorted(days.items())
 
 
+def _carried(df: DataFrame, *, read_again: bool) -> DataFrame:
+    """`df` checkpointed (`local_checkpoint`) when a later day's step of the same run builds on it; as
+    it is when only the write reads it. Same rows either way. A state read once more gains nothing from
+    a checkpoint (one more job, then a re-read of its blocks), and no later day's plan grows on it."""
+    return local_checkpoint(df) if read_again else df
+
+
 def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchema, key_col: str) -> AssetsDefinition:
     attributes = _attributes(entity, exclude=(entity.cursor,) if entity.cursor else ())
     natural_key = entity.key[0]
@@ -323,7 +330,8 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         late_count = spliced_count = 0
         late_sample: list[tuple[str, str, str]] = []
         windows: list[tuple[date, date]] = []
-        for day, batches in pending:
+        for number, (day, batches) in enumerate(pending, start=1):
+            last_day = number == len(pending)
             if day in deliveries:
                 changes = _scd2_changes(touched, deliveries[day], natural_key, attributes, effective,
                                         settings.delete_detection, day)
@@ -348,21 +356,21 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                     late_sample += [(str(r[0]), str(r[1]), str(r[2])) for r in
                                     ignored.orderBy(natural_key).limit(LATE_SAMPLE - len(late_sample)).collect()]
                 late_count += found
-                touched = local_checkpoint(scd2_merge(
+                touched = _carried(scd2_merge(
                     touched, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
                     effective_col=effective, type1_columns=type1_columns,
                     delete_policy=settings.delete_policy, type1_null_policy=settings.type1_null_policy,
                     # A source without change timestamps: its changes take effect at 00:00 UTC of the day.
                     undated_at=datetime.fromisoformat(day), keys_above=split.keys_above,
-                ))  # cut lineage and size estimate: each day's merge builds on the last
+                ), read_again=not last_day or "sales" in batches)  # each day's merge builds on the last
             if "sales" in batches:
                 # Members among the rows kept aside are known: only the others can be inferred.
                 referenced = read_spark(spark, lake, SALE_SOURCE, day).select(natural_key).join(
                     split.kept.select(natural_key), natural_key, "left_anti")
-                touched = local_checkpoint(add_inferred_members(
+                touched = _carried(add_inferred_members(
                     touched, referenced, key_col=key_col, natural_key=natural_key, attributes=attributes,
                     keys_above=split.keys_above,
-                ))
+                ), read_again=not last_day)
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
         state = split.combined(touched)
@@ -416,19 +424,20 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
         if state is not None:
             state = _conform(state, attributes)
         pending = _pending_days(lake, {"changes": source_key, "sales": SALE_SOURCE}, applied, run_partition(context))
-        for day, batches in pending:
+        for number, (day, batches) in enumerate(pending, start=1):
+            last_day = number == len(pending)
             if "changes" in batches:
                 changes = _conform(read_spark(spark, lake, source_key, day), attributes)
-                state = local_checkpoint(scd1_merge(
+                state = _carried(scd1_merge(
                     state, changes, key_col="location_key", natural_key="location_id", attributes=attributes
-                ))
+                ), read_again=not last_day or "sales" in batches)
             if "sales" in batches:
                 if state is None:
                     state = unknown_member(spark, "location_key", "location_id", attributes, scd2=False)
-                state = local_checkpoint(add_inferred_members(
+                state = _carried(add_inferred_members(
                     state, read_spark(spark, lake, SALE_SOURCE, day), key_col="location_key",
                     natural_key="location_id", attributes=attributes, scd2=False,
-                ))
+                ), read_again=not last_day)
             for source, batch_id in batches.items():
                 applied.setdefault(source, {})[day] = batch_id
         if state is None:
