@@ -1,6 +1,6 @@
 """A class-data-sharing archive of the Spark driver JVM's classes, so that a run's JVM maps Spark's
-classes from one file instead of loading and verifying them from the jars again: about 1.3 s less to
-start the session and 1.3 s less in its first jobs on this project's 2-core machine (measured A/B in
+classes from one file instead of loading and verifying them from the jars again: about 1.4 s less to
+start the session and 1.2 s less in its first jobs on this project's 2-core machine (measured A/B in
 pairs; see the README, "Spark").
 
 HotSpot (JDK 13 and later) dumps the classes a JVM loaded into an archive when it exits
