@@ -47,7 +47,8 @@ def test_turned_off_adds_nothing(cache: Path, monkeypatch: pytest.MonkeyPatch) -
     path.write_bytes(b"")  # present, but switched off
     monkeypatch.setenv("LAKE_JVM_CLASS_ARCHIVE", "0")
     assert "SharedArchiveFile" not in _driver_options()
-    jvm_class_archive.ensure_archive()
+    path.unlink()  # missing now: only the switch keeps a builder from starting (it would take the lock)
+    jvm_class_archive.ensure_archive(JVM_OPTIONS)
     assert not path.with_suffix(".lock").exists()
 
 

@@ -112,8 +112,8 @@ class BackgroundStartPySparkResource(LazyPySparkResource):
             self._starting.join()
         starts = self._spark_session is None
         super()._init_session()
-        if starts and "-XX:SharedArchiveFile" not in str(self.spark_config.get("spark.driver.extraJavaOptions", "")):
-            # A session started without the class archive has it built, detached, for the next runs.
+        if starts:
+            # Built, detached, for the next runs when this machine has no archive yet (else a no-op).
             jvm_class_archive.ensure_archive(JVM_OPTIONS)
 
 
