@@ -209,3 +209,29 @@ def test_the_shortest_matches_of_each_pattern_are_found(spark) -> None:
     values = ["a@b.cc", "123-45-6789", "4222222222222", "422222222222", "a-b", "x@y"]
     df = spark.createDataFrame([(v,) for v in values], "notes string")
     assert scan_values(df, ["notes"]) == {"notes": {"email": 1, "ssn": 1, "card_number": 1}}
+
+
+def test_card_counts_are_luhn_valid_runs_only_whatever_else_the_column_holds(spark) -> None:
+    # Candidates (13-19 digit runs) are re-read and Luhn-checked apart from the first pass: a column of
+    # invalid runs only, a column mixing valid and invalid runs, and one of e-mails and SSNs beside a valid
+    # card must each count exactly what the Python scanner finds, row by row.
+    valid, invalid = "4111111111111111", "4111111111111112"
+    rows = [
+        (f"order {invalid}", f"paid with {valid}", "ana@example.com"),
+        (f"ref {invalid}/1", f"card {invalid}", f"123-45-6789 then {valid}"),
+        ("short 411111111111", f"{valid} and {invalid}", None),
+        (None, "4111 1111 1111 1111", "plain"),
+    ]
+    df = spark.createDataFrame(rows, "refs string, notes string, mixed string")
+    expected: dict[str, dict[str, int]] = {}
+    for index, column in enumerate(df.columns):
+        cards = sum(1 for row in rows if row[index] and any(
+            py_luhn_valid(m.group(0)) for m in re.finditer(r"(?<![0-9A-Za-z*])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z*])",
+                                                           row[index])))
+        if cards:
+            expected.setdefault(column, {})["card_number"] = cards
+    expected.setdefault("mixed", {}).update({"email": 1, "ssn": 1})
+    assert expected == {"notes": {"card_number": 3}, "mixed": {"card_number": 1, "email": 1, "ssn": 1}}
+    assert scan_values(df, df.columns) == expected
+    # A sample is the same rows in both passes: of the first two rows, one holds a valid card in `notes`.
+    assert scan_values(df.coalesce(1), ["notes"], sample_rows=2) == {"notes": {"card_number": 1}}

@@ -25,10 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from spark.checkpoint import local_checkpoint
 from spark.number_text import is_number_type
 from spark.pii_patterns import CARD_CANDIDATE_REGEX, EMAIL_REGEX, SSN_REGEX
 
@@ -86,6 +88,14 @@ def luhn_valid(digit_string: Column) -> Column:
     return F.when(F.length(digit_string).between(13, 19), doubled_sum % 10 == 0).otherwise(F.lit(False))
 
 
+def card_candidate(value: Column) -> Column:
+    """True when the text holds a 13-19 digit run that could be a card number (not yet Luhn-checked).
+
+    Built-in row functions only, so a plan that tests it is compiled whole (`contains_card_number`'s
+    Luhn check is a higher-order function, which Spark evaluates row by row outside generated code)."""
+    return (F.length(value) >= MIN_CARD_DIGITS) & value.rlike(CARD_CANDIDATE_REGEX)
+
+
 def contains_card_number(value: Column) -> Column:
     """True when any candidate run in the text is Luhn-valid (not only the first one)."""
     candidates = F.regexp_extract_all(value, F.lit(CARD_CANDIDATE_REGEX), F.lit(0))
@@ -93,8 +103,7 @@ def contains_card_number(value: Column) -> Column:
     # Most values hold no candidate at all: a length test, then one regex test settle them without the
     # array and the per-digit lambdas (the same result: a candidate is at least 13 characters long,
     # `exists` over no candidates is false, NULL stays NULL).
-    candidate = (F.length(value) >= MIN_CARD_DIGITS) & value.rlike(CARD_CANDIDATE_REGEX)
-    return F.when(candidate, any_valid).when(value.isNotNull(), F.lit(False))
+    return F.when(card_candidate(value), any_valid).when(value.isNotNull(), F.lit(False))
 
 
 def value_flags(value: Column) -> dict[str, Column]:
@@ -146,34 +155,66 @@ def pii_kind_by_name(column: str) -> str | None:
 def _profile(
     df: DataFrame, columns: list[str], sample_rows: int | None
 ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    """One pass over the rows: ({column: rows with a non-blank value}, {column: {kind: rows whose value matches}})."""
+    """({column: rows with a non-blank value}, {column: {kind: rows whose value matches}}).
+
+    Every row (or the first `sample_rows`) is read once, by an aggregation Spark compiles whole: it
+    counts the values, the e-mails and SSNs, and the card candidates. Only when a column holds a
+    candidate are the rows holding one read again, to Luhn-check them (`contains_card_number`, a
+    higher-order function: in the first pass it would make Spark evaluate the whole aggregation row by
+    row, about twice as slow, for the candidates most columns never hold).
+    """
     if not columns:
         return {}, {}
     types = dict(df.dtypes)
-    source = df.limit(sample_rows) if sample_rows else df
+    # Both passes must see the same rows: a sample is taken once.
+    source = local_checkpoint(df.limit(sample_rows)) if sample_rows else df
+
+    def text(column: str) -> Column:
+        return F.col(f"`{column}`").cast("string")
+
     # Rows with a value that is not blank: a column of NULLs and blanks holds no PII whatever its name.
     # A number's text is never blank: counting its non-NULL values gives the same count without the text.
-    aggregates = [
-        (F.count(F.col(f"`{c}`")) if _is_number(types.get(c, "")) else
-         F.count(F.when(F.trim(F.col(f"`{c}`").cast("string")) != "", 1))).alias(f"{c}\u0001")
-        for c in columns
-    ]
+    figures: dict[str, tuple[str, str]] = {}  # alias -> (column, kind); kind "" = filled rows
+    aggregates = []
     for column in columns:
         spark_type = types.get(column, "")
-        if spark_type.startswith(SCANNED_TYPE_PREFIXES):
-            flags = value_flags(F.col(f"`{column}`").cast("string"))
-            for kind in kinds_a_type_can_hold(spark_type):
-                aggregates.append(F.sum(F.when(flags[kind], 1).otherwise(0)).alias(f"{column}\u0001{kind}"))
-    row = source.agg(*aggregates).collect()[0].asDict()
-    filled: dict[str, int] = {}
+        filled = F.count(F.col(f"`{column}`")) if _is_number(spark_type) else F.count(
+            F.when(F.trim(text(column)) != "", 1))
+        aggregates.append(filled.alias(_figure(figures, column, "")))
+        if not spark_type.startswith(SCANNED_TYPE_PREFIXES):
+            continue
+        flags = value_flags(text(column))
+        for kind in kinds_a_type_can_hold(spark_type):
+            flag = card_candidate(text(column)) if kind == "card_number" else flags[kind]
+            aggregates.append(F.count(F.when(flag, 1)).alias(_figure(figures, column, kind)))
+    filled_rows: dict[str, int] = {}
     found: dict[str, dict[str, int]] = {}
-    for name, count in row.items():
-        column, kind = name.split("\u0001")
+    for alias, count in source.agg(*aggregates).collect()[0].asDict().items():
+        column, kind = figures[alias]
         if not kind:
-            filled[column] = int(count)
+            filled_rows[column] = int(count)
         elif count:
             found.setdefault(column, {})[kind] = int(count)
-    return filled, found
+    # So far "card_number" counts candidates; the Luhn-valid ones among them replace that count.
+    with_candidates = sorted(c for c, kinds in found.items() if "card_number" in kinds)
+    if with_candidates:
+        any_candidate = reduce(lambda a, b: a | b, [card_candidate(text(c)) for c in with_candidates])
+        cards = source.filter(any_candidate).agg(
+            *[F.count(F.when(contains_card_number(text(c)), 1)).alias(c) for c in with_candidates]).collect()[0]
+        for column in with_candidates:
+            found[column]["card_number"] = int(cards[column])
+            if not found[column]["card_number"]:
+                del found[column]["card_number"]
+            if not found[column]:
+                del found[column]
+    return filled_rows, found
+
+
+def _figure(figures: dict[str, tuple[str, str]], column: str, kind: str) -> str:
+    """A fresh alias for the aggregate of (column, kind), recorded in `figures`."""
+    alias = f"_figure_{len(figures)}"
+    figures[alias] = (column, kind)
+    return alias
 
 
 def _is_number(spark_type: str) -> bool:
