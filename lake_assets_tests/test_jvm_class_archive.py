@@ -74,3 +74,30 @@ def test_a_built_archive_is_mapped_by_the_driver_jvm(cache: Path, tmp_path: Path
          "--conf", "spark.ui.enabled=false", "--driver-java-options", f"{options} -Xshare:on", str(script)],
         env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_only_the_most_recently_used_archives_are_kept(cache: Path) -> None:
+    cache.mkdir(parents=True)
+    now = time.time()
+    # Five archives of other venvs or Java installations, used 1..5 hours ago, and a dead builder's file.
+    older = []
+    for hours in range(1, 6):
+        path = cache / f"spark-classes-{hours:016d}.jsa"
+        path.write_bytes(b"x")
+        os.utime(path, (now - hours * 3600, now - hours * 3600))
+        older.append(path)
+    dead = cache / "spark-classes-0000000000000009.4242.tmp"
+    dead.write_bytes(b"x")
+    os.utime(dead, (now - 2 * jvm_class_archive.RETRY_AFTER, now - 2 * jvm_class_archive.RETRY_AFTER))
+    # This machine's archive, unused for a day: asking for the driver options marks it used.
+    path = jvm_class_archive.archive_path(JVM_OPTIONS)
+    assert path is not None
+    path.write_bytes(b"x")
+    os.utime(path, (now - 86400, now - 86400))
+    assert f"-XX:SharedArchiveFile={path}" in _driver_options()
+    assert path.stat().st_mtime >= now
+    unrelated = cache / "notes.txt"
+    unrelated.write_bytes(b"x")
+    deleted = jvm_class_archive.prune(cache, keep=3)
+    assert sorted(deleted) == sorted([*older[2:], dead])
+    assert sorted(cache.iterdir()) == sorted([path, older[0], older[1], unrelated])

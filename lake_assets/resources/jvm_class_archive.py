@@ -19,6 +19,9 @@ Guarantees:
 * An archive HotSpot cannot use (a JDK update, moved jars) is skipped by the JVM (`-Xshare:auto`, the
   default): the run starts as it would without one.
 * The archive holds class metadata only (no data, no configuration): about 170 MB per Java/Spark pair.
+  A run that maps an archive marks it used (its modification time); when a new one is built, only the
+  `KEEP_ARCHIVES` most recently used stay in `<cache>` (each new venv or Java update makes another key,
+  and the old archives would otherwise pile up). A JVM still mapping a deleted archive keeps its mapping.
 * `LAKE_JVM_CLASS_ARCHIVE=0` turns it off: no option is added and nothing is built.
 """
 
@@ -34,6 +37,7 @@ import time
 from pathlib import Path
 
 RETRY_AFTER = 3600.0
+KEEP_ARCHIVES = 3  # a machine with a few venvs or Java installations keeps one archive for each
 _PREFIX = "spark-classes-"
 
 
@@ -85,7 +89,31 @@ def java_options(jvm_options: str = "") -> str:
     if not enabled():
         return ""
     path = archive_path(jvm_options)
-    return f"-XX:SharedArchiveFile={path}" if path is not None and path.is_file() else ""
+    if path is None or not path.is_file():
+        return ""
+    try:
+        os.utime(path)  # used now: pruning keeps the archives runs use
+    except OSError:
+        pass  # a read-only cache still serves its archive
+    return f"-XX:SharedArchiveFile={path}"
+
+
+def prune(cache: Path, keep: int = KEEP_ARCHIVES) -> list[Path]:
+    """Delete all but the `keep` most recently used archives in `cache`, and builders' leftovers (a
+    temporary file of a build that died) older than `RETRY_AFTER`; returns what was deleted."""
+    def used(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0  # deleted meanwhile by another run's pruning
+
+    archives = sorted(cache.glob(f"{_PREFIX}*.jsa"), key=used, reverse=True)
+    leftovers = [p for p in cache.glob(f"{_PREFIX}*.tmp") if time.time() - used(p) > RETRY_AFTER]
+    deleted = []
+    for path in [*archives[keep:], *leftovers]:
+        path.unlink(missing_ok=True)
+        deleted.append(path)
+    return deleted
 
 
 def ensure_archive(jvm_options: str = "") -> None:
@@ -172,6 +200,7 @@ def build(path: Path, jvm_options: str = "") -> None:
         shutil.move(str(dumped), staged)
         os.replace(staged, path)
     lock.unlink(missing_ok=True)
+    prune(path.parent)
 
 
 if __name__ == "__main__":
