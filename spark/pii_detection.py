@@ -23,10 +23,9 @@ Reports hold column names, kinds and counts, never values.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -158,66 +157,50 @@ def _profile(
 ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """({column: rows with a non-blank value}, {column: {kind: rows whose value matches}}).
 
-    Every row (or the first `sample_rows`) is read once, by an aggregation Spark compiles whole
-    (`_first_pass`); only when a column holds a card candidate are the rows holding one read again
-    (`_completed`).
+    Every row (or the first `sample_rows`) is read once, by an aggregation Spark compiles whole: it
+    counts the values, the e-mails and SSNs, and the card candidates. Only when a column holds a
+    candidate are the rows holding one read again, to Luhn-check them (`contains_card_number`, a
+    higher-order function: in the first pass it would make Spark evaluate the whole aggregation row by
+    row, about twice as slow, for the candidates most columns never hold).
     """
     if not columns:
         return {}, {}
+    types = dict(df.dtypes)
     # Both passes must see the same rows: a sample is taken once.
     source = local_checkpoint(df.limit(sample_rows)) if sample_rows else df
-    aggregates, figures = _first_pass(source, columns)
-    return _completed(source, source.agg(*aggregates).collect()[0].asDict(), figures)
 
+    def text(column: str) -> Column:
+        return F.col(f"`{column}`").cast("string")
 
-def _text(column: str) -> Column:
-    return F.col(f"`{column}`").cast("string")
-
-
-def _first_pass(df: DataFrame, columns: list[str]) -> tuple[list[Column], dict[str, tuple[str, str]]]:
-    """The aggregates of the scan's one full read, and what each measures: {alias: (column, kind)}, kind
-    "" for the rows with a value, "card_number" for the rows holding a card candidate (not yet Luhn-checked).
-
-    Built-in row functions only, so Spark compiles the read and the aggregation whole: the Luhn check is
-    a higher-order function, which in this pass would make Spark evaluate every row outside generated
-    code (about twice as slow) for the candidates most columns never hold."""
-    types = dict(df.dtypes)
-    figures: dict[str, tuple[str, str]] = {}
+    # Rows with a value that is not blank: a column of NULLs and blanks holds no PII whatever its name.
+    # A number's text is never blank: counting its non-NULL values gives the same count without the text.
+    figures: dict[str, tuple[str, str]] = {}  # alias -> (column, kind); kind "" = filled rows
     aggregates = []
     for column in columns:
         spark_type = types.get(column, "")
-        # Rows with a value that is not blank: a column of NULLs and blanks holds no PII whatever its name.
-        # A number's text is never blank: counting its non-NULL values gives the same count without the text.
         filled = F.count(F.col(f"`{column}`")) if _is_number(spark_type) else F.count(
-            F.when(F.trim(_text(column)) != "", 1))
+            F.when(F.trim(text(column)) != "", 1))
         aggregates.append(filled.alias(_figure(figures, column, "")))
         if not spark_type.startswith(SCANNED_TYPE_PREFIXES):
             continue
-        flags = value_flags(_text(column))
+        flags = value_flags(text(column))
         for kind in kinds_a_type_can_hold(spark_type):
-            flag = card_candidate(_text(column)) if kind == "card_number" else flags[kind]
+            flag = card_candidate(text(column)) if kind == "card_number" else flags[kind]
             aggregates.append(F.count(F.when(flag, 1)).alias(_figure(figures, column, kind)))
-    return aggregates, figures
-
-
-def _completed(
-    df: DataFrame, measured: Mapping[str, Any], figures: dict[str, tuple[str, str]]
-) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    """`_profile`'s result from the first pass's `measured` figures over `df`: the rows of `df` holding a
-    card candidate are read again (only when there are any) and their Luhn-valid runs counted."""
     filled_rows: dict[str, int] = {}
     found: dict[str, dict[str, int]] = {}
-    for alias, (column, kind) in figures.items():
-        count = int(measured[alias] or 0)
+    for alias, count in source.agg(*aggregates).collect()[0].asDict().items():
+        column, kind = figures[alias]
         if not kind:
-            filled_rows[column] = count
+            filled_rows[column] = int(count)
         elif count:
-            found.setdefault(column, {})[kind] = count
+            found.setdefault(column, {})[kind] = int(count)
+    # So far "card_number" counts candidates; the Luhn-valid ones among them replace that count.
     with_candidates = sorted(c for c, kinds in found.items() if "card_number" in kinds)
     if with_candidates:
-        any_candidate = reduce(lambda a, b: a | b, [card_candidate(_text(c)) for c in with_candidates])
-        cards = df.filter(any_candidate).agg(
-            *[F.count(F.when(contains_card_number(_text(c)), 1)).alias(c) for c in with_candidates]).collect()[0]
+        any_candidate = reduce(lambda a, b: a | b, [card_candidate(text(c)) for c in with_candidates])
+        cards = source.filter(any_candidate).agg(
+            *[F.count(F.when(contains_card_number(text(c)), 1)).alias(c) for c in with_candidates]).collect()[0]
         for column in with_candidates:
             found[column]["card_number"] = int(cards[column])
             if not found[column]["card_number"]:
@@ -288,44 +271,24 @@ def detect_unconfigured_pii(
     hold PII (boolean, date, timestamp), nor columns whose every scanned value is NULL or blank. By default
     every row is scanned: a sample would let PII that first appears in row 10,001 through.
     """
-    source = local_checkpoint(df.limit(sample_rows)) if sample_rows else df
-    return UnconfiguredPiiScan(source, configured).findings()
-
-
-class UnconfiguredPiiScan:
-    """`detect_unconfigured_pii` over every row of `df`, in two halves, so that its full read of the rows
-    can be an observation on another action over them (`DataFrame.observe(observation, *scan.aggregates)`)
-    instead of a job of its own: `findings(measured)` completes the scan from the figures that action
-    measured (re-reading only the rows holding a card candidate, when there are any). Same findings as
-    `detect_unconfigured_pii`."""
-
-    def __init__(self, df: DataFrame, configured: Iterable[str]) -> None:
-        configured = set(configured)
-        types = dict(df.dtypes)
-        self.df = df
-        self.candidates = [
-            c for c in df.columns
-            if c not in configured and not c.startswith("_") and not types[c].startswith(NEVER_PII_TYPE_PREFIXES)
-        ]
-        self.aggregates, self._figures = _first_pass(df, self.candidates)
-
-    def findings(self, measured: Mapping[str, Any] | None = None) -> list[Finding]:
-        """The findings, from `measured` (the figures of `aggregates`) or, when None, from an aggregation
-        run now."""
-        if measured is None:
-            measured = self.df.agg(*self.aggregates).collect()[0].asDict() if self.aggregates else {}
-        filled, found = _completed(self.df, measured, self._figures)
-        findings = []
-        for column in self.candidates:
-            if not filled.get(column):
-                continue
-            name_kind = pii_kind_by_name(column)
-            if column in found:
-                counts = tuple(sorted(found[column].items(), key=lambda kv: (-kv[1], kv[0])))
-                findings.append(Finding(column, counts[0][0], "values", counts, name_kind))
-            elif name_kind:
-                findings.append(Finding(column, name_kind, "name", (), name_kind))
-        return sorted(findings, key=lambda f: f.column)
+    configured = set(configured)
+    types = dict(df.dtypes)
+    candidates = [
+        c for c in df.columns
+        if c not in configured and not c.startswith("_") and not types[c].startswith(NEVER_PII_TYPE_PREFIXES)
+    ]
+    filled, found = _profile(df, candidates, sample_rows)
+    findings = []
+    for column in candidates:
+        if not filled.get(column):
+            continue
+        name_kind = pii_kind_by_name(column)
+        if column in found:
+            counts = tuple(sorted(found[column].items(), key=lambda kv: (-kv[1], kv[0])))
+            findings.append(Finding(column, counts[0][0], "values", counts, name_kind))
+        elif name_kind:
+            findings.append(Finding(column, name_kind, "name", (), name_kind))
+    return sorted(findings, key=lambda f: f.column)
 
 
 def find_unconfigured_pii(

@@ -18,10 +18,6 @@ a vault, and who may read it: `lake_assets/token_vault.py`. A selection may leav
 only at run time, which has no asset. The masking key never appears in logs, metadata or errors.
 A run over a range of days masks each day on its own, oldest first (each day's PII scan, vault and
 commit are that day's; `assets/day_range.py`).
-Reads of the day: the PII scan (every row) is measured by the job that computes the first configured
-vault, whose entries are held in a local checkpoint (encrypted) and stored only after the scan passed;
-then the other vaults (one column each) and the masked write. Nothing of the day is stored before the
-scan has decided.
 """
 
 
@@ -29,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, AssetsDefinition, Failure, Output, multi_asset
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame
 
 from lake_assets.assets.day_range import each_day
 from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions
@@ -40,10 +36,8 @@ from lake_assets.io_managers.partition_range import for_day
 from lake_assets.masking_keys import MaskingKeys
 from lake_assets.resources.lake_storage import LakeStorage
 from lake_assets.token_vault import VAULT_LAYER, vault_columns, vault_key
-from spark.checkpoint import local_checkpoint
 from spark.masking import UNKEYED_TECHNIQUES, apply_masking, vault_entries
-from spark.observations import observed_figures
-from spark.pii_detection import UnconfiguredPiiScan, technique_for
+from spark.pii_detection import detect_unconfigured_pii, technique_for
 from spark.scd2 import ATTR_HASH, attribute_hash
 
 
@@ -95,18 +89,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
                   ) -> Iterator[Output]:
         """One day's rows masked; its vault entries committed before them."""
         rules = {c: t for c, t in configured.items() if c in processed.columns}
-        scan = UnconfiguredPiiScan(processed, configured=rules)
-        # The scan's full read of the day is the first vault's: that vault is computed with the scan observed
-        # on its rows and held (encrypted) in a local checkpoint, not stored, until the scan has decided.
-        checkpointed_vaults: dict[str, DataFrame] = {}
-        measured = None
-        if vaulted and scan.aggregates:
-            observation = Observation()
-            checkpointed_vaults[vaulted[0]] = local_checkpoint(vault_entries(
-                processed.observe(observation, *scan.aggregates), vaulted[0],
-                token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id))
-            measured = observed_figures(observation)
-        findings = scan.findings(measured)
+        findings = detect_unconfigured_pii(processed, configured=rules)
         blocking = [f for f in findings if f.blocking]
         name_only = [f for f in findings if not f.blocking]
         if name_only:
@@ -146,7 +129,7 @@ def _build_masked_asset(config: PipelineConfig, entity: EntitySchema) -> AssetsD
         # column known only at run time has no asset (no output name); its tokens still need their way back.
         vault_rows = 0
         for column in [*vaulted, *unvaulted]:
-            entries = checkpointed_vaults[column] if column in checkpointed_vaults else vault_entries(
+            entries = vault_entries(
                 processed, column, token_key=keys.token_key, vault_key=keys.vault_key, key_id=keys.key_id
             )
             output = _vault_output(column) if column in vaulted else None
