@@ -158,6 +158,45 @@ def test_planted_pii_stops_the_run_at_masked_naming_the_column_not_the_values(
     _assert_no_secret(log_text)
 
 
+def test_planted_pii_beside_a_tokenized_card_stops_masked_sale_before_anything_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    # An entity with a tokenized card stores a vault as well as its masked rows: a planted e-mail and a card
+    # number in free text beside the card must stop the step before either is stored.
+    drop = _copy_day(tmp_path)
+    sales = drop / DAY / "sales_001.csv"
+    planted = ["leave at door, call jane.roe@example.net", "paid by 4111 1111 1111 1111", "ok"]
+    _add_column(sales, "Delivery Note", planted)
+    monkeypatch.setenv("SAMPLE_DROP_PATH", str(drop))
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    config = load_config()
+
+    result, log_text = _run(config, SALE_KEYS)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["masked__sale"]
+    message = failures[0].event_specific_data.error.to_string()
+    assert "unconfigured PII in column(s) delivery_note (delivery_note: values look like " in message
+    assert "email (" in message and "card_number (" in message
+    for text in (message, log_text):
+        assert "jane.roe" not in text and "4111 1111" not in text
+    lake = LakeStorage(url=config.lake.url)
+    assert lake.commit_info(["masked", "sale"], DAY) is None
+    assert lake.commit_info(["vault", "sale", "card_number"], DAY) is None
+
+    # With `on_unknown_pii: mask` the note is masked and the card vault holds one entry per distinct card.
+    monkeypatch.setenv("LAKE_CONFIG", str(_config_with(tmp_path, on_unknown_pii="mask")))
+    result, _ = _run(load_config(), SALE_KEYS)
+    assert result.success
+    masked = lake.read_arrow(["masked", "sale"], DAY).to_pylist()
+    assert masked and not any("jane.roe@example.net" in str(r["delivery_note"])
+                              or "4111 1111 1111 1111" in str(r["delivery_note"]) for r in masked)
+    lines = {r["sale_line_id"] for r in masked}
+    delivered_cards = {"".join(c for c in r["Card"] if c.isdigit()) for r in _source_rows(drop, "sales_001.csv")
+                       if r["Line_ID"].strip() in lines} - {""}
+    assert lake.read_arrow(["vault", "sale", "card_number"], DAY).num_rows == len(delivered_cards)
+
+
 def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark, capsys: pytest.CaptureFixture[str]
 ) -> None:
