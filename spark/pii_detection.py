@@ -2,9 +2,10 @@
 
 Value patterns: e-mail addresses, US SSNs (`123-45-6789`), and Luhn-valid 13-19 digit numbers (card
 numbers, with or without single spaces/dashes). The Luhn check runs as a higher-order SQL expression
-over the digit array, not a Python UDF. A digit run glued to letters (inside a hex digest such as an
-HMAC or inside a token) is not a card candidate: 0.4% of random 64-hex digests contain a Luhn-valid
-13-19 digit run, which would otherwise flag every hashed column.
+over the digit array, not a Python UDF, and a scan runs it only on the rows holding a candidate run (a
+second, filtered pass), so its full pass over every row stays compiled. A digit run glued to letters
+(inside a hex digest such as an HMAC or inside a token) is not a card candidate: 0.4% of random 64-hex
+digests contain a Luhn-valid 13-19 digit run, which would otherwise flag every hashed column.
 
 Name patterns match whole name tokens (`card_no`, `payment_card`), not substrings: `credit_limit`,
 `card_type` and `cardinality` are not card numbers, `hotel` is not a phone.
