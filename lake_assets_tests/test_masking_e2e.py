@@ -91,6 +91,13 @@ def _source_rows(drop: Path, name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _card_digits_by_line(drop: Path) -> dict[str, str]:
+    """{sale line id: the digits of its delivered card} of the day's sales file. Rows with an extra field
+    are quarantined in raw (DictReader files the extra under None) and left out."""
+    return {r["Line_ID"].strip(): "".join(c for c in r["Card"] if c.isdigit())
+            for r in _source_rows(drop, "sales_001.csv") if r["Line_ID"] and r["Card"] and None not in r}
+
+
 def _assert_no_secret(text: str) -> None:
     keys = MaskingKeys.from_secret(TEST_MASKING_KEY, "k1")
     assert TEST_MASKING_KEY not in text
@@ -192,8 +199,7 @@ def test_planted_pii_beside_a_tokenized_card_stops_masked_sale_before_anything_i
     assert masked and not any("jane.roe@example.net" in str(r["delivery_note"])
                               or "4111 1111 1111 1111" in str(r["delivery_note"]) for r in masked)
     lines = {r["sale_line_id"] for r in masked}
-    delivered_cards = {"".join(c for c in r["Card"] if c.isdigit()) for r in _source_rows(drop, "sales_001.csv")
-                       if r["Line_ID"].strip() in lines} - {""}
+    delivered_cards = {card for line, card in _card_digits_by_line(drop).items() if line in lines and card}
     assert lake.read_arrow(["vault", "sale", "card_number"], DAY).num_rows == len(delivered_cards)
 
 
@@ -260,9 +266,7 @@ def test_sample_day_masked_with_key_tokens_round_trip_and_bad_values_quarantined
     assert len(versions) == len(set(versions))
 
     # Sales: tokens show only the last four digits; detokenize with the key gives the source digits.
-    # (Rows with an extra field are quarantined in raw: DictReader files the extra under None.)
-    sales = {r["Line_ID"].strip(): "".join(c for c in r["Card"] if c.isdigit())
-             for r in _source_rows(drop, "sales_001.csv") if r["Line_ID"] and r["Card"] and None not in r}
+    sales = _card_digits_by_line(drop)
     masked_sales = {r["sale_line_id"]: r["card_number"] for r in lake.read_arrow(["masked", "sale"], DAY).to_pylist()}
     carded = {line for line, card in sales.items() if card}
     assert carded and carded <= set(masked_sales)  # every source line with a card was masked, none lost
