@@ -21,6 +21,9 @@ Per size N, in one run:
    into an empty copy of `fact_sales` with the same indexes, against the warehouse/fact_sales step.
 With `--spark-jobs`, Spark's event log is on and each step also shows its Spark jobs and the seconds
 they ran (the rest of a step is driver-side: planning, Python, catalog commits, Dagster bookkeeping).
+`--spark-conf KEY=VALUE` (repeatable) adds a Spark setting to the graph's pipeline config, not to the
+plain script, to compare a setting against the default in back-to-back runs; a
+`spark.driver.extraJavaOptions` given so is appended to the project's own JVM options.
 The warehouse schemas are dropped and the temporary directory removed afterwards (`--keep` keeps the
 directory). Prints a Markdown report; `--record` also appends it to benchmarks/RESULTS.md with the
 machine and the load average at start and end. Not a test: numbers depend on the machine and its load.
@@ -287,6 +290,7 @@ def bench_size(rows: int, args: argparse.Namespace) -> SizeResult:
                         str(rows), "--seed", str(args.seed), "--start", day1.isoformat()], cwd=REPO, check=True)
         config, events = tmp / "pipeline.yaml", tmp / "spark-events"
         pipeline = pipeline_yaml(drop, lake, schema, args.spark_master)
+        pipeline["spark"]["conf"].update(dict(setting.split("=", 1) for setting in args.spark_conf))
         if args.spark_jobs:
             events.mkdir()
             # Plain JSON lines in one file per application (Spark 4 defaults to rolling zstd files).
@@ -454,6 +458,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-plain", action="store_true", help="no plain PySpark floor")
     parser.add_argument("--spark-jobs", action="store_true",
                         help="Spark event log on: per step, the Spark jobs and the seconds they ran")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting for the graph's runs (not the plain script), to compare settings A/B")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (data, lake, logs)")
     parser.add_argument("--record", action="store_true", help="append the report to benchmarks/RESULTS.md")
     parser.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)
