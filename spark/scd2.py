@@ -125,6 +125,17 @@ def max_key(dim: DataFrame, key_col: str) -> int:
     return max(int(value) if value is not None else 0, 0)
 
 
+BASE_KEY = "_base_key"
+
+
+def with_base_key(rows: DataFrame, dim: DataFrame, key_col: str, keys_above: int = 0) -> DataFrame:
+    """`rows` plus `_base_key`: the highest of `dim`'s keys, `keys_above` and 0, which new keys are
+    numbered above. Computed inside the plan that numbers the rows (one broadcast row), so finding it
+    costs no job of its own and is only done when that plan runs."""
+    highest = F.greatest(F.coalesce(F.max(key_col), F.lit(0)), F.lit(keys_above)).cast("bigint")
+    return rows.crossJoin(F.broadcast(dim.agg(highest.alias(BASE_KEY))))
+
+
 def add_inferred_members(
     dim: DataFrame,
     referenced: DataFrame,
@@ -148,15 +159,14 @@ def add_inferred_members(
         .distinct()
         .join(dim.select(natural_key), natural_key, "left_anti")
     )
-    base_key = max(max_key(dim, key_col), keys_above)
     values = [
-        (F.lit(base_key) + F.row_number().over(Window.orderBy(natural_key))).cast("bigint").alias(key_col),
+        (F.col(BASE_KEY) + F.row_number().over(Window.orderBy(natural_key))).cast("bigint").alias(key_col),
         F.col(natural_key),
         *_placeholder_attributes(attributes),
         *_valid_for_all_time(scd2, version=1, inferred=True, hash_value=_INFERRED_HASH),
     ]
     # A dimension written before `_changed_at` existed lacks it: its rows read NULL there.
-    return dim.unionByName(missing.select(*values), allowMissingColumns=True)
+    return dim.unionByName(with_base_key(missing, dim, key_col, keys_above).select(*values), allowMissingColumns=True)
 
 
 def _undated_stamp(undated_at: datetime | None) -> Column:
@@ -293,8 +303,8 @@ def scd2_merge(
     rows = changed.filter(~(F.col("_deleted") & F.lit(delete_policy == "close")))
     rows = rows.withColumn("_n", F.row_number().over(ordered))
     in_place = F.col("_in_place")
-    base_key = max(max_key(current, key_col), keys_above)
-    new_key = F.lit(base_key) + F.row_number().over(Window.partitionBy(in_place).orderBy(natural_key, "_effective"))
+    rows = with_base_key(rows, current, key_col, keys_above)
+    new_key = F.col(BASE_KEY) + F.row_number().over(Window.partitionBy(in_place).orderBy(natural_key, "_effective"))
     version_shift = F.max(F.col("_in_place").cast("int")).over(Window.partitionBy(natural_key))
     rows = rows.select(
         F.when(in_place, F.col("_a_key")).otherwise(new_key).cast("bigint").alias(key_col),

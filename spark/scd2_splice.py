@@ -42,6 +42,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark.scd2 import (
+    BASE_KEY,
     CHANGED_AT,
     END_OF_TIME,
     SCD2_META,
@@ -49,9 +50,9 @@ from spark.scd2 import (
     DeletePolicy,
     change_events,
     last_change_at,
-    max_key,
     stored_hash,
     type2_hash_of,
+    with_base_key,
     with_changed_at,
 )
 
@@ -123,7 +124,7 @@ def splice_late_changes(
         (late[nk] == spans["_member"]) & (spans["_span_from"] <= late["_effective"])
         & (late["_effective"] < spans["_span_to"]),
         "left",
-    ).drop("_member").localCheckpoint()
+    ).drop("_member")
 
     live = ~F.col("_deleted")
     applies = live & F.col("_span").isNotNull() & ~F.col("row_hash").eqNullSafe(F.col("_span_hash"))
@@ -138,8 +139,7 @@ def splice_late_changes(
     members = news.select(nk).distinct()
     versions = known.join(members, nk, "left_semi")
     rebuilt = _rebuilt_histories(versions, placed.filter(live & F.col("_span").isNotNull()).join(members, nk,
-                                 "left_semi"), key_col, nk, attr_cols, type1_columns,
-                                 max(max_key(current, key_col), keys_above))
+                                 "left_semi"), key_col, nk, attr_cols, type1_columns, current, keys_above)
     dimension = current.join(members, nk, "left_anti").select(*columns).unionByName(rebuilt.select(*columns))
     return Splice(dimension=dimension, spliced=spliced, ignored=ignored,
                   windows=_changed_windows(versions, rebuilt, key_col, nk), counts=counts)
@@ -152,10 +152,12 @@ def _rebuilt_histories(
     nk: str,
     attr_cols: list[str],
     type1_columns: Sequence[str],
-    base_key: int,
+    dimension: DataFrame,
+    keys_above: int,
 ) -> DataFrame:
     """Every version of the members in `versions` after their late rows (`placed`: each with the span,
-    i.e. the existing version, it falls in) joined their history; dimension columns."""
+    i.e. the existing version, it falls in) joined their history; dimension columns. New versions are
+    keyed above every key of `dimension` and `keys_above`."""
     # The member's Type-1 values (the same on every version) go onto its new versions.
     latest = Window.partitionBy(nk).orderBy(F.col("valid_from").desc())
     type1 = (versions.withColumn("_r", F.row_number().over(latest)).filter("_r = 1")
@@ -208,9 +210,9 @@ def _rebuilt_histories(
     )
     member = Window.partitionBy(nk).orderBy("valid_from")
     valid_to = F.least(F.coalesce(F.lead("valid_from").over(member), _end()), F.col("_span_end"))
-    new_key = F.lit(base_key) + F.row_number().over(
+    new_key = F.col(BASE_KEY) + F.row_number().over(
         Window.partitionBy(F.col("_key").isNull()).orderBy(nk, CHANGED_AT))
-    return grouped.select(
+    return with_base_key(grouped, dimension, key_col, keys_above).select(
         F.when(F.col("_key").isNull(), new_key).otherwise(F.col("_key")).cast("bigint").alias(key_col),
         nk,
         *[F.col(f"_state.{c}").alias(c) for c in attr_cols],

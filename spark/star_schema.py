@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark.scd2 import (  # noqa: F401  (re-exported: the star schema's public API)
+    BASE_KEY,
     BEGINNING_OF_TIME,
     DELETE_FLAG,
     END_OF_TIME,
@@ -29,6 +30,7 @@ from spark.scd2 import (  # noqa: F401  (re-exported: the star schema's public A
     empty_scd2_dimension,
     scd2_merge,
     unknown_member,
+    with_base_key,
 )
 from spark.standardize import row_hash
 
@@ -60,10 +62,8 @@ def scd1_merge(
     )
     kept = current.join(latest.select(natural_key), natural_key, "left_anti")
     existing_keys = current.select(natural_key, key_col)
-    updated = latest.join(existing_keys, natural_key, "left")
-    max_key = current.agg(F.max(key_col)).collect()[0][0]
-    base_key = max(int(max_key) if max_key is not None else 0, 0)
-    new_key = F.lit(base_key) + F.row_number().over(Window.partitionBy(F.col(key_col).isNull()).orderBy(natural_key))
+    updated = with_base_key(latest.join(existing_keys, natural_key, "left"), current, key_col)
+    new_key = F.col(BASE_KEY) + F.row_number().over(Window.partitionBy(F.col(key_col).isNull()).orderBy(natural_key))
     updated = updated.withColumn(key_col, F.coalesce(F.col(key_col), new_key).cast("bigint"))
     columns = [key_col, natural_key, *attr_cols, "is_inferred"]
     return kept.select(*columns).unionByName(updated.select(*columns))
