@@ -46,16 +46,24 @@ def dimension_columns(key_col: str, natural_key: str, attributes: Sequence[str])
 
 
 def split_by_members(
-    dimension: DataFrame, batches: Sequence[DataFrame], *, key_col: str, natural_key: str, attributes: Sequence[str]
+    dimension: DataFrame,
+    batches: Sequence[DataFrame],
+    *,
+    key_col: str,
+    natural_key: str,
+    attributes: Sequence[str],
+    highest_key: int | None = None,
 ) -> MemberSplit:
     """Split `dimension` into every version of the members the `batches` deliver (their non-NULL
     values of `natural_key`) and the rest; with no batch nothing is touched.
 
-    `touched` is materialized (a local checkpoint): the merge reads it several times. `kept` stays a
-    plan over `dimension`, read once more by whoever writes the result; nothing of it is held in memory.
+    `highest_key`: `dimension`'s highest surrogate key when the caller knows it (from the files'
+    statistics); else one job finds it. `touched` is materialized (a local checkpoint): the merge reads
+    it several times. `kept` stays a plan over `dimension`, read once more by whoever writes the result;
+    nothing of it is held in memory.
     """
     dimension = _in_dimension_columns(dimension, key_col, natural_key, attributes)
-    keys_above = max_key(dimension, key_col)
+    keys_above = max(highest_key, 0) if highest_key is not None else max_key(dimension, key_col)
     if not batches:
         return MemberSplit(touched=dimension.filter(F.lit(False)), kept=dimension, keys_above=keys_above)
     keys = [b.select(natural_key).filter(F.col(natural_key).isNotNull()) for b in batches]

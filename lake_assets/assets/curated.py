@@ -259,6 +259,13 @@ def _scd2_changes(
     return rows
 
 
+def _highest_key(lake: LakeStorage, key_path: list[str], key_col: str) -> int | None:
+    """The highest surrogate key of an unpartitioned lake table from its files' Parquet statistics (no
+    Spark job); None when a file has none for it."""
+    bounds = lake.column_bounds(key_path, [None], key_col)
+    return None if bounds is None or bounds[1] is None else int(bounds[1])
+
+
 def _pending_days(
     lake: LakeStorage, sources: dict[str, list[str]], applied: dict[str, dict[str, str]], up_to: str | None
 ) -> list[tuple[str, dict[str, str]]]:
@@ -324,7 +331,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
             whole_dimension(state, key_col=key_col, natural_key=natural_key, attributes=list(attributes))
             if starts_empty or settings.delete_detection == "snapshot"
             else split_by_members(state, list(deliveries.values()), key_col=key_col, natural_key=natural_key,
-                                  attributes=list(attributes))
+                                  attributes=list(attributes), highest_key=_highest_key(lake, own_key, key_col))
         )
         touched = split.touched
         late_count = spliced_count = 0

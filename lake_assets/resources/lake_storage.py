@@ -558,10 +558,12 @@ class LakeStorage(ConfigurableResource):
         return ds.dataset(paths, schema=pa.schema([f for f in schema if f.name not in hidden]), format="parquet",
                           filesystem=self.filesystem)
 
-    def column_bounds(self, key_path: Sequence[str], partitions: Sequence[str], column: str) -> tuple[Any, Any] | None:
-        """(min, max) of `column` over the committed files of `partitions`, from the Parquet footers'
-        statistics, without reading data: (None, None) when no row has a value; None when a file's
-        footer has no statistics for it (then the caller scans)."""
+    def column_bounds(
+        self, key_path: Sequence[str], partitions: Sequence[str | None], column: str
+    ) -> tuple[Any, Any] | None:
+        """(min, max) of `column` over the committed files of `partitions` (None: an unpartitioned
+        table), from the Parquet footers' statistics, without reading data: (None, None) when no row
+        has a value; None when a file's footer has no statistics for it (then the caller scans)."""
         low = high = None
         for partition in partitions:
             for path in self.committed_files(key_path, partition):
