@@ -35,8 +35,9 @@ effective time, in time order. Rules, each tested in lake_assets_tests/test_scd2
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -67,13 +68,28 @@ class Splice:
     `windows`: one row per affected member (natural key, `window_from`, `window_to`): the instants
     whose version key may differ from before, half-open; a sale of the member in it must be resolved
     again. In-place corrections change no key and open no window.
+
+    `dimension` and `windows` are planned on first use: on most days nothing is late, `figures()` says
+    so, and the rebuilt histories' plans (dozens of DataFrame operations, each analyzed as it is
+    built) are never needed.
     """
 
-    dimension: DataFrame
     spliced: DataFrame
     ignored: DataFrame
-    windows: DataFrame
     counts: DataFrame
+    rebuild: Callable[[], tuple[DataFrame, DataFrame]] = field(repr=False)
+
+    @cached_property
+    def _rebuilt(self) -> tuple[DataFrame, DataFrame]:
+        return self.rebuild()
+
+    @property
+    def dimension(self) -> DataFrame:
+        return self._rebuilt[0]
+
+    @property
+    def windows(self) -> DataFrame:
+        return self._rebuilt[1]
 
     def figures(self) -> tuple[int, int]:
         """(rows of `spliced`, rows of `ignored`), from one aggregation."""
@@ -136,13 +152,16 @@ def splice_late_changes(
     spliced = news.select(nk, F.col("_effective").alias("effective_at"))
 
     counts = placed.agg(F.sum(applies.cast("int")).alias("spliced"), F.sum(not_applied.cast("int")).alias("ignored"))
-    members = news.select(nk).distinct()
-    versions = known.join(members, nk, "left_semi")
-    rebuilt = _rebuilt_histories(versions, placed.filter(live & F.col("_span").isNotNull()).join(members, nk,
-                                 "left_semi"), key_col, nk, attr_cols, type1_columns, current, keys_above)
-    dimension = current.join(members, nk, "left_anti").select(*columns).unionByName(rebuilt.select(*columns))
-    return Splice(dimension=dimension, spliced=spliced, ignored=ignored,
-                  windows=_changed_windows(versions, rebuilt, key_col, nk), counts=counts)
+
+    def rebuild() -> tuple[DataFrame, DataFrame]:
+        members = news.select(nk).distinct()
+        versions = known.join(members, nk, "left_semi")
+        rebuilt = _rebuilt_histories(versions, placed.filter(live & F.col("_span").isNotNull()).join(
+            members, nk, "left_semi"), key_col, nk, attr_cols, type1_columns, current, keys_above)
+        dimension = current.join(members, nk, "left_anti").select(*columns).unionByName(rebuilt.select(*columns))
+        return dimension, _changed_windows(versions, rebuilt, key_col, nk)
+
+    return Splice(spliced=spliced, ignored=ignored, counts=counts, rebuild=rebuild)
 
 
 def _rebuilt_histories(
