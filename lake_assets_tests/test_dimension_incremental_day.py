@@ -58,8 +58,8 @@ def test_an_incremental_day_changes_only_its_members(tmp_path: Path, monkeypatch
     changed_at = datetime(2024, 1, 2, 10)
     changed_utc = changed_at.replace(tzinfo=timezone.utc)  # as the dimension reads it
     # Day 2 numbers new keys above the highest one, read from the files' statistics without a Spark job.
-    keys_day1 = [r["customer_key"] for rows in before.values() for r in rows]
-    assert lake.column_bounds(["curated", "dim_customer"], [None], "customer_key") == (-1, max(keys_day1))
+    keys_before = [r["customer_key"] for rows in before.values() for r in rows]
+    assert lake.column_bounds(["curated", "dim_customer"], [None], "customer_key") == (-1, max(keys_before))
     day2 = [("C3", "Salem", "new@x.org", changed_at)]
     lake.write_arrow(["masked", "customer"], "2024-01-02", _customers(day2, datetime(2024, 1, 2, 23)))
     lake.write_arrow(["masked", "sale"], "2024-01-02", pa.table({"sale_line_id": ["L1", "L2"],
@@ -69,7 +69,6 @@ def test_an_incremental_day_changes_only_its_members(tmp_path: Path, monkeypatch
 
     for member in ("UNKNOWN", "C1", "C2", "C4"):
         assert after[member] == before[member], member
-    keys_before = [r["customer_key"] for rows in before.values() for r in rows]
     old_versions, (new,) = after["C3"][:-1], after["C3"][-1:]
     # Every earlier version kept its key, history and validity; the current one closed at the change.
     assert [(r["customer_key"], r["city"], r["valid_from"], r["version"]) for r in old_versions] == [
