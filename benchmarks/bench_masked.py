@@ -1,14 +1,16 @@
-"""The masked step of the sale lines alone, timed as the graph runs it (STEP_START to STEP_SUCCESS).
+"""The masked (or processed) step of the sale lines alone, timed as the graph runs it (STEP_START to
+STEP_SUCCESS).
 
     python -m benchmarks.bench_masked prepare --dir DIR --rows 1000000
-    python -m benchmarks.bench_masked time --dir DIR [--repeats 3] [--spark-jobs]
+    python -m benchmarks.bench_masked time --dir DIR [--step masked|processed] [--repeats 3] [--spark-jobs]
 
 `prepare` generates one day (`benchmarks/bench_e2e.py`'s day 1: N sale lines with PII, 1% re-delivered
 lines) into DIR, writes a pipeline YAML (the bundled sample config, a local lake in DIR) and
 materializes the raw and processed sale tables once. `time` then materializes `masked/sale` and its
 vault for that day `--repeats` times in one process (one Spark session, `--master`, default
 `local[2]`) and prints the step's seconds per run, and with `--spark-jobs` the Spark jobs each run
-submitted and the seconds they ran. Run `time` from two checkouts against the same DIR, interleaved,
+submitted and the seconds they ran. `--step processed` times `processed/sale` and its quarantine
+instead, from the same raw partition. Run `time` from two checkouts against the same DIR, interleaved,
 to compare them (A/B): the processed partition is the same input for both. Not a test: numbers depend
 on the machine and its load.
 """
@@ -30,8 +32,9 @@ from benchmarks.process_cpu import tree_cpu_seconds
 
 DAY = date(2024, 1, 1)
 PREPARED = ("raw/shop_files/sales", "processed/sale")
-TIMED = ("masked/sale", "vault/sale/card_number")
-STEP = "masked__sale"
+# Step -> the assets it materializes.
+TIMED = {"masked": ("masked/sale", "vault/sale/card_number"),
+         "processed": ("processed/sale", "quarantine/processed/sale")}
 
 
 def _environment(folder: Path) -> None:
@@ -100,8 +103,9 @@ def time_step(args: argparse.Namespace) -> None:
     _environment(args.dir)
     for number in range(args.repeats):
         started, cpu = time.time(), tree_cpu_seconds()
-        seconds, _ = _materialize(TIMED)
-        line = f"run {number + 1}: {STEP} {seconds:6.2f} s, CPU {tree_cpu_seconds() - cpu:6.1f} s (whole run)"
+        seconds, _ = _materialize(TIMED[args.step])
+        line = (f"run {number + 1}: {args.step}__sale {seconds:6.2f} s, "
+                f"CPU {tree_cpu_seconds() - cpu:6.1f} s (whole run)")
         if args.spark_jobs:
             count, busy, detail = _jobs_since(args.dir / "spark-events", started)
             line += f"  ({count} Spark jobs, {busy:.2f} s)\n    " + "\n    ".join(detail)
@@ -115,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--step", choices=tuple(TIMED), default="masked", help="the sale step to time")
     parser.add_argument("--spark-jobs", action="store_true", help="list each run's Spark jobs (event log)")
     args = parser.parse_args(argv)
     (prepare if args.command == "prepare" else time_step)(args)

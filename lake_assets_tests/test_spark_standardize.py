@@ -25,6 +25,7 @@ from spark.standardize import (
     row_hash,
     snake_case_columns,
     split_rejects,
+    with_row_hash,
 )
 
 
@@ -160,6 +161,11 @@ def test_deduplicate_latest_keeps_latest_and_is_deterministic_on_ties(spark) -> 
     winners = {deduplicate_latest(d, ["id"], ["updated_at"]).filter("id = 'C4'").first()["v"]
                for d in (df, df.orderBy(F.desc("v")), df.repartition(4))}
     assert len(winners) == 1
+    # A given tie hash decides a full tie instead: the greatest value wins.
+    for favoured in ("tie p", "tie q"):
+        marked = df.withColumn("_h", F.when(F.col("v") == favoured, "b").otherwise("a"))
+        kept = deduplicate_latest(marked, ["id"], ["updated_at"], tie_hash="_h").filter("id = 'C4'").first()
+        assert kept["v"] == favoured and "_tie" not in kept.asDict()
 
 
 def test_row_hash_distinguishes_null_from_empty_and_audit_columns(spark) -> None:
@@ -173,6 +179,10 @@ def test_row_hash_distinguishes_null_from_empty_and_audit_columns(spark) -> None
     assert row["_run_id"] == "run-123" and row["_processed_at"] is not None and row["_source"] is None
     kept = add_audit_columns(df.withColumn("_source", F.lit("shop_files")), ["k"], "r").first()
     assert kept["_source"] == "shop_files"
+    # Hashed before the de-duplication: the same values, the column still last.
+    early = add_audit_columns(with_row_hash(df, ["k", "v"]), ["k", "v"], "r", hashed=True)
+    assert [r["_row_hash"] for r in early.collect()] == hashes and early.columns[-1] == "_row_hash"
+    assert audited.columns[-1] == "_row_hash"
 
 
 def test_aggregate_metrics_and_rejects_arbitrary_sql(spark) -> None:

@@ -6,8 +6,8 @@ be standardized (returned separately with a reason, never dropped silently).
 Order of operations (processed asset): snake_case -> renames -> `infer_date_orders` (day-first or
 month-first, per source file) -> `cast_to_schema` (types, trims, case, digits, null tokens, integral
 float ids; records unparsable and ambiguous values) -> `apply_null_defaults` -> `split_rejects`
-(missing required/`reject` columns, unparsable values) -> `deduplicate_latest` (counting what it removes)
--> `add_audit_columns`.
+(missing required/`reject` columns, unparsable values) -> `with_row_hash` (the content hash, also the
+de-duplication's last tie-breaker) -> `deduplicate_latest` (counting what it removes) -> `add_audit_columns`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
 )
 
 REJECT_REASON = "_reject_reason"
+ROW_HASH = "_row_hash"
 # Texts that mean "no value" in every column; compared after trimming (so whitespace-only is empty),
 # case-sensitively: a surname "Null" is a real name, the database/pandas/spreadsheet tokens are not.
 DEFAULT_NULL_TOKENS: tuple[str, ...] = ("", "NULL", "null", "None", "N/A", "n/a", "#N/A", "NaN", "nan", "-")
@@ -411,19 +412,22 @@ def conflicting_keys_sample(df: DataFrame, key: Sequence[str], size: int) -> lis
 
 def deduplicate_latest(
     df: DataFrame, key: Sequence[str], order_by: Sequence[str], tie_breakers: Sequence[str] = (),
-    counter: DuplicateCounter | None = None,
+    counter: DuplicateCounter | None = None, tie_hash: str | None = None,
 ) -> DataFrame:
     """One row per `key`: the one with the greatest `order_by` values (NULLs last).
 
     Deterministic: rows tied on `order_by` are ordered by `tie_breakers` (e.g. the source file name),
-    then by a hash of their business (non-`_`) values, so every rerun keeps the same content.
+    then by a hash of their business (non-`_`) values, so every rerun keeps the same content: the
+    column `tie_hash` when given (the rows' `_row_hash` from `with_row_hash`: computed once, for the
+    tie and for the output alike), else one computed here.
     With `counter`, the job that consumes the result also counts what was removed (same window: no
     second shuffle). Persist `df` first when it is an expensive projection: the hash would inline it
     into the sort.
     """
     # The tie hash is a column, not an expression of the order: repeated in each window expression it
     # would make their specifications differ, and Spark would sort once per expression.
-    ranked = df.withColumn("_tie", row_hash(sorted(c for c in df.columns if not c.startswith("_"))))
+    ranked = df.withColumn("_tie", F.col(tie_hash) if tie_hash is not None
+                           else row_hash(sorted(c for c in df.columns if not c.startswith("_"))))
     order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [F.col("_tie").desc()]
     window = Window.partitionBy(*key).orderBy(*order)
     if counter is None:
@@ -447,13 +451,19 @@ def row_hash(columns: Sequence[str]) -> Column:
     return F.sha2(F.concat_ws("\u001f", *parts), 256)
 
 
-def add_audit_columns(df: DataFrame, business_columns: Sequence[str], run_id: str) -> DataFrame:
-    """`_processed_at`, `_run_id`, `_row_hash` (over the business columns); `_source` is kept (NULL
-    when the input had none, so the column always exists)."""
+def with_row_hash(df: DataFrame, business_columns: Sequence[str]) -> DataFrame:
+    """`df` with `_row_hash`: `row_hash` over `business_columns`, in that order."""
+    return df.withColumn(ROW_HASH, row_hash(business_columns))
+
+
+def add_audit_columns(df: DataFrame, business_columns: Sequence[str], run_id: str, hashed: bool = False
+                      ) -> DataFrame:
+    """`_processed_at`, `_run_id`, `_row_hash` (over the business columns; kept as it is when `hashed`:
+    `with_row_hash` ran before the de-duplication); `_source` is kept (NULL when the input had none,
+    so the column always exists)."""
     if "_source" not in df.columns:
         df = df.withColumn("_source", F.lit(None).cast("string"))
-    return (
-        df.withColumn("_processed_at", F.current_timestamp())
-        .withColumn("_run_id", F.lit(run_id))
-        .withColumn("_row_hash", row_hash(business_columns))
-    )
+    audited = df.withColumn("_processed_at", F.current_timestamp()).withColumn("_run_id", F.lit(run_id))
+    # Last either way, so the output's column order does not depend on `hashed`.
+    hash_column = F.col(ROW_HASH) if hashed else row_hash(business_columns)
+    return audited.select(*[F.col(f"`{c}`") for c in audited.columns if c != ROW_HASH], hash_column.alias(ROW_HASH))

@@ -78,6 +78,7 @@ from spark.standardize import (
     DEFAULT_TIMESTAMP_FORMATS,
     DEFAULT_TYPED_NULL_TOKENS,
     REJECT_REASON,
+    ROW_HASH,
     DuplicateCounter,
     DuplicateStats,
     add_audit_columns,
@@ -87,6 +88,7 @@ from spark.standardize import (
     infer_date_orders,
     snake_case_columns,
     split_rejects,
+    with_row_hash,
 )
 
 CONFLICT_CHECK = "no_conflicting_duplicates"
@@ -345,8 +347,12 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         order = [c for c in (entity.cursor, "_ingested_at") if c]
         tie_breakers = [c for c in ("_source_file",) if c in good.columns]
         counter = DuplicateCounter()
-        deduplicated = deduplicate_latest(good, entity.dedup_key, order, tie_breakers, counter=counter)
-        result = add_audit_columns(deduplicated, list(entity.columns), context.run.run_id)
+        # The content hash is computed once, before the shuffle: the de-duplication's last tie-breaker
+        # and the output's `_row_hash` alike.
+        hashed = with_row_hash(good, list(entity.columns))
+        deduplicated = deduplicate_latest(hashed, entity.dedup_key, order, tie_breakers, counter=counter,
+                                          tie_hash=ROW_HASH)
+        result = add_audit_columns(deduplicated, list(entity.columns), context.run.run_id, hashed=True)
         if rejected_rows:
             context.log.warning(f"{rejected_rows} of {input_rows} {entity.name} rows quarantined ({where})")
         if AssetKey(["processed", entity.name]) not in context.selected_asset_keys:
