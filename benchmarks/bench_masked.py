@@ -1,8 +1,8 @@
-"""The masked (or processed) step of the sale lines alone, timed as the graph runs it (STEP_START to
-STEP_SUCCESS).
+"""One sale step alone (masked by default, or processed, or the fact), timed as the graph runs it
+(STEP_START to STEP_SUCCESS).
 
     python -m benchmarks.bench_masked prepare --dir DIR --rows 1000000
-    python -m benchmarks.bench_masked time --dir DIR [--step masked|processed] [--repeats 3] [--spark-jobs]
+    python -m benchmarks.bench_masked time --dir DIR [--step masked|processed|fact] [--repeats 3] [--spark-jobs]
 
 `prepare` generates one day (`benchmarks/bench_e2e.py`'s day 1: N sale lines with PII, 1% re-delivered
 lines) into DIR, writes a pipeline YAML (the bundled sample config, a local lake in DIR) and
@@ -10,9 +10,10 @@ materializes the raw and processed sale tables once. `time` then materializes `m
 vault for that day `--repeats` times in one process (one Spark session, `--master`, default
 `local[2]`) and prints the step's seconds per run, and with `--spark-jobs` the Spark jobs each run
 submitted and the seconds they ran. `--step processed` times `processed/sale` and its quarantine
-instead, from the same raw partition. Run `time` from two checkouts against the same DIR, interleaved,
-to compare them (A/B): the processed partition is the same input for both. Not a test: numbers depend
-on the machine and its load.
+instead, from the same raw partition; `--step fact` times `curated/fact_sales`, once the masked tables
+and the dimensions of the day are in DIR's lake (a `bench_e2e --keep` directory has them). Run `time`
+from two checkouts against the same DIR, interleaved, to compare them (A/B): the step's input is the
+same for both. Not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ DAY = date(2024, 1, 1)
 PREPARED = ("raw/shop_files/sales", "processed/sale")
 # Step -> the assets it materializes.
 TIMED = {"masked": ("masked/sale", "vault/sale/card_number"),
-         "processed": ("processed/sale", "quarantine/processed/sale")}
+         "processed": ("processed/sale", "quarantine/processed/sale"),
+         "fact": ("curated/fact_sales",)}
 
 
 def _environment(folder: Path) -> None:
@@ -104,7 +106,7 @@ def time_step(args: argparse.Namespace) -> None:
     for number in range(args.repeats):
         started, cpu = time.time(), tree_cpu_seconds()
         seconds, _ = _materialize(TIMED[args.step])
-        line = (f"run {number + 1}: {args.step}__sale {seconds:6.2f} s, "
+        line = (f"run {number + 1}: {args.step} {seconds:6.2f} s, "
                 f"CPU {tree_cpu_seconds() - cpu:6.1f} s (whole run)")
         if args.spark_jobs:
             count, busy, detail = _jobs_since(args.dir / "spark-events", started)

@@ -98,6 +98,24 @@ def test_a_date_spread_over_several_tasks_is_several_files_each_one_date(
         assert b.path in files_that_may_hold(spark, lake, _lines(spark, [line]))
 
 
+def test_a_task_holding_more_dates_than_its_open_files_still_writes_one_date_a_file(
+    tmp_path: Path, spark: SparkSession
+) -> None:
+    """A backfill's lines span many sale dates: one task meeting more dates than
+    `spark.sql.maxConcurrentOutputFileWriters` sorts the rest by date; each file still holds one date and
+    every row is committed once."""
+    open_files = int(spark.conf.get("spark.sql.maxConcurrentOutputFileWriters"))
+    days = [f"2024-02-{n:02d}" for n in range(1, open_files + 4)]
+    rows = [(f"L{k:05d}", days[k % len(days)]) for k in range(700)]  # dates interleaved, one task
+    commits = write_spark_partitions(_facts(spark, rows), lake := LakeStorage(url=str(tmp_path / "lake")),
+                                     FACT_KEY, SALE_DATE)
+    assert {day: c.rows for day, c in commits.items()} == {d: sum(1 for _, r in rows if r == d) for d in days}
+    for b in lake.string_bounds(FACT_KEY, "sale_line_id"):
+        in_file = spark.read.parquet(b.path).select("sale_line_id", SALE_DATE).collect()
+        assert {r[1].isoformat() for r in in_file} == {b.partition}
+        assert {r[0] for r in in_file} == {line for line, day in rows if day == b.partition}
+
+
 def test_line_counts_are_exact_with_repeated_and_null_ids(spark: SparkSession) -> None:
     """Rows and distinct non-NULL ids, as COUNT(*) and COUNT(DISTINCT) of the input have them, whether
     the hashes counted first all differ or not."""
