@@ -21,6 +21,8 @@ STREAM_BUFFER = 1 << 20  # bytes read from a file at a time
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    if not len(schema):  # no column asked: the batch still counts its rows
+        return batch.select([])
     columns = [batch.column(f.name).cast(f.type) if f.name in batch.schema.names else pa.nulls(batch.num_rows, f.type)
                for f in schema]
     return pa.RecordBatch.from_arrays(columns, schema=schema)

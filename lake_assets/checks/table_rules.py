@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from lake_assets.checks.buckets import BUCKET_ROWS, Spill, bucket_count
+from lake_assets.checks.proven_rules import proven_columns
 from lake_assets.parquet_stream import stream_batches
 
 SAMPLE_ROWS = 5
@@ -225,13 +226,20 @@ def validate(data: pa.Table | ds.Dataset, rules: TableRules, sample_rows: int = 
             failures[key] = failures.get(key, 0) + count
 
     row_schema = build_schema(rules, uniqueness=False)
-    # Only the ruled columns are decoded: lineage columns (`_row_hash`, `_source_file`, ...) are most of
-    # a lake row's bytes and no per-row rule reads them. An absent column still fails as missing.
-    ruled = [name for name in schema.names if name in rules.columns]
+    # Only the ruled columns are decoded, and of those only the ones whose rules the files' statistics
+    # leave open: lineage columns (`_row_hash`, `_source_file`, ...) are most of a lake row's bytes and
+    # no per-row rule reads them.
+    proven = proven_columns(dataset, rules.columns.items())
+    read = [name for name in schema.names if name in rules.columns and name not in proven]
+    open_rules = TableRules(columns={n: r for n, r in rules.columns.items() if n not in proven},
+                            unique_together=rules.unique_together, pii_columns=rules.pii_columns)
+    open_schema = build_schema(open_rules, uniqueness=False)
     rows = 0
-    for batch in stream_batches(dataset, ruled, row_filter, batch_rows):
+    for batch in stream_batches(dataset, read, row_filter, batch_rows):
         if batch.num_rows:
-            add(_failure_cases(pa.Table.from_batches([batch]).to_pandas(types_mapper=pd.ArrowDtype), row_schema), rows)
+            if read:
+                add(_failure_cases(pa.Table.from_batches([batch]).to_pandas(types_mapper=pd.ArrowDtype), open_schema),
+                    rows)
             rows += batch.num_rows
     if not rows:  # an empty partition still has its table-level failures (a missing column, a wrong type)
         add(_failure_cases(schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype), row_schema), 0)
