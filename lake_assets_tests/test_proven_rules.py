@@ -53,6 +53,13 @@ def test_only_columns_whose_statistics_rule_out_every_failure_are_proven(tmp_pat
     # A file without the column: its rows are NULL there, which a `not_null` rule must see.
     _write(tmp_path, "d.parquet", [_row(n, note=None) for n in range(30, 33)])
     assert proven_columns(ds.dataset(tmp_path, format="parquet"), RULES.columns.items()) == {"rate"}
+    # Floating point: Parquet's min/max leave NaN out, and a NaN fails a range rule.
+    (tmp_path / "floats").mkdir()
+    pq.write_table(pa.table({"share": pa.array([0.5, float("nan")])}), tmp_path / "floats" / "f.parquet")
+    floats = ds.dataset(tmp_path / "floats", format="parquet")
+    share = ColumnRule(dtype=pa.float64(), min=0, max=1)
+    assert proven_columns(floats, [("share", share)]) == set()
+    assert validate(floats, TableRules(columns={"share": share})).failures == {"share: min": 1, "share: max": 1}
     # An in-memory table has no statistics: every column is read.
     assert proven_columns(ds.dataset(pa.table({"line": ["L1"]})), RULES.columns.items()) == set()
 

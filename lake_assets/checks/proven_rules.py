@@ -7,7 +7,7 @@ smallest value is at least `min` and its largest at most `max` (or it holds NULL
 rules never judge), no row can fail those rules: `validate` then leaves the column out of its pass
 over the rows. A rule the statistics cannot decide (`regex`, `accepted_values`, a file without
 statistics, a file that lacks the column, values of another kind than the bound, a column whose type
-is not the rule's) keeps the column in that pass. Proving reads the files' footers only.
+is not the rule's, a floating-point column) keeps the column in that pass. Proving reads the files' footers only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -50,15 +51,17 @@ def proven_columns(dataset: ds.Dataset, rules: Iterable[tuple[str, ColumnRule]])
     if not isinstance(dataset, ds.FileSystemDataset):
         return set()
     schema = dataset.schema
-    # A column of another type than its rule's is judged row by row, as before: its type failure counts rows.
+    # A column of another type than its rule's is judged row by row, as before: its type failure counts
+    # rows. Floating-point columns too: a NaN fails a range rule, and Parquet's min/max leave NaN out.
     candidates = {name: rule for name, rule in rules if _provable(rule) and name in schema.names
-                  and (rule.dtype is None or schema.field(name).type == rule.dtype)}
+                  and (rule.dtype is None or schema.field(name).type == rule.dtype)
+                  and not pa.types.is_floating(schema.field(name).type)}
     for path in dataset.files:
         if not candidates:
             break
         with dataset.filesystem.open_input_file(path) as source:
             metadata = pq.ParquetFile(source).metadata
-        # Top-level columns only: a nested column's leaves are not the column the rule is about.
+        # A nested column's leaves have dotted paths and match no rule's name: such a column is read.
         index = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
         for name in list(candidates):
             if name not in index:

@@ -2,9 +2,9 @@
 
 Grain: one `TableRules` per lake table (`processed/sale`, `curated/fact_sales`); one `Outcome` per
 validation of one partition (or of an unpartitioned table). Every row is validated, in slices of
-`batch_rows` rows read one record batch at a time from the lake's files (a column whose rules the
-files' Parquet statistics prove for every row is not read: `proven_rules.py`) (uniqueness on the key columns
-alone, spilled to hash buckets and compared one bucket at a time); only a bounded sample of failing
+`batch_rows` rows read one record batch at a time from the lake's files (uniqueness on the key columns
+alone, spilled to hash buckets and compared one bucket at a time; a column whose rules the files'
+Parquet statistics prove for every row is not read at all: `proven_rules.py`); only a bounded sample of failing
 rows is kept, with the table's PII columns shown as `***`, so an outcome can be stored as check
 metadata without copying data (or personal data) out of the lake. Memory is bounded by `batch_rows`
 and the bucket size, not by the partition.
