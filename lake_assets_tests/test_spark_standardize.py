@@ -180,7 +180,7 @@ def test_row_hash_distinguishes_null_from_empty_and_audit_columns(spark) -> None
     kept = add_audit_columns(df.withColumn("_source", F.lit("shop_files")), ["k"], "r").first()
     assert kept["_source"] == "shop_files"
     # Hashed before the de-duplication: the same values, the column still last.
-    early = add_audit_columns(with_row_hash(df, ["k", "v"]), ["k", "v"], "r", hashed=True)
+    early = add_audit_columns(with_row_hash(df, ["k", "v"]), None, "r")
     assert [r["_row_hash"] for r in early.collect()] == hashes and early.columns[-1] == "_row_hash"
     assert audited.columns[-1] == "_row_hash"
 

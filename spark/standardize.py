@@ -426,9 +426,11 @@ def deduplicate_latest(
     """
     # The tie hash is a column, not an expression of the order: repeated in each window expression it
     # would make their specifications differ, and Spark would sort once per expression.
-    ranked = df.withColumn("_tie", F.col(tie_hash) if tie_hash is not None
-                           else row_hash(sorted(c for c in df.columns if not c.startswith("_"))))
-    order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [F.col("_tie").desc()]
+    # A given tie hash is ordered by as it is: a copy of it would travel through the shuffle beside it.
+    tie = tie_hash if tie_hash is not None else "_tie"
+    ranked = df if tie_hash is not None else df.withColumn(
+        "_tie", row_hash(sorted(c for c in df.columns if not c.startswith("_"))))
+    order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [F.col(tie).desc()]
     window = Window.partitionBy(*key).orderBy(*order)
     if counter is None:
         ranked = ranked.withColumn("_rank", F.row_number().over(window))
@@ -456,14 +458,13 @@ def with_row_hash(df: DataFrame, business_columns: Sequence[str]) -> DataFrame:
     return df.withColumn(ROW_HASH, row_hash(business_columns))
 
 
-def add_audit_columns(df: DataFrame, business_columns: Sequence[str], run_id: str, hashed: bool = False
-                      ) -> DataFrame:
-    """`_processed_at`, `_run_id`, `_row_hash` (over the business columns; kept as it is when `hashed`:
+def add_audit_columns(df: DataFrame, business_columns: Sequence[str] | None, run_id: str) -> DataFrame:
+    """`_processed_at`, `_run_id`, `_row_hash` (over `business_columns`; with None, `df` has it already:
     `with_row_hash` ran before the de-duplication); `_source` is kept (NULL when the input had none,
     so the column always exists)."""
     if "_source" not in df.columns:
         df = df.withColumn("_source", F.lit(None).cast("string"))
     audited = df.withColumn("_processed_at", F.current_timestamp()).withColumn("_run_id", F.lit(run_id))
-    # Last either way, so the output's column order does not depend on `hashed`.
-    hash_column = F.col(ROW_HASH) if hashed else row_hash(business_columns)
+    # Last either way, so the output's column order does not depend on where the hash was computed.
+    hash_column = F.col(ROW_HASH) if business_columns is None else row_hash(business_columns)
     return audited.select(*[F.col(f"`{c}`") for c in audited.columns if c != ROW_HASH], hash_column.alias(ROW_HASH))

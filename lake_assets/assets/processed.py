@@ -352,7 +352,7 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
         hashed = with_row_hash(good, list(entity.columns))
         deduplicated = deduplicate_latest(hashed, entity.dedup_key, order, tie_breakers, counter=counter,
                                           tie_hash=ROW_HASH)
-        result = add_audit_columns(deduplicated, list(entity.columns), context.run.run_id, hashed=True)
+        result = add_audit_columns(deduplicated, None, context.run.run_id)
         if rejected_rows:
             context.log.warning(f"{rejected_rows} of {input_rows} {entity.name} rows quarantined ({where})")
         if AssetKey(["processed", entity.name]) not in context.selected_asset_keys:

@@ -232,9 +232,8 @@ def validate(data: pa.Table | ds.Dataset, rules: TableRules, sample_rows: int = 
     # no per-row rule reads them.
     proven = proven_columns(dataset, rules.columns.items())
     read = [name for name in schema.names if name in rules.columns and name not in proven]
-    open_rules = TableRules(columns={n: r for n, r in rules.columns.items() if n not in proven},
-                            unique_together=rules.unique_together, pii_columns=rules.pii_columns)
-    open_schema = build_schema(open_rules, uniqueness=False)
+    open_schema = build_schema(TableRules(columns={n: r for n, r in rules.columns.items() if n not in proven}),
+                               uniqueness=False)
     rows = 0
     for batch in stream_batches(dataset, read, row_filter, batch_rows):
         if batch.num_rows:
