@@ -337,12 +337,17 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
         late_count = spliced_count = 0
         late_sample: list[tuple[str, str, str]] = []
         windows: list[tuple[date, date]] = []
+        # Until a day is merged into an empty dimension (a first load, a rebuild) no member has a version
+        # a change could precede: nothing is late, and the late-change jobs need not run.
+        versions_recorded = not starts_empty
         for number, (day, batches) in enumerate(pending, start=1):
             last_day = number == len(pending)
             if day in deliveries:
                 changes = _scd2_changes(touched, deliveries[day], natural_key, attributes, effective,
                                         settings.delete_detection, day)
-                if settings.late_changes == "apply":
+                if not versions_recorded:
+                    found = 0
+                elif settings.late_changes == "apply":
                     splice = splice_late_changes(
                         touched, changes, key_col=key_col, natural_key=natural_key, attributes=attributes,
                         effective_col=effective, type1_columns=type1_columns,
@@ -370,6 +375,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                     # A source without change timestamps: its changes take effect at 00:00 UTC of the day.
                     undated_at=datetime.fromisoformat(day), keys_above=split.keys_above,
                 ), read_again=not last_day or "sales" in batches)  # each day's merge builds on the last
+                versions_recorded = True
             if "sales" in batches:
                 # Members among the rows kept aside are known: only the others can be inferred.
                 referenced = read_spark(spark, lake, SALE_SOURCE, day).select(natural_key).join(
