@@ -4,6 +4,7 @@
 other submodule does not load the pipeline config; loading the code location does.
 """
 
+import gc
 import sys
 from types import TracebackType
 
@@ -20,7 +21,12 @@ def defs() -> dg.Definitions:
     except ConfigError:
         _report_config_errors_plainly()
         raise
-    return build_definitions(config)
+    definitions = build_definitions(config)
+    # What is loaded by now (Dagster, Spark's and Arrow's modules, the definitions) lives as long as the
+    # process: frozen out of the cyclic garbage collector, whose full passes during a run and at the
+    # interpreter's exit would otherwise walk it again (a run's process ended ~0.6 s sooner, measured).
+    gc.freeze()
+    return definitions
 
 
 def _report_config_errors_plainly() -> None:
