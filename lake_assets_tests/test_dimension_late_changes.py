@@ -97,3 +97,36 @@ def test_a_late_customer_record_is_spliced_into_history_under_apply(
     # The sales of C1 before Boston's change now resolve to Chicago: their dates wait for the fact.
     pending = lake.partition_state(["curated", "dim_customer"])["splices"]["pending"]
     assert [(e["first"], e["last"]) for e in pending] == [("1900-01-01", "2024-01-01")]
+
+
+def test_the_key_checks_read_the_dimension_spark_wrote_and_fail_on_a_doctored_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark
+) -> None:
+    """The key checks over the table as written (Spark's timestamp and key types): they pass on the
+    dimension the run wrote, then fail, with counts taken from the rows, once its closed versions are
+    reopened as current and its unknown member is stored twice in a copy of it."""
+    from lake_assets.assets.curated import _key_check_results
+
+    config, lake = _two_days(tmp_path, monkeypatch, "apply")
+    assert materialize(build_all_assets(config), resources=build_resources(config),
+                       selection=["curated/dim_customer"]).success
+    key = ["curated", "dim_customer"]
+    written = lake.read_arrow(key)
+    unique, members = _key_check_results(lake, key, "customer_key", "customer_id", scd2=True)
+    assert unique.passed and members.passed
+    assert unique.metadata["rows"].value == unique.metadata["distinct_keys"].value == written.num_rows
+
+    rows = written.to_pylist()
+    closed = [r for r in rows if not r["is_current"] and r["customer_key"] != -1]
+    assert closed  # C1's spliced Chicago version
+    for r in closed:
+        r["is_current"], r["valid_to"] = True, r["valid_to"].replace(year=9999, month=12, day=31, hour=0)
+    (unknown,) = [r for r in rows if r["customer_key"] == -1]
+    rows.append(dict(unknown))  # the unknown member twice: a repeated key, a second current row, an overlap
+    lake.write_arrow(key, None, pa.Table.from_pylist(rows, schema=written.schema))
+    unique, members = _key_check_results(lake, key, "customer_key", "customer_id", scd2=True)
+    assert not unique.passed and unique.metadata["rows"].value == unique.metadata["distinct_keys"].value + 1
+    assert not members.passed
+    assert members.metadata["members_with_several_current_rows"].value == len({r["customer_id"] for r in closed}) + 1
+    # Each reopened version now runs past the start of its member's next version, as one twin does the other.
+    assert members.metadata["overlaps"].value == len(closed) + 1

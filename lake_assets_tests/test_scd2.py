@@ -8,10 +8,13 @@ references it on day 1, its row comes on day 2) and is completed in place.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+from dagster import AssetCheckResult
 from pyspark.sql import DataFrame, SparkSession
 
+from lake_assets.resources.lake_storage import LakeStorage
 from spark.scd2 import add_inferred_members, empty_scd2_dimension, late_changes, scd2_merge
 from spark.star_schema import build_fact_sales, scd1_merge
 
@@ -205,14 +208,20 @@ def test_late_changes_are_found_and_known_versions_are_not(spark: SparkSession) 
     assert {("C1", "Miami"), ("C9", "Tulsa"), ("C2", "Waco")} <= added
 
 
-def test_key_checks_find_planted_defects_and_pass_a_clean_history(spark: SparkSession) -> None:
+def test_key_checks_find_planted_defects_and_pass_a_clean_history(spark: SparkSession, tmp_path: Path) -> None:
     from lake_assets.assets.curated import _key_check_results
 
+    lake = LakeStorage(url=str(tmp_path / "lake"))
     schema = "customer_key bigint, customer_id string, valid_from timestamp, valid_to timestamp, is_current boolean"
+
+    def checked(rows: list[tuple[object, ...]]) -> list[AssetCheckResult]:
+        """The key checks over `rows` written as the lake's dim_customer (Spark's column types)."""
+        lake.write_arrow(["curated", "dim_customer"], None, spark.createDataFrame(rows, schema).toArrow())
+        return _key_check_results(lake, ["curated", "dim_customer"], "customer_key", "customer_id", scd2=True)
+
     clean = [(1, "C1", B, t(2, 0), False), (2, "C1", t(2, 0), E, True), (3, "C2", B, E, True),
              (4, "C3", B, t(2, 0), False), (5, "C3", t(3, 0), E, True)]  # C3: deleted, then back (a gap)
-    results = _key_check_results(spark.createDataFrame(clean, schema), "customer_key", "customer_id", scd2=True)
-    assert [r.passed for r in results] == [True, True]
+    assert [r.passed for r in checked(clean)] == [True, True]
 
     broken = [
         (1, "C1", B, t(2, 0), False), (1, "C1", t(2, 0), E, True),  # a surrogate key twice
@@ -220,8 +229,7 @@ def test_key_checks_find_planted_defects_and_pass_a_clean_history(spark: SparkSe
         (4, "C3", B, E, True), (5, "C3", t(2, 0), E, True),            # two current rows, overlapping
         (6, "C4", B, E, False),                                        # open but not current
     ]
-    key, history = _key_check_results(spark.createDataFrame(broken, schema), "customer_key", "customer_id",
-                                      scd2=True)
+    key, history = checked(broken)
     assert not key.passed and key.metadata["null_keys"].value == 1
     assert key.metadata["rows"].value == 6 and key.metadata["distinct_keys"].value == 4
     assert not history.passed

@@ -55,7 +55,7 @@ from dagster import (
 )
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
-from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.day_range import each_day
@@ -71,6 +71,7 @@ from lake_assets.assets.late_splices import (
 )
 from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
+from lake_assets.checks.dimension_keys import VERSION_COLUMNS, key_figures
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.lake_store import RUN_ID_STATE
@@ -82,6 +83,7 @@ from lake_assets.io_managers.spark_lake import (
     read_spark,
     read_spark_if_exists,
 )
+from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.checkpoint import local_checkpoint
 from spark.observations import observed_figures
@@ -175,48 +177,28 @@ def _late_changes_result(count: int, sample: list[tuple[str, str, str]]) -> Asse
     )
 
 
-def _key_check_results(df: DataFrame, key_col: str, natural_key: str, scd2: bool) -> list[AssetCheckResult]:
-    """Both key checks from one aggregation over the table (one Spark job, not one per figure)."""
-    figures = [
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct(key_col).alias("distinct_keys"),
-        F.sum(F.col(key_col).isNull().cast("int")).alias("null_keys"),
-    ]
-    if scd2:
-        member = Window.partitionBy(natural_key)
-        df = df.select(
-            natural_key, key_col, "valid_from", "valid_to", "is_current",
-            F.sum(F.col("is_current").cast("int")).over(member).alias("_current_rows"),
-            F.lead("valid_from").over(member.orderBy("valid_from")).alias("_next_from"),
-        )
-        # A gap is legitimate (a member closed by a delete, then re-appearing); an overlap never is.
-        overlap = (F.col("valid_from") >= F.col("valid_to")) | (
-            F.col("_next_from").isNotNull() & (F.col("_next_from") < F.col("valid_to")))
-        open_not_current = (F.col("_next_from").isNull() & ~F.col("is_current")
-                            & (F.col("valid_to") == F.lit(END_OF_TIME).cast("timestamp")))
-        figures += [
-            F.countDistinct(F.when(F.col("_current_rows") > 1, F.col(natural_key))).alias("several_current"),
-            F.sum(overlap.cast("int")).alias("overlaps"),
-            F.sum(open_not_current.cast("int")).alias("open_not_current"),
-        ]
-    stats = df.agg(*figures).collect()[0]
+def _key_check_results(lake: LakeStorage, key_path: list[str], key_col: str, natural_key: str, scd2: bool
+                       ) -> list[AssetCheckResult]:
+    """Both key checks over the table as written, from its key columns read in batches on Arrow (a
+    dimension's check costs no Spark job; see `lake_assets/checks/dimension_keys.py`)."""
+    dataset = lake.read_dataset(key_path)
+    columns = [key_col, *((natural_key, *VERSION_COLUMNS) if scd2 else ())]
+    figures = key_figures(stream_batches(dataset, columns), dataset.schema, dataset.count_rows(), key_col,
+                          member_col=natural_key if scd2 else None, open_until=END_OF_TIME)
     results = [
         AssetCheckResult(
             check_name="surrogate_key_unique",
-            passed=bool(stats["rows"] == stats["distinct_keys"] and not stats["null_keys"]),
-            metadata={"rows": stats["rows"], "distinct_keys": stats["distinct_keys"],
-                      "null_keys": stats["null_keys"] or 0},
+            passed=figures.rows == figures.distinct_keys and not figures.null_keys,
+            metadata={"rows": figures.rows, "distinct_keys": figures.distinct_keys, "null_keys": figures.null_keys},
         )
     ]
     if scd2:
-        bad_current, overlaps, open_versions = (
-            stats["several_current"], stats["overlaps"] or 0, stats["open_not_current"] or 0)
         results.append(
             AssetCheckResult(
                 check_name="one_current_row_per_member",
-                passed=bad_current == 0 and overlaps == 0 and open_versions == 0,
-                metadata={"members_with_several_current_rows": bad_current, "overlaps": overlaps,
-                          "open_versions_not_current": open_versions},
+                passed=not (figures.several_current or figures.overlaps or figures.open_not_current),
+                metadata={"members_with_several_current_rows": figures.several_current,
+                          "overlaps": figures.overlaps, "open_versions_not_current": figures.open_not_current},
             )
         )
     return results
@@ -406,7 +388,7 @@ def _build_scd2_dimension(config: PipelineConfig, name: str, entity: EntitySchem
                 f"{e['first']}..{e['last']}" for e in splices["pending"]) or "none",
         })
         # Stored before this code resumes: the key checks read the table as written.
-        yield from _key_check_results(read_spark(spark, lake, own_key, None), key_col, natural_key, scd2=True)
+        yield from _key_check_results(lake, own_key, key_col, natural_key, scd2=True)
         yield _late_changes_result(late_count, late_sample)
 
     return _dimension
@@ -462,7 +444,7 @@ def _build_dim_location(config: PipelineConfig) -> AssetsDefinition:
             )
         yield Output(LakeWrite(state, state={"applied": applied}))
         # Stored before this code resumes: the key check reads the table as written.
-        yield from _key_check_results(read_spark(spark, lake, own_key, None), "location_key", "location_id",
+        yield from _key_check_results(lake, ["curated", "dim_location"], "location_key", "location_id",
                                       scd2=False)
 
     return dim_location
