@@ -59,7 +59,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.day_range import each_day
-from lake_assets.assets.fact_lines import line_counts, lines_meeting, sale_dates_holding
+from lake_assets.assets.fact_lines import files_meeting, line_counts, sale_dates_holding
 from lake_assets.assets.fact_partitions import DELIVERED_ON, FACT_KEY, RUN_DAY, SALE_DATE
 from lake_assets.assets.late_splices import (
     RE_RESOLVED,
@@ -79,6 +79,7 @@ from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.io_managers.partition_range import for_day
 from lake_assets.io_managers.spark_lake import (
     read_columns,
+    read_file_columns,
     read_partitions,
     read_spark,
     read_spark_if_exists,
@@ -635,11 +636,11 @@ def _build_fact_sales(config: PipelineConfig) -> AssetsDefinition:
         if delivered is not None:
             orphans = {key: (count, _missing_sample(delivered, dimensions[key], key) if count else [])
                        for key, (count, _) in orphans.items()}
-        checked = lines_meeting(spark, lake, written)
-        unique = line_counts(checked)
+        checked = files_meeting(lake, written)
+        unique = line_counts(lake, checked)
         duplicated = [] if unique["rows"] == unique["distinct_lines"] else [
-            r["sale_line_id"] for r in checked.groupBy("sale_line_id").count().filter("count > 1")
-            .orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]
+            r["sale_line_id"] for r in read_file_columns(spark, lake, checked, ["sale_line_id"])
+            .groupBy("sale_line_id").count().filter("count > 1").orderBy("sale_line_id").limit(SAMPLE_VALUES).collect()]
         failing = {k: v for k, v in orphans.items() if v[0]}
         yield from [
             AssetCheckResult(

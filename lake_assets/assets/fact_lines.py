@@ -12,19 +12,26 @@ and line numbers) put a day's new lines outside the bounds of every earlier sale
 read follows the day, not the history; with ids in no order every file passes and is read, which is
 what a scan of every sale date would read.
 
-`line_counts` counts the rows and distinct lines met, for the fact's `sale_line_unique` check.
+For the fact's `sale_line_unique` check, `files_meeting` takes the files of the sale dates a write
+touched and every other date's file whose bounds overlap the range of theirs (a coarser test than the
+per-line one, from the manifests alone: it may read a file more, never one less), and `line_counts`
+counts their rows and distinct lines on Arrow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
+import pyarrow as pa
+import pyarrow.dataset as ds
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.fact_partitions import FACT_KEY, SALE_DATE
+from lake_assets.checks.dimension_keys import key_figures
 from lake_assets.io_managers.spark_lake import read_file_columns
-from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.parquet_stream import stream_batches
+from lake_assets.resources.lake_storage import FileBounds, LakeStorage
 
 LINE = "sale_line_id"
 
@@ -58,29 +65,34 @@ def sale_dates_holding(spark: SparkSession, lake: LakeStorage, lines: DataFrame)
     return rows.join(lines.select(LINE), LINE, "left_semi").select(SALE_DATE)
 
 
-def lines_meeting(spark: SparkSession, lake: LakeStorage, written: Collection[str]) -> DataFrame:
-    """`sale_line_id` of every row in the sale dates `written`, plus every row of the other sale dates'
-    files that may hold one of those lines: a line that appears twice in the table with a row in
-    `written` appears twice here."""
-    files = lake.partitions_files(FACT_KEY, sorted(written))
+def files_meeting(lake: LakeStorage, written: Collection[str]) -> list[str]:
+    """Sorted paths of the current files of the sale dates `written`, plus every other sale date's file
+    whose `sale_line_id` bounds overlap the range of theirs (a file without bounds, on either side, is
+    read): a line that appears twice in the table with a row in `written` has both rows in these files.
+    A superset of the files holding those lines, found from the manifests alone (no data read)."""
+    bounds = lake.string_bounds(FACT_KEY, LINE)
+    here = [b for b in bounds if b.partition in written]
+    if not here:
+        return []
+    lowers = [b.lower for b in here if b.lower is not None]
+    uppers = [b.upper for b in here if b.upper is not None]
+    low = min(lowers) if len(lowers) == len(here) else None
+    high = max(uppers) if len(uppers) == len(here) else None
+
+    def overlaps(b: FileBounds) -> bool:
+        return (low is None or high is None or b.lower is None or b.upper is None
+                or not (b.upper < low or b.lower > high))
+
+    return sorted([b.path for b in here] + [b.path for b in bounds if b.partition not in written and overlaps(b)])
+
+
+def line_counts(lake: LakeStorage, files: Sequence[str]) -> dict[str, int]:
+    """{"rows": rows of `files`, "distinct_lines": distinct non-NULL `sale_line_id`s among them}, exact,
+    from the one column read in batches and spilled to hash buckets by id (no Spark job; the driver
+    holds one bucket at a time)."""
     if not files:
-        return spark.range(0).select(F.lit(None).cast("string").alias(LINE))
-    here = read_file_columns(spark, lake, files, [LINE])
-    others = files_that_may_hold(spark, lake, here, outside=written)
-    return here.unionByName(read_file_columns(spark, lake, others, [LINE])) if others else here
-
-
-def line_counts(lines: DataFrame) -> dict[str, int]:
-    """{"rows": rows of `lines`, "distinct_lines": distinct `sale_line_id`s among them}, exact.
-
-    Distinct 64-bit hashes of the ids are counted first: shuffling them costs less than shuffling the
-    ids, and when every row's hash is distinct so is every id. Only when two hashes meet (a repeated
-    id, or a collision: about n²/2⁶⁵, one in a million at 5M lines) are the ids themselves counted."""
-    line = F.col("sale_line_id")
-    # A NULL id is no distinct line, as countDistinct has it (xxhash64 would hash NULL to its seed).
-    hashed = F.when(line.isNotNull(), F.xxhash64(line))
-    first = lines.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(hashed).alias("distinct_hashes")).collect()[0]
-    rows = int(first["rows"])
-    if first["distinct_hashes"] == rows:
-        return {"rows": rows, "distinct_lines": rows}
-    return {"rows": rows, "distinct_lines": int(lines.agg(F.countDistinct("sale_line_id")).collect()[0][0])}
+        return {"rows": 0, "distinct_lines": 0}
+    dataset = ds.dataset(list(files), schema=pa.schema([pa.field(LINE, pa.string())]), format="parquet",
+                         filesystem=lake.filesystem)
+    figures = key_figures(stream_batches(dataset, [LINE]), dataset.schema, dataset.count_rows(), LINE)
+    return {"rows": figures.rows, "distinct_lines": figures.distinct_keys}
