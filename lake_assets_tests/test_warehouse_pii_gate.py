@@ -88,3 +88,51 @@ def test_pii_in_curated_stops_the_load_before_any_role_can_read_it(
     assert "Miami" not in {value for row in after for value in row}
     fact = warehouse.fetch_all(f"SELECT sale_line_id FROM {warehouse.qualified('fact_sales')} ORDER BY 1")
     assert [r[0] for r in fact] == ["L1", "L2", "L3", "L4"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_pii_in_the_facts_rolls_their_load_back(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The fact's rows are scanned beside their load: a finding fails the step and its check, and the
+    load (deletes of the replaced sale dates included) is rolled back."""
+    if backend == "sqlite":
+        server = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}", schema="analytics")
+    else:
+        server = request.getfixturevalue("postgres_warehouse")
+    monkeypatch.setenv("LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.setenv("WAREHOUSE_URL", server.url)
+    monkeypatch.setenv("WAREHOUSE_SCHEMA", server.schema)
+    config = load_config()
+    warehouse = WarehouseResource(url=server.url, schema_name=server.schema)
+    rows.load_star(warehouse, city_of_c1="Denver")
+    facts_in = f"SELECT sale_line_id, quantity FROM {warehouse.qualified('fact_sales')} ORDER BY 1"
+    fact_before = warehouse.fetch_all(facts_in)
+    lake = LakeStorage(url=config.lake.url)
+    lake.write_arrow(["curated", "dim_customer"], None, rows.dim_customer("Denver"))
+    lake.write_arrow(["curated", "dim_product"], None, rows.dim_product())
+    lake.write_arrow(["curated", "dim_location"], None, rows.dim_location())
+    lake.write_arrow(["curated", "dim_date"], None, rows.dim_date())
+    # Day 1's lines again, L1 with another quantity, and an e-mail in L5's order id.
+    facts = rows.fact_sales(1, [("L1", 1, 1, 9), ("L5", 2, 2, 1)])
+    orders = pa.array(["O1", f"ref {PLANTED}"])
+    rows.write_lake_facts(lake, facts.set_column(facts.schema.get_field_index("order_id"), "order_id", orders), DAY)
+
+    with instance_for_test() as instance:
+        result = materialize(
+            build_all_assets(config), selection=[AssetKey(["warehouse", t]) for t in WAREHOUSE_TABLES],
+            partition_key=DAY, resources=build_resources(config), instance=instance, raise_on_error=False,
+        )
+        failed = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_FAILURE)
+        failures = {r.step_key: r.dagster_event for r in failed}
+
+    assert set(failures) == {"warehouse__fact_sales"}
+    message = failures["warehouse__fact_sales"].event_specific_data.error.message
+    assert "order_id: 1 email" in message and PLANTED not in message, message
+    fact = AssetKey(["warehouse", "fact_sales"])
+    (check,) = [e for e in result.get_asset_check_evaluations() if e.asset_key == fact]
+    assert (check.check_name, check.passed) == ("no_pii_in_warehouse", False)
+    assert check.metadata["rows_scanned"].value == facts.num_rows
+    # The day's load was rolled back whole: L1 keeps its quantity, L2 (replaced with its date) is still
+    # there, L5 never arrived.
+    assert warehouse.fetch_all(facts_in) == fact_before

@@ -48,7 +48,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -351,6 +351,7 @@ class WarehouseResource(ConfigurableResource):
         rows: LoadRows,
         where: tuple[str, Any] | None = None,
         key: Sequence[str] | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
         """Replace the rows of `table` (all of them, or those where `column = value`, or where `column`
         is in `value` when it is a list) by `rows`.
@@ -359,27 +360,36 @@ class WarehouseResource(ConfigurableResource):
         key delivered again on a later day moves to that day instead of being stored twice.
         One transaction: delete, then bulk insert, both streamed in batches. Returns the number of
         rows inserted. PostgreSQL: a load of at least `index_rebuild_rows` rows into an empty table
-        builds the table's indexes after the rows (`warehouse_indexes.py`).
+        builds the table's indexes after the rows (`warehouse_indexes.py`). `before_commit` runs last
+        inside the transaction: an error it raises rolls the whole load back.
         """
         target = self.qualified(table)
         with self._data_errors(table, rows, key):
             _check_storable(rows.schema)
             with self.connect_checked() as conn, conn.begin():
-                if (self.dialect == "postgresql" and _row_count(rows) >= self.index_rebuild_rows
-                        and claim_if_empty(conn, target)):
-                    # Nothing to delete in an empty table.
-                    with indexes_built_after(conn, self.schema_metadata().tables[self._metadata_name(table)], target):
-                        return self._bulk_insert(conn, target, rows)
-                if where is None:
-                    conn.exec_driver_sql(f"DELETE FROM {target}")
-                elif isinstance(where[1], list):
-                    self._delete_keys(conn, table, target, pa.table({where[0]: where[1]}), [where[0]])
-                else:
-                    column = self.engine.dialect.identifier_preparer.quote(where[0])
-                    conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
-                if where is not None and key:
-                    self._delete_keys(conn, table, target, rows, list(key))
+                inserted = self._replace(conn, table, target, rows, where, key)
+                if before_commit is not None:
+                    before_commit()
+                return inserted
+
+    def _replace(self, conn: Connection, table: str, target: str, rows: LoadRows, where: tuple[str, Any] | None,
+                 key: Sequence[str] | None) -> int:
+        """`replace_rows`' deletes and bulk insert, on `conn` in its transaction."""
+        if (self.dialect == "postgresql" and _row_count(rows) >= self.index_rebuild_rows
+                and claim_if_empty(conn, target)):
+            # Nothing to delete in an empty table.
+            with indexes_built_after(conn, self.schema_metadata().tables[self._metadata_name(table)], target):
                 return self._bulk_insert(conn, target, rows)
+        if where is None:
+            conn.exec_driver_sql(f"DELETE FROM {target}")
+        elif isinstance(where[1], list):
+            self._delete_keys(conn, table, target, pa.table({where[0]: where[1]}), [where[0]])
+        else:
+            column = self.engine.dialect.identifier_preparer.quote(where[0])
+            conn.execute(text(f"DELETE FROM {target} WHERE {column} = :value"), {"value": where[1]})
+        if where is not None and key:
+            self._delete_keys(conn, table, target, rows, list(key))
+        return self._bulk_insert(conn, target, rows)
 
     def _delete_keys(self, conn: Connection, table: str, target: str, rows: LoadRows, key: list[str]) -> None:
         """Delete the rows of `target` whose `key` is among `rows`: keys bulk-loaded into a temporary
