@@ -107,7 +107,7 @@ class BackgroundStartPySparkResource(LazyPySparkResource):
     _starting: threading.Thread | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        run = context.dagster_run
+        run = context.run
         if run is not None and selection_uses_spark(run.asset_selection):
             self._starting = threading.Thread(target=self._start_quietly, name="spark-session-start", daemon=True)
             self._starting.start()
