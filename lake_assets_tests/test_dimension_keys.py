@@ -1,6 +1,6 @@
-"""The dimension key figures on Arrow (`lake_assets/checks/dimension_keys.py`) over tables written for
-each case, against figures worked out by hand from the rows, in one bucket and spread over several,
-and against the same figures aggregated by Spark SQL over the same rows."""
+"""The key figures on Arrow (`lake_assets/checks/dimension_keys.py`) over tables built for each case,
+against figures worked out by hand from the rows, in one bucket and spread over several, and against
+the same figures aggregated by Spark SQL over the same rows."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ CASES = {
     "null members and times": ([
         (1, None, T[0], T[3], True),   # NULL members form one member: this runs past the next one's start
         (2, None, T[1], END, True),    # two current NULL-member rows: not counted (no member)
-        (3, "C1", None, END, True),    # NULL start: no empty validity, ordered first
+        (3, "C1", None, END, True),    # NULL start: ordered first, no empty validity, runs past the next start
         (4, "C1", T[0], None, False),  # NULL end: no overlap either way, not open
     ], KeyFigures(rows=4, distinct_keys=4, overlaps=2, several_current=0)),
 }

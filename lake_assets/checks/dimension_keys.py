@@ -1,4 +1,5 @@
-"""The key figures of a dimension table as written, on Arrow record batches (no Dagster, no Spark).
+"""The key figures of a table as written (a dimension's surrogate key and versions, the fact's sale
+lines), on Arrow record batches (no Dagster, no Spark).
 
 Grain: one `KeyFigures` per table, exact:
 * `rows`, `distinct_keys` (NULL aside) and `null_keys` of the surrogate key;
