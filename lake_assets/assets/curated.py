@@ -71,7 +71,7 @@ from lake_assets.assets.late_splices import (
 )
 from lake_assets.assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions, run_partition
 from lake_assets.assets.pools import STAR_SCHEMA_POOL
-from lake_assets.checks.dimension_keys import VERSION_COLUMNS, key_figures
+from lake_assets.checks.dimension_keys import dataset_key_figures
 from lake_assets.config import PipelineConfig
 from lake_assets.entities import EntitySchema, entity_schema
 from lake_assets.io_managers.lake_store import RUN_ID_STATE
@@ -84,7 +84,6 @@ from lake_assets.io_managers.spark_lake import (
     read_spark,
     read_spark_if_exists,
 )
-from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.lake_storage import LakeStorage
 from spark.checkpoint import local_checkpoint
 from spark.observations import observed_figures
@@ -182,10 +181,8 @@ def _key_check_results(lake: LakeStorage, key_path: list[str], key_col: str, nat
                        ) -> list[AssetCheckResult]:
     """Both key checks over the table as written, from its key columns read in batches on Arrow (a
     dimension's check costs no Spark job; see `lake_assets/checks/dimension_keys.py`)."""
-    dataset = lake.read_dataset(key_path)
-    columns = [key_col, *((natural_key, *VERSION_COLUMNS) if scd2 else ())]
-    figures = key_figures(stream_batches(dataset, columns), dataset.schema, dataset.count_rows(), key_col,
-                          member_col=natural_key if scd2 else None, open_until=END_OF_TIME)
+    figures = dataset_key_figures(lake.read_dataset(key_path), key_col, member_col=natural_key if scd2 else None,
+                                  open_until=END_OF_TIME)
     results = [
         AssetCheckResult(
             check_name="surrogate_key_unique",
@@ -502,8 +499,7 @@ def _build_dim_date(config: PipelineConfig) -> AssetsDefinition:
             "last_sale_day": last_sale.isoformat() if last_sale else "none",
         })
         # Stored before this code resumes: the check reads the table as written.
-        written = lake.read_dataset(["curated", "dim_date"])
-        keys = key_figures(stream_batches(written, ["date_key"]), written.schema, written.count_rows(), "date_key")
+        keys = dataset_key_figures(lake.read_dataset(["curated", "dim_date"]), "date_key")
         yield AssetCheckResult(check_name="date_key_unique",
                                passed=keys.rows == keys.distinct_keys == days and not keys.null_keys,
                                metadata={"rows": keys.rows, "distinct_date_keys": keys.distinct_keys, "days": days})

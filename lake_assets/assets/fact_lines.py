@@ -28,9 +28,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.fact_partitions import FACT_KEY, SALE_DATE
-from lake_assets.checks.dimension_keys import key_figures
+from lake_assets.checks.dimension_keys import dataset_key_figures
 from lake_assets.io_managers.spark_lake import read_file_columns
-from lake_assets.parquet_stream import stream_batches
 from lake_assets.resources.lake_storage import FileBounds, LakeStorage
 
 LINE = "sale_line_id"
@@ -94,5 +93,5 @@ def line_counts(lake: LakeStorage, files: Sequence[str]) -> dict[str, int]:
         return {"rows": 0, "distinct_lines": 0}
     dataset = ds.dataset(list(files), schema=pa.schema([pa.field(LINE, pa.string())]), format="parquet",
                          filesystem=lake.filesystem)
-    figures = key_figures(stream_batches(dataset, [LINE]), dataset.schema, dataset.count_rows(), LINE)
+    figures = dataset_key_figures(dataset, LINE)
     return {"rows": figures.rows, "distinct_lines": figures.distinct_keys}

@@ -25,8 +25,10 @@ from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from lake_assets.checks.buckets import Spill, bucket_count
+from lake_assets.parquet_stream import stream_batches
 
 VERSION_COLUMNS = ("valid_from", "valid_to", "is_current")
 
@@ -70,6 +72,14 @@ def key_figures(batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int,
             if members is not None:
                 members.close()
     return figures
+
+
+def dataset_key_figures(dataset: ds.Dataset, key_col: str, member_col: str | None = None,
+                        open_until: datetime | None = None) -> KeyFigures:
+    """`key_figures` of a lake table's rows, only the columns they need read, in batches."""
+    columns = [key_col, *((member_col, *VERSION_COLUMNS) if member_col is not None else ())]
+    return key_figures(stream_batches(dataset, columns), dataset.schema, dataset.count_rows(), key_col,
+                       member_col=member_col, open_until=open_until)
 
 
 def _true_count(flags: pa.Array | pa.ChunkedArray) -> int:
