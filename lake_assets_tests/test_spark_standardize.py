@@ -326,3 +326,32 @@ def test_duplicate_counter_tells_exact_copies_from_conflicting_rows_in_the_write
     assert kept == len(by_key)
     assert stats.removed == exact + conflicting == len(rows) - kept
     assert stats.rows == len(rows)
+
+
+def test_rejected_rows_pass_through_the_deduplication_uncounted(spark, tmp_path) -> None:
+    """With `reason`, every rejected row comes out as it is, beside one usable row per key: even when it
+    shares the key and would sort first (a later `sold_at`), and even when it repeats another row."""
+    rows = [
+        ("L1", 1, "P1", ""), ("L1", 1, "P1", ""), ("L1", 3, "P2", "unparsable quantity"),
+        ("L2", 2, "P1", ""), ("L2", 1, "P3", ""),  # the same key, other content: conflicting
+        ("L3", 9, "P1", "missing product_id"), ("L3", 9, "P1", "missing product_id"),  # no usable row
+        (None, 5, "P1", "missing sale_line_id"),
+        ("L4", 1, "P4", ""),
+    ]
+    df = spark.createDataFrame(rows, "sale_line_id string, sold_at int, product_id string, _reject_reason string")
+    usable = [r for r in rows if r[3] == ""]
+    by_key: dict[str, list[tuple]] = {}
+    for row in usable:
+        by_key.setdefault(row[0], []).append(row)
+    latest = {max(v, key=lambda r: r[1]) for v in by_key.values()}
+    counter = DuplicateCounter()
+    out = deduplicate_latest(df, ["sale_line_id"], ["sold_at"], counter=counter, reason="_reject_reason")
+    out.write.parquet(str(tmp_path / "out"))
+    written = sorted((tuple(r) for r in spark.read.parquet(str(tmp_path / "out")).collect()), key=repr)
+    assert written == sorted([*latest, *(r for r in rows if r[3] != "")], key=repr)
+    stats = counter.stats()
+    assert stats.rows == len(usable)
+    assert stats.quarantined == len(rows) - len(usable)
+    assert stats.exact_duplicates == sum(len(v) - len(set(v)) for v in by_key.values())
+    assert stats.conflicting_keys == sum(len(set(v)) > 1 for v in by_key.values())
+    assert stats.sample_keys == [{"sale_line_id": k} for k, v in sorted(by_key.items()) if len(set(v)) > 1]

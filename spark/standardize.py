@@ -309,9 +309,10 @@ def apply_null_defaults(df: DataFrame, defaults: Mapping[str, str]) -> DataFrame
     )
 
 
-def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, DataFrame]:
-    """(good rows, rejected rows with `_reject_reason`): a row is rejected when a required column is
-    NULL or any column could not be used (`_parse_errors`). The reason lists every problem of the row."""
+def flag_rejects(df: DataFrame, required: Sequence[str]) -> DataFrame:
+    """`df` (as `cast_to_schema` types it) with `_reject_reason` in place of `_parse_errors`: empty for a
+    usable row, else every problem of the row: a required column NULL, or any column that could not be
+    used (`_parse_errors`)."""
     errors = F.col("_parse_errors")
 
     def reported(column: str) -> Column:
@@ -323,9 +324,18 @@ def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, Da
     missing = [F.when(F.col(c).isNull() & ~reported(c), F.lit(f"missing {c}")) for c in required]
     # concat_ws skips NULLs and flattens the array; no higher-order functions, so the step stays in
     # generated code.
-    flagged = df.withColumn(REJECT_REASON, F.concat_ws("; ", *missing, errors))
-    good = flagged.filter(F.col(REJECT_REASON) == "").drop(REJECT_REASON, "_parse_errors")
-    bad = flagged.filter(F.col(REJECT_REASON) != "").drop("_parse_errors")
+    return df.withColumn(REJECT_REASON, F.concat_ws("; ", *missing, errors)).drop("_parse_errors")
+
+
+def split_rejects(df: DataFrame, required: Sequence[str]) -> tuple[DataFrame, DataFrame]:
+    """(good rows, rejected rows with `_reject_reason`), as `flag_rejects` judges them.
+
+    Both filters reach back into the typing: over an uncached typed frame each would repeat the whole
+    typing inside its condition (Spark pushes a filter through the projection that computes its column).
+    Filter a persisted frame, or keep the rejected rows in one pass (`deduplicate_latest(reason=...)`)."""
+    flagged = flag_rejects(df, required)
+    good = flagged.filter(F.col(REJECT_REASON) == "").drop(REJECT_REASON)
+    bad = flagged.filter(F.col(REJECT_REASON) != "")
     return good, bad
 
 
@@ -334,13 +344,15 @@ class DuplicateStats:
     """What de-duplication on a key removes. Per key with n rows of which h are distinct in content
     (every non-`_` column): n - h rows are exact copies of another row of the key, h - 1 rows differ
     from the row kept (the same key, other content: not duplicates, usually a non-unique key).
-    `rows` is every row looked at (kept and removed)."""
+    `rows` is every row looked at (kept and removed); `quarantined` the rows passed through untouched
+    because they carry a reject reason (`deduplicate_latest(reason=...)`)."""
 
     exact_duplicates: int
     conflicting_rows: int
     conflicting_keys: int
     sample_keys: list[dict[str, object]] = field(default_factory=list)
     rows: int = 0
+    quarantined: int = 0
 
     @property
     def removed(self) -> int:
@@ -370,16 +382,23 @@ class DuplicateCounter:
         self.sample_size = sample_size
         self._input: DataFrame | None = None
         self._key: Sequence[str] = ()
+        self._reason: str | None = None
         self._stats: DuplicateStats | None = None
 
-    def observe(self, ranked: DataFrame, key: Sequence[str], source: DataFrame) -> DataFrame:
-        """`ranked` (one row per input row, with `_rank`, `_rows_of_key`, `_contents_of_key`) observed."""
-        self._input, self._key = source, key
-        first = F.col("_rank") == 1  # one row per key carries the key's counts
+    def observe(self, ranked: DataFrame, key: Sequence[str], source: DataFrame, usable: Column | None = None,
+                reason: str | None = None) -> DataFrame:
+        """`ranked` (one row per input row, with `_rank`, `_rows_of_key`, `_contents_of_key`) observed. With
+        `usable` (false for a row passed through because of its `reason` column) only usable rows are
+        counted as de-duplicated, and the others as `quarantined_rows`."""
+        self._input, self._key, self._reason = source, key, reason
+        usable = F.lit(True) if usable is None else usable
+        first = (F.col("_rank") == 1) & usable  # one row per key carries the key's counts
         rows_of_key, contents = F.col("_rows_of_key"), F.col("_contents_of_key")
+        quarantined = [F.count(F.when(~usable, 1)).alias("quarantined_rows")] if reason is not None else []
         return ranked.observe(
             self.observation,
-            F.count(F.lit(1)).alias("rows_before_deduplication"),
+            F.count(F.when(usable, 1)).alias("rows_before_deduplication"),
+            *quarantined,
             F.coalesce(F.sum(F.when(first, rows_of_key - 1)), F.lit(0)).alias("duplicate_rows_removed"),
             F.coalesce(F.sum(F.when(first, rows_of_key - contents)), F.lit(0)).alias("exact_duplicates_removed"),
             F.coalesce(F.sum(F.when(first, contents - 1)), F.lit(0)).alias("conflicting_rows_removed"),
@@ -394,27 +413,40 @@ class DuplicateCounter:
             totals = observed_figures(self.observation) or {}
             count = {name: int(totals.get(name) or 0) for name in
                      ("rows_before_deduplication", "exact_duplicates_removed", "conflicting_rows_removed",
-                      "conflicting_keys")}
+                      "conflicting_keys", "quarantined_rows")}
             samples: list[dict[str, object]] = []
             if count["conflicting_keys"]:
-                samples = conflicting_keys_sample(self._input, self._key, self.sample_size)
+                samples = conflicting_keys_sample(self._input, self._key, self.sample_size, self._reason)
             self._stats = DuplicateStats(count["exact_duplicates_removed"], count["conflicting_rows_removed"],
-                                         count["conflicting_keys"], samples, rows=count["rows_before_deduplication"])
+                                         count["conflicting_keys"], samples, rows=count["rows_before_deduplication"],
+                                         quarantined=count["quarantined_rows"])
         return self._stats
 
 
-def conflicting_keys_sample(df: DataFrame, key: Sequence[str], size: int) -> list[dict[str, object]]:
-    """Up to `size` keys of `df` (smallest first) whose rows differ in content: the key columns only."""
-    contents = df.groupBy(*key).agg(F.countDistinct(_content_hash(df, key)).alias("_h"))
+def conflicting_keys_sample(
+    df: DataFrame, key: Sequence[str], size: int, reason: str | None = None
+) -> list[dict[str, object]]:
+    """Up to `size` keys of `df` (smallest first) whose rows differ in content: the key columns only.
+    With `reason`, rows with a non-empty reason are left out (inside the aggregate, not by a filter: see
+    `split_rejects`)."""
+    content = _content_hash(df, key)
+    if reason is not None:
+        content = F.when(F.col(reason) == "", content)
+    contents = df.groupBy(*key).agg(F.countDistinct(content).alias("_h"))
     rows = contents.filter("_h > 1").select(*key).orderBy(*key).limit(size).collect()
     return [r.asDict() for r in rows]
 
 
 def deduplicate_latest(
     df: DataFrame, key: Sequence[str], order_by: Sequence[str], tie_breakers: Sequence[str] = (),
-    counter: DuplicateCounter | None = None, tie_hash: str | None = None,
+    counter: DuplicateCounter | None = None, tie_hash: str | None = None, reason: str | None = None,
 ) -> DataFrame:
     """One row per `key`: the one with the greatest `order_by` values (NULLs last).
+
+    With `reason` (a string column, empty for a usable row), rows with a non-empty reason are neither
+    de-duplicated nor counted: every one of them is returned as it is, beside the kept usable rows, so
+    one pass can write both (the processed rows and their quarantine). Usable rows sort first in their
+    key, so a rejected row never displaces one.
 
     Deterministic: rows tied on `order_by` are ordered by `tie_breakers` (e.g. the source file name),
     then by a hash of their business (non-`_`) values, so every rerun keeps the same content: the
@@ -430,21 +462,27 @@ def deduplicate_latest(
     tie = tie_hash if tie_hash is not None else "_tie"
     ranked = df if tie_hash is not None else df.withColumn(
         "_tie", row_hash(sorted(c for c in df.columns if not c.startswith("_"))))
+    usable = F.lit(True) if reason is None else F.col(reason) == ""
     order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [F.col(tie).desc()]
+    if reason is not None:
+        order.insert(0, usable.desc())
     window = Window.partitionBy(*key).orderBy(*order)
+    # Above the window: a filter on the reason is not pushed down into the typing that computes it.
+    kept = F.col("_rank") == 1 if reason is None else ((F.col("_rank") == 1) & usable) | ~usable
     if counter is None:
         ranked = ranked.withColumn("_rank", F.row_number().over(window))
-        return ranked.filter("_rank = 1").drop("_rank", "_tie")
+        return ranked.filter(kept).drop("_rank", "_tie")
     # The same partitioning and order with the whole key as frame: one window operator over one sort.
     whole_key = window.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
     ranked = ranked.select(
         "*",
         F.row_number().over(window).alias("_rank"),
-        F.count(F.lit(1)).over(whole_key).alias("_rows_of_key"),
-        F.size(F.collect_set(_content_hash(df, key)).over(whole_key)).alias("_contents_of_key"),
+        F.count(F.when(usable, 1)).over(whole_key).alias("_rows_of_key"),
+        # collect_set skips NULLs: a rejected row adds no content.
+        F.size(F.collect_set(F.when(usable, _content_hash(df, key))).over(whole_key)).alias("_contents_of_key"),
     )
-    observed = counter.observe(ranked, key, df)
-    return observed.filter("_rank = 1").drop("_rank", "_rows_of_key", "_contents_of_key", "_tie")
+    observed = counter.observe(ranked, key, df, usable if reason is not None else None, reason)
+    return observed.filter(kept).drop("_rank", "_rows_of_key", "_contents_of_key", "_tie")
 
 
 def row_hash(columns: Sequence[str]) -> Column:
@@ -456,6 +494,10 @@ def row_hash(columns: Sequence[str]) -> Column:
 def with_row_hash(df: DataFrame, business_columns: Sequence[str]) -> DataFrame:
     """`df` with `_row_hash`: `row_hash` over `business_columns`, in that order."""
     return df.withColumn(ROW_HASH, row_hash(business_columns))
+
+
+# The columns `add_audit_columns` gives a processed row (a rejected row has none of them).
+AUDIT_COLUMNS: tuple[str, ...] = ("_processed_at", "_run_id", ROW_HASH)
 
 
 def add_audit_columns(df: DataFrame, business_columns: Sequence[str] | None, run_id: str) -> DataFrame:

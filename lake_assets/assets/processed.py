@@ -9,7 +9,9 @@ Rows that cannot be standardized (missing required key, `reject` null rule, unpa
 date/number) go to `quarantine/processed/<entity>/ingest_date=D` with the reason (`_reject_reason`),
 and are counted in the processed asset's metadata (total and per reason). The quarantine is an asset
 of its own (group `quarantine`, same daily partitions, depending on the same raw tables), the second
-output of this step: when both are selected the lake IO manager stores both tables. The
+output of this step: when both are selected the lake IO manager stores both tables. One Spark job
+per day types the rows, de-duplicates the usable ones (the rejected ones pass through) and stages both
+tables (`io_managers/spark_split.py`); the typed rows are never cached. The
 step yields the quarantine first, so it is committed before anything else is decided. When more than
 `standardize.max_quarantine_share` of the input is quarantined, or a feed with rows lacks a required
 column entirely, the step then fails (not retried: the same input fails again), naming the entity,
@@ -49,7 +51,7 @@ from dagster import (
     asset,
     multi_asset,
 )
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lake_assets.assets.day_range import each_day
@@ -61,7 +63,9 @@ from lake_assets.entities import EntitySchema, entity_schemas
 from lake_assets.ingestion import QUARANTINE_LAYER
 from lake_assets.io_managers.lake_write import LakeWrite
 from lake_assets.io_managers.partition_range import for_day
-from lake_assets.resources.lake_storage import LakeStorage
+from lake_assets.io_managers.spark_lake import read_columns
+from lake_assets.io_managers.spark_split import write_spark_split
+from lake_assets.resources.lake_storage import LakeStorage, StagedBatch
 from spark.aggregations import aggregate, metric_column
 from spark.mapping_rules import (
     absent_key_parts,
@@ -74,6 +78,7 @@ from spark.mapping_rules import (
 from spark.naming import snake_case_names
 from spark.number_text import is_number_type
 from spark.standardize import (
+    AUDIT_COLUMNS,
     DEFAULT_NULL_TOKENS,
     DEFAULT_TIMESTAMP_FORMATS,
     DEFAULT_TYPED_NULL_TOKENS,
@@ -85,9 +90,9 @@ from spark.standardize import (
     apply_null_defaults,
     cast_to_schema,
     deduplicate_latest,
+    flag_rejects,
     infer_date_orders,
     snake_case_columns,
-    split_rejects,
     with_row_hash,
 )
 
@@ -308,27 +313,57 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             typed_null_tokens=typed_null_tokens,
             date_orders=date_orders,
         )
-        typed = apply_null_defaults(typed, defaults).persist()
-        good, rejected = split_rejects(typed, required)
-        # Committed before anything else is decided, so the rows are kept if the step fails below.
-        rejected_rows = yield from store_side_table(context, lake, "quarantine", quarantine_key(entity.name), rejected,
-                                                    day)
-        reasons = {}
-        if rejected_rows:
-            # One reason string can list several problems; count per whole reason (bounded by columns).
-            reasons = {r[REJECT_REASON]: r["n"] for r in rejected.groupBy(REJECT_REASON).agg(F.count("*").alias("n"))
-                       .orderBy(F.desc("n"), REJECT_REASON).limit(20).collect()}
-        # Rows of the cached typed input: a scan of the cache, no shuffle. What de-duplication removes
-        # is counted by the job that writes the processed rows (`DuplicateCounter`).
-        input_rows = typed.count()
-        where = f"{'/'.join(quarantine_key(entity.name))}/ingest_date={day}"
-        absent = _absent_required(entity, required, feeds, frames) + [
+        typed = apply_null_defaults(typed, defaults)
+        order = [c for c in (entity.cursor, "_ingested_at") if c]
+        tie_breakers = [c for c in ("_source_file",) if c in typed.columns]
+        counter = DuplicateCounter()
+        # The content hash is computed once, before the shuffle: the de-duplication's last tie-breaker
+        # and the output's `_row_hash` alike. Rejected rows pass through the de-duplication untouched, so
+        # one job writes the processed rows and the quarantine (`write_spark_split`).
+        hashed = with_row_hash(flag_rejects(typed, required), list(entity.columns))
+        deduplicated = deduplicate_latest(hashed, entity.dedup_key, order, tie_breakers, counter=counter,
+                                          tie_hash=ROW_HASH, reason=REJECT_REASON)
+        result = add_audit_columns(deduplicated, None, context.run.run_id)
+        with lake.spool(["processed", entity.name], day) as processed_rows, \
+                lake.spool(quarantine_key(entity.name), day) as rejects:
+            write_spark_split(result, lake, processed_rows, rejects, REJECT_REASON, usable_only=AUDIT_COLUMNS,
+                              carrier=ROW_HASH)
+            # Committed before anything else is decided, so the rows are kept if the step fails below.
+            rejected_rows = yield from store_side_table(context, lake, "quarantine", quarantine_key(entity.name),
+                                                        rejects, day)
+            yield from _judge_and_store(context, lake, day, processed_rows, counter, rejected_rows,
+                                        _absent_columns(raw_frames, frames), date_orders,
+                                        result.sparkSession)
+
+    def _absent_columns(raw_frames: dict[str, DataFrame], frames: list[DataFrame]) -> list[str]:
+        """Required columns a feed with rows lacks, key parts a generated key cannot find, renames that
+        match no delivered column: each fails the day."""
+        return _absent_required(entity, required, feeds, frames) + [
             f"{source.name}.{table.name}: {problem}"
             for (source, table), name, frame in zip(feeds, ins, frames, strict=True)
             for problem in absent_key_parts(list(snake_case_names(raw_frames[name].columns).values()),
                                             _key_rules(table))
             if frame.limit(1).count()
         ] + _unmatched_renames(feeds, [raw_frames[name] for name in ins])
+
+    def _judge_and_store(
+        context: AssetExecutionContext, lake: LakeStorage, day: str, processed_rows: StagedBatch,
+        counter: DuplicateCounter, rejected_rows: int, absent: list[str], date_orders: dict[str, str],
+        spark: SparkSession,
+    ) -> Iterator:
+        """After the quarantine's commit: fail the day when a column is absent or too much was rejected,
+        else commit the processed rows (staged by the job that wrote the quarantine) and judge their
+        duplicates."""
+        stats = counter.stats()  # measured by the job that wrote both sides
+        reasons = {}
+        if rejected_rows:
+            # One reason string can list several problems; count per whole reason (bounded by columns).
+            rejected = read_columns(spark, lake, quarantine_key(entity.name),
+                                    [day], [REJECT_REASON])
+            reasons = {r[REJECT_REASON]: r["n"] for r in rejected.groupBy(REJECT_REASON).agg(F.count("*").alias("n"))
+                       .orderBy(F.desc("n"), REJECT_REASON).limit(20).collect()}
+        input_rows = stats.rows + stats.quarantined
+        where = f"{'/'.join(quarantine_key(entity.name))}/ingest_date={day}"
         share = rejected_rows / input_rows if input_rows else 0.0
         if absent or share > max_share:
             top = "; ".join(f"{n} rows: {r}" for r, n in list(reasons.items())[:3]) or "none"
@@ -344,28 +379,17 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                           "quarantined_share": round(share, 4)},
                 allow_retries=False,
             )
-        order = [c for c in (entity.cursor, "_ingested_at") if c]
-        tie_breakers = [c for c in ("_source_file",) if c in good.columns]
-        counter = DuplicateCounter()
-        # The content hash is computed once, before the shuffle: the de-duplication's last tie-breaker
-        # and the output's `_row_hash` alike.
-        hashed = with_row_hash(good, list(entity.columns))
-        deduplicated = deduplicate_latest(hashed, entity.dedup_key, order, tie_breakers, counter=counter,
-                                          tie_hash=ROW_HASH)
-        result = add_audit_columns(deduplicated, None, context.run.run_id)
         if rejected_rows:
             context.log.warning(f"{rejected_rows} of {input_rows} {entity.name} rows quarantined ({where})")
         if AssetKey(["processed", entity.name]) not in context.selected_asset_keys:
-            typed.unpersist()
             return
         yield Output(
-            # The de-duplication counts (duplicate_rows_removed, ...) are measured by this write; the IO
-            # manager adds them to the metadata.
-            LakeWrite(result, observation=counter.observation),
+            # The de-duplication counts (duplicate_rows_removed, quarantined_rows, ...) were measured by the
+            # job that staged these rows; the IO manager adds them to the metadata.
+            LakeWrite(processed_rows, observation=counter.observation),
             output_name="processed",
             metadata={
                 "input_rows": input_rows,
-                "quarantined_rows": rejected_rows,
                 "quarantine_reasons": ", ".join(f"{r}: {n}" for r, n in reasons.items()) or "none",
                 "null_defaults": ", ".join(sorted(defaults)) or "none",
                 "timestamp_formats": ", ".join(formats),
@@ -374,7 +398,6 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
                 "sources": len(feeds),
             },
         )
-        stats = counter.stats()  # counted by the write that just ran
         if stats.conflicting_keys:
             context.log.warning(
                 f"{entity.name}: {stats.conflicting_rows} rows removed by de-duplication differed from the "
@@ -383,9 +406,6 @@ def _build_processed_asset(config: PipelineConfig, entity: EntitySchema) -> Asse
             )
         if context.selected_asset_check_keys:
             yield _conflict_check(entity, stats)
-        # The output is written by now; the cached typed rows would otherwise stay in the executor's
-        # memory for the rest of the run (every later step of a one-process run).
-        typed.unpersist()
 
     return _processed
 

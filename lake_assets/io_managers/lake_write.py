@@ -14,7 +14,8 @@ A bare DataFrame or Arrow table replaces the output's partition (or its unpartit
   `replace` (emptied when `frame` has none of their rows). The asset's own Dagster partition (the run
   day) is then not a partition of the lake table;
 * `observation`: figures Spark measures on the rows while it writes them (`DataFrame.observe`), added
-  to the output's metadata once the rows are stored, so they cost no pass of their own. Metric names
+  to the output's metadata once the rows are stored, so they cost no pass of their own (a `StagedBatch`
+  that a Spark job staged carries the observation of that job). Metric names
   are the metadata keys; decimals become floats and an empty sum 0. Spark reports nothing when it
   found at run time that no row reaches the observation (the plan then skips it): see
   `spark.observations.observed_figures`.
@@ -47,5 +48,5 @@ class LakeWrite:
             raise ValueError("LakeWrite: `replace` names partitions of a date column; set `partition_column`")
         if self.partition_column is not None and not isinstance(self.frame, DataFrame):
             raise TypeError("LakeWrite: a write of several partitions takes a Spark DataFrame")
-        if self.observation is not None and not isinstance(self.frame, DataFrame):
-            raise TypeError("LakeWrite: an observation measures a Spark DataFrame")
+        if self.observation is not None and isinstance(self.frame, pa.Table):
+            raise TypeError("LakeWrite: an observation measures rows Spark writes (a DataFrame or a batch it staged)")
