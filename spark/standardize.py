@@ -5,9 +5,10 @@ be standardized (returned separately with a reason, never dropped silently).
 
 Order of operations (processed asset): snake_case -> renames -> `infer_date_orders` (day-first or
 month-first, per source file) -> `cast_to_schema` (types, trims, case, digits, null tokens, integral
-float ids; records unparsable and ambiguous values) -> `apply_null_defaults` -> `split_rejects`
+float ids; records unparsable and ambiguous values) -> `apply_null_defaults` -> `flag_rejects`
 (missing required/`reject` columns, unparsable values) -> `with_row_hash` (the content hash, also the
-de-duplication's last tie-breaker) -> `deduplicate_latest` (counting what it removes) -> `add_audit_columns`.
+de-duplication's last tie-breaker) -> `deduplicate_latest` (counting what it removes; the rejected rows
+pass through it) -> `add_audit_columns`.
 """
 
 from __future__ import annotations
