@@ -12,9 +12,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
+
+if TYPE_CHECKING:
+    from lake_assets.resources.lake_storage import LakeStorage
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "sample"
@@ -185,6 +189,17 @@ def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
         return name
 
     return S3Server(endpoint=moto_server, make_bucket=make_bucket)
+
+
+def lake_of_kind(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> LakeStorage:
+    """A lake under `tmp_path` (`local`), or in a fresh moto bucket with its catalog on PostgreSQL (`s3`)."""
+    from lake_assets.resources.lake_storage import LakeStorage
+
+    if kind == "local":
+        return LakeStorage(url=str(tmp_path / "lake"))
+    s3: S3Server = request.getfixturevalue("s3")
+    catalog: str = request.getfixturevalue("postgres_catalog")
+    return LakeStorage(url=f"s3://{s3.make_bucket()}/prefix", catalog_uri=catalog)
 
 
 # The fast tier (`pytest -m "not services"`) leaves out every test that needs a service or Spark:

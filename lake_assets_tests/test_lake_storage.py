@@ -24,20 +24,12 @@ from pyiceberg.exceptions import CommitFailedException
 
 from lake_assets.resources.lake_storage import S3_SPOOL_DIR, LakeDataNotFound, LakeStorage, LakeWriteConflict
 
-from .conftest import S3Server
+from .conftest import lake_of_kind
 
 pytestmark = pytest.mark.services  # catalogs on PostgreSQL and moto S3
 
 KEY = ["raw", "src", "table"]
 DAY = "2024-01-01"
-
-
-def _lake(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> LakeStorage:
-    if kind == "local":
-        return LakeStorage(url=str(tmp_path / "lake"))
-    s3: S3Server = request.getfixturevalue("s3")
-    catalog: str = request.getfixturevalue("postgres_catalog")
-    return LakeStorage(url=f"s3://{s3.make_bucket()}/prefix", catalog_uri=catalog)
 
 
 def _referenced_files_exist(lake: LakeStorage, key: list[str]) -> None:
@@ -49,7 +41,7 @@ def _referenced_files_exist(lake: LakeStorage, key: list[str]) -> None:
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
 def test_rewrite_replaces_and_crash_keeps_previous(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    lake = _lake(kind, tmp_path, request)
+    lake = lake_of_kind(kind, tmp_path, request)
     with pytest.raises(LakeDataNotFound, match="no committed data"):
         lake.read_arrow(KEY, DAY)
 
@@ -343,7 +335,7 @@ def test_several_partitions_of_a_data_column_replace_in_one_commit(tmp_path: Pat
 def test_a_spool_is_outside_the_table_until_its_commit_and_loses_to_a_writer_that_committed_meanwhile(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    lake = _lake(kind, tmp_path, request)
+    lake = lake_of_kind(kind, tmp_path, request)
     lake.write_arrow(KEY, DAY, pa.table({"x": [1]}))
     with lake.spool(KEY, DAY) as spool:
         pq.write_table(spool.with_partition_column(pa.table({"x": [2, 3]})), f"{spool.local_dir}/part-0.parquet")
@@ -369,7 +361,7 @@ def test_a_spool_is_outside_the_table_until_its_commit_and_loses_to_a_writer_tha
 def test_a_spool_left_by_a_killed_process_is_removed_by_a_later_spool_once_abandoned(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    lake = _lake(kind, tmp_path, request)
+    lake = lake_of_kind(kind, tmp_path, request)
     # Local: inside the lake, never in a table's directory; S3: on local disk, outside the bucket.
     spool_root = Path(lake.spool_root)
     expected_root = tmp_path / "lake" / ".spool" if kind == "local" else Path(tempfile.gettempdir()) / S3_SPOOL_DIR

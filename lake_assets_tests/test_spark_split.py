@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 from lake_assets.io_managers.spark_split import write_spark_split
 from lake_assets.resources.lake_storage import LakeStorage
 
-from .conftest import S3Server
+from .conftest import lake_of_kind
 
 pytestmark = pytest.mark.services  # the S3 lake: moto S3 and a PostgreSQL catalog
 
@@ -23,14 +23,6 @@ AUDIT = ("_processed_at", "_run_id", "_row_hash")
 SCHEMA = ("id string, qty int, note string, _source_file string, _reject_reason string, "
           "_processed_at timestamp, _run_id string, _row_hash string")
 AT = datetime(2024, 3, 5, 7, 30, tzinfo=timezone.utc)
-
-
-def _lake(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> LakeStorage:
-    if kind == "local":
-        return LakeStorage(url=str(tmp_path / "lake"))
-    s3: S3Server = request.getfixturevalue("s3")
-    catalog: str = request.getfixturevalue("postgres_catalog")
-    return LakeStorage(url=f"s3://{s3.make_bucket()}/lake", catalog_uri=catalog)
 
 
 def _split(spark: SparkSession, lake: LakeStorage, rows: list[tuple]) -> None:
@@ -50,7 +42,7 @@ def _rows(lake: LakeStorage, key: list[str]) -> tuple[list[str], list[tuple]]:
 def test_usable_and_rejected_rows_land_in_their_own_tables(
     kind: str, spark: SparkSession, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    lake = _lake(kind, tmp_path, request)
+    lake = lake_of_kind(kind, tmp_path, request)
     rows = [
         ("A1", 2, "Zoë", "f1.csv", "", AT, "run-1", "h-a1"),
         ("A2", 1, None, "f1.csv", "", AT, "run-1", None),  # a NULL in a usable-only column stays NULL
