@@ -360,6 +360,11 @@ class DuplicateStats:
         return self.exact_duplicates + self.conflicting_rows
 
 
+def _usable(reason: str | None) -> Column:
+    """True for a row whose `reason` column is empty (every row without a reason column)."""
+    return F.lit(True) if reason is None else F.col(reason) == ""
+
+
 def _content_hash(df: DataFrame, key: Sequence[str]) -> Column:
     """A row's content within its key (every non-`_` column outside `key`) as a 64-bit hash: shuffled
     and compared instead of the whole row. xxhash64 skips NULLs, so each value is hashed with its NULL
@@ -386,13 +391,12 @@ class DuplicateCounter:
         self._reason: str | None = None
         self._stats: DuplicateStats | None = None
 
-    def observe(self, ranked: DataFrame, key: Sequence[str], source: DataFrame, usable: Column | None = None,
-                reason: str | None = None) -> DataFrame:
+    def observe(self, ranked: DataFrame, key: Sequence[str], source: DataFrame, reason: str | None = None
+                ) -> DataFrame:
         """`ranked` (one row per input row, with `_rank`, `_rows_of_key`, `_contents_of_key`) observed. With
-        `usable` (false for a row passed through because of its `reason` column) only usable rows are
-        counted as de-duplicated, and the others as `quarantined_rows`."""
+        `reason`, only usable rows are counted as de-duplicated, and the others as `quarantined_rows`."""
         self._input, self._key, self._reason = source, key, reason
-        usable = F.lit(True) if usable is None else usable
+        usable = _usable(reason)
         first = (F.col("_rank") == 1) & usable  # one row per key carries the key's counts
         rows_of_key, contents = F.col("_rows_of_key"), F.col("_contents_of_key")
         quarantined = [F.count(F.when(~usable, 1)).alias("quarantined_rows")] if reason is not None else []
@@ -432,7 +436,7 @@ def conflicting_keys_sample(
     `split_rejects`)."""
     content = _content_hash(df, key)
     if reason is not None:
-        content = F.when(F.col(reason) == "", content)
+        content = F.when(_usable(reason), content)
     contents = df.groupBy(*key).agg(F.countDistinct(content).alias("_h"))
     rows = contents.filter("_h > 1").select(*key).orderBy(*key).limit(size).collect()
     return [r.asDict() for r in rows]
@@ -463,7 +467,7 @@ def deduplicate_latest(
     tie = tie_hash if tie_hash is not None else "_tie"
     ranked = df if tie_hash is not None else df.withColumn(
         "_tie", row_hash(sorted(c for c in df.columns if not c.startswith("_"))))
-    usable = F.lit(True) if reason is None else F.col(reason) == ""
+    usable = _usable(reason)
     order = [F.col(c).desc_nulls_last() for c in (*order_by, *tie_breakers)] + [F.col(tie).desc()]
     if reason is not None:
         order.insert(0, usable.desc())
@@ -482,7 +486,7 @@ def deduplicate_latest(
         # collect_set skips NULLs: a rejected row adds no content.
         F.size(F.collect_set(F.when(usable, _content_hash(df, key))).over(whole_key)).alias("_contents_of_key"),
     )
-    observed = counter.observe(ranked, key, df, usable if reason is not None else None, reason)
+    observed = counter.observe(ranked, key, df, reason)
     return observed.filter(kept).drop("_rank", "_rows_of_key", "_contents_of_key", "_tie")
 
 
