@@ -3,6 +3,7 @@ than one section (derived SQL against the sources, rules against declared extra 
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from typing import Any
@@ -109,6 +110,12 @@ class PipelineConfig(StrictModel):
         """The environment variables the YAML value at `key` referenced (`${NAME}`), in order; empty
         for a literal value or a config not read by `load_config`."""
         return list(self._env_references.get(key, []))
+
+    def fingerprint(self) -> str:
+        """Text that is equal for two configs exactly when they read the same: every value and which
+        environment variables each came from."""
+        references = json.dumps(self._env_references, sort_keys=True)
+        return f"{self.model_dump_json()}\n{references}"
 
     @model_validator(mode="after")
     def _unique_sources(self) -> PipelineConfig:
